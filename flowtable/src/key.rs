@@ -1,0 +1,402 @@
+//! The flow key: every header field the switch decides on, packed into [`KEY_WORDS`] `u64`s.
+//!
+//! A key is a plain array of words so that the hot operations are word loops the compiler
+//! unrolls: masking is a word-wise AND, equality a word compare, and hashing mixes only the
+//! words a mask keeps ([`FlowKey::hash_words`]). Field placement (word, shift, width) lives in
+//! one table, the `layout` module below; accessors are generated from it.
+//!
+//! Conventions, as in Open vSwitch:
+//! - `vlan_tci` and `vlan_inner_tci` hold the 802.1Q TCI with [`VLAN_PRESENT`] (the CFI bit)
+//!   set when a tag is present, so "untagged" and "VLAN 0" differ.
+//! - `eth_type` is the innermost EtherType after all tags; 802.3 length frames use
+//!   [`ETH_TYPE_NONE`].
+//! - `ip_src`/`ip_dst` hold IPv4 addresses, or ARP's sender/target protocol addresses;
+//!   `ip_proto` holds the ARP opcode's low byte for ARP.
+//! - `tp_src`/`tp_dst` hold TCP/UDP ports, or ICMP/ICMPv6 type and code.
+//! - `ip_frag` holds [`FRAG_ANY`] | [`FRAG_LATER`]; later fragments carry no L4 fields.
+//! - `tun_id`, `tun_src`, `tun_dst` are tunnel metadata set at VXLAN decap, zero otherwise.
+
+mod extract;
+
+pub use extract::{extract, extract_vxlan, VxlanOuter};
+
+use crate::types::{MacAddr, PortNo};
+
+/// How many `u64` words a [`FlowKey`] holds.
+pub const KEY_WORDS: usize = 13;
+
+/// The TCI bit that marks a VLAN tag as present (the CFI/DEI bit position, as OVS does).
+pub const VLAN_PRESENT: u16 = 0x1000;
+/// The VLAN id bits of a TCI.
+pub const VLAN_VID_MASK: u16 = 0x0fff;
+/// The priority code point bits of a TCI.
+pub const VLAN_PCP_MASK: u16 = 0xe000;
+/// `eth_type` of an 802.3 frame whose type field is a length (< 0x600).
+pub const ETH_TYPE_NONE: u16 = 0x05ff;
+/// `ip_frag` bit: the packet is a fragment (MF set or offset non-zero).
+pub const FRAG_ANY: u8 = 1;
+/// `ip_frag` bit: the fragment is not the first one (offset non-zero).
+pub const FRAG_LATER: u8 = 2;
+
+/// A flow key: the parsed header fields of one frame, or (as a mask) which bits of them matter.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FlowKey {
+    words: [u64; KEY_WORDS],
+}
+
+/// Field placement: `(word, shift, bits)`. The only place offsets are written down.
+mod layout {
+    pub const IN_PORT: (usize, u32, u32) = (0, 0, 32);
+    pub const ETH_TYPE: (usize, u32, u32) = (0, 32, 16);
+    pub const VLAN_TCI: (usize, u32, u32) = (0, 48, 16);
+    pub const ETH_DST: (usize, u32, u32) = (1, 0, 48);
+    pub const VLAN_INNER_TCI: (usize, u32, u32) = (1, 48, 16);
+    pub const ETH_SRC: (usize, u32, u32) = (2, 0, 48);
+    pub const IP_PROTO: (usize, u32, u32) = (2, 48, 8);
+    pub const IP_FRAG: (usize, u32, u32) = (2, 56, 8);
+    pub const IP_SRC: (usize, u32, u32) = (3, 0, 32);
+    pub const IP_DST: (usize, u32, u32) = (3, 32, 32);
+    pub const TP_SRC: (usize, u32, u32) = (4, 0, 16);
+    pub const TP_DST: (usize, u32, u32) = (4, 16, 16);
+    pub const IP_TOS: (usize, u32, u32) = (4, 32, 8);
+    pub const IP_TTL: (usize, u32, u32) = (4, 40, 8);
+    // word 4 bits 48..64 reserved (zero).
+    pub const IPV6_SRC: usize = 5; // words 5 (high) and 6 (low)
+    pub const IPV6_DST: usize = 7; // words 7 (high) and 8 (low)
+    pub const ARP_SHA: (usize, u32, u32) = (9, 0, 48);
+    pub const ARP_THA: (usize, u32, u32) = (10, 0, 48);
+    pub const TUN_ID: (usize, u32, u32) = (11, 0, 32);
+    pub const TUN_SRC: (usize, u32, u32) = (12, 0, 32);
+    pub const TUN_DST: (usize, u32, u32) = (12, 32, 32);
+}
+
+macro_rules! scalar_field {
+    ($(#[$doc:meta])* $get:ident, $set:ident, $ty:ty, $loc:expr) => {
+        $(#[$doc])*
+        #[inline]
+        pub fn $get(&self) -> $ty {
+            let (w, shift, bits) = $loc;
+            ((self.words[w] >> shift) & mask_bits(bits)) as $ty
+        }
+
+        #[doc = concat!("Sets the field read by [`FlowKey::", stringify!($get), "`].")]
+        #[inline]
+        pub fn $set(&mut self, v: $ty) {
+            let (w, shift, bits) = $loc;
+            let m = mask_bits(bits) << shift;
+            self.words[w] = (self.words[w] & !m) | (((v as u64) << shift) & m);
+        }
+    };
+}
+
+#[inline]
+const fn mask_bits(bits: u32) -> u64 {
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    }
+}
+
+impl FlowKey {
+    /// The all-zero key (also the empty mask: matches everything).
+    pub const ZERO: FlowKey = FlowKey {
+        words: [0; KEY_WORDS],
+    };
+    /// The all-ones mask: every bit matters (an exact match).
+    pub const EXACT: FlowKey = FlowKey {
+        words: [u64::MAX; KEY_WORDS],
+    };
+
+    /// The raw words.
+    #[inline]
+    pub fn words(&self) -> &[u64; KEY_WORDS] {
+        &self.words
+    }
+
+    /// A key from raw words (tests, benchmarks, and masks built word by word).
+    pub fn from_words(words: [u64; KEY_WORDS]) -> FlowKey {
+        FlowKey { words }
+    }
+
+    /// `self & mask`, word by word.
+    #[inline]
+    pub fn masked(&self, mask: &FlowKey) -> FlowKey {
+        let mut out = FlowKey::ZERO;
+        for i in 0..KEY_WORDS {
+            out.words[i] = self.words[i] & mask.words[i];
+        }
+        out
+    }
+
+    /// True when `self & mask == value` (`value` already masked).
+    #[inline]
+    pub fn matches(&self, value: &FlowKey, mask: &FlowKey) -> bool {
+        let mut diff = 0;
+        for i in 0..KEY_WORDS {
+            diff |= (self.words[i] & mask.words[i]) ^ value.words[i];
+        }
+        diff == 0
+    }
+
+    /// The hash of the whole key (the EMC's hash).
+    #[inline]
+    pub fn hash(&self) -> u64 {
+        let mut h = SEED;
+        for &w in &self.words {
+            h = mix(h, w);
+        }
+        finish(h)
+    }
+
+    /// The hash of `self & mask` over the word indices in `idx` (a subtable's hash: words the
+    /// mask zeroes out are skipped, so they cost nothing). Equal masked keys hash equal.
+    #[inline]
+    pub fn hash_words(&self, mask: &FlowKey, idx: &[u8]) -> u64 {
+        let mut h = SEED;
+        for &i in idx {
+            let i = i as usize;
+            h = mix(h, self.words[i] & mask.words[i]);
+        }
+        finish(h)
+    }
+
+    /// Indices of the words that are non-zero (for a mask: the words a subtable must hash).
+    pub fn nonzero_words(&self) -> Vec<u8> {
+        (0..KEY_WORDS)
+            .filter(|&i| self.words[i] != 0)
+            .map(|i| i as u8)
+            .collect()
+    }
+
+    scalar_field!(
+        /// The port the frame arrived on.
+        in_port_raw, set_in_port_raw, u32, layout::IN_PORT);
+    scalar_field!(
+        /// Innermost EtherType (see module doc).
+        eth_type, set_eth_type, u16, layout::ETH_TYPE);
+    scalar_field!(
+        /// Outer 802.1Q TCI with [`VLAN_PRESENT`] set when tagged.
+        vlan_tci, set_vlan_tci, u16, layout::VLAN_TCI);
+    scalar_field!(
+        /// Inner (QinQ) 802.1Q TCI with [`VLAN_PRESENT`] set when double tagged.
+        vlan_inner_tci, set_vlan_inner_tci, u16, layout::VLAN_INNER_TCI);
+    scalar_field!(
+        /// Destination MAC as 48 bits, first octet most significant.
+        eth_dst_raw, set_eth_dst_raw, u64, layout::ETH_DST);
+    scalar_field!(
+        /// Source MAC as 48 bits, first octet most significant.
+        eth_src_raw, set_eth_src_raw, u64, layout::ETH_SRC);
+    scalar_field!(
+        /// IP protocol, or the low byte of the ARP opcode.
+        ip_proto, set_ip_proto, u8, layout::IP_PROTO);
+    scalar_field!(
+        /// Fragment flags: [`FRAG_ANY`] | [`FRAG_LATER`].
+        ip_frag, set_ip_frag, u8, layout::IP_FRAG);
+    scalar_field!(
+        /// IPv4 source, or ARP sender protocol address.
+        ip_src, set_ip_src, u32, layout::IP_SRC);
+    scalar_field!(
+        /// IPv4 destination, or ARP target protocol address.
+        ip_dst, set_ip_dst, u32, layout::IP_DST);
+    scalar_field!(
+        /// TCP/UDP source port, or ICMP/ICMPv6 type.
+        tp_src, set_tp_src, u16, layout::TP_SRC);
+    scalar_field!(
+        /// TCP/UDP destination port, or ICMP/ICMPv6 code.
+        tp_dst, set_tp_dst, u16, layout::TP_DST);
+    scalar_field!(
+        /// IPv4 TOS / IPv6 traffic class (DSCP << 2 | ECN).
+        ip_tos, set_ip_tos, u8, layout::IP_TOS);
+    scalar_field!(
+        /// IPv4 TTL / IPv6 hop limit.
+        ip_ttl, set_ip_ttl, u8, layout::IP_TTL);
+    scalar_field!(
+        /// ARP sender hardware address as 48 bits.
+        arp_sha_raw, set_arp_sha_raw, u64, layout::ARP_SHA);
+    scalar_field!(
+        /// ARP target hardware address as 48 bits.
+        arp_tha_raw, set_arp_tha_raw, u64, layout::ARP_THA);
+    scalar_field!(
+        /// Tunnel id (the VNI) of a decapsulated frame.
+        tun_id, set_tun_id, u32, layout::TUN_ID);
+    scalar_field!(
+        /// Outer IPv4 source of a decapsulated frame.
+        tun_src, set_tun_src, u32, layout::TUN_SRC);
+    scalar_field!(
+        /// Outer IPv4 destination of a decapsulated frame.
+        tun_dst, set_tun_dst, u32, layout::TUN_DST);
+
+    /// The port the frame arrived on.
+    #[inline]
+    pub fn in_port(&self) -> PortNo {
+        PortNo(self.in_port_raw())
+    }
+
+    /// Sets the in-port.
+    #[inline]
+    pub fn set_in_port(&mut self, p: PortNo) {
+        self.set_in_port_raw(p.0)
+    }
+
+    /// Destination MAC.
+    #[inline]
+    pub fn eth_dst(&self) -> MacAddr {
+        MacAddr::from_u64(self.eth_dst_raw())
+    }
+
+    /// Sets the destination MAC.
+    #[inline]
+    pub fn set_eth_dst(&mut self, m: MacAddr) {
+        self.set_eth_dst_raw(m.to_u64())
+    }
+
+    /// Source MAC.
+    #[inline]
+    pub fn eth_src(&self) -> MacAddr {
+        MacAddr::from_u64(self.eth_src_raw())
+    }
+
+    /// Sets the source MAC.
+    #[inline]
+    pub fn set_eth_src(&mut self, m: MacAddr) {
+        self.set_eth_src_raw(m.to_u64())
+    }
+
+    /// IPv6 source address.
+    #[inline]
+    pub fn ipv6_src(&self) -> u128 {
+        self.get_u128(layout::IPV6_SRC)
+    }
+
+    /// Sets the IPv6 source address.
+    #[inline]
+    pub fn set_ipv6_src(&mut self, v: u128) {
+        self.set_u128(layout::IPV6_SRC, v)
+    }
+
+    /// IPv6 destination address.
+    #[inline]
+    pub fn ipv6_dst(&self) -> u128 {
+        self.get_u128(layout::IPV6_DST)
+    }
+
+    /// Sets the IPv6 destination address.
+    #[inline]
+    pub fn set_ipv6_dst(&mut self, v: u128) {
+        self.set_u128(layout::IPV6_DST, v)
+    }
+
+    #[inline]
+    fn get_u128(&self, w: usize) -> u128 {
+        (self.words[w] as u128) << 64 | self.words[w + 1] as u128
+    }
+
+    #[inline]
+    fn set_u128(&mut self, w: usize, v: u128) {
+        self.words[w] = (v >> 64) as u64;
+        self.words[w + 1] = v as u64;
+    }
+
+    /// VLAN id of the outer tag, if the frame is tagged.
+    pub fn vlan_vid(&self) -> Option<u16> {
+        let tci = self.vlan_tci();
+        (tci & VLAN_PRESENT != 0).then_some(tci & VLAN_VID_MASK)
+    }
+}
+
+const SEED: u64 = 0x243f_6a88_85a3_08d3;
+
+#[inline]
+fn mix(h: u64, w: u64) -> u64 {
+    // One multiply-rotate round per word (a folded multiply, as in foldhash/wyhash): strong
+    // enough to spread masked keys over a power-of-two table, cheap enough for 13 words.
+    let m = (h ^ w) as u128 * 0x9e37_79b9_7f4a_7c15u128;
+    ((m >> 64) as u64 ^ m as u64).rotate_left(23)
+}
+
+#[inline]
+fn finish(h: u64) -> u64 {
+    let m = h as u128 * 0xff51_afd7_ed55_8ccdu128;
+    (m >> 64) as u64 ^ m as u64
+}
+
+impl core::fmt::Debug for FlowKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FlowKey")
+            .field("in_port", &self.in_port_raw())
+            .field("eth_src", &format_args!("{}", self.eth_src()))
+            .field("eth_dst", &format_args!("{}", self.eth_dst()))
+            .field("eth_type", &format_args!("{:#06x}", self.eth_type()))
+            .field("vlan_tci", &format_args!("{:#06x}", self.vlan_tci()))
+            .field("vlan_inner_tci", &format_args!("{:#06x}", self.vlan_inner_tci()))
+            .field("ip_src", &core::net::Ipv4Addr::from(self.ip_src()))
+            .field("ip_dst", &core::net::Ipv4Addr::from(self.ip_dst()))
+            .field("ipv6_src", &core::net::Ipv6Addr::from(self.ipv6_src()))
+            .field("ipv6_dst", &core::net::Ipv6Addr::from(self.ipv6_dst()))
+            .field("ip_proto", &self.ip_proto())
+            .field("ip_frag", &self.ip_frag())
+            .field("ip_tos", &self.ip_tos())
+            .field("ip_ttl", &self.ip_ttl())
+            .field("tp_src", &self.tp_src())
+            .field("tp_dst", &self.tp_dst())
+            .field("arp_sha", &format_args!("{}", MacAddr::from_u64(self.arp_sha_raw())))
+            .field("arp_tha", &format_args!("{}", MacAddr::from_u64(self.arp_tha_raw())))
+            .field("tun_id", &self.tun_id())
+            .field("tun_src", &core::net::Ipv4Addr::from(self.tun_src()))
+            .field("tun_dst", &core::net::Ipv4Addr::from(self.tun_dst()))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn fields_do_not_overlap() {
+        // Set every field to all ones, one at a time, and check that no other field moved.
+        let mut k = FlowKey::ZERO;
+        k.set_in_port_raw(u32::MAX);
+        assert_eq!(k.eth_type(), 0);
+        assert_eq!(k.vlan_tci(), 0);
+        k.set_eth_type(0xffff);
+        k.set_vlan_tci(0xffff);
+        assert_eq!(k.words()[0], u64::MAX);
+        k.set_eth_dst_raw(u64::MAX);
+        assert_eq!(k.eth_dst_raw(), 0xffff_ffff_ffff);
+        assert_eq!(k.vlan_inner_tci(), 0);
+        k.set_ip_src(0x0102_0304);
+        k.set_ip_dst(0x0a0b_0c0d);
+        assert_eq!(k.ip_src(), 0x0102_0304);
+        assert_eq!(k.ip_dst(), 0x0a0b_0c0d);
+        k.set_tp_src(80);
+        k.set_tp_dst(443);
+        k.set_ip_tos(0xb8);
+        k.set_ip_ttl(64);
+        assert_eq!((k.tp_src(), k.tp_dst(), k.ip_tos(), k.ip_ttl()), (80, 443, 0xb8, 64));
+        k.set_ipv6_src(u128::MAX - 1);
+        k.set_ipv6_dst(7);
+        assert_eq!(k.ipv6_src(), u128::MAX - 1);
+        assert_eq!(k.ipv6_dst(), 7);
+        k.set_tun_id(0xff_ffff);
+        k.set_tun_src(1);
+        k.set_tun_dst(2);
+        assert_eq!((k.tun_id(), k.tun_src(), k.tun_dst()), (0xff_ffff, 1, 2));
+    }
+
+    #[test]
+    fn masked_hash_ignores_masked_bits() {
+        let mut a = FlowKey::ZERO;
+        a.set_ip_dst(0x0a00_0001);
+        let mut b = a;
+        b.set_tp_dst(22);
+        let mut mask = FlowKey::ZERO;
+        mask.set_ip_dst(0xffff_ff00);
+        let idx = mask.nonzero_words();
+        assert_eq!(idx, vec![3]);
+        assert_eq!(a.hash_words(&mask, &idx), b.hash_words(&mask, &idx));
+        assert!(b.matches(&a.masked(&mask), &mask));
+        assert_ne!(a.hash(), b.hash());
+    }
+}
