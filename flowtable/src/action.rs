@@ -21,3 +21,31 @@ pub enum Action {
     /// Set the tunnel id used by a later output to a VXLAN port.
     SetTunnel(Vni),
 }
+
+/// Why an action list was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ActionError(pub String);
+
+/// Parses an action list (stub).
+pub fn parse_actions<S: AsRef<str>>(
+    list: &[S],
+    resolve: &dyn Fn(&str) -> Option<PortNo>,
+) -> Result<Vec<Action>, ActionError> {
+    let mut out = Vec::new();
+    for s in list {
+        let s = s.as_ref();
+        if s == "drop" {
+            continue;
+        }
+        if s == "normal" {
+            out.push(Action::Normal);
+        } else if let Some(p) = s.strip_prefix("output:") {
+            out.push(Action::Output(resolve(p).ok_or_else(|| ActionError(format!("no port named {p:?}")))?));
+        } else {
+            return Err(ActionError(format!("unknown action {s:?}")));
+        }
+    }
+    let _ = (VlanId::new(0), Vni::new(0));
+    Ok(out)
+}

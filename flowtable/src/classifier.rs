@@ -70,6 +70,18 @@ impl Classifier {
     pub fn rule(&self, idx: RuleIdx) -> &Rule {
         &self.rules[idx.0 as usize]
     }
+    /// Hits per rule (stub).
+    pub fn rule_hits(&self) -> impl Iterator<Item = (RuleId, u64)> + '_ {
+        self.rules.iter().map(|r| (r.id, 0))
+    }
+    /// Stats (stub).
+    pub fn stats(&self) -> ClassifierStats {
+        ClassifierStats::default()
+    }
+    /// Subtables (stub).
+    pub fn n_subtables(&self) -> usize {
+        0
+    }
     /// Number of rules.
     pub fn len(&self) -> usize {
         self.rules.len()
@@ -78,4 +90,11 @@ impl Classifier {
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
+}
+
+/// Classifier counters.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct ClassifierStats {
+    /// Probes.
+    pub subtable_probes: u64,
 }

@@ -10,6 +10,13 @@ pub enum Field {
     InPort,
 }
 
+impl Field {
+    /// Looks a field up by name (stub).
+    pub fn from_name(name: &str) -> Option<Field> {
+        (name == "in_port").then_some(Field::InPort)
+    }
+}
+
 /// Why a match was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MatchError {
@@ -37,6 +44,10 @@ impl Match {
     /// The mask.
     pub fn mask(&self) -> &FlowKey {
         &self.mask
+    }
+    /// A match from values and a mask.
+    pub fn from_parts(value: FlowKey, mask: FlowKey) -> Match {
+        Match { value: value.masked(&mask), mask }
     }
     /// Matches frames that arrived on `port`.
     pub fn set_in_port(&mut self, port: PortNo) {

@@ -1,1 +1,22 @@
-//! Ports.
+//! Everything that moves frames in and out of the switch.
+//!
+//! A port hands the datapath one [`RxQueue`] per receive queue and one [`TxQueue`] per PMD
+//! thread. Each queue handle is owned by exactly one PMD, so a burst needs no lock. Frames live
+//! in switch-owned [`Packet`] buffers that the PMD preallocates and reuses; ports copy into and
+//! out of them (a guest's memory is never borrowed past one burst).
+//!
+//! This crate holds the trait, the buffer and ports that need no privileges: [`mem`], an
+//! in-memory port pair for tests, and [`fault`], a seeded fault injector. Later modules add
+//! vhost-user, AF_XDP and tap behind the same trait.
+//!
+//! Layering: depends on `flowtable` only for shared newtypes; knows nothing of the pipeline.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod fault;
+pub mod mem;
+pub mod packet;
+pub mod port;
+
+pub use packet::Packet;
+pub use port::{Port, PortError, RxQueue, TxQueue, BURST};

@@ -1,1 +1,19 @@
-//! Switch.
+//! The vswitch datapath and its control handle.
+//!
+//! - [`config`]: the serde model shared by the config file, the API and persisted state;
+//! - [`control`]: [`Switch`], which owns ports and flows and sends every change to the PMDs;
+//! - `pmd`: the poll-mode threads and the per-burst pipeline (rx, key, lookup, execute, tx);
+//! - [`stats`]: per-PMD counters and how they are published.
+//!
+//! Layering: uses `flowtable` (packet logic) and `ports` (I/O); knows nothing of HTTP or the
+//! command line. The crate forbids `unsafe`.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod control;
+mod pmd;
+pub mod stats;
+
+pub use config::Config;
+pub use control::{FdbEntry, FlowInfo, PortInfo, Switch, SwitchError};
+pub use stats::{DropReason, PmdSnapshot, PmdStats};

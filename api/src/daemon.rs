@@ -1,0 +1,63 @@
+//! `vswitchd`'s life cycle: parse flags, load and validate the config, start the switch,
+//! wait for SIGTERM or SIGINT, stop cleanly.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use nix::sys::signal::{SigSet, Signal};
+use switch::{Config, Switch};
+use tracing::info;
+
+/// Command-line flags of `vswitchd`.
+#[derive(Debug, Parser)]
+#[command(name = "vswitchd", version, about = "vswitch: a userspace poll-mode virtual switch")]
+pub struct Args {
+    /// The TOML config file to start from.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Check the config file and exit without starting the switch.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. Errors name what was wrong; nothing is left running.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    // Block the stop signals in this thread before any other thread starts, so every thread
+    // inherits the mask and only `sigwait` below receives them.
+    let mut stop = SigSet::empty();
+    stop.add(Signal::SIGTERM);
+    stop.add(Signal::SIGINT);
+    stop.thread_block().context("blocking SIGTERM/SIGINT")?;
+
+    let cfg = Config::load(&args.config)?;
+    if args.check {
+        println!("{}: OK", args.config.display());
+        return Ok(());
+    }
+    let sw = Switch::start(&cfg).context("starting the switch")?;
+    info!(
+        config = %args.config.display(),
+        ports = cfg.ports.len(),
+        flows = cfg.flows.len(),
+        pmds = cfg.switch.pmd_cores.len(),
+        "vswitchd running"
+    );
+    let sig = stop.wait().context("waiting for a stop signal")?;
+    info!(signal = ?sig, "stopping");
+    sw.shutdown();
+    info!("stopped");
+    Ok(())
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default `info` level.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian 12 machine (run as root) and runs every
+# test: formatting, clippy, and the whole workspace's unit, property and process tests.
+# This is the README's test command and what CI (.ci/run) runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use. The Rust toolchain itself (cargo 1.95, rustup) is part of
+# the machine image.
+packages=(ca-certificates gcc libc6-dev pkg-config iproute2)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "test.sh: missing packages ${missing[*]}; run as root to install them" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked

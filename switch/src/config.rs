@@ -1,0 +1,644 @@
+//! The configuration model: one serde shape for the config file, the REST API and the state
+//! directory. [`Config::from_toml`] parses and validates a whole file and reports the first
+//! problem with its line, column and field path; nothing is applied until all of it is valid.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use flowtable::action::{parse_actions, Action};
+use flowtable::matching::{Field, Match};
+use flowtable::PortNo;
+use serde::{Deserialize, Serialize};
+
+/// The priority a flow gets when the config does not say (OpenFlow's default).
+pub const DEFAULT_PRIORITY: u32 = 32_768;
+/// The highest priority a flow may have.
+pub const MAX_PRIORITY: u32 = 65_535;
+
+/// A whole switch configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Datapath settings.
+    #[serde(default)]
+    pub switch: SwitchConfig,
+    /// Ports, in the order they are created (and numbered, from 1).
+    #[serde(default, rename = "port", skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortConfig>,
+    /// Flow rules.
+    #[serde(default, rename = "flow", skip_serializing_if = "Vec::is_empty")]
+    pub flows: Vec<FlowConfig>,
+}
+
+/// `[switch]`: datapath settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchConfig {
+    /// CPUs that run PMD threads, one thread each (default: the last CPU).
+    #[serde(default = "default_pmd_cores")]
+    pub pmd_cores: Vec<usize>,
+    /// Exact-match cache entries per PMD (a power of two).
+    #[serde(default = "default_emc_entries")]
+    pub emc_entries: usize,
+    /// MAC learning table size per PMD.
+    #[serde(default = "default_mac_table_size")]
+    pub mac_table_size: usize,
+    /// Seconds a learned MAC lives without traffic.
+    #[serde(default = "default_mac_aging_secs")]
+    pub mac_aging_secs: u64,
+    /// Microseconds without traffic after which a PMD sleeps until a port signals traffic
+    /// (0: never sleep, busy-poll like OVS-DPDK).
+    #[serde(default = "default_pmd_sleep_after_us")]
+    pub pmd_sleep_after_us: u64,
+}
+
+fn default_pmd_cores() -> Vec<usize> {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    vec![n - 1]
+}
+fn default_emc_entries() -> usize {
+    8192
+}
+fn default_mac_table_size() -> usize {
+    65_536
+}
+fn default_mac_aging_secs() -> u64 {
+    300
+}
+fn default_pmd_sleep_after_us() -> u64 {
+    200
+}
+
+impl Default for SwitchConfig {
+    fn default() -> Self {
+        SwitchConfig {
+            pmd_cores: default_pmd_cores(),
+            emc_entries: default_emc_entries(),
+            mac_table_size: default_mac_table_size(),
+            mac_aging_secs: default_mac_aging_secs(),
+            pmd_sleep_after_us: default_pmd_sleep_after_us(),
+        }
+    }
+}
+
+/// A port's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PortType {
+    /// An in-memory test port: frames are injected and collected in-process.
+    Memory,
+    /// A vhost-user socket a VM or DPDK virtio-user app attaches to.
+    VhostUser,
+    /// An AF_XDP socket on a kernel interface (the uplink).
+    Afxdp,
+    /// A kernel tap interface.
+    Tap,
+    /// A VXLAN tunnel over the uplink.
+    Vxlan,
+}
+
+impl PortType {
+    /// The name used in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortType::Memory => "memory",
+            PortType::VhostUser => "vhost-user",
+            PortType::Afxdp => "afxdp",
+            PortType::Tap => "tap",
+            PortType::Vxlan => "vxlan",
+        }
+    }
+}
+
+/// Which side of a vhost-user socket the switch is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SocketMode {
+    /// The switch creates the socket and the VM connects.
+    Server,
+    /// The VM creates the socket; the switch connects and reconnects.
+    Client,
+}
+
+/// A port's VLAN mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VlanMode {
+    /// Untagged on the wire, in VLAN `tag` inside the switch.
+    Access,
+    /// Tagged frames of the `allowed` VLANs; untagged frames belong to `native`.
+    Trunk,
+}
+
+/// `vlan = { ... }` on a port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VlanConfig {
+    /// Access or trunk.
+    pub mode: VlanMode,
+    /// Access VLAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<u16>,
+    /// Trunk: VLANs carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<u16>>,
+    /// Trunk: the VLAN of untagged frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native: Option<u16>,
+}
+
+/// `[[port]]`: one port. Which optional fields apply depends on `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// Unique name, used by flows (`in_port`, `output:`) and the API.
+    pub name: String,
+    /// The port type.
+    #[serde(rename = "type")]
+    pub kind: PortType,
+    /// vhost-user: the socket path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<PathBuf>,
+    /// vhost-user: server (default) or client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<SocketMode>,
+    /// vhost-user, afxdp: number of queues (pairs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queues: Option<u16>,
+    /// afxdp, tap: the kernel interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// afxdp: this node's underlay address with prefix length, e.g. `198.18.0.1/24`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// afxdp: the underlay gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Ipv4Addr>,
+    /// vxlan: the VNI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vni: Option<u32>,
+    /// vxlan: the remote VTEP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_ip: Option<Ipv4Addr>,
+    /// vxlan: the local VTEP (default: the uplink's address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_ip: Option<Ipv4Addr>,
+    /// VLAN mode; absent means the untagged domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<VlanConfig>,
+}
+
+/// A match value as written: TOML strings and integers are both accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MatchValue {
+    /// An integer, e.g. `tp_dst = 80`.
+    Int(u64),
+    /// Text, e.g. `ip_dst = "10.0.0.0/24"`.
+    Text(String),
+}
+
+impl MatchValue {
+    fn text(&self) -> String {
+        match self {
+            MatchValue::Int(v) => v.to_string(),
+            MatchValue::Text(s) => s.clone(),
+        }
+    }
+}
+
+/// `[[flow]]`: one rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowConfig {
+    /// Higher wins; 0..=65535, default 32768.
+    #[serde(default = "default_priority")]
+    pub priority: u32,
+    /// Field name -> value; absent fields are wildcards. `in_port` takes a port name.
+    #[serde(rename = "match", default)]
+    pub matches: BTreeMap<String, MatchValue>,
+    /// Actions in order: `output:PORT`, `normal`, `drop`, `push_vlan:VID`, `pop_vlan`,
+    /// `set_tunnel:VNI`.
+    pub actions: Vec<String>,
+}
+
+fn default_priority() -> u32 {
+    DEFAULT_PRIORITY
+}
+
+/// One step of a path into the config (`flow[2].match.ip_dst`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathSeg {
+    /// A table key.
+    Key(String),
+    /// An array index.
+    Index(usize),
+}
+
+/// A validation problem: where, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", render_path(path))]
+pub struct Problem {
+    /// Where in the config.
+    pub path: Vec<PathSeg>,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn render_path(path: &[PathSeg]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            PathSeg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            PathSeg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+fn key(k: &str) -> PathSeg {
+    PathSeg::Key(k.to_string())
+}
+
+fn problem(path: Vec<PathSeg>, message: impl Into<String>) -> Problem {
+    Problem {
+        path,
+        message: message.into(),
+    }
+}
+
+/// Why a config file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the model.
+    #[error("{file}:{line}:{col}: {message}")]
+    Syntax {
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        col: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// The file parsed but a value is wrong.
+    #[error("{file}:{line}:{col}: {problem}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// 1-based line of the offending value (or its table).
+        line: usize,
+        /// 1-based column.
+        col: usize,
+        /// Field path and reason.
+        problem: Problem,
+    },
+}
+
+/// A flow compiled against a set of port numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledFlow {
+    /// Priority.
+    pub priority: u32,
+    /// The match.
+    pub matches: Match,
+    /// The actions (empty: drop).
+    pub actions: Vec<Action>,
+}
+
+impl FlowConfig {
+    /// Compiles the text form into a match and actions, resolving port names with `port`.
+    /// Errors carry paths relative to the flow (`match.ip_dst`, `actions[1]`).
+    pub fn compile(&self, port: &dyn Fn(&str) -> Option<PortNo>) -> Result<CompiledFlow, Problem> {
+        if self.priority > MAX_PRIORITY {
+            return Err(problem(
+                vec![key("priority")],
+                format!("{} is out of range 0..={MAX_PRIORITY}", self.priority),
+            ));
+        }
+        let mut m = Match::any();
+        for (name, value) in &self.matches {
+            let path = vec![key("match"), key(name)];
+            let field = Field::from_name(name).ok_or_else(|| {
+                problem(
+                    path.clone(),
+                    flowtable::matching::MatchError::UnknownField(name.clone()).to_string(),
+                )
+            })?;
+            if field == Field::InPort {
+                let text = value.text();
+                let no = port(&text)
+                    .ok_or_else(|| problem(path.clone(), format!("no port named {text:?}")))?;
+                m.set_in_port(no);
+                continue;
+            }
+            m.set(field, &value.text())
+                .map_err(|e| problem(path.clone(), e.to_string()))?;
+        }
+        m.check_prerequisites()
+            .map_err(|e| problem(vec![key("match")], e.to_string()))?;
+        let actions =
+            parse_actions(&self.actions, port).map_err(|e| problem(vec![key("actions")], e.to_string()))?;
+        Ok(CompiledFlow {
+            priority: self.priority,
+            matches: m,
+            actions,
+        })
+    }
+}
+
+impl PortConfig {
+    /// Checks the fields that apply to this port's type. Paths are relative to the port.
+    pub fn validate(&self) -> Result<(), Problem> {
+        validate_name(&self.name).map_err(|m| problem(vec![key("name")], m))?;
+        let allowed: &[&str] = match self.kind {
+            PortType::Memory => &[],
+            PortType::VhostUser => &["socket", "mode", "queues"],
+            PortType::Afxdp => &["interface", "queues", "ip", "gateway"],
+            PortType::Tap => &["interface"],
+            PortType::Vxlan => &["vni", "remote_ip", "local_ip"],
+        };
+        let present = [
+            ("socket", self.socket.is_some()),
+            ("mode", self.mode.is_some()),
+            ("queues", self.queues.is_some()),
+            ("interface", self.interface.is_some()),
+            ("ip", self.ip.is_some()),
+            ("gateway", self.gateway.is_some()),
+            ("vni", self.vni.is_some()),
+            ("remote_ip", self.remote_ip.is_some()),
+            ("local_ip", self.local_ip.is_some()),
+        ];
+        for (field, is_set) in present {
+            if is_set && !allowed.contains(&field) {
+                return Err(problem(
+                    vec![key(field)],
+                    format!("does not apply to a port of type {:?}", self.kind.as_str()),
+                ));
+            }
+        }
+        let required: &[(&str, bool)] = match self.kind {
+            PortType::VhostUser => &[("socket", self.socket.is_some())],
+            PortType::Afxdp | PortType::Tap => &[("interface", self.interface.is_some())],
+            PortType::Vxlan => &[("vni", self.vni.is_some()), ("remote_ip", self.remote_ip.is_some())],
+            PortType::Memory => &[],
+        };
+        for (field, is_set) in required {
+            if !is_set {
+                return Err(problem(
+                    vec![key(field)],
+                    format!("is required for a port of type {:?}", self.kind.as_str()),
+                ));
+            }
+        }
+        if let Some(q) = self.queues {
+            if q == 0 || q > 64 {
+                return Err(problem(vec![key("queues")], format!("{q} is out of range 1..=64")));
+            }
+        }
+        if let Some(vni) = self.vni {
+            if flowtable::Vni::new(vni).is_none() {
+                return Err(problem(vec![key("vni")], format!("{vni} does not fit in 24 bits")));
+            }
+        }
+        if let Some(ip) = &self.ip {
+            parse_cidr(ip).map_err(|m| problem(vec![key("ip")], m))?;
+        }
+        if let Some(v) = &self.vlan {
+            v.validate().map_err(|mut p| {
+                p.path.insert(0, key("vlan"));
+                p
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err(format!("{name:?} must be 1 to 64 characters"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "{name:?} may contain only letters, digits, '-', '_' and '.'"
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `a.b.c.d/len`.
+pub fn parse_cidr(text: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (addr, len) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?} must be an IPv4 address with a prefix length, e.g. 198.18.0.1/24"))?;
+    let addr: Ipv4Addr = addr
+        .parse()
+        .map_err(|_| format!("{text:?}: {addr:?} is not an IPv4 address"))?;
+    let len: u8 = len
+        .parse()
+        .ok()
+        .filter(|l| *l <= 32)
+        .ok_or_else(|| format!("{text:?}: prefix length must be 0..=32"))?;
+    Ok((addr, len))
+}
+
+impl VlanConfig {
+    fn validate(&self) -> Result<(), Problem> {
+        let vid = |field: &str, v: u16| {
+            if (1..=4094).contains(&v) {
+                Ok(())
+            } else {
+                Err(problem(vec![key(field)], format!("VLAN {v} is out of range 1..=4094")))
+            }
+        };
+        match self.mode {
+            VlanMode::Access => {
+                let tag = self
+                    .tag
+                    .ok_or_else(|| problem(vec![key("tag")], "is required in access mode"))?;
+                vid("tag", tag)?;
+                if self.allowed.is_some() || self.native.is_some() {
+                    return Err(problem(
+                        vec![key("mode")],
+                        "access mode takes only `tag` (`allowed` and `native` are for trunks)",
+                    ));
+                }
+            }
+            VlanMode::Trunk => {
+                if self.tag.is_some() {
+                    return Err(problem(vec![key("tag")], "is for access mode; trunks use `allowed` and `native`"));
+                }
+                let allowed = self
+                    .allowed
+                    .as_ref()
+                    .filter(|a| !a.is_empty())
+                    .ok_or_else(|| problem(vec![key("allowed")], "a trunk needs at least one allowed VLAN"))?;
+                for &v in allowed {
+                    vid("allowed", v)?;
+                }
+                if let Some(n) = self.native {
+                    vid("native", n)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SwitchConfig {
+    fn validate(&self) -> Result<(), Problem> {
+        let cores = vec![key("pmd_cores")];
+        if self.pmd_cores.is_empty() {
+            return Err(problem(cores, "at least one PMD core is needed"));
+        }
+        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut seen = HashSet::new();
+        for &c in &self.pmd_cores {
+            if c >= ncpu {
+                return Err(problem(
+                    cores,
+                    format!("CPU {c} does not exist (this machine has CPUs 0..={})", ncpu - 1),
+                ));
+            }
+            if !seen.insert(c) {
+                return Err(problem(cores, format!("CPU {c} is listed twice")));
+            }
+        }
+        if !self.emc_entries.is_power_of_two() || !(256..=1 << 20).contains(&self.emc_entries) {
+            return Err(problem(
+                vec![key("emc_entries")],
+                format!("{} must be a power of two in 256..=1048576", self.emc_entries),
+            ));
+        }
+        if !(1..=1 << 24).contains(&self.mac_table_size) {
+            return Err(problem(
+                vec![key("mac_table_size")],
+                format!("{} is out of range 1..=16777216", self.mac_table_size),
+            ));
+        }
+        if self.mac_aging_secs == 0 {
+            return Err(problem(vec![key("mac_aging_secs")], "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Checks everything: switch settings, each port, unique port names, and that every flow
+    /// compiles against the configured ports. The first problem wins.
+    pub fn validate(&self) -> Result<(), Problem> {
+        self.switch.validate().map_err(|mut p| {
+            p.path.insert(0, key("switch"));
+            p
+        })?;
+        let mut names = HashSet::new();
+        for (i, port) in self.ports.iter().enumerate() {
+            let at = |mut p: Problem| {
+                p.path.splice(0..0, [key("port"), PathSeg::Index(i)]);
+                p
+            };
+            port.validate().map_err(at)?;
+            if !names.insert(port.name.as_str()) {
+                return Err(at(problem(
+                    vec![key("name")],
+                    format!("{:?} is already the name of another port", port.name),
+                )));
+            }
+        }
+        let resolve = |name: &str| {
+            self.ports
+                .iter()
+                .position(|p| p.name == name)
+                .map(|i| PortNo(i as u32 + 1))
+        };
+        for (i, flow) in self.flows.iter().enumerate() {
+            flow.compile(&resolve).map_err(|mut p| {
+                p.path.splice(0..0, [key("flow"), PathSeg::Index(i)]);
+                p
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Parses and validates TOML text; `file` names it in errors.
+    pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map_or((1, 1), |s| line_col(text, s.start));
+            ConfigError::Syntax {
+                file: file.to_string(),
+                line,
+                col,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        cfg.validate().map_err(|problem| {
+            let offset = span_of(text, &problem.path).unwrap_or(0);
+            let (line, col) = line_col(text, offset);
+            ConfigError::Invalid {
+                file: file.to_string(),
+                line,
+                col,
+                problem,
+            }
+        })?;
+        Ok(cfg)
+    }
+
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Config::from_toml(&text, &file)
+    }
+}
+
+/// The byte offset of the deepest element of `path` present in the document.
+fn span_of(text: &str, path: &[PathSeg]) -> Option<usize> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut best = doc.span().start;
+    let mut cur: Option<&toml::de::DeValue<'_>> = None;
+    let mut table = Some(doc.get_ref());
+    for seg in path {
+        let next = match (seg, cur, table) {
+            (PathSeg::Key(k), None, Some(t)) => t.get(k.as_str()),
+            (PathSeg::Key(k), Some(v), _) => v.get(k.as_str()),
+            (PathSeg::Index(i), Some(v), _) => v.get(*i),
+            _ => None,
+        };
+        let Some(next) = next else { break };
+        best = next.span().start;
+        cur = Some(next.get_ref());
+        table = None;
+    }
+    Some(best)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}

@@ -1,0 +1,519 @@
+//! The control handle: creates PMD threads, ports and rules, and sends each change to the
+//! PMDs as a message they apply between bursts. Every mutating call returns once all PMDs
+//! have applied it (a barrier), so "the call returned" means "the change is in effect".
+//!
+//! Locks here guard control-plane state only; no PMD ever takes them.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{unbounded, Sender};
+use flowtable::fdb::L2Domain;
+use flowtable::{MacAddr, PortNo, Rule, RuleId};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use ports::mem::{self, MemPeer};
+use ports::{Port, PortError};
+use tracing::{info, warn};
+
+use crate::config::{CompiledFlow, Config, FlowConfig, PathSeg, PortConfig, PortType, Problem, SwitchConfig};
+use crate::pmd::{Pmd, PmdCmd, PmdConfig, PmdReport, RuleOp};
+use crate::stats::{PmdSnapshot, StatsMirror};
+
+/// How long a control call waits for the PMDs to apply a change.
+const PMD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a control operation failed. Nothing was changed when an error is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError {
+    /// The request is invalid.
+    #[error("{0}")]
+    Invalid(#[from] Problem),
+    /// No port has that name.
+    #[error("no port named {0:?}")]
+    NoSuchPort(String),
+    /// A port with that name exists.
+    #[error("a port named {0:?} already exists")]
+    PortExists(String),
+    /// No flow has that id.
+    #[error("no flow with id {0}")]
+    NoSuchFlow(u64),
+    /// The port type exists in the model but this build cannot create it yet.
+    #[error("port {name:?}: type {kind:?} is not supported by this build yet")]
+    Unsupported {
+        /// The port.
+        name: String,
+        /// Its type.
+        kind: &'static str,
+    },
+    /// The port could not be opened.
+    #[error("port {name:?}: {source}")]
+    Port {
+        /// The port.
+        name: String,
+        /// What failed.
+        source: PortError,
+    },
+    /// A PMD did not answer in time.
+    #[error("PMD {0} did not apply the change within {PMD_TIMEOUT:?}")]
+    PmdTimeout(usize),
+    /// A thread or OS resource could not be created.
+    #[error("{what}: {source}")]
+    Os {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// A port as the control plane knows it.
+#[derive(Debug, Clone)]
+pub struct PortInfo {
+    /// Datapath port number.
+    pub no: PortNo,
+    /// Its configuration.
+    pub config: PortConfig,
+    /// For each rx queue, the PMD polling it.
+    pub rxq_pmds: Vec<usize>,
+}
+
+/// A flow as the control plane knows it.
+#[derive(Debug, Clone)]
+pub struct FlowInfo {
+    /// Its id.
+    pub id: RuleId,
+    /// As configured.
+    pub config: FlowConfig,
+    /// Frames that matched it, summed over PMDs.
+    pub hits: u64,
+}
+
+/// A learned MAC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdbEntry {
+    /// The VLAN or VNI domain.
+    pub domain: L2Domain,
+    /// The address.
+    pub mac: MacAddr,
+    /// Where it was seen.
+    pub port: PortNo,
+    /// Seconds since it was last seen (the freshest PMD's view).
+    pub age_secs: u64,
+}
+
+struct PortEntry {
+    info: PortInfo,
+    _port: Box<dyn Port>,
+}
+
+struct FlowEntry {
+    config: FlowConfig,
+}
+
+#[derive(Default)]
+struct State {
+    ports: Vec<PortEntry>,
+    next_port: u32,
+    flows: BTreeMap<RuleId, FlowEntry>,
+    next_rule: u64,
+    peers: BTreeMap<String, MemPeer>,
+    rxqs_per_pmd: Vec<usize>,
+}
+
+impl State {
+    fn port_no(&self, name: &str) -> Option<PortNo> {
+        self.ports
+            .iter()
+            .find(|p| p.info.config.name == name)
+            .map(|p| p.info.no)
+    }
+}
+
+struct PmdHandle {
+    tx: Sender<PmdCmd>,
+    wake: Arc<EventFd>,
+    mirror: StatsMirror,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A running switch.
+pub struct Switch {
+    state: Mutex<State>,
+    pmds: Vec<PmdHandle>,
+}
+
+impl Switch {
+    /// Validates `cfg` whole, then starts the PMDs and creates its ports and flows. On any
+    /// error the PMDs are stopped again: nothing runs half-configured.
+    pub fn start(cfg: &Config) -> Result<Switch, SwitchError> {
+        cfg.validate()?;
+        let sw = Switch::new(&cfg.switch)?;
+        for port in &cfg.ports {
+            sw.add_port(port.clone())?;
+        }
+        sw.add_flows(&cfg.flows)?;
+        Ok(sw)
+    }
+
+    /// Starts one PMD thread per configured core, with no ports and no flows.
+    pub fn new(cfg: &SwitchConfig) -> Result<Switch, SwitchError> {
+        let mut pmds = Vec::new();
+        for (index, &core) in cfg.pmd_cores.iter().enumerate() {
+            let (tx, rx) = unbounded();
+            let wake = Arc::new(
+                EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).map_err(
+                    |e| SwitchError::Os {
+                        what: "eventfd",
+                        source: e.into(),
+                    },
+                )?,
+            );
+            let mirror: StatsMirror = Arc::new(Mutex::new(PmdSnapshot {
+                pmd: index,
+                core,
+                ..Default::default()
+            }));
+            let pmd = Pmd::new(
+                PmdConfig {
+                    index,
+                    core,
+                    emc_entries: cfg.emc_entries,
+                    mac_table_size: cfg.mac_table_size,
+                    mac_aging: Duration::from_secs(cfg.mac_aging_secs),
+                    sleep_after: (cfg.pmd_sleep_after_us > 0)
+                        .then(|| Duration::from_micros(cfg.pmd_sleep_after_us)),
+                },
+                rx,
+                wake.clone(),
+                mirror.clone(),
+            );
+            let thread = std::thread::Builder::new()
+                .name(format!("pmd{index}"))
+                .spawn(move || pmd.run())
+                .map_err(|source| SwitchError::Os {
+                    what: "spawning a PMD thread",
+                    source,
+                })?;
+            pmds.push(PmdHandle {
+                tx,
+                wake,
+                mirror,
+                thread: Some(thread),
+            });
+        }
+        let sw = Switch {
+            state: Mutex::new(State {
+                next_port: 1,
+                next_rule: 1,
+                rxqs_per_pmd: vec![0; pmds.len()],
+                ..Default::default()
+            }),
+            pmds,
+        };
+        for (i, p) in sw.pmds.iter().enumerate() {
+            let peers = sw
+                .pmds
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, q)| (q.tx.clone(), q.wake.clone()))
+                .collect();
+            let _ = p.tx.send(PmdCmd::Peers(peers));
+        }
+        sw.barrier()?;
+        Ok(sw)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn send(&self, pmd: usize, cmd: PmdCmd) {
+        let h = &self.pmds[pmd];
+        // The PMD owns the receiver until it exits; a send after that is moot.
+        let _ = h.tx.send(cmd);
+        // Wake it if it sleeps; a nonblocking eventfd write of 1 cannot fail in practice.
+        let _ = h.wake.write(1);
+    }
+
+    fn broadcast(&self, mut make: impl FnMut() -> PmdCmd) {
+        for i in 0..self.pmds.len() {
+            self.send(i, make());
+        }
+    }
+
+    /// Waits until every PMD has applied everything sent before.
+    pub fn barrier(&self) -> Result<(), SwitchError> {
+        let mut replies = Vec::new();
+        for i in 0..self.pmds.len() {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            self.send(i, PmdCmd::Barrier(tx));
+            replies.push(rx);
+        }
+        for (i, rx) in replies.iter().enumerate() {
+            rx.recv_timeout(PMD_TIMEOUT)
+                .map_err(|_| SwitchError::PmdTimeout(i))?;
+        }
+        Ok(())
+    }
+
+    /// Creates a port from its config and starts forwarding on it.
+    pub fn add_port(&self, cfg: PortConfig) -> Result<PortNo, SwitchError> {
+        cfg.validate()?;
+        match cfg.kind {
+            PortType::Memory => {
+                let (port, peer) = mem::pair(mem::DEFAULT_QUEUE_LEN).map_err(|source| {
+                    SwitchError::Port {
+                        name: cfg.name.clone(),
+                        source,
+                    }
+                })?;
+                let name = cfg.name.clone();
+                let no = self.attach(cfg, Box::new(port))?;
+                self.lock().peers.insert(name, peer);
+                Ok(no)
+            }
+            kind => Err(SwitchError::Unsupported {
+                name: cfg.name,
+                kind: kind.as_str(),
+            }),
+        }
+    }
+
+    /// Adds an already-open port: its rx queues are spread over the PMDs (each to the PMD
+    /// polling the fewest), and every PMD gets a tx queue to it.
+    pub fn attach(&self, cfg: PortConfig, mut port: Box<dyn Port>) -> Result<PortNo, SwitchError> {
+        let mut st = self.lock();
+        if st.port_no(&cfg.name).is_some() {
+            return Err(SwitchError::PortExists(cfg.name));
+        }
+        let port_err = |source| SwitchError::Port {
+            name: cfg.name.clone(),
+            source,
+        };
+        // Take every queue before touching the PMDs, so a failure changes nothing.
+        let mut rxqs: Vec<Vec<(usize, Box<dyn ports::RxQueue>)>> =
+            (0..self.pmds.len()).map(|_| Vec::new()).collect();
+        let mut load = st.rxqs_per_pmd.clone();
+        let mut rxq_pmds = Vec::new();
+        for q in 0..port.n_rxq() {
+            let pmd = (0..load.len()).min_by_key(|&i| (load[i], i)).unwrap_or(0);
+            load[pmd] += 1;
+            rxqs[pmd].push((q, port.take_rxq(q).map_err(port_err)?));
+            rxq_pmds.push(pmd);
+        }
+        let mut txqs = Vec::new();
+        for pmd in 0..self.pmds.len() {
+            txqs.push(port.txq(pmd).map_err(port_err)?);
+        }
+        let no = PortNo(st.next_port);
+        st.next_port += 1;
+        st.rxqs_per_pmd = load;
+        for (pmd, (rxqs, txq)) in rxqs.into_iter().zip(txqs).enumerate() {
+            self.send(pmd, PmdCmd::AddPort { port: no, rxqs, txq });
+        }
+        info!(port = %cfg.name, no = no.0, kind = port.kind(), "port added");
+        st.ports.push(PortEntry {
+            info: PortInfo {
+                no,
+                config: cfg,
+                rxq_pmds,
+            },
+            _port: port,
+        });
+        drop(st);
+        self.barrier()?;
+        Ok(no)
+    }
+
+    /// Removes a port. Flows that name it stay; output to it then counts `no_port` drops.
+    pub fn del_port(&self, name: &str) -> Result<(), SwitchError> {
+        let mut st = self.lock();
+        let i = st
+            .ports
+            .iter()
+            .position(|p| p.info.config.name == name)
+            .ok_or_else(|| SwitchError::NoSuchPort(name.to_string()))?;
+        let no = st.ports[i].info.no;
+        self.broadcast(|| PmdCmd::DelPort(no));
+        let barrier = self.barrier();
+        // Drop the port only after every PMD let go of its queues.
+        let entry = st.ports.remove(i);
+        for &pmd in &entry.info.rxq_pmds {
+            st.rxqs_per_pmd[pmd] -= 1;
+        }
+        st.peers.remove(name);
+        drop(st);
+        info!(port = name, "port deleted");
+        barrier
+    }
+
+    /// The number of the port named `name`.
+    pub fn port_no(&self, name: &str) -> Option<PortNo> {
+        self.lock().port_no(name)
+    }
+
+    /// All ports, in creation order.
+    pub fn ports(&self) -> Vec<PortInfo> {
+        self.lock().ports.iter().map(|p| p.info.clone()).collect()
+    }
+
+    /// The test side of a `memory` port.
+    pub fn mem_peer(&self, name: &str) -> Option<MemPeer> {
+        self.lock().peers.get(name).cloned()
+    }
+
+    /// Installs `flows`, all or nothing: if any is invalid, none is installed and the error
+    /// names it (`flow[i]....`). Returns the new ids in order.
+    pub fn add_flows(&self, flows: &[FlowConfig]) -> Result<Vec<RuleId>, SwitchError> {
+        let mut st = self.lock();
+        let mut compiled: Vec<CompiledFlow> = Vec::with_capacity(flows.len());
+        {
+            let resolve = |name: &str| st.port_no(name);
+            for (i, f) in flows.iter().enumerate() {
+                compiled.push(f.compile(&resolve).map_err(|mut p| {
+                    p.path
+                        .splice(0..0, [PathSeg::Key("flow".into()), PathSeg::Index(i)]);
+                    p
+                })?);
+            }
+        }
+        if flows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids = Vec::with_capacity(flows.len());
+        let mut rules = Vec::with_capacity(flows.len());
+        for (f, c) in flows.iter().zip(compiled) {
+            let id = RuleId(st.next_rule);
+            st.next_rule += 1;
+            ids.push(id);
+            rules.push(Rule {
+                id,
+                priority: c.priority,
+                matches: c.matches,
+                actions: c.actions.into(),
+            });
+            st.flows.insert(id, FlowEntry { config: f.clone() });
+        }
+        self.broadcast(|| PmdCmd::Rules(rules.iter().cloned().map(RuleOp::Insert).collect()));
+        drop(st);
+        self.barrier()?;
+        Ok(ids)
+    }
+
+    /// Removes one flow.
+    pub fn del_flow(&self, id: RuleId) -> Result<(), SwitchError> {
+        let mut st = self.lock();
+        if st.flows.remove(&id).is_none() {
+            return Err(SwitchError::NoSuchFlow(id.0));
+        }
+        self.broadcast(|| PmdCmd::Rules(vec![RuleOp::Remove(id)]));
+        drop(st);
+        self.barrier()
+    }
+
+    /// Removes every flow.
+    pub fn del_all_flows(&self) -> Result<(), SwitchError> {
+        let mut st = self.lock();
+        let ids: Vec<RuleId> = st.flows.keys().copied().collect();
+        st.flows.clear();
+        self.broadcast(|| PmdCmd::Rules(ids.iter().map(|&id| RuleOp::Remove(id)).collect()));
+        drop(st);
+        self.barrier()
+    }
+
+    fn reports(&self) -> Result<Vec<PmdReport>, SwitchError> {
+        let mut replies = Vec::new();
+        for i in 0..self.pmds.len() {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            self.send(i, PmdCmd::Report(tx));
+            replies.push(rx);
+        }
+        replies
+            .iter()
+            .enumerate()
+            .map(|(i, rx)| rx.recv_timeout(PMD_TIMEOUT).map_err(|_| SwitchError::PmdTimeout(i)))
+            .collect()
+    }
+
+    /// All flows with their hit counts.
+    pub fn flows(&self) -> Result<Vec<FlowInfo>, SwitchError> {
+        let reports = self.reports()?;
+        let mut hits: BTreeMap<RuleId, u64> = BTreeMap::new();
+        for r in &reports {
+            for &(id, h) in &r.rule_hits {
+                *hits.entry(id).or_default() += h;
+            }
+        }
+        let st = self.lock();
+        Ok(st
+            .flows
+            .iter()
+            .map(|(&id, f)| FlowInfo {
+                id,
+                config: f.config.clone(),
+                hits: hits.get(&id).copied().unwrap_or(0),
+            })
+            .collect())
+    }
+
+    /// Learned MACs, merged over PMDs (the freshest sighting wins).
+    pub fn fdb(&self) -> Result<Vec<FdbEntry>, SwitchError> {
+        let mut merged: BTreeMap<(L2Domain, MacAddr), FdbEntry> = BTreeMap::new();
+        for r in self.reports()? {
+            for (domain, mac, port, age_secs) in r.fdb {
+                let e = merged.entry((domain, mac)).or_insert(FdbEntry {
+                    domain,
+                    mac,
+                    port,
+                    age_secs,
+                });
+                if age_secs < e.age_secs {
+                    e.port = port;
+                    e.age_secs = age_secs;
+                }
+            }
+        }
+        Ok(merged.into_values().collect())
+    }
+
+    /// Forgets every learned MAC.
+    pub fn flush_fdb(&self) -> Result<(), SwitchError> {
+        self.broadcast(|| PmdCmd::FlushFdb);
+        self.barrier()
+    }
+
+    /// Each PMD's last published counters (at most about a millisecond old).
+    pub fn stats(&self) -> Vec<PmdSnapshot> {
+        self.pmds
+            .iter()
+            .map(|p| p.mirror.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect()
+    }
+
+    /// Stops the PMDs and closes every port.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        for i in 0..self.pmds.len() {
+            self.send(i, PmdCmd::Shutdown);
+        }
+        for p in &mut self.pmds {
+            if let Some(t) = p.thread.take() {
+                if t.join().is_err() {
+                    warn!("a PMD thread panicked");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

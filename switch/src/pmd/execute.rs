@@ -1,0 +1,159 @@
+//! Run a frame's actions: outputs go to per-port tx batches, `normal` learns and forwards
+//! within the frame's VLAN, VLAN push/pop edit the frame in place.
+//!
+//! The last output of a frame moves its buffer into the tx batch (a pointer swap); earlier
+//! outputs (and all but the last port of a flood) copy it.
+
+use std::time::Instant;
+
+use flowtable::fdb::{L2Domain, Learned};
+use flowtable::key::{VLAN_PCP_MASK, VLAN_PRESENT, VLAN_VID_MASK};
+use flowtable::{Action, FlowKey, MacAddr, MacTable, PortNo, VlanId};
+use ports::Packet;
+
+use super::tx::TxPort;
+use crate::stats::{DropReason, PmdStats};
+
+/// The action list of frames no rule matched.
+pub(crate) const NORMAL: &[Action] = &[Action::Normal];
+
+/// Everything an action may touch besides the frame itself.
+pub(crate) struct Out<'a> {
+    pub txs: &'a mut [Option<TxPort>],
+    pub dirty: &'a mut Vec<PortNo>,
+    pub flood: &'a [PortNo],
+    pub fdb: &'a mut MacTable,
+    pub announce: &'a mut Vec<(L2Domain, MacAddr, PortNo)>,
+    pub stats: &'a mut PmdStats,
+    pub now: Instant,
+}
+
+/// Applies `actions` to `pkt` (whose key is `key`) received on `in_port`.
+pub(crate) fn execute(
+    pkt: &mut Packet,
+    key: &FlowKey,
+    in_port: PortNo,
+    actions: &[Action],
+    out: &mut Out<'_>,
+) {
+    if actions.is_empty() {
+        out.stats.drop(DropReason::Rule);
+        return;
+    }
+    let last_out = actions
+        .iter()
+        .rposition(|a| matches!(a, Action::Output(_) | Action::Normal));
+    let mut key = *key;
+    for (i, action) in actions.iter().enumerate() {
+        let mv = Some(i) == last_out;
+        match *action {
+            Action::Output(port) => {
+                emit(out, in_port, port, pkt, mv);
+            }
+            Action::Normal => normal(out, in_port, &key, pkt, mv),
+            Action::PushVlan { vid, pcp } => {
+                if !push_vlan(pkt, &mut key, vid, pcp) {
+                    out.stats.drop(DropReason::Malformed);
+                    return;
+                }
+            }
+            Action::PopVlan => pop_vlan(pkt, &mut key),
+            // Tunnel metadata matters only to VXLAN outputs, which this datapath does not
+            // have yet; the frame itself is unchanged.
+            Action::SetTunnel(vni) => key.set_tun_id(vni.get()),
+        }
+        if mv {
+            // The buffer now belongs to a tx batch; nothing after the last output can be
+            // observed.
+            return;
+        }
+    }
+}
+
+/// Appends `pkt` to `port`'s tx batch: moves it when `mv`, copies it otherwise.
+fn emit(out: &mut Out<'_>, in_port: PortNo, port: PortNo, pkt: &mut Packet, mv: bool) {
+    if port == in_port {
+        out.stats.drop(DropReason::InPort);
+        return;
+    }
+    let Some(Some(tx)) = out.txs.get_mut(port.index()) else {
+        out.stats.drop(DropReason::NoPort);
+        return;
+    };
+    if !tx.is_pending() {
+        out.dirty.push(port);
+    }
+    let slot = tx.slot(out.stats);
+    if mv {
+        std::mem::swap(slot, pkt);
+    } else {
+        slot.copy_from(pkt.data());
+    }
+    tx.commit();
+}
+
+/// The L2 domain of a frame: its outer VLAN, or the untagged domain.
+fn domain(key: &FlowKey) -> L2Domain {
+    match key.vlan_vid().and_then(VlanId::new) {
+        Some(vid) => L2Domain::vlan(vid),
+        None => L2Domain::untagged(),
+    }
+}
+
+/// `normal`: learn the source, forward to the learned port or flood the domain.
+fn normal(out: &mut Out<'_>, in_port: PortNo, key: &FlowKey, pkt: &mut Packet, mv: bool) {
+    let dom = domain(key);
+    let src = key.eth_src();
+    if !src.is_multicast() {
+        match out.fdb.learn(dom, src, in_port, out.now) {
+            Learned::Quiet | Learned::Full => {}
+            Learned::New | Learned::Moved { .. } | Learned::Refresh => {
+                out.announce.push((dom, src, in_port))
+            }
+        }
+    }
+    let dst = key.eth_dst();
+    if !dst.is_multicast() {
+        if let Some(port) = out.fdb.lookup(dom, dst, out.now) {
+            emit(out, in_port, port, pkt, mv);
+            return;
+        }
+    }
+    let flood = out.flood;
+    let mut left = flood.iter().filter(|&&p| p != in_port).count();
+    if left == 0 {
+        out.stats.drop(DropReason::NoDestination);
+        return;
+    }
+    for &port in flood {
+        if port == in_port {
+            continue;
+        }
+        left -= 1;
+        emit(out, in_port, port, pkt, mv && left == 0);
+    }
+}
+
+/// Inserts an 802.1Q tag after the MAC addresses. False if the frame has no Ethernet header.
+fn push_vlan(pkt: &mut Packet, key: &mut FlowKey, vid: VlanId, pcp: u8) -> bool {
+    if pkt.len() < 14 {
+        return false;
+    }
+    let tci = (u16::from(pcp & 7) << 13) | vid.get();
+    let Some(tag) = pkt.insert(12, 4) else {
+        return false;
+    };
+    tag.copy_from_slice(&[0x81, 0x00, (tci >> 8) as u8, tci as u8]);
+    key.set_vlan_inner_tci(key.vlan_tci());
+    key.set_vlan_tci(tci & (VLAN_PCP_MASK | VLAN_VID_MASK) | VLAN_PRESENT);
+    true
+}
+
+/// Removes the outer 802.1Q/802.1ad tag, if there is one.
+fn pop_vlan(pkt: &mut Packet, key: &mut FlowKey) {
+    let d = pkt.data();
+    if d.len() >= 18 && matches!(u16::from_be_bytes([d[12], d[13]]), 0x8100 | 0x88a8) && pkt.remove(12, 4) {
+        key.set_vlan_tci(key.vlan_inner_tci());
+        key.set_vlan_inner_tci(0);
+    }
+}

@@ -1,0 +1,383 @@
+//! A poll-mode driver thread: owns its rx queues, tx batches, classifier, exact-match cache
+//! and MAC table, and runs the per-burst pipeline:
+//!
+//! 1. `rx_burst` up to [`BURST`] frames from each assigned rx queue into switch buffers;
+//! 2. extract each frame's [`FlowKey`] (from the switch's private copy);
+//! 3. [`lookup::decide`]: EMC, then the classifier on a miss, `normal` when nothing matches;
+//! 4. [`execute::execute`] the actions into per-output-port tx batches;
+//! 5. flush each dirty tx batch once.
+//!
+//! Control reaches a PMD only through [`PmdCmd`] messages, drained with `try_recv` between
+//! bursts: the PMD never waits for the control plane, and every table it reads is its own.
+
+mod execute;
+mod idle;
+mod lookup;
+mod tx;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use flowtable::fdb::L2Domain;
+use flowtable::key::extract;
+use flowtable::{Classifier, Emc, FlowKey, MacAddr, MacTable, PortNo, Rule, RuleId};
+use nix::sys::eventfd::EventFd;
+use ports::{Packet, RxQueue, TxQueue, BURST};
+use tracing::{debug, error, info, warn};
+
+use crate::stats::{PmdSnapshot, PmdStats, StatsMirror};
+use execute::{execute, Out, NORMAL};
+use idle::Sleeper;
+use lookup::Decision;
+use tx::TxPort;
+
+/// How often a PMD copies its counters into its mirror.
+const PUBLISH_EVERY: Duration = Duration::from_millis(1);
+
+/// A change to a PMD's rule table.
+pub(crate) enum RuleOp {
+    /// Install a rule.
+    Insert(Rule),
+    /// Remove a rule.
+    Remove(RuleId),
+}
+
+/// What a PMD reports on request (data too big to publish every millisecond).
+#[derive(Debug, Default)]
+pub(crate) struct PmdReport {
+    /// Hits per rule since it was installed.
+    pub rule_hits: Vec<(RuleId, u64)>,
+    /// Live MAC table entries: domain, MAC, port, seconds idle.
+    pub fdb: Vec<(L2Domain, MacAddr, PortNo, u64)>,
+}
+
+/// A message from the control plane (or a peer PMD) to a PMD.
+pub(crate) enum PmdCmd {
+    /// Start polling `rxqs` of `port` and transmit to it through `txq`.
+    AddPort {
+        port: PortNo,
+        rxqs: Vec<(usize, Box<dyn RxQueue>)>,
+        txq: Box<dyn TxQueue>,
+    },
+    /// Forget a port: its queues are dropped and its MACs flushed.
+    DelPort(PortNo),
+    /// Apply rule changes, all at once between two bursts.
+    Rules(Vec<RuleOp>),
+    /// MACs another PMD learned.
+    Learned(Vec<(L2Domain, MacAddr, PortNo)>),
+    /// Forget every learned MAC.
+    FlushFdb,
+    /// The other PMDs, for MAC announcements.
+    Peers(Vec<(Sender<PmdCmd>, Arc<EventFd>)>),
+    /// Reply with a [`PmdReport`].
+    Report(Sender<PmdReport>),
+    /// Reply once everything sent before has been applied.
+    Barrier(Sender<()>),
+    /// Exit the thread.
+    Shutdown,
+}
+
+/// Settings a PMD starts with.
+pub(crate) struct PmdConfig {
+    pub index: usize,
+    pub core: usize,
+    pub emc_entries: usize,
+    pub mac_table_size: usize,
+    pub mac_aging: Duration,
+    pub sleep_after: Option<Duration>,
+}
+
+/// An rx queue assigned to this PMD.
+pub(crate) struct RxqEntry {
+    pub port: PortNo,
+    pub index: usize,
+    pub queue: Box<dyn RxQueue>,
+}
+
+pub(crate) struct Pmd {
+    cfg: PmdConfig,
+    cmds: Receiver<PmdCmd>,
+    wake: Arc<EventFd>,
+    peers: Vec<(Sender<PmdCmd>, Arc<EventFd>)>,
+    mirror: StatsMirror,
+
+    rxqs: Vec<RxqEntry>,
+    /// Indexed by port number.
+    txs: Vec<Option<TxPort>>,
+    /// Ports `normal` floods to.
+    flood: Vec<PortNo>,
+    dirty: Vec<PortNo>,
+    sleeper: Sleeper,
+
+    classifier: Classifier,
+    emc: Emc<Decision>,
+    fdb: MacTable,
+    announce: Vec<(L2Domain, MacAddr, PortNo)>,
+
+    burst: Vec<Packet>,
+    keys: Vec<FlowKey>,
+    decisions: Vec<Decision>,
+    stats: PmdStats,
+}
+
+/// What the loop should do after draining commands.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Pmd {
+    pub fn new(
+        cfg: PmdConfig,
+        cmds: Receiver<PmdCmd>,
+        wake: Arc<EventFd>,
+        mirror: StatsMirror,
+    ) -> Pmd {
+        let sleeper = Sleeper::new(&[], &wake);
+        Pmd {
+            emc: Emc::new(cfg.emc_entries),
+            fdb: MacTable::new(cfg.mac_table_size, cfg.mac_aging),
+            cfg,
+            cmds,
+            wake,
+            peers: Vec::new(),
+            mirror,
+            rxqs: Vec::new(),
+            txs: Vec::new(),
+            flood: Vec::new(),
+            dirty: Vec::with_capacity(64),
+            sleeper,
+            classifier: Classifier::new(),
+            announce: Vec::with_capacity(BURST),
+            burst: (0..BURST).map(|_| Packet::new()).collect(),
+            keys: vec![FlowKey::ZERO; BURST],
+            decisions: vec![None; BURST],
+            stats: PmdStats::default(),
+        }
+    }
+
+    /// The thread body: pin, then loop until [`PmdCmd::Shutdown`].
+    pub fn run(mut self) {
+        let pinned = core_affinity::set_for_current(core_affinity::CoreId { id: self.cfg.core });
+        if !pinned {
+            warn!(pmd = self.cfg.index, core = self.cfg.core, "could not pin PMD thread");
+        }
+        info!(pmd = self.cfg.index, core = self.cfg.core, "PMD started");
+        let mut now = Instant::now();
+        let mut last_rx = now;
+        let mut last_publish = now;
+        loop {
+            if let Flow::Stop = self.drain_commands() {
+                break;
+            }
+            let mut got = 0;
+            for r in 0..self.rxqs.len() {
+                let n = self.rxqs[r].queue.rx_burst(&mut self.burst);
+                if n > 0 {
+                    got += n;
+                    let port = self.rxqs[r].port;
+                    self.process(port, n.min(BURST), now);
+                }
+            }
+            self.send_announcements();
+            let end = Instant::now();
+            let spent = end.duration_since(now).as_nanos() as u64;
+            if got > 0 {
+                self.stats.busy_iterations += 1;
+                self.stats.busy_ns += spent;
+                last_rx = end;
+            } else {
+                self.stats.idle_iterations += 1;
+                self.stats.idle_ns += spent;
+                if let Some(after) = self.cfg.sleep_after {
+                    if end.duration_since(last_rx) >= after {
+                        self.publish();
+                        if self.sleeper.sleep(&mut self.rxqs, &self.wake) {
+                            self.stats.sleeps += 1;
+                        }
+                        let woke = Instant::now();
+                        self.stats.idle_ns += woke.duration_since(end).as_nanos() as u64;
+                        last_rx = woke;
+                    }
+                }
+            }
+            now = Instant::now();
+            if now.duration_since(last_publish) >= PUBLISH_EVERY {
+                self.publish();
+                last_publish = now;
+            }
+        }
+        self.publish();
+        info!(pmd = self.cfg.index, "PMD stopped");
+    }
+
+    /// Runs one rx burst of `n` frames from `in_port` through the pipeline.
+    fn process(&mut self, in_port: PortNo, n: usize, now: Instant) {
+        let Pmd {
+            burst,
+            keys,
+            decisions,
+            emc,
+            classifier,
+            fdb,
+            txs,
+            dirty,
+            flood,
+            announce,
+            stats,
+            ..
+        } = self;
+        let mut bytes = 0;
+        for (pkt, key) in burst[..n].iter().zip(keys.iter_mut()) {
+            // `pkt` is switch memory: the port copied the frame out of the guest (or NIC)
+            // before we look at it, so no decision below can be raced.
+            *key = extract(pkt.data(), in_port);
+            bytes += pkt.len();
+        }
+        stats.rx_packets += n as u64;
+        let pc = stats.port_mut(in_port);
+        pc.rx_packets += n as u64;
+        pc.rx_bytes += bytes as u64;
+
+        lookup::decide(&keys[..n], &mut decisions[..n], emc, classifier, stats);
+
+        let mut out = Out {
+            txs,
+            dirty,
+            flood,
+            fdb,
+            announce,
+            stats,
+            now,
+        };
+        for i in 0..n {
+            let actions = match decisions[i] {
+                Some(idx) => &classifier.rule(idx).actions[..],
+                None => NORMAL,
+            };
+            execute(&mut burst[i], &keys[i], in_port, actions, &mut out);
+        }
+        for port in out.dirty.drain(..) {
+            if let Some(Some(tx)) = out.txs.get_mut(port.index()) {
+                tx.flush(out.stats);
+            }
+        }
+    }
+
+    /// Tells the other PMDs what this burst learned, so their MAC tables agree.
+    fn send_announcements(&mut self) {
+        if self.announce.is_empty() {
+            return;
+        }
+        for (peer, _) in &self.peers {
+            // A full peer queue loses an announcement; the MAC is re-announced later (on
+            // refresh), and until then the peer floods.
+            let _ = peer.try_send(PmdCmd::Learned(self.announce.clone()));
+        }
+        self.announce.clear();
+    }
+
+    fn drain_commands(&mut self) -> Flow {
+        loop {
+            match self.cmds.try_recv() {
+                Ok(cmd) => {
+                    if let Flow::Stop = self.apply(cmd) {
+                        return Flow::Stop;
+                    }
+                }
+                Err(TryRecvError::Empty) => return Flow::Continue,
+                Err(TryRecvError::Disconnected) => return Flow::Stop,
+            }
+        }
+    }
+
+    fn apply(&mut self, cmd: PmdCmd) -> Flow {
+        match cmd {
+            PmdCmd::AddPort { port, rxqs, txq } => {
+                for (index, queue) in rxqs {
+                    self.rxqs.push(RxqEntry { port, index, queue });
+                }
+                if self.txs.len() <= port.index() {
+                    self.txs.resize_with(port.index() + 1, || None);
+                }
+                self.txs[port.index()] = Some(TxPort::new(port, txq));
+                self.flood.push(port);
+                self.stats.port_mut(port);
+                self.sleeper = Sleeper::new(&self.rxqs, &self.wake);
+                debug!(pmd = self.cfg.index, %port, "port added");
+            }
+            PmdCmd::DelPort(port) => {
+                self.rxqs.retain(|r| r.port != port);
+                if let Some(slot) = self.txs.get_mut(port.index()) {
+                    if let Some(mut tx) = slot.take() {
+                        tx.flush(&mut self.stats);
+                    }
+                }
+                self.flood.retain(|&p| p != port);
+                self.fdb.flush_port(port);
+                self.sleeper = Sleeper::new(&self.rxqs, &self.wake);
+                debug!(pmd = self.cfg.index, %port, "port deleted");
+            }
+            PmdCmd::Rules(ops) => {
+                for op in ops {
+                    match op {
+                        RuleOp::Insert(rule) => {
+                            if let Err(e) = self.classifier.insert(rule) {
+                                error!(pmd = self.cfg.index, "rule insert refused: {e}");
+                            }
+                        }
+                        RuleOp::Remove(id) => {
+                            self.classifier.remove(id);
+                        }
+                    }
+                }
+                self.emc.invalidate();
+            }
+            PmdCmd::Learned(entries) => {
+                let now = Instant::now();
+                for (dom, mac, port) in entries {
+                    self.fdb.insert_remote(dom, mac, port, now);
+                }
+            }
+            PmdCmd::FlushFdb => self.fdb.flush(),
+            PmdCmd::Peers(peers) => self.peers = peers,
+            PmdCmd::Report(reply) => {
+                let now = Instant::now();
+                let report = PmdReport {
+                    rule_hits: self.classifier.rule_hits().collect(),
+                    fdb: self
+                        .fdb
+                        .iter(now)
+                        .map(|e| (e.domain, e.mac, e.port, e.age.as_secs()))
+                        .collect(),
+                };
+                let _ = reply.send(report);
+            }
+            PmdCmd::Barrier(reply) => {
+                let _ = reply.send(());
+            }
+            PmdCmd::Shutdown => return Flow::Stop,
+        }
+        Flow::Continue
+    }
+
+    /// Copies the counters into the mirror, unless a reader holds it right now (then the
+    /// next publish catches up): the PMD never waits.
+    fn publish(&mut self) {
+        let Ok(mut m) = self.mirror.try_lock() else {
+            return;
+        };
+        self.stats.classifier_probes = self.classifier.stats().subtable_probes;
+        let snap: &mut PmdSnapshot = &mut m;
+        snap.pmd = self.cfg.index;
+        snap.core = self.cfg.core;
+        snap.rules = self.classifier.len();
+        snap.subtables = self.classifier.n_subtables();
+        snap.mac_entries = self.fdb.len();
+        snap.rxqs.clear();
+        snap.rxqs
+            .extend(self.rxqs.iter().map(|r| (r.port, r.index)));
+        snap.stats.clone_from(&self.stats);
+    }
+}

@@ -1,0 +1,150 @@
+//! Per-PMD counters: plain integers the owning PMD bumps with `+= 1`, copied about once a
+//! millisecond into a mirror that other threads read. No atomic is shared per packet.
+
+use std::sync::{Arc, Mutex};
+
+use flowtable::PortNo;
+
+/// Why a frame (or one copy of it) was not sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// A rule's action list was empty (`drop`).
+    Rule,
+    /// Output to a port that does not exist (deleted, or never created).
+    NoPort,
+    /// The output port's queue did not take the frame.
+    TxFull,
+    /// Output to the port the frame came in on (skipped, as in OpenFlow).
+    InPort,
+    /// `normal` found nowhere to send the frame.
+    NoDestination,
+    /// A VLAN push or pop could not be applied (frame too short or too long).
+    Malformed,
+}
+
+impl DropReason {
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; 6] = [
+        DropReason::Rule,
+        DropReason::NoPort,
+        DropReason::TxFull,
+        DropReason::InPort,
+        DropReason::NoDestination,
+        DropReason::Malformed,
+    ];
+    /// How many reasons there are.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The label used in metrics and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Rule => "rule",
+            DropReason::NoPort => "no_port",
+            DropReason::TxFull => "tx_full",
+            DropReason::InPort => "in_port",
+            DropReason::NoDestination => "no_destination",
+            DropReason::Malformed => "malformed",
+        }
+    }
+}
+
+/// One port's counters as seen by one PMD.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortCounters {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames the port's tx queue took.
+    pub tx_packets: u64,
+    /// Bytes the port's tx queue took.
+    pub tx_bytes: u64,
+    /// Frames the port's tx queue refused.
+    pub tx_dropped: u64,
+}
+
+impl PortCounters {
+    /// Adds `o` into `self`.
+    pub fn add(&mut self, o: &PortCounters) {
+        self.rx_packets += o.rx_packets;
+        self.rx_bytes += o.rx_bytes;
+        self.tx_packets += o.tx_packets;
+        self.tx_bytes += o.tx_bytes;
+        self.tx_dropped += o.tx_dropped;
+    }
+}
+
+/// One PMD's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PmdStats {
+    /// Loop iterations that received at least one frame.
+    pub busy_iterations: u64,
+    /// Loop iterations that received nothing.
+    pub idle_iterations: u64,
+    /// Nanoseconds spent in busy iterations.
+    pub busy_ns: u64,
+    /// Nanoseconds spent in idle iterations (polling or asleep).
+    pub idle_ns: u64,
+    /// Times the PMD went to sleep waiting for traffic.
+    pub sleeps: u64,
+    /// Frames received on all of this PMD's rx queues.
+    pub rx_packets: u64,
+    /// Exact-match cache hits.
+    pub emc_hits: u64,
+    /// Exact-match cache misses (each one a classifier lookup).
+    pub emc_misses: u64,
+    /// Classifier lookups that matched a rule.
+    pub classifier_hits: u64,
+    /// Classifier lookups that matched no rule (the frame took `normal`).
+    pub classifier_misses: u64,
+    /// Subtables probed by classifier lookups.
+    pub classifier_probes: u64,
+    /// Dropped frames (or copies), by [`DropReason`] in `DropReason::ALL` order.
+    pub drops: [u64; DropReason::COUNT],
+    /// Per-port counters, indexed by port number.
+    pub ports: Vec<PortCounters>,
+}
+
+impl PmdStats {
+    /// Counts one drop.
+    #[inline]
+    pub fn drop(&mut self, why: DropReason) {
+        self.drops[why as usize] += 1;
+    }
+
+    /// The counters of `port`, growing the table if needed (only on port add).
+    pub fn port_mut(&mut self, port: PortNo) -> &mut PortCounters {
+        let i = port.index();
+        if self.ports.len() <= i {
+            self.ports.resize(i + 1, PortCounters::default());
+        }
+        &mut self.ports[i]
+    }
+
+    /// Drops of one reason.
+    pub fn drops_of(&self, why: DropReason) -> u64 {
+        self.drops[why as usize]
+    }
+}
+
+/// What a PMD publishes: its counters plus who it is.
+#[derive(Clone, Debug, Default)]
+pub struct PmdSnapshot {
+    /// PMD index.
+    pub pmd: usize,
+    /// The CPU it is pinned to.
+    pub core: usize,
+    /// Rules installed in its classifier.
+    pub rules: usize,
+    /// Classifier subtables.
+    pub subtables: usize,
+    /// MAC table entries.
+    pub mac_entries: usize,
+    /// Rx queues it polls: (port, queue).
+    pub rxqs: Vec<(PortNo, usize)>,
+    /// Counters.
+    pub stats: PmdStats,
+}
+
+/// The mirror a PMD publishes into and readers copy out of.
+pub type StatsMirror = Arc<Mutex<PmdSnapshot>>;

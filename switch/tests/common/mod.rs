@@ -1,0 +1,127 @@
+//! Shared test fixtures: frames built with etherparse, switches with memory ports.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use etherparse::PacketBuilder;
+use ports::mem::MemPeer;
+use switch::config::{Config, FlowConfig, MatchValue, PortConfig, PortType, SwitchConfig};
+use switch::Switch;
+
+/// A MAC whose last octet is `n` (locally administered, unicast).
+pub fn mac(n: u8) -> [u8; 6] {
+    [0x02, 0, 0, 0, 0, n]
+}
+
+/// An address in the benchmarking range 198.18.0.0/15.
+pub fn ip(n: u8) -> [u8; 4] {
+    [198, 18, 0, n]
+}
+
+/// An IPv4/UDP frame from host `src` to host `dst`; `seq` goes into the payload so frames
+/// can be told apart.
+pub fn udp_frame(src: u8, dst: [u8; 6], dst_ip: u8, vlan: Option<u16>, seq: u32) -> Vec<u8> {
+    let eth = PacketBuilder::ethernet2(mac(src), dst);
+    let payload = seq.to_be_bytes();
+    let mut out = Vec::new();
+    match vlan {
+        Some(vid) => eth
+            .single_vlan(etherparse::VlanId::try_new(vid).unwrap())
+            .ipv4(ip(src), ip(dst_ip), 64)
+            .udp(1000, 2000)
+            .write(&mut out, &payload)
+            .unwrap(),
+        None => eth
+            .ipv4(ip(src), ip(dst_ip), 64)
+            .udp(1000, 2000)
+            .write(&mut out, &payload)
+            .unwrap(),
+    }
+    out
+}
+
+/// Unicast frame from host `src` to host `dst`.
+pub fn unicast(src: u8, dst: u8, seq: u32) -> Vec<u8> {
+    udp_frame(src, mac(dst), dst, None, seq)
+}
+
+/// Broadcast frame from host `src`.
+pub fn broadcast(src: u8, seq: u32) -> Vec<u8> {
+    udp_frame(src, [0xff; 6], 255, None, seq)
+}
+
+/// The `seq` a frame from [`udp_frame`] carries.
+pub fn seq_of(frame: &[u8]) -> u32 {
+    let n = frame.len();
+    u32::from_be_bytes(frame[n - 4..].try_into().unwrap())
+}
+
+/// A memory port config.
+pub fn mem_port(name: &str) -> PortConfig {
+    PortConfig {
+        name: name.to_string(),
+        kind: PortType::Memory,
+        socket: None,
+        mode: None,
+        queues: None,
+        interface: None,
+        ip: None,
+        gateway: None,
+        vni: None,
+        remote_ip: None,
+        local_ip: None,
+        vlan: None,
+    }
+}
+
+/// A flow from (field, value) pairs and action strings.
+pub fn flow(priority: u32, m: &[(&str, &str)], actions: &[&str]) -> FlowConfig {
+    FlowConfig {
+        priority,
+        matches: m
+            .iter()
+            .map(|(k, v)| (k.to_string(), MatchValue::Text(v.to_string())))
+            .collect(),
+        actions: actions.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+/// Switch settings for tests: PMDs on the given cores, quick to sleep.
+pub fn switch_cfg(cores: &[usize]) -> SwitchConfig {
+    SwitchConfig {
+        pmd_cores: cores.to_vec(),
+        ..SwitchConfig::default()
+    }
+}
+
+/// A switch with one PMD on the last CPU and memory ports `names`.
+pub fn switch_with(names: &[&str], flows: &[FlowConfig]) -> (Switch, Vec<MemPeer>) {
+    let ncpu = std::thread::available_parallelism().unwrap().get();
+    let cfg = Config {
+        switch: switch_cfg(&[ncpu - 1]),
+        ports: names.iter().map(|n| mem_port(n)).collect(),
+        flows: flows.to_vec(),
+    };
+    let sw = Switch::start(&cfg).expect("switch starts");
+    let peers = names.iter().map(|n| sw.mem_peer(n).unwrap()).collect();
+    (sw, peers)
+}
+
+/// Waits until the switch has read everything injected so far and processed it.
+pub fn settle(sw: &Switch, peers: &[MemPeer]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while peers.iter().any(|p| p.pending_to_switch() > 0) {
+        assert!(Instant::now() < deadline, "switch did not drain its rx queues");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // A barrier is answered at the top of a PMD iteration: the second one is answered only
+    // after the iteration that read the last frames has finished.
+    sw.barrier().unwrap();
+    sw.barrier().unwrap();
+}
+
+/// Everything each peer received, after settling.
+pub fn collect(sw: &Switch, peers: &[MemPeer]) -> Vec<Vec<Vec<u8>>> {
+    settle(sw, peers);
+    peers.iter().map(|p| p.drain()).collect()
+}

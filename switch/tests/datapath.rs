@@ -1,0 +1,296 @@
+//! The datapath forwarding between in-memory ports: by rule, by `normal` learning, with VLAN
+//! edits, under rule and port changes while traffic flows, and with faulty input.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use switch::DropReason;
+
+#[test]
+fn forwards_by_rule_both_ways() {
+    let flows = [
+        flow(100, &[("in_port", "p1")], &["output:p2"]),
+        flow(100, &[("in_port", "p2")], &["output:p1"]),
+    ];
+    let (sw, peers) = switch_with(&["p1", "p2", "p3"], &flows);
+    for i in 0..100 {
+        peers[0].inject(&unicast(1, 9, i));
+        peers[1].inject(&unicast(2, 9, 1000 + i));
+    }
+    let got = collect(&sw, &peers);
+    assert_eq!(got[1].len(), 100, "p1 -> p2");
+    assert_eq!(got[0].len(), 100, "p2 -> p1");
+    assert!(got[2].is_empty(), "p3 gets nothing: rules, not flooding");
+    let seqs: Vec<u32> = got[1].iter().map(|f| seq_of(f)).collect();
+    assert_eq!(seqs, (0..100).collect::<Vec<_>>(), "order kept");
+    assert_eq!(got[1][0], unicast(1, 9, 0), "frame unchanged");
+
+    let stats = sw.stats();
+    let s = &stats[0].stats;
+    assert_eq!(s.rx_packets, 200);
+    assert_eq!(s.emc_misses, 2, "one classifier lookup per flow");
+    assert_eq!(s.emc_hits, 198);
+    assert_eq!(s.classifier_hits, 2);
+    let p1 = sw.port_no("p1").unwrap();
+    assert_eq!(s.ports[p1.index()].rx_packets, 100);
+    assert_eq!(s.ports[p1.index()].tx_packets, 100);
+    let hits: Vec<u64> = sw.flows().unwrap().iter().map(|f| f.hits).collect();
+    assert_eq!(hits, vec![100, 100]);
+}
+
+#[test]
+fn priority_and_masks_decide() {
+    let flows = [
+        // Everything from p1 goes to p2 ...
+        flow(10, &[("in_port", "p1")], &["output:p2"]),
+        // ... except 198.18.0.128/25, which goes to p3 ...
+        flow(
+            20,
+            &[("in_port", "p1"), ("eth_type", "0x0800"), ("ip_dst", "198.18.0.128/25")],
+            &["output:p3"],
+        ),
+        // ... and UDP port 2000 to .200, which is dropped.
+        flow(
+            30,
+            &[
+                ("eth_type", "0x0800"),
+                ("ip_dst", "198.18.0.200"),
+                ("ip_proto", "udp"),
+                ("tp_dst", "2000"),
+            ],
+            &["drop"],
+        ),
+    ];
+    let (sw, peers) = switch_with(&["p1", "p2", "p3"], &flows);
+    peers[0].inject(&unicast(1, 5, 1)); // -> p2
+    peers[0].inject(&unicast(1, 130, 2)); // -> p3
+    peers[0].inject(&unicast(1, 200, 3)); // dropped
+    let got = collect(&sw, &peers);
+    assert_eq!(got[1].iter().map(|f| seq_of(f)).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(got[2].iter().map(|f| seq_of(f)).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(sw.stats()[0].stats.drops_of(DropReason::Rule), 1);
+}
+
+#[test]
+fn normal_learns_and_floods() {
+    let (sw, peers) = switch_with(&["p1", "p2", "p3"], &[]);
+    // Unknown destination: flooded to every port but the in-port.
+    peers[0].inject(&unicast(1, 2, 1));
+    let got = collect(&sw, &peers);
+    assert!(got[0].is_empty(), "never back out of the in-port");
+    assert_eq!(got[1].len(), 1);
+    assert_eq!(got[2].len(), 1);
+
+    // Host 2 answers: host 1 was learned on p1, so only p1 gets it.
+    peers[1].inject(&unicast(2, 1, 2));
+    let got = collect(&sw, &peers);
+    assert_eq!(got[0].len(), 1);
+    assert!(got[1].is_empty() && got[2].is_empty());
+
+    // Now both are known: unicast both ways without flooding.
+    peers[0].inject(&unicast(1, 2, 3));
+    let got = collect(&sw, &peers);
+    assert_eq!((got[0].len(), got[1].len(), got[2].len()), (0, 1, 0));
+
+    // Broadcast always floods.
+    peers[2].inject(&broadcast(3, 4));
+    let got = collect(&sw, &peers);
+    assert_eq!((got[0].len(), got[1].len(), got[2].len()), (1, 1, 0));
+
+    let fdb = sw.fdb().unwrap();
+    let learned: Vec<String> = fdb.iter().map(|e| format!("{}@{}", e.mac, e.port)).collect();
+    assert_eq!(learned.len(), 3, "{learned:?}");
+
+    // A host that moves is re-learned on its new port.
+    peers[2].inject(&unicast(1, 2, 5));
+    settle(&sw, &peers);
+    peers[1].inject(&unicast(2, 1, 6));
+    let got = collect(&sw, &peers);
+    assert_eq!((got[0].len(), got[1].len(), got[2].len()), (0, 1, 1));
+
+    sw.flush_fdb().unwrap();
+    assert!(sw.fdb().unwrap().is_empty());
+}
+
+#[test]
+fn normal_keeps_vlans_apart() {
+    let (sw, peers) = switch_with(&["p1", "p2", "p3"], &[]);
+    // Host 1 is learned in VLAN 10 on p1.
+    peers[0].inject(&udp_frame(1, [0xff; 6], 255, Some(10), 1));
+    let _ = collect(&sw, &peers);
+    // A frame to host 1 in VLAN 20 must not use the VLAN 10 entry: it floods.
+    peers[1].inject(&udp_frame(2, mac(1), 1, Some(20), 2));
+    let got = collect(&sw, &peers);
+    assert_eq!((got[0].len(), got[2].len()), (1, 1));
+    // In VLAN 10 it is unicast to p1.
+    peers[1].inject(&udp_frame(2, mac(1), 1, Some(10), 3));
+    let got = collect(&sw, &peers);
+    assert_eq!((got[0].len(), got[2].len()), (1, 0));
+}
+
+#[test]
+fn vlan_push_and_pop() {
+    let flows = [
+        flow(100, &[("in_port", "access")], &["push_vlan:10", "output:trunk"]),
+        flow(100, &[("in_port", "trunk"), ("vlan_vid", "10")], &["pop_vlan", "output:access"]),
+        flow(90, &[("in_port", "trunk")], &["drop"]),
+    ];
+    let (sw, peers) = switch_with(&["access", "trunk"], &flows);
+    let plain = unicast(1, 2, 7);
+    let tagged = udp_frame(1, mac(2), 2, Some(10), 7);
+    peers[0].inject(&plain);
+    let got = collect(&sw, &peers);
+    assert_eq!(got[1], vec![tagged.clone()], "tag pushed after the MACs");
+
+    peers[1].inject(&tagged);
+    peers[1].inject(&udp_frame(1, mac(2), 2, Some(11), 8));
+    let got = collect(&sw, &peers);
+    assert_eq!(got[0], vec![plain], "tag popped; VLAN 11 dropped");
+}
+
+#[test]
+fn output_then_modify_copies() {
+    // The first output must carry the frame as it was then, not after the push.
+    let flows = [flow(
+        100,
+        &[("in_port", "p1")],
+        &["output:p2", "push_vlan:5", "output:p3"],
+    )];
+    let (sw, peers) = switch_with(&["p1", "p2", "p3"], &flows);
+    peers[0].inject(&unicast(1, 2, 1));
+    let got = collect(&sw, &peers);
+    assert_eq!(got[1], vec![unicast(1, 2, 1)]);
+    assert_eq!(got[2], vec![udp_frame(1, mac(2), 2, Some(5), 1)]);
+}
+
+#[test]
+fn drops_are_counted_by_reason() {
+    let flows = [
+        flow(100, &[("in_port", "p1")], &["output:p1"]),
+        flow(100, &[("in_port", "p2")], &["output:gone"]),
+    ];
+    let (sw, peers) = switch_with(&["p1", "p2", "gone"], &flows);
+    sw.del_port("gone").unwrap();
+    for i in 0..10 {
+        peers[0].inject(&unicast(1, 2, i));
+        peers[1].inject(&unicast(2, 1, i));
+    }
+    let _ = collect(&sw, &peers);
+    let s = &sw.stats()[0].stats;
+    assert_eq!(s.drops_of(DropReason::InPort), 10);
+    assert_eq!(s.drops_of(DropReason::NoPort), 10);
+}
+
+/// Rules are added and removed while a steady flow runs: that flow loses nothing, and the
+/// changes take effect as soon as the call returns.
+#[test]
+fn rule_changes_while_traffic_flows() {
+    let flows = [flow(100, &[("in_port", "p1")], &["output:p2"])];
+    let (sw, peers) = switch_with(&["p1", "p2", "p3"], &flows);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (peer, stop) = (peers[0].clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut sent = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                if peer.pending_to_switch() < 1000 {
+                    assert!(peer.inject(&unicast(1, 2, sent)));
+                    sent += 1;
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            sent
+        })
+    };
+    for round in 0..50u32 {
+        let ids = sw
+            .add_flows(&[flow(
+                200,
+                &[("in_port", "p3"), ("eth_type", "0x0800"), ("ip_dst", &format!("198.18.1.{round}"))],
+                &["output:p1"],
+            )])
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+        sw.del_flow(ids[0]).unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = sender.join().unwrap();
+    let got = collect(&sw, &peers);
+    let seqs: Vec<u32> = got[1].iter().map(|f| seq_of(f)).collect();
+    assert_eq!(seqs, (0..sent).collect::<Vec<_>>(), "every frame, in order");
+    assert!(sent > 100, "traffic really flowed during the changes: {sent}");
+}
+
+/// Ports come and go while traffic flows between two others.
+#[test]
+fn port_changes_while_traffic_flows() {
+    let flows = [flow(100, &[("in_port", "p1")], &["output:p2"])];
+    let (sw, peers) = switch_with(&["p1", "p2"], &flows);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (peer, stop) = (peers[0].clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut sent = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                if peer.pending_to_switch() < 1000 {
+                    peer.inject(&unicast(1, 2, sent));
+                    sent += 1;
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            sent
+        })
+    };
+    for round in 0..20 {
+        let name = format!("extra{round}");
+        sw.add_port(mem_port(&name)).unwrap();
+        let extra = sw.mem_peer(&name).unwrap();
+        // The new port forwards at once (normal floods to p1 and p2).
+        extra.inject(&broadcast(50, round));
+        sw.del_port(&name).unwrap();
+        assert!(sw.mem_peer(&name).is_none());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = sender.join().unwrap();
+    let got = collect(&sw, &peers);
+    let seqs: Vec<u32> = got[1]
+        .iter()
+        .filter(|f| f[6..12] == mac(1))
+        .map(|f| seq_of(f))
+        .collect();
+    assert_eq!(seqs, (0..sent).collect::<Vec<_>>(), "p1 -> p2 lost nothing");
+    assert_eq!(sw.ports().len(), 2);
+}
+
+/// Two PMDs: a MAC learned on one PMD's rx queue is known to the other.
+#[test]
+fn two_pmds_share_learning() {
+    let ncpu = std::thread::available_parallelism().unwrap().get();
+    if ncpu < 2 {
+        eprintln!("two_pmds_share_learning: needs 2 CPUs; running both PMDs on CPU 0");
+    }
+    let cores: Vec<usize> = if ncpu >= 2 { vec![0, 1] } else { vec![0] };
+    let cfg = switch::Config {
+        switch: switch_cfg(&cores),
+        ports: vec![mem_port("p1"), mem_port("p2"), mem_port("p3")],
+        flows: vec![],
+    };
+    let sw = switch::Switch::start(&cfg).unwrap();
+    let peers: Vec<_> = ["p1", "p2", "p3"].iter().map(|n| sw.mem_peer(n).unwrap()).collect();
+    let ports = sw.ports();
+    if cores.len() == 2 {
+        assert_ne!(ports[0].rxq_pmds, ports[1].rxq_pmds, "rx queues spread over PMDs");
+    }
+    peers[0].inject(&unicast(1, 2, 1)); // learned where p1 is polled
+    settle(&sw, &peers);
+    let _ = collect(&sw, &peers);
+    peers[1].inject(&unicast(2, 1, 2)); // decided where p2 is polled
+    let got = collect(&sw, &peers);
+    assert_eq!((got[0].len(), got[2].len()), (1, 0), "unicast, not flooded");
+}
