@@ -12,7 +12,11 @@ use tracing::info;
 
 /// Command-line flags of `vswitchd`.
 #[derive(Debug, Parser)]
-#[command(name = "vswitchd", version, about = "vswitch: a userspace poll-mode virtual switch")]
+#[command(
+    name = "vswitchd",
+    version,
+    about = "vswitch: a userspace poll-mode virtual switch"
+)]
 pub struct Args {
     /// The TOML config file to start from.
     #[arg(long, value_name = "FILE")]

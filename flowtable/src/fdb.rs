@@ -10,11 +10,17 @@ pub struct L2Domain(pub u32);
 
 impl L2Domain {
     /// Untagged.
-    pub fn untagged() -> L2Domain { L2Domain(0) }
+    pub fn untagged() -> L2Domain {
+        L2Domain(0)
+    }
     /// A VLAN.
-    pub fn vlan(v: VlanId) -> L2Domain { L2Domain(v.get() as u32) }
+    pub fn vlan(v: VlanId) -> L2Domain {
+        L2Domain(v.get() as u32)
+    }
     /// A VNI.
-    pub fn vni(v: Vni) -> L2Domain { L2Domain(0x1000_0000 | v.get()) }
+    pub fn vni(v: Vni) -> L2Domain {
+        L2Domain(0x1000_0000 | v.get())
+    }
 }
 
 /// An entry.
@@ -56,7 +62,9 @@ impl MacTable {
     /// New.
     pub fn new(max_entries: usize, aging: Duration) -> MacTable {
         let _ = (max_entries, aging);
-        MacTable { map: Default::default() }
+        MacTable {
+            map: Default::default(),
+        }
     }
     /// Learn.
     pub fn learn(&mut self, dom: L2Domain, mac: MacAddr, port: PortNo, now: Instant) -> Learned {
@@ -76,15 +84,28 @@ impl MacTable {
         self.map.get(&(dom, mac)).map(|e| e.0)
     }
     /// Flush.
-    pub fn flush(&mut self) { self.map.clear() }
+    pub fn flush(&mut self) {
+        self.map.clear()
+    }
     /// Flush port.
-    pub fn flush_port(&mut self, port: PortNo) { self.map.retain(|_, v| v.0 != port) }
+    pub fn flush_port(&mut self, port: PortNo) {
+        self.map.retain(|_, v| v.0 != port)
+    }
     /// Len.
-    pub fn len(&self) -> usize { self.map.len() }
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
     /// Empty.
-    pub fn is_empty(&self) -> bool { self.map.is_empty() }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
     /// Iter.
     pub fn iter(&self, now: Instant) -> impl Iterator<Item = Entry> + '_ {
-        self.map.iter().map(move |(k, v)| Entry { domain: k.0, mac: k.1, port: v.0, age: now.duration_since(v.1) })
+        self.map.iter().map(move |(k, v)| Entry {
+            domain: k.0,
+            mac: k.1,
+            port: v.0,
+            age: now.duration_since(v.1),
+        })
     }
 }

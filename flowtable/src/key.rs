@@ -11,7 +11,7 @@
 //! - `eth_type` is the innermost EtherType after all tags; 802.3 length frames use
 //!   [`ETH_TYPE_NONE`].
 //! - `ip_src`/`ip_dst` hold IPv4 addresses, or ARP's sender/target protocol addresses;
-//!   `ip_proto` holds the ARP opcode's low byte for ARP.
+//!   `ip_proto` holds the ARP opcode for ARP (0 if the opcode is above 255).
 //! - `tp_src`/`tp_dst` hold TCP/UDP ports, or ICMP/ICMPv6 type and code.
 //! - `ip_frag` holds [`FRAG_ANY`] | [`FRAG_LATER`]; later fragments carry no L4 fields.
 //! - `tun_id`, `tun_src`, `tun_dst` are tunnel metadata set at VXLAN decap, zero otherwise.
@@ -188,7 +188,7 @@ impl FlowKey {
         /// Source MAC as 48 bits, first octet most significant.
         eth_src_raw, set_eth_src_raw, u64, layout::ETH_SRC);
     scalar_field!(
-        /// IP protocol, or the low byte of the ARP opcode.
+        /// IP protocol, or the ARP opcode (0 if above 255).
         ip_proto, set_ip_proto, u8, layout::IP_PROTO);
     scalar_field!(
         /// Fragment flags: [`FRAG_ANY`] | [`FRAG_LATER`].
@@ -329,7 +329,10 @@ impl core::fmt::Debug for FlowKey {
             .field("eth_dst", &format_args!("{}", self.eth_dst()))
             .field("eth_type", &format_args!("{:#06x}", self.eth_type()))
             .field("vlan_tci", &format_args!("{:#06x}", self.vlan_tci()))
-            .field("vlan_inner_tci", &format_args!("{:#06x}", self.vlan_inner_tci()))
+            .field(
+                "vlan_inner_tci",
+                &format_args!("{:#06x}", self.vlan_inner_tci()),
+            )
             .field("ip_src", &core::net::Ipv4Addr::from(self.ip_src()))
             .field("ip_dst", &core::net::Ipv4Addr::from(self.ip_dst()))
             .field("ipv6_src", &core::net::Ipv6Addr::from(self.ipv6_src()))
@@ -340,8 +343,14 @@ impl core::fmt::Debug for FlowKey {
             .field("ip_ttl", &self.ip_ttl())
             .field("tp_src", &self.tp_src())
             .field("tp_dst", &self.tp_dst())
-            .field("arp_sha", &format_args!("{}", MacAddr::from_u64(self.arp_sha_raw())))
-            .field("arp_tha", &format_args!("{}", MacAddr::from_u64(self.arp_tha_raw())))
+            .field(
+                "arp_sha",
+                &format_args!("{}", MacAddr::from_u64(self.arp_sha_raw())),
+            )
+            .field(
+                "arp_tha",
+                &format_args!("{}", MacAddr::from_u64(self.arp_tha_raw())),
+            )
             .field("tun_id", &self.tun_id())
             .field("tun_src", &core::net::Ipv4Addr::from(self.tun_src()))
             .field("tun_dst", &core::net::Ipv4Addr::from(self.tun_dst()))
@@ -374,7 +383,10 @@ mod test {
         k.set_tp_dst(443);
         k.set_ip_tos(0xb8);
         k.set_ip_ttl(64);
-        assert_eq!((k.tp_src(), k.tp_dst(), k.ip_tos(), k.ip_ttl()), (80, 443, 0xb8, 64));
+        assert_eq!(
+            (k.tp_src(), k.tp_dst(), k.ip_tos(), k.ip_ttl()),
+            (80, 443, 0xb8, 64)
+        );
         k.set_ipv6_src(u128::MAX - 1);
         k.set_ipv6_dst(7);
         assert_eq!(k.ipv6_src(), u128::MAX - 1);

@@ -167,7 +167,13 @@ mod test {
 
     #[test]
     fn mac_rejects_garbage() {
-        for bad in ["", "52:54:00:ab:cd", "52:54:00:ab:cd:ef:01", "5x:54:00:ab:cd:ef", "525:4:00:ab:cd:ef"] {
+        for bad in [
+            "",
+            "52:54:00:ab:cd",
+            "52:54:00:ab:cd:ef:01",
+            "5x:54:00:ab:cd:ef",
+            "525:4:00:ab:cd:ef",
+        ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
     }

@@ -141,7 +141,11 @@ mod test {
         };
         let a = run(7);
         assert_eq!(a, run(7));
-        assert!(a.len() < 1000 && a.len() > 800, "about 12% dropped: {}", a.len());
+        assert!(
+            a.len() < 1000 && a.len() > 800,
+            "about 12% dropped: {}",
+            a.len()
+        );
         assert!(a.iter().any(|f| f.len() < 64), "some truncated");
     }
 }

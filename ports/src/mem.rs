@@ -69,12 +69,13 @@ pub struct MemPeer {
 
 /// Creates a connected port and peer, each direction holding up to `queue_len` frames.
 pub fn pair(queue_len: usize) -> Result<(MemPort, MemPeer), PortError> {
-    let wake = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).map_err(
-        |e| PortError::Os {
-            what: "eventfd for memory port",
-            source: e.into(),
-        },
-    )?;
+    let wake =
+        EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).map_err(|e| {
+            PortError::Os {
+                what: "eventfd for memory port",
+                source: e.into(),
+            }
+        })?;
     let to_switch = Arc::new(Inbound {
         ring: Ring::new(queue_len),
         armed: AtomicBool::new(false),

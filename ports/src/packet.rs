@@ -116,12 +116,14 @@ impl Packet {
             if self.buf.len() < self.end + shift {
                 self.buf.resize(self.end + shift, 0);
             }
-            self.buf.copy_within(self.start..self.end, self.start + shift);
+            self.buf
+                .copy_within(self.start..self.end, self.start + shift);
             self.start += shift;
             self.end = self.start + len;
         }
         let new_start = self.start - n;
-        self.buf.copy_within(self.start..self.start + off, new_start);
+        self.buf
+            .copy_within(self.start..self.start + off, new_start);
         self.start = new_start;
         Some(&mut self.buf[self.start + off..self.start + off + n])
     }
@@ -163,7 +165,9 @@ mod test {
         let mut p = Packet::new();
         let frame: Vec<u8> = (0..20).collect();
         p.copy_from(&frame);
-        p.insert(12, 4).unwrap().copy_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
+        p.insert(12, 4)
+            .unwrap()
+            .copy_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
         let mut want = frame[..12].to_vec();
         want.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
         want.extend_from_slice(&frame[12..]);

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use flowtable::action::{parse_actions, Action};
+use flowtable::action::{parse_actions, Action, ActionError};
 use flowtable::matching::{Field, Match};
 use flowtable::PortNo;
 use serde::{Deserialize, Serialize};
@@ -352,8 +352,17 @@ impl FlowConfig {
         }
         m.check_prerequisites()
             .map_err(|e| problem(vec![key("match")], e.to_string()))?;
-        let actions =
-            parse_actions(&self.actions, port).map_err(|e| problem(vec![key("actions")], e.to_string()))?;
+        let actions = parse_actions(&self.actions, port).map_err(|e| match e {
+            ActionError::Invalid {
+                index,
+                text,
+                reason,
+            } => problem(
+                vec![key("actions"), PathSeg::Index(index)],
+                format!("{text:?}: {reason}"),
+            ),
+            ActionError::Empty => problem(vec![key("actions")], e.to_string()),
+        })?;
         Ok(CompiledFlow {
             priority: self.priority,
             matches: m,
@@ -395,7 +404,10 @@ impl PortConfig {
         let required: &[(&str, bool)] = match self.kind {
             PortType::VhostUser => &[("socket", self.socket.is_some())],
             PortType::Afxdp | PortType::Tap => &[("interface", self.interface.is_some())],
-            PortType::Vxlan => &[("vni", self.vni.is_some()), ("remote_ip", self.remote_ip.is_some())],
+            PortType::Vxlan => &[
+                ("vni", self.vni.is_some()),
+                ("remote_ip", self.remote_ip.is_some()),
+            ],
             PortType::Memory => &[],
         };
         for (field, is_set) in required {
@@ -408,12 +420,18 @@ impl PortConfig {
         }
         if let Some(q) = self.queues {
             if q == 0 || q > 64 {
-                return Err(problem(vec![key("queues")], format!("{q} is out of range 1..=64")));
+                return Err(problem(
+                    vec![key("queues")],
+                    format!("{q} is out of range 1..=64"),
+                ));
             }
         }
         if let Some(vni) = self.vni {
             if flowtable::Vni::new(vni).is_none() {
-                return Err(problem(vec![key("vni")], format!("{vni} does not fit in 24 bits")));
+                return Err(problem(
+                    vec![key("vni")],
+                    format!("{vni} does not fit in 24 bits"),
+                ));
             }
         }
         if let Some(ip) = &self.ip {
@@ -446,9 +464,9 @@ fn validate_name(name: &str) -> Result<(), String> {
 
 /// Parses `a.b.c.d/len`.
 pub fn parse_cidr(text: &str) -> Result<(Ipv4Addr, u8), String> {
-    let (addr, len) = text
-        .split_once('/')
-        .ok_or_else(|| format!("{text:?} must be an IPv4 address with a prefix length, e.g. 198.18.0.1/24"))?;
+    let (addr, len) = text.split_once('/').ok_or_else(|| {
+        format!("{text:?} must be an IPv4 address with a prefix length, e.g. 198.18.0.1/24")
+    })?;
     let addr: Ipv4Addr = addr
         .parse()
         .map_err(|_| format!("{text:?}: {addr:?} is not an IPv4 address"))?;
@@ -466,7 +484,10 @@ impl VlanConfig {
             if (1..=4094).contains(&v) {
                 Ok(())
             } else {
-                Err(problem(vec![key(field)], format!("VLAN {v} is out of range 1..=4094")))
+                Err(problem(
+                    vec![key(field)],
+                    format!("VLAN {v} is out of range 1..=4094"),
+                ))
             }
         };
         match self.mode {
@@ -484,13 +505,21 @@ impl VlanConfig {
             }
             VlanMode::Trunk => {
                 if self.tag.is_some() {
-                    return Err(problem(vec![key("tag")], "is for access mode; trunks use `allowed` and `native`"));
+                    return Err(problem(
+                        vec![key("tag")],
+                        "is for access mode; trunks use `allowed` and `native`",
+                    ));
                 }
                 let allowed = self
                     .allowed
                     .as_ref()
                     .filter(|a| !a.is_empty())
-                    .ok_or_else(|| problem(vec![key("allowed")], "a trunk needs at least one allowed VLAN"))?;
+                    .ok_or_else(|| {
+                        problem(
+                            vec![key("allowed")],
+                            "a trunk needs at least one allowed VLAN",
+                        )
+                    })?;
                 for &v in allowed {
                     vid("allowed", v)?;
                 }
@@ -515,7 +544,10 @@ impl SwitchConfig {
             if c >= ncpu {
                 return Err(problem(
                     cores,
-                    format!("CPU {c} does not exist (this machine has CPUs 0..={})", ncpu - 1),
+                    format!(
+                        "CPU {c} does not exist (this machine has CPUs 0..={})",
+                        ncpu - 1
+                    ),
                 ));
             }
             if !seen.insert(c) {
@@ -525,7 +557,10 @@ impl SwitchConfig {
         if !self.emc_entries.is_power_of_two() || !(256..=1 << 20).contains(&self.emc_entries) {
             return Err(problem(
                 vec![key("emc_entries")],
-                format!("{} must be a power of two in 256..=1048576", self.emc_entries),
+                format!(
+                    "{} must be a power of two in 256..=1048576",
+                    self.emc_entries
+                ),
             ));
         }
         if !(1..=1 << 24).contains(&self.mac_table_size) {
@@ -581,9 +616,7 @@ impl Config {
     /// Parses and validates TOML text; `file` names it in errors.
     pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| {
-            let (line, col) = e
-                .span()
-                .map_or((1, 1), |s| line_col(text, s.start));
+            let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
             ConfigError::Syntax {
                 file: file.to_string(),
                 line,

@@ -17,7 +17,9 @@ use ports::mem::{self, MemPeer};
 use ports::{Port, PortError};
 use tracing::{info, warn};
 
-use crate::config::{CompiledFlow, Config, FlowConfig, PathSeg, PortConfig, PortType, Problem, SwitchConfig};
+use crate::config::{
+    CompiledFlow, Config, FlowConfig, PathSeg, PortConfig, PortType, Problem, SwitchConfig,
+};
 use crate::pmd::{Pmd, PmdCmd, PmdConfig, PmdReport, RuleOp};
 use crate::stats::{PmdSnapshot, StatsMirror};
 
@@ -264,12 +266,11 @@ impl Switch {
         cfg.validate()?;
         match cfg.kind {
             PortType::Memory => {
-                let (port, peer) = mem::pair(mem::DEFAULT_QUEUE_LEN).map_err(|source| {
-                    SwitchError::Port {
+                let (port, peer) =
+                    mem::pair(mem::DEFAULT_QUEUE_LEN).map_err(|source| SwitchError::Port {
                         name: cfg.name.clone(),
                         source,
-                    }
-                })?;
+                    })?;
                 let name = cfg.name.clone();
                 let no = self.attach(cfg, Box::new(port))?;
                 self.lock().peers.insert(name, peer);
@@ -312,7 +313,14 @@ impl Switch {
         st.next_port += 1;
         st.rxqs_per_pmd = load;
         for (pmd, (rxqs, txq)) in rxqs.into_iter().zip(txqs).enumerate() {
-            self.send(pmd, PmdCmd::AddPort { port: no, rxqs, txq });
+            self.send(
+                pmd,
+                PmdCmd::AddPort {
+                    port: no,
+                    rxqs,
+                    txq,
+                },
+            );
         }
         info!(port = %cfg.name, no = no.0, kind = port.kind(), "port added");
         st.ports.push(PortEntry {
@@ -397,7 +405,14 @@ impl Switch {
             });
             st.flows.insert(id, FlowEntry { config: f.clone() });
         }
-        self.broadcast(|| PmdCmd::Rules(rules.iter().cloned().map(RuleOp::Insert).collect()));
+        self.broadcast(|| {
+            PmdCmd::Rules(
+                rules
+                    .iter()
+                    .map(|r| RuleOp::Insert(Box::new(r.clone())))
+                    .collect(),
+            )
+        });
         drop(st);
         self.barrier()?;
         Ok(ids)
@@ -434,7 +449,10 @@ impl Switch {
         replies
             .iter()
             .enumerate()
-            .map(|(i, rx)| rx.recv_timeout(PMD_TIMEOUT).map_err(|_| SwitchError::PmdTimeout(i)))
+            .map(|(i, rx)| {
+                rx.recv_timeout(PMD_TIMEOUT)
+                    .map_err(|_| SwitchError::PmdTimeout(i))
+            })
             .collect()
     }
 

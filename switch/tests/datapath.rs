@@ -50,7 +50,11 @@ fn priority_and_masks_decide() {
         // ... except 198.18.0.128/25, which goes to p3 ...
         flow(
             20,
-            &[("in_port", "p1"), ("eth_type", "0x0800"), ("ip_dst", "198.18.0.128/25")],
+            &[
+                ("in_port", "p1"),
+                ("eth_type", "0x0800"),
+                ("ip_dst", "198.18.0.128/25"),
+            ],
             &["output:p3"],
         ),
         // ... and UDP port 2000 to .200, which is dropped.
@@ -70,8 +74,14 @@ fn priority_and_masks_decide() {
     peers[0].inject(&unicast(1, 130, 2)); // -> p3
     peers[0].inject(&unicast(1, 200, 3)); // dropped
     let got = collect(&sw, &peers);
-    assert_eq!(got[1].iter().map(|f| seq_of(f)).collect::<Vec<_>>(), vec![1]);
-    assert_eq!(got[2].iter().map(|f| seq_of(f)).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(
+        got[1].iter().map(|f| seq_of(f)).collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert_eq!(
+        got[2].iter().map(|f| seq_of(f)).collect::<Vec<_>>(),
+        vec![2]
+    );
     assert_eq!(sw.stats()[0].stats.drops_of(DropReason::Rule), 1);
 }
 
@@ -102,7 +112,10 @@ fn normal_learns_and_floods() {
     assert_eq!((got[0].len(), got[1].len(), got[2].len()), (1, 1, 0));
 
     let fdb = sw.fdb().unwrap();
-    let learned: Vec<String> = fdb.iter().map(|e| format!("{}@{}", e.mac, e.port)).collect();
+    let learned: Vec<String> = fdb
+        .iter()
+        .map(|e| format!("{}@{}", e.mac, e.port))
+        .collect();
     assert_eq!(learned.len(), 3, "{learned:?}");
 
     // A host that moves is re-learned on its new port.
@@ -135,8 +148,16 @@ fn normal_keeps_vlans_apart() {
 #[test]
 fn vlan_push_and_pop() {
     let flows = [
-        flow(100, &[("in_port", "access")], &["push_vlan:10", "output:trunk"]),
-        flow(100, &[("in_port", "trunk"), ("vlan_vid", "10")], &["pop_vlan", "output:access"]),
+        flow(
+            100,
+            &[("in_port", "access")],
+            &["push_vlan:10", "output:trunk"],
+        ),
+        flow(
+            100,
+            &[("in_port", "trunk"), ("vlan_vid", "10")],
+            &["pop_vlan", "output:access"],
+        ),
         flow(90, &[("in_port", "trunk")], &["drop"]),
     ];
     let (sw, peers) = switch_with(&["access", "trunk"], &flows);
@@ -211,7 +232,11 @@ fn rule_changes_while_traffic_flows() {
         let ids = sw
             .add_flows(&[flow(
                 200,
-                &[("in_port", "p3"), ("eth_type", "0x0800"), ("ip_dst", &format!("198.18.1.{round}"))],
+                &[
+                    ("in_port", "p3"),
+                    ("eth_type", "0x0800"),
+                    ("ip_dst", &format!("198.18.1.{round}")),
+                ],
                 &["output:p1"],
             )])
             .unwrap();
@@ -223,7 +248,10 @@ fn rule_changes_while_traffic_flows() {
     let got = collect(&sw, &peers);
     let seqs: Vec<u32> = got[1].iter().map(|f| seq_of(f)).collect();
     assert_eq!(seqs, (0..sent).collect::<Vec<_>>(), "every frame, in order");
-    assert!(sent > 100, "traffic really flowed during the changes: {sent}");
+    assert!(
+        sent > 100,
+        "traffic really flowed during the changes: {sent}"
+    );
 }
 
 /// Ports come and go while traffic flows between two others.
@@ -282,10 +310,16 @@ fn two_pmds_share_learning() {
         flows: vec![],
     };
     let sw = switch::Switch::start(&cfg).unwrap();
-    let peers: Vec<_> = ["p1", "p2", "p3"].iter().map(|n| sw.mem_peer(n).unwrap()).collect();
+    let peers: Vec<_> = ["p1", "p2", "p3"]
+        .iter()
+        .map(|n| sw.mem_peer(n).unwrap())
+        .collect();
     let ports = sw.ports();
     if cores.len() == 2 {
-        assert_ne!(ports[0].rxq_pmds, ports[1].rxq_pmds, "rx queues spread over PMDs");
+        assert_ne!(
+            ports[0].rxq_pmds, ports[1].rxq_pmds,
+            "rx queues spread over PMDs"
+        );
     }
     peers[0].inject(&unicast(1, 2, 1)); // learned where p1 is polled
     settle(&sw, &peers);

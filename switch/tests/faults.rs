@@ -27,7 +27,11 @@ impl Port for FaultyPort {
             truncate: 20000,
             corrupt: 20000,
         };
-        Ok(Box::new(FaultRxq::new(self.inner.take_rxq(q)?, faults, self.seed)))
+        Ok(Box::new(FaultRxq::new(
+            self.inner.take_rxq(q)?,
+            faults,
+            self.seed,
+        )))
     }
     fn txq(&mut self, pmd: usize) -> Result<Box<dyn TxQueue>, PortError> {
         self.inner.txq(pmd)
@@ -39,8 +43,14 @@ fn garbage_in_is_forwarded_or_counted_never_fatal() {
     let ncpu = std::thread::available_parallelism().unwrap().get();
     let sw = Switch::new(&switch_cfg(&[ncpu - 1])).unwrap();
     let (port, bad_peer) = mem::pair(8192).unwrap();
-    sw.attach(mem_port("bad"), Box::new(FaultyPort { inner: port, seed: 42 }))
-        .unwrap();
+    sw.attach(
+        mem_port("bad"),
+        Box::new(FaultyPort {
+            inner: port,
+            seed: 42,
+        }),
+    )
+    .unwrap();
     sw.add_port(mem_port("out")).unwrap();
     sw.add_port(mem_port("other")).unwrap();
     sw.add_flows(&[flow(100, &[("in_port", "bad")], &["output:out"])])
@@ -57,7 +67,13 @@ fn garbage_in_is_forwarded_or_counted_never_fatal() {
     };
     for i in 0..4000u32 {
         if i % 2 == 0 {
-            bad_peer.inject(&udp_frame((i % 200) as u8, mac(7), 7, (i % 3 == 0).then_some(5), i));
+            bad_peer.inject(&udp_frame(
+                (i % 200) as u8,
+                mac(7),
+                7,
+                (i % 3 == 0).then_some(5),
+                i,
+            ));
         } else {
             let len = (next() % 200) as usize;
             let noise: Vec<u8> = (0..len).map(|_| next() as u8).collect();

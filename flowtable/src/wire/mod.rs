@@ -1,1 +1,273 @@
-//! Typed, zero-copy views of the headers the switch parses and builds. (Stub.)
+//! Typed, zero-copy views of the headers the switch parses and builds.
+//!
+//! Each header has its own module with two levels, as in smoltcp:
+//! - `Packet<T: AsRef<[u8]>>` wraps a borrowed buffer and has one getter per field (and a
+//!   setter per field when `T: AsMut<[u8]>`). Nothing is copied.
+//! - `Repr` holds only the values that make sense, with `parse(&Packet)`, `emit(&mut Packet)`
+//!   and `header_len()`. Only the headers the switch builds have one: Ethernet, the 802.1Q
+//!   tag, Ethernet/IPv4 ARP, IPv4, UDP and VXLAN.
+//!
+//! Field offsets live in a private `mod field` per module; `HEADER_LEN` is derived from the
+//! last fixed field.
+//!
+//! # The no-panic contract
+//!
+//! - `Packet::new_unchecked` never panics, and neither does `check_len`.
+//! - Once `check_len` has returned `Ok` (as `new_checked` does), no getter panics, and
+//!   neither does any setter of a fixed-offset field. Each `check_len` doc lists the setters
+//!   that can break its guarantee (for example, a length field set larger than the buffer).
+//! - Untrusted input (anything a guest or the wire sent) goes through `new_checked`. Buffers
+//!   being emitted into are the switch's own and use `new_unchecked`.
+//! - `Repr::emit` into a buffer of at least `Repr::header_len()` bytes never panics; the
+//!   payload, where the `Repr` has one, is the caller's to write after it.
+//!
+//! The flow key extractor ([`crate::key::extract`]) does not build `Packet`s: it is the hot
+//! path and reads the same fields straight from the frame, with one bounds check per layer.
+//! It follows the same offsets and is tested against these views and against `etherparse`.
+
+use core::fmt;
+
+pub mod arp;
+pub mod ethernet;
+pub mod icmp;
+pub mod ipv4;
+pub mod ipv6;
+pub mod tcp;
+pub mod udp;
+pub mod vlan;
+pub mod vxlan;
+
+pub use arp::{Operation as ArpOperation, Packet as ArpPacket, Repr as ArpRepr};
+pub use ethernet::{Packet as EthernetPacket, Repr as EthernetRepr};
+pub use icmp::Packet as IcmpPacket;
+pub use ipv4::{Packet as Ipv4Packet, Repr as Ipv4Repr};
+pub use ipv6::{
+    ExtHeader as Ipv6ExtHeader, FragmentHeader as Ipv6FragmentHeader, Packet as Ipv6Packet,
+};
+pub use tcp::Packet as TcpPacket;
+pub use udp::{Packet as UdpPacket, Repr as UdpRepr};
+pub use vlan::{Packet as VlanPacket, Repr as VlanRepr};
+pub use vxlan::{Packet as VxlanPacket, Repr as VxlanRepr};
+
+/// Why a buffer could not be viewed or parsed as a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The buffer is shorter than the header (or than a length field says).
+    #[error("buffer too short for the header")]
+    Truncated,
+    /// A field holds a value the header cannot have (a length below the minimum, a wrong
+    /// version, a required flag clear).
+    #[error("malformed header")]
+    Malformed,
+    /// The header is well formed but uses a feature the `Repr` cannot express (for example an
+    /// IPv4 fragment, or ARP for a protocol other than Ethernet/IPv4).
+    #[error("header valid but not supported")]
+    Unsupported,
+}
+
+/// The result type of this module.
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// Declares an enum with known variants and an `Unknown(raw)` arm, plus conversions to and
+/// from the raw type. Unknown values are data, not errors.
+macro_rules! enum_with_unknown {
+    (
+        $(#[$enum_attr:meta])*
+        pub enum $name:ident($ty:ty) {
+            $( $(#[$variant_attr:meta])* $variant:ident = $value:expr ),+ $(,)?
+        }
+    ) => {
+        $(#[$enum_attr])*
+        #[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone, Copy, Hash)]
+        pub enum $name {
+            $( $(#[$variant_attr])* $variant ),*,
+            /// A value without a name here.
+            Unknown($ty),
+        }
+
+        impl ::core::convert::From<$ty> for $name {
+            fn from(value: $ty) -> Self {
+                match value {
+                    $( $value => $name::$variant ),*,
+                    other => $name::Unknown(other),
+                }
+            }
+        }
+
+        impl ::core::convert::From<$name> for $ty {
+            fn from(value: $name) -> Self {
+                match value {
+                    $( $name::$variant => $value ),*,
+                    $name::Unknown(other) => other,
+                }
+            }
+        }
+    };
+}
+pub(crate) use enum_with_unknown;
+
+enum_with_unknown! {
+    /// An Ethernet type: the protocol of what follows an Ethernet header or VLAN tag.
+    pub enum EtherType(u16) {
+        /// IPv4.
+        Ipv4 = 0x0800,
+        /// ARP.
+        Arp = 0x0806,
+        /// An 802.1Q VLAN tag (C-tag).
+        Vlan = 0x8100,
+        /// An 802.1ad service tag (S-tag, QinQ outer tag).
+        QinQ = 0x88a8,
+        /// IPv6.
+        Ipv6 = 0x86dd,
+    }
+}
+
+impl EtherType {
+    /// True for the TPIDs that introduce a VLAN tag: 0x8100 and 0x88a8.
+    pub fn is_vlan(self) -> bool {
+        matches!(self, EtherType::Vlan | EtherType::QinQ)
+    }
+}
+
+impl fmt::Display for EtherType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#06x}", u16::from(*self))
+    }
+}
+
+enum_with_unknown! {
+    /// An IP protocol number (IPv4 protocol, IPv6 next header).
+    pub enum IpProtocol(u8) {
+        /// IPv6 hop-by-hop options.
+        HopByHop = 0,
+        /// ICMP (for IPv4).
+        Icmp = 1,
+        /// TCP.
+        Tcp = 6,
+        /// UDP.
+        Udp = 17,
+        /// IPv6 routing header.
+        Ipv6Route = 43,
+        /// IPv6 fragment header.
+        Ipv6Frag = 44,
+        /// ICMPv6.
+        Icmpv6 = 58,
+        /// IPv6 "no next header".
+        Ipv6NoNxt = 59,
+        /// IPv6 destination options.
+        Ipv6Opts = 60,
+        /// SCTP.
+        Sctp = 132,
+    }
+}
+
+impl fmt::Display for IpProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", u8::from(*self))
+    }
+}
+
+/// A big-endian `u16` from two bytes.
+#[inline(always)]
+pub(crate) const fn be16(b: [u8; 2]) -> u16 {
+    u16::from_be_bytes(b)
+}
+
+/// A big-endian `u32` from four bytes.
+#[inline(always)]
+pub(crate) const fn be32(b: [u8; 4]) -> u32 {
+    u32::from_be_bytes(b)
+}
+
+/// Reads `N` bytes at `range` of a buffer as an array. Panics only if the range is out of
+/// bounds, which the callers' `check_len` rules out.
+#[inline(always)]
+pub(crate) fn array<const N: usize>(data: &[u8], range: core::ops::Range<usize>) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&data[range]);
+    out
+}
+
+/// The Internet checksum (RFC 1071).
+pub mod checksum {
+    /// The ones'-complement sum of `data` as 16-bit big-endian words (an odd last byte is
+    /// padded with zero), folded to 16 bits, not yet complemented.
+    pub fn sum(data: &[u8]) -> u16 {
+        let mut acc: u64 = 0;
+        let mut chunks = data.chunks_exact(2);
+        for c in &mut chunks {
+            acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
+        }
+        if let [last] = chunks.remainder() {
+            acc += u64::from(*last) << 8;
+        }
+        fold(acc)
+    }
+
+    /// Adds partial sums (ones'-complement).
+    pub fn combine(sums: &[u16]) -> u16 {
+        fold(sums.iter().map(|&s| u64::from(s)).sum())
+    }
+
+    /// The partial sum of the IPv4 pseudo-header for TCP/UDP.
+    pub fn pseudo_header_v4(
+        src: core::net::Ipv4Addr,
+        dst: core::net::Ipv4Addr,
+        protocol: u8,
+        length: u16,
+    ) -> u16 {
+        let s = src.octets();
+        let d = dst.octets();
+        combine(&[
+            u16::from_be_bytes([s[0], s[1]]),
+            u16::from_be_bytes([s[2], s[3]]),
+            u16::from_be_bytes([d[0], d[1]]),
+            u16::from_be_bytes([d[2], d[3]]),
+            u16::from(protocol),
+            length,
+        ])
+    }
+
+    fn fold(mut acc: u64) -> u16 {
+        while acc >> 16 != 0 {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc as u16
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn ether_type_round_trips() {
+        assert_eq!(EtherType::from(0x0800), EtherType::Ipv4);
+        assert_eq!(EtherType::from(0x1234), EtherType::Unknown(0x1234));
+        assert_eq!(u16::from(EtherType::QinQ), 0x88a8);
+        assert_eq!(u16::from(EtherType::Unknown(0x1234)), 0x1234);
+        assert!(EtherType::Vlan.is_vlan() && EtherType::QinQ.is_vlan());
+        assert!(!EtherType::Ipv4.is_vlan());
+        assert_eq!(EtherType::Arp.to_string(), "0x0806");
+    }
+
+    #[test]
+    fn ip_protocol_round_trips() {
+        for v in 0..=255u8 {
+            assert_eq!(u8::from(IpProtocol::from(v)), v);
+        }
+        assert_eq!(IpProtocol::from(17), IpProtocol::Udp);
+        assert_eq!(IpProtocol::from(200), IpProtocol::Unknown(200));
+    }
+
+    #[test]
+    fn checksum_rfc1071_example() {
+        // RFC 1071 section 3: 00 01 f2 03 f4 f5 f6 f7 sums to 0xddf2.
+        assert_eq!(
+            checksum::sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0xddf2
+        );
+        assert_eq!(checksum::sum(&[0xff]), 0xff00);
+        assert_eq!(checksum::combine(&[0xffff, 0x0001]), 0x0001);
+    }
+}

@@ -152,7 +152,10 @@ fn push_vlan(pkt: &mut Packet, key: &mut FlowKey, vid: VlanId, pcp: u8) -> bool 
 /// Removes the outer 802.1Q/802.1ad tag, if there is one.
 fn pop_vlan(pkt: &mut Packet, key: &mut FlowKey) {
     let d = pkt.data();
-    if d.len() >= 18 && matches!(u16::from_be_bytes([d[12], d[13]]), 0x8100 | 0x88a8) && pkt.remove(12, 4) {
+    if d.len() >= 18
+        && matches!(u16::from_be_bytes([d[12], d[13]]), 0x8100 | 0x88a8)
+        && pkt.remove(12, 4)
+    {
         key.set_vlan_tci(key.vlan_inner_tci());
         key.set_vlan_inner_tci(0);
     }

@@ -37,8 +37,8 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(1);
 
 /// A change to a PMD's rule table.
 pub(crate) enum RuleOp {
-    /// Install a rule.
-    Insert(Rule),
+    /// Install a rule (boxed: a rule is much larger than a removal).
+    Insert(Box<Rule>),
     /// Remove a rule.
     Remove(RuleId),
 }
@@ -161,7 +161,11 @@ impl Pmd {
     pub fn run(mut self) {
         let pinned = core_affinity::set_for_current(core_affinity::CoreId { id: self.cfg.core });
         if !pinned {
-            warn!(pmd = self.cfg.index, core = self.cfg.core, "could not pin PMD thread");
+            warn!(
+                pmd = self.cfg.index,
+                core = self.cfg.core,
+                "could not pin PMD thread"
+            );
         }
         info!(pmd = self.cfg.index, core = self.cfg.core, "PMD started");
         let mut now = Instant::now();
@@ -323,7 +327,7 @@ impl Pmd {
                 for op in ops {
                     match op {
                         RuleOp::Insert(rule) => {
-                            if let Err(e) = self.classifier.insert(rule) {
+                            if let Err(e) = self.classifier.insert(*rule) {
                                 error!(pmd = self.cfg.index, "rule insert refused: {e}");
                             }
                         }

@@ -111,7 +111,10 @@ pub fn switch_with(names: &[&str], flows: &[FlowConfig]) -> (Switch, Vec<MemPeer
 pub fn settle(sw: &Switch, peers: &[MemPeer]) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while peers.iter().any(|p| p.pending_to_switch() > 0) {
-        assert!(Instant::now() < deadline, "switch did not drain its rx queues");
+        assert!(
+            Instant::now() < deadline,
+            "switch did not drain its rx queues"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     // A barrier is answered at the top of a PMD iteration: the second one is answered only

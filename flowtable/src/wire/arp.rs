@@ -1,0 +1,330 @@
+//! ARP (RFC 826) for Ethernet hardware and IPv4 protocol addresses, the only kind the switch
+//! parses or builds: hardware type 1, protocol type 0x0800, lengths 6 and 4, so the packet is
+//! 28 bytes with fixed offsets.
+
+use core::net::Ipv4Addr;
+
+use super::{array, be16, enum_with_unknown, Error, EtherType, Result};
+use crate::types::MacAddr;
+
+mod field {
+    use core::ops::Range;
+
+    pub const HTYPE: Range<usize> = 0..2;
+    pub const PTYPE: Range<usize> = 2..4;
+    pub const HLEN: usize = 4;
+    pub const PLEN: usize = 5;
+    pub const OPER: Range<usize> = 6..8;
+    pub const SHA: Range<usize> = 8..14;
+    pub const SPA: Range<usize> = 14..18;
+    pub const THA: Range<usize> = 18..24;
+    pub const TPA: Range<usize> = 24..28;
+}
+
+/// Length of an Ethernet/IPv4 ARP packet.
+pub const HEADER_LEN: usize = field::TPA.end;
+
+/// ARP hardware type of Ethernet.
+pub const HTYPE_ETHERNET: u16 = 1;
+
+enum_with_unknown! {
+    /// An ARP operation code.
+    pub enum Operation(u16) {
+        /// A request: who has the target protocol address?
+        Request = 1,
+        /// A reply: the sender has it.
+        Reply = 2,
+    }
+}
+
+/// A read/write view of an Ethernet/IPv4 ARP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps a buffer without checking its length.
+    pub const fn new_unchecked(buffer: T) -> Packet<T> {
+        Packet { buffer }
+    }
+
+    /// Wraps a buffer, then [`Packet::check_len`].
+    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
+        let packet = Self::new_unchecked(buffer);
+        packet.check_len()?;
+        Ok(packet)
+    }
+
+    /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`]. The length fields are
+    /// not checked here (the offsets are fixed); [`Repr::parse`] checks them. No setter can
+    /// undo this check.
+    pub fn check_len(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            Err(Error::Truncated)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The wrapped buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// Hardware type (1 for Ethernet).
+    #[inline]
+    pub fn hardware_type(&self) -> u16 {
+        be16(array(self.buffer.as_ref(), field::HTYPE))
+    }
+
+    /// Protocol type.
+    #[inline]
+    pub fn protocol_type(&self) -> EtherType {
+        EtherType::from(be16(array(self.buffer.as_ref(), field::PTYPE)))
+    }
+
+    /// Hardware address length.
+    #[inline]
+    pub fn hardware_len(&self) -> u8 {
+        self.buffer.as_ref()[field::HLEN]
+    }
+
+    /// Protocol address length.
+    #[inline]
+    pub fn protocol_len(&self) -> u8 {
+        self.buffer.as_ref()[field::PLEN]
+    }
+
+    /// Operation.
+    #[inline]
+    pub fn operation(&self) -> Operation {
+        Operation::from(be16(array(self.buffer.as_ref(), field::OPER)))
+    }
+
+    /// Sender hardware address.
+    #[inline]
+    pub fn source_hardware_addr(&self) -> MacAddr {
+        MacAddr(array(self.buffer.as_ref(), field::SHA))
+    }
+
+    /// Sender protocol address.
+    #[inline]
+    pub fn source_protocol_addr(&self) -> Ipv4Addr {
+        Ipv4Addr::from(array::<4>(self.buffer.as_ref(), field::SPA))
+    }
+
+    /// Target hardware address.
+    #[inline]
+    pub fn target_hardware_addr(&self) -> MacAddr {
+        MacAddr(array(self.buffer.as_ref(), field::THA))
+    }
+
+    /// Target protocol address.
+    #[inline]
+    pub fn target_protocol_addr(&self) -> Ipv4Addr {
+        Ipv4Addr::from(array::<4>(self.buffer.as_ref(), field::TPA))
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Sets the hardware type.
+    #[inline]
+    pub fn set_hardware_type(&mut self, value: u16) {
+        self.buffer.as_mut()[field::HTYPE].copy_from_slice(&value.to_be_bytes())
+    }
+
+    /// Sets the protocol type.
+    #[inline]
+    pub fn set_protocol_type(&mut self, value: EtherType) {
+        self.buffer.as_mut()[field::PTYPE].copy_from_slice(&u16::from(value).to_be_bytes())
+    }
+
+    /// Sets the hardware address length.
+    #[inline]
+    pub fn set_hardware_len(&mut self, value: u8) {
+        self.buffer.as_mut()[field::HLEN] = value
+    }
+
+    /// Sets the protocol address length.
+    #[inline]
+    pub fn set_protocol_len(&mut self, value: u8) {
+        self.buffer.as_mut()[field::PLEN] = value
+    }
+
+    /// Sets the operation.
+    #[inline]
+    pub fn set_operation(&mut self, value: Operation) {
+        self.buffer.as_mut()[field::OPER].copy_from_slice(&u16::from(value).to_be_bytes())
+    }
+
+    /// Sets the sender hardware address.
+    #[inline]
+    pub fn set_source_hardware_addr(&mut self, value: MacAddr) {
+        self.buffer.as_mut()[field::SHA].copy_from_slice(&value.0)
+    }
+
+    /// Sets the sender protocol address.
+    #[inline]
+    pub fn set_source_protocol_addr(&mut self, value: Ipv4Addr) {
+        self.buffer.as_mut()[field::SPA].copy_from_slice(&value.octets())
+    }
+
+    /// Sets the target hardware address.
+    #[inline]
+    pub fn set_target_hardware_addr(&mut self, value: MacAddr) {
+        self.buffer.as_mut()[field::THA].copy_from_slice(&value.0)
+    }
+
+    /// Sets the target protocol address.
+    #[inline]
+    pub fn set_target_protocol_addr(&mut self, value: Ipv4Addr) {
+        self.buffer.as_mut()[field::TPA].copy_from_slice(&value.octets())
+    }
+}
+
+/// The values of an Ethernet/IPv4 ARP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Repr {
+    /// Operation.
+    pub operation: Operation,
+    /// Sender hardware address.
+    pub source_hardware_addr: MacAddr,
+    /// Sender protocol address.
+    pub source_protocol_addr: Ipv4Addr,
+    /// Target hardware address.
+    pub target_hardware_addr: MacAddr,
+    /// Target protocol address.
+    pub target_protocol_addr: Ipv4Addr,
+}
+
+impl Repr {
+    /// Reads a checked packet. `Err(Unsupported)` unless it is Ethernet/IPv4 ARP (hardware
+    /// type 1, protocol 0x0800, lengths 6 and 4).
+    pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Repr> {
+        packet.check_len()?;
+        if packet.hardware_type() != HTYPE_ETHERNET
+            || packet.protocol_type() != EtherType::Ipv4
+            || packet.hardware_len() != 6
+            || packet.protocol_len() != 4
+        {
+            return Err(Error::Unsupported);
+        }
+        Ok(Repr {
+            operation: packet.operation(),
+            source_hardware_addr: packet.source_hardware_addr(),
+            source_protocol_addr: packet.source_protocol_addr(),
+            target_hardware_addr: packet.target_hardware_addr(),
+            target_protocol_addr: packet.target_protocol_addr(),
+        })
+    }
+
+    /// Length of the emitted packet.
+    pub const fn header_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// Writes the packet into a buffer of at least [`Repr::header_len`] bytes.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
+        packet.set_hardware_type(HTYPE_ETHERNET);
+        packet.set_protocol_type(EtherType::Ipv4);
+        packet.set_hardware_len(6);
+        packet.set_protocol_len(4);
+        packet.set_operation(self.operation);
+        packet.set_source_hardware_addr(self.source_hardware_addr);
+        packet.set_source_protocol_addr(self.source_protocol_addr);
+        packet.set_target_hardware_addr(self.target_hardware_addr);
+        packet.set_target_protocol_addr(self.target_protocol_addr);
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    static PACKET_BYTES: [u8; 28] = [
+        0x00, 0x01, // hardware type: Ethernet
+        0x08, 0x00, // protocol type: IPv4
+        0x06, // hardware length
+        0x04, // protocol length
+        0x00, 0x02, // operation: reply
+        0x52, 0x54, 0x00, 0x00, 0x00, 0x01, // sender hardware address
+        0x0a, 0x00, 0x00, 0x01, // sender protocol address 10.0.0.1
+        0x52, 0x54, 0x00, 0x00, 0x00, 0x02, // target hardware address
+        0x0a, 0x00, 0x00, 0x02, // target protocol address 10.0.0.2
+    ];
+
+    fn repr() -> Repr {
+        Repr {
+            operation: Operation::Reply,
+            source_hardware_addr: MacAddr([0x52, 0x54, 0, 0, 0, 1]),
+            source_protocol_addr: Ipv4Addr::new(10, 0, 0, 1),
+            target_hardware_addr: MacAddr([0x52, 0x54, 0, 0, 0, 2]),
+            target_protocol_addr: Ipv4Addr::new(10, 0, 0, 2),
+        }
+    }
+
+    #[test]
+    fn test_deconstruct() {
+        let p = Packet::new_checked(&PACKET_BYTES[..]).unwrap();
+        assert_eq!(p.hardware_type(), 1);
+        assert_eq!(p.protocol_type(), EtherType::Ipv4);
+        assert_eq!((p.hardware_len(), p.protocol_len()), (6, 4));
+        assert_eq!(p.operation(), Operation::Reply);
+        assert_eq!(p.source_hardware_addr(), MacAddr([0x52, 0x54, 0, 0, 0, 1]));
+        assert_eq!(p.source_protocol_addr(), Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(p.target_hardware_addr(), MacAddr([0x52, 0x54, 0, 0, 0, 2]));
+        assert_eq!(p.target_protocol_addr(), Ipv4Addr::new(10, 0, 0, 2));
+    }
+
+    #[test]
+    fn test_construct() {
+        let mut bytes = [0xa5u8; 28];
+        let mut p = Packet::new_unchecked(&mut bytes[..]);
+        p.set_hardware_type(1);
+        p.set_protocol_type(EtherType::Ipv4);
+        p.set_hardware_len(6);
+        p.set_protocol_len(4);
+        p.set_operation(Operation::Reply);
+        p.set_source_hardware_addr(MacAddr([0x52, 0x54, 0, 0, 0, 1]));
+        p.set_source_protocol_addr(Ipv4Addr::new(10, 0, 0, 1));
+        p.set_target_hardware_addr(MacAddr([0x52, 0x54, 0, 0, 0, 2]));
+        p.set_target_protocol_addr(Ipv4Addr::new(10, 0, 0, 2));
+        assert_eq!(bytes, PACKET_BYTES);
+    }
+
+    #[test]
+    fn test_parse() {
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&PACKET_BYTES[..])),
+            Ok(repr())
+        );
+    }
+
+    #[test]
+    fn test_emit() {
+        let mut bytes = [0xa5u8; 28];
+        let r = repr();
+        assert_eq!(r.header_len(), HEADER_LEN);
+        r.emit(&mut Packet::new_unchecked(&mut bytes[..]));
+        assert_eq!(bytes, PACKET_BYTES);
+    }
+
+    #[test]
+    fn test_parse_unsupported() {
+        let mut bytes = PACKET_BYTES;
+        bytes[5] = 16; // protocol length of IPv6
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&bytes[..])),
+            Err(Error::Unsupported)
+        );
+    }
+
+    #[test]
+    fn test_truncated() {
+        assert_eq!(
+            Packet::new_checked(&PACKET_BYTES[..27]),
+            Err(Error::Truncated)
+        );
+    }
+}

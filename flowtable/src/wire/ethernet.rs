@@ -1,0 +1,226 @@
+//! Ethernet II header (IEEE 802.3 clause 3.1.1): destination, source, EtherType.
+//!
+//! A type field below 0x600 is an 802.3 length; the view reports it as
+//! `EtherType::Unknown(len)` and leaves the decision to the caller.
+
+use super::{array, be16, Error, EtherType, Result};
+use crate::types::MacAddr;
+
+mod field {
+    use core::ops::{Range, RangeFrom};
+
+    pub const DESTINATION: Range<usize> = 0..6;
+    pub const SOURCE: Range<usize> = 6..12;
+    pub const ETHERTYPE: Range<usize> = 12..14;
+    pub const PAYLOAD: RangeFrom<usize> = ETHERTYPE.end..;
+}
+
+/// Length of an Ethernet II header.
+pub const HEADER_LEN: usize = field::PAYLOAD.start;
+
+/// A read/write view of an Ethernet II frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps a buffer without checking its length.
+    pub const fn new_unchecked(buffer: T) -> Packet<T> {
+        Packet { buffer }
+    }
+
+    /// Wraps a buffer, then [`Packet::check_len`].
+    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
+        let packet = Self::new_unchecked(buffer);
+        packet.check_len()?;
+        Ok(packet)
+    }
+
+    /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`]. No setter can undo
+    /// this check.
+    pub fn check_len(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            Err(Error::Truncated)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The wrapped buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// Length of the header: [`HEADER_LEN`].
+    pub const fn header_len() -> usize {
+        HEADER_LEN
+    }
+
+    /// Destination address.
+    #[inline]
+    pub fn dst_addr(&self) -> MacAddr {
+        MacAddr(array(self.buffer.as_ref(), field::DESTINATION))
+    }
+
+    /// Source address.
+    #[inline]
+    pub fn src_addr(&self) -> MacAddr {
+        MacAddr(array(self.buffer.as_ref(), field::SOURCE))
+    }
+
+    /// EtherType (or an 802.3 length, as `Unknown`).
+    #[inline]
+    pub fn ethertype(&self) -> EtherType {
+        EtherType::from(be16(array(self.buffer.as_ref(), field::ETHERTYPE)))
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
+    /// Everything after the header.
+    #[inline]
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buffer.as_ref()[field::PAYLOAD]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Sets the destination address.
+    #[inline]
+    pub fn set_dst_addr(&mut self, value: MacAddr) {
+        self.buffer.as_mut()[field::DESTINATION].copy_from_slice(&value.0)
+    }
+
+    /// Sets the source address.
+    #[inline]
+    pub fn set_src_addr(&mut self, value: MacAddr) {
+        self.buffer.as_mut()[field::SOURCE].copy_from_slice(&value.0)
+    }
+
+    /// Sets the EtherType.
+    #[inline]
+    pub fn set_ethertype(&mut self, value: EtherType) {
+        self.buffer.as_mut()[field::ETHERTYPE].copy_from_slice(&u16::from(value).to_be_bytes())
+    }
+
+    /// Everything after the header, mutable.
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[field::PAYLOAD]
+    }
+}
+
+/// The values of an Ethernet II header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Repr {
+    /// Source address.
+    pub src_addr: MacAddr,
+    /// Destination address.
+    pub dst_addr: MacAddr,
+    /// EtherType.
+    pub ethertype: EtherType,
+}
+
+impl Repr {
+    /// Reads the header of a checked packet.
+    pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Repr> {
+        packet.check_len()?;
+        Ok(Repr {
+            src_addr: packet.src_addr(),
+            dst_addr: packet.dst_addr(),
+            ethertype: packet.ethertype(),
+        })
+    }
+
+    /// Length of the emitted header.
+    pub const fn header_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// Writes the header into a buffer of at least [`Repr::header_len`] bytes.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
+        packet.set_dst_addr(self.dst_addr);
+        packet.set_src_addr(self.src_addr);
+        packet.set_ethertype(self.ethertype);
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    static FRAME_BYTES: [u8; 18] = [
+        0x52, 0x54, 0x00, 0x00, 0x00, 0x02, // destination 52:54:00:00:00:02
+        0x52, 0x54, 0x00, 0x00, 0x00, 0x01, // source 52:54:00:00:00:01
+        0x08, 0x00, // EtherType IPv4
+        0xaa, 0xbb, 0xcc, 0xdd, // payload
+    ];
+
+    const DST: MacAddr = MacAddr([0x52, 0x54, 0, 0, 0, 2]);
+    const SRC: MacAddr = MacAddr([0x52, 0x54, 0, 0, 0, 1]);
+
+    fn repr() -> Repr {
+        Repr {
+            src_addr: SRC,
+            dst_addr: DST,
+            ethertype: EtherType::Ipv4,
+        }
+    }
+
+    #[test]
+    fn test_deconstruct() {
+        let packet = Packet::new_checked(&FRAME_BYTES[..]).unwrap();
+        assert_eq!(packet.dst_addr(), DST);
+        assert_eq!(packet.src_addr(), SRC);
+        assert_eq!(packet.ethertype(), EtherType::Ipv4);
+        assert_eq!(packet.payload(), &[0xaa, 0xbb, 0xcc, 0xdd]);
+    }
+
+    #[test]
+    fn test_construct() {
+        let mut bytes = [0xa5u8; 18];
+        let mut packet = Packet::new_unchecked(&mut bytes[..]);
+        packet.set_dst_addr(DST);
+        packet.set_src_addr(SRC);
+        packet.set_ethertype(EtherType::Ipv4);
+        packet
+            .payload_mut()
+            .copy_from_slice(&[0xaa, 0xbb, 0xcc, 0xdd]);
+        assert_eq!(bytes, FRAME_BYTES);
+    }
+
+    #[test]
+    fn test_parse() {
+        let packet = Packet::new_unchecked(&FRAME_BYTES[..]);
+        assert_eq!(Repr::parse(&packet), Ok(repr()));
+    }
+
+    #[test]
+    fn test_emit() {
+        let mut bytes = [0xa5u8; 18];
+        bytes[HEADER_LEN..].copy_from_slice(&FRAME_BYTES[HEADER_LEN..]);
+        let r = repr();
+        assert_eq!(r.header_len(), HEADER_LEN);
+        r.emit(&mut Packet::new_unchecked(&mut bytes[..]));
+        assert_eq!(bytes, FRAME_BYTES);
+    }
+
+    #[test]
+    fn test_length_field_is_unknown() {
+        let mut bytes = FRAME_BYTES;
+        bytes[12..14].copy_from_slice(&[0x00, 0x2e]);
+        let packet = Packet::new_checked(&bytes[..]).unwrap();
+        assert_eq!(packet.ethertype(), EtherType::Unknown(0x2e));
+    }
+
+    #[test]
+    fn test_truncated() {
+        for len in 0..HEADER_LEN {
+            assert_eq!(
+                Packet::new_checked(&FRAME_BYTES[..len]),
+                Err(Error::Truncated)
+            );
+        }
+        assert!(Packet::new_checked(&FRAME_BYTES[..HEADER_LEN]).is_ok());
+    }
+}

@@ -1,0 +1,304 @@
+//! IPv6 header (RFC 8200 section 3) and the extension headers the key extractor skips
+//! (section 4): the generic "next header, length in 8-octet units" shape of hop-by-hop,
+//! routing and destination options, and the fixed 8-byte fragment header. Read-only.
+
+use core::net::Ipv6Addr;
+
+use super::{array, be16, be32, Error, IpProtocol, Result};
+
+mod field {
+    use core::ops::Range;
+
+    pub const VER_TC_FLOW: Range<usize> = 0..4;
+    pub const LENGTH: Range<usize> = 4..6;
+    pub const NXT_HDR: usize = 6;
+    pub const HOP_LIMIT: usize = 7;
+    pub const SRC_ADDR: Range<usize> = 8..24;
+    pub const DST_ADDR: Range<usize> = 24..40;
+}
+
+/// Length of the fixed IPv6 header.
+pub const HEADER_LEN: usize = field::DST_ADDR.end;
+
+/// A read-only view of an IPv6 packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps a buffer without checking its length.
+    pub const fn new_unchecked(buffer: T) -> Packet<T> {
+        Packet { buffer }
+    }
+
+    /// Wraps a buffer, then [`Packet::check_len`].
+    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
+        let packet = Self::new_unchecked(buffer);
+        packet.check_len()?;
+        Ok(packet)
+    }
+
+    /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`] plus the payload
+    /// length. The version is not checked (see [`Packet::version`]).
+    pub fn check_len(&self) -> Result<()> {
+        let len = self.buffer.as_ref().len();
+        if len < HEADER_LEN || len < HEADER_LEN + usize::from(self.payload_len()) {
+            Err(Error::Truncated)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The wrapped buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    fn ver_tc_flow(&self) -> u32 {
+        be32(array(self.buffer.as_ref(), field::VER_TC_FLOW))
+    }
+
+    /// Version (6 for IPv6).
+    #[inline]
+    pub fn version(&self) -> u8 {
+        (self.ver_tc_flow() >> 28) as u8
+    }
+
+    /// Traffic class (DSCP << 2 | ECN).
+    #[inline]
+    pub fn traffic_class(&self) -> u8 {
+        (self.ver_tc_flow() >> 20) as u8
+    }
+
+    /// Flow label (20 bits).
+    #[inline]
+    pub fn flow_label(&self) -> u32 {
+        self.ver_tc_flow() & 0x000f_ffff
+    }
+
+    /// Payload length: extension headers and upper-layer data, in bytes.
+    #[inline]
+    pub fn payload_len(&self) -> u16 {
+        be16(array(self.buffer.as_ref(), field::LENGTH))
+    }
+
+    /// Next header: the first extension header or the upper-layer protocol.
+    #[inline]
+    pub fn next_header(&self) -> IpProtocol {
+        IpProtocol::from(self.buffer.as_ref()[field::NXT_HDR])
+    }
+
+    /// Hop limit.
+    #[inline]
+    pub fn hop_limit(&self) -> u8 {
+        self.buffer.as_ref()[field::HOP_LIMIT]
+    }
+
+    /// Source address.
+    #[inline]
+    pub fn src_addr(&self) -> Ipv6Addr {
+        Ipv6Addr::from(array::<16>(self.buffer.as_ref(), field::SRC_ADDR))
+    }
+
+    /// Destination address.
+    #[inline]
+    pub fn dst_addr(&self) -> Ipv6Addr {
+        Ipv6Addr::from(array::<16>(self.buffer.as_ref(), field::DST_ADDR))
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
+    /// The payload, up to the payload length.
+    #[inline]
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buffer.as_ref()[HEADER_LEN..HEADER_LEN + usize::from(self.payload_len())]
+    }
+}
+
+/// Offsets of the generic extension header shape (hop-by-hop, routing, destination options).
+mod ext_field {
+    pub const NXT_HDR: usize = 0;
+    pub const LENGTH: usize = 1;
+}
+
+/// Minimum length of an extension header (length field 0).
+pub const EXT_HEADER_MIN_LEN: usize = 8;
+
+/// A read-only view of a hop-by-hop, routing or destination options header: next header,
+/// then the length in 8-octet units not counting the first 8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtHeader<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> ExtHeader<T> {
+    /// Wraps a buffer without checking its length.
+    pub const fn new_unchecked(buffer: T) -> ExtHeader<T> {
+        ExtHeader { buffer }
+    }
+
+    /// Wraps a buffer, then [`ExtHeader::check_len`].
+    pub fn new_checked(buffer: T) -> Result<ExtHeader<T>> {
+        let header = Self::new_unchecked(buffer);
+        header.check_len()?;
+        Ok(header)
+    }
+
+    /// `Err(Truncated)` when the buffer is shorter than [`EXT_HEADER_MIN_LEN`] or than the
+    /// length the header declares.
+    pub fn check_len(&self) -> Result<()> {
+        let len = self.buffer.as_ref().len();
+        if len < EXT_HEADER_MIN_LEN || len < self.header_len() {
+            Err(Error::Truncated)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Next header.
+    #[inline]
+    pub fn next_header(&self) -> IpProtocol {
+        IpProtocol::from(self.buffer.as_ref()[ext_field::NXT_HDR])
+    }
+
+    /// Length of this header in bytes: (length field + 1) * 8.
+    #[inline]
+    pub fn header_len(&self) -> usize {
+        (usize::from(self.buffer.as_ref()[ext_field::LENGTH]) + 1) * 8
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> ExtHeader<&'a T> {
+    /// What follows this header.
+    #[inline]
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buffer.as_ref()[self.header_len()..]
+    }
+}
+
+mod frag_field {
+    use core::ops::Range;
+
+    pub const NXT_HDR: usize = 0;
+    pub const OFF_M: Range<usize> = 2..4;
+    pub const IDENT: Range<usize> = 4..8;
+}
+
+/// Length of the fragment header.
+pub const FRAGMENT_HEADER_LEN: usize = frag_field::IDENT.end;
+
+/// A read-only view of the IPv6 fragment header (RFC 8200 section 4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmentHeader<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> FragmentHeader<T> {
+    /// Wraps a buffer without checking its length.
+    pub const fn new_unchecked(buffer: T) -> FragmentHeader<T> {
+        FragmentHeader { buffer }
+    }
+
+    /// Wraps a buffer, then [`FragmentHeader::check_len`].
+    pub fn new_checked(buffer: T) -> Result<FragmentHeader<T>> {
+        let header = Self::new_unchecked(buffer);
+        header.check_len()?;
+        Ok(header)
+    }
+
+    /// `Err(Truncated)` when the buffer is shorter than [`FRAGMENT_HEADER_LEN`].
+    pub fn check_len(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < FRAGMENT_HEADER_LEN {
+            Err(Error::Truncated)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Next header.
+    #[inline]
+    pub fn next_header(&self) -> IpProtocol {
+        IpProtocol::from(self.buffer.as_ref()[frag_field::NXT_HDR])
+    }
+
+    /// Fragment offset in bytes (the 13-bit field times 8).
+    #[inline]
+    pub fn frag_offset(&self) -> u16 {
+        be16(array(self.buffer.as_ref(), frag_field::OFF_M)) & 0xfff8
+    }
+
+    /// The M ("more fragments") flag.
+    #[inline]
+    pub fn more_frags(&self) -> bool {
+        be16(array(self.buffer.as_ref(), frag_field::OFF_M)) & 1 != 0
+    }
+
+    /// Identification.
+    #[inline]
+    pub fn ident(&self) -> u32 {
+        be32(array(self.buffer.as_ref(), frag_field::IDENT))
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    static PACKET_BYTES: [u8; 64] = [
+        0x6b, 0x81, 0x23, 0x45, // version 6, traffic class 0xb8, flow label 0x12345
+        0x00, 0x18, // payload length 24
+        0x00, // next header: hop-by-hop
+        0x40, // hop limit 64
+        0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, // source fe80::1
+        0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, // destination fe80::2
+        0x2c, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00, // hop-by-hop: next fragment, PadN
+        0x11, 0x00, 0x05, 0xa9, 0xde, 0xad, 0xbe, 0xef, // fragment: next UDP, offset 1448, M
+        0xaa, 0x00, 0x00, 0xff, 0xaa, 0x00, 0x00, 0xff, // payload
+    ];
+
+    #[test]
+    fn test_deconstruct() {
+        let p = Packet::new_checked(&PACKET_BYTES[..]).unwrap();
+        assert_eq!(p.version(), 6);
+        assert_eq!(p.traffic_class(), 0xb8);
+        assert_eq!(p.flow_label(), 0x1_2345);
+        assert_eq!(p.payload_len(), 24);
+        assert_eq!(p.next_header(), IpProtocol::HopByHop);
+        assert_eq!(p.hop_limit(), 64);
+        assert_eq!(p.src_addr(), "fe80::1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(p.dst_addr(), "fe80::2".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(p.payload().len(), 24);
+
+        let hbh = ExtHeader::new_checked(p.payload()).unwrap();
+        assert_eq!(hbh.next_header(), IpProtocol::Ipv6Frag);
+        assert_eq!(hbh.header_len(), 8);
+
+        let frag = FragmentHeader::new_checked(hbh.payload()).unwrap();
+        assert_eq!(frag.next_header(), IpProtocol::Udp);
+        assert_eq!(frag.frag_offset(), 1448);
+        assert!(frag.more_frags());
+        assert_eq!(frag.ident(), 0xdead_beef);
+    }
+
+    #[test]
+    fn test_truncated() {
+        assert_eq!(
+            Packet::new_checked(&PACKET_BYTES[..39]),
+            Err(Error::Truncated)
+        );
+        // The fixed header fits, the payload length does not.
+        assert_eq!(
+            Packet::new_checked(&PACKET_BYTES[..63]),
+            Err(Error::Truncated)
+        );
+        // An extension header longer than what follows.
+        let mut ext = [0u8; 16];
+        ext[1] = 2; // 24 bytes
+        assert_eq!(ExtHeader::new_checked(&ext[..]), Err(Error::Truncated));
+        assert_eq!(
+            FragmentHeader::new_checked(&ext[..7]),
+            Err(Error::Truncated)
+        );
+    }
+}

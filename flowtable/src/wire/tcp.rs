@@ -1,0 +1,227 @@
+//! TCP header (RFC 9293 section 3.1). Read-only: the switch matches on TCP, it never builds
+//! it.
+
+use super::{array, be16, be32, Error, Result};
+
+mod field {
+    use core::ops::Range;
+
+    pub const SRC_PORT: Range<usize> = 0..2;
+    pub const DST_PORT: Range<usize> = 2..4;
+    pub const SEQ_NUM: Range<usize> = 4..8;
+    pub const ACK_NUM: Range<usize> = 8..12;
+    pub const FLAGS: Range<usize> = 12..14;
+    pub const WIN_SIZE: Range<usize> = 14..16;
+    pub const CHECKSUM: Range<usize> = 16..18;
+    pub const URGENT: Range<usize> = 18..20;
+}
+
+/// Length of a TCP header without options.
+pub const HEADER_LEN: usize = field::URGENT.end;
+
+/// FIN flag.
+pub const FLAG_FIN: u16 = 0x001;
+/// SYN flag.
+pub const FLAG_SYN: u16 = 0x002;
+/// RST flag.
+pub const FLAG_RST: u16 = 0x004;
+/// PSH flag.
+pub const FLAG_PSH: u16 = 0x008;
+/// ACK flag.
+pub const FLAG_ACK: u16 = 0x010;
+/// URG flag.
+pub const FLAG_URG: u16 = 0x020;
+/// ECE flag.
+pub const FLAG_ECE: u16 = 0x040;
+/// CWR flag.
+pub const FLAG_CWR: u16 = 0x080;
+
+/// A read-only view of a TCP segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps a buffer without checking its length.
+    pub const fn new_unchecked(buffer: T) -> Packet<T> {
+        Packet { buffer }
+    }
+
+    /// Wraps a buffer, then [`Packet::check_len`].
+    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
+        let packet = Self::new_unchecked(buffer);
+        packet.check_len()?;
+        Ok(packet)
+    }
+
+    /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`] or than the data
+    /// offset; `Err(Malformed)` when the data offset is below 5 words.
+    pub fn check_len(&self) -> Result<()> {
+        let len = self.buffer.as_ref().len();
+        if len < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let header_len = usize::from(self.header_len());
+        if header_len < HEADER_LEN {
+            Err(Error::Malformed)
+        } else if header_len > len {
+            Err(Error::Truncated)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The wrapped buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// Source port.
+    #[inline]
+    pub fn src_port(&self) -> u16 {
+        be16(array(self.buffer.as_ref(), field::SRC_PORT))
+    }
+
+    /// Destination port.
+    #[inline]
+    pub fn dst_port(&self) -> u16 {
+        be16(array(self.buffer.as_ref(), field::DST_PORT))
+    }
+
+    /// Sequence number.
+    #[inline]
+    pub fn seq_number(&self) -> u32 {
+        be32(array(self.buffer.as_ref(), field::SEQ_NUM))
+    }
+
+    /// Acknowledgement number.
+    #[inline]
+    pub fn ack_number(&self) -> u32 {
+        be32(array(self.buffer.as_ref(), field::ACK_NUM))
+    }
+
+    /// Header length in bytes (data offset * 4).
+    #[inline]
+    pub fn header_len(&self) -> u8 {
+        (self.buffer.as_ref()[field::FLAGS.start] >> 4) * 4
+    }
+
+    /// The control bits (`FLAG_*`), without the data offset.
+    #[inline]
+    pub fn flags(&self) -> u16 {
+        be16(array(self.buffer.as_ref(), field::FLAGS)) & 0x0fff
+    }
+
+    /// SYN is set.
+    #[inline]
+    pub fn syn(&self) -> bool {
+        self.flags() & FLAG_SYN != 0
+    }
+
+    /// ACK is set.
+    #[inline]
+    pub fn ack(&self) -> bool {
+        self.flags() & FLAG_ACK != 0
+    }
+
+    /// FIN is set.
+    #[inline]
+    pub fn fin(&self) -> bool {
+        self.flags() & FLAG_FIN != 0
+    }
+
+    /// RST is set.
+    #[inline]
+    pub fn rst(&self) -> bool {
+        self.flags() & FLAG_RST != 0
+    }
+
+    /// Window size.
+    #[inline]
+    pub fn window_len(&self) -> u16 {
+        be16(array(self.buffer.as_ref(), field::WIN_SIZE))
+    }
+
+    /// Checksum as stored.
+    #[inline]
+    pub fn checksum(&self) -> u16 {
+        be16(array(self.buffer.as_ref(), field::CHECKSUM))
+    }
+
+    /// Urgent pointer.
+    #[inline]
+    pub fn urgent_at(&self) -> u16 {
+        be16(array(self.buffer.as_ref(), field::URGENT))
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
+    /// The options: between [`HEADER_LEN`] and the data offset.
+    #[inline]
+    pub fn options(&self) -> &'a [u8] {
+        &self.buffer.as_ref()[HEADER_LEN..usize::from(self.header_len())]
+    }
+
+    /// The payload: everything after the data offset.
+    #[inline]
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buffer.as_ref()[usize::from(self.header_len())..]
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    static PACKET_BYTES: [u8; 28] = [
+        0xbf, 0x00, // source port 48896
+        0x00, 0x50, // destination port 80
+        0x01, 0x23, 0x45, 0x67, // sequence number
+        0x89, 0xab, 0xcd, 0xef, // acknowledgement number
+        0x60, 0x12, // data offset 6 words, flags SYN|ACK
+        0x01, 0x23, // window
+        0x7e, 0xa5, // checksum
+        0x00, 0x00, // urgent pointer
+        0x02, 0x04, 0x05, 0xb4, // option: MSS 1460
+        0xaa, 0x00, 0x00, 0xff, // payload
+    ];
+
+    #[test]
+    fn test_deconstruct() {
+        let p = Packet::new_checked(&PACKET_BYTES[..]).unwrap();
+        assert_eq!(p.src_port(), 48896);
+        assert_eq!(p.dst_port(), 80);
+        assert_eq!(p.seq_number(), 0x0123_4567);
+        assert_eq!(p.ack_number(), 0x89ab_cdef);
+        assert_eq!(p.header_len(), 24);
+        assert_eq!(p.flags(), FLAG_SYN | FLAG_ACK);
+        assert!(p.syn() && p.ack() && !p.fin() && !p.rst());
+        assert_eq!(p.window_len(), 0x0123);
+        assert_eq!(p.checksum(), 0x7ea5);
+        assert_eq!(p.urgent_at(), 0);
+        assert_eq!(p.options(), &[0x02, 0x04, 0x05, 0xb4]);
+        assert_eq!(p.payload(), &[0xaa, 0x00, 0x00, 0xff]);
+    }
+
+    #[test]
+    fn test_impossible_len() {
+        let mut bytes = PACKET_BYTES;
+        bytes[12] = 0x40; // data offset 4 words
+        assert_eq!(Packet::new_checked(&bytes[..]), Err(Error::Malformed));
+    }
+
+    #[test]
+    fn test_truncated() {
+        assert_eq!(
+            Packet::new_checked(&PACKET_BYTES[..19]),
+            Err(Error::Truncated)
+        );
+        // The fixed header fits but the options do not.
+        assert_eq!(
+            Packet::new_checked(&PACKET_BYTES[..23]),
+            Err(Error::Truncated)
+        );
+        assert!(Packet::new_checked(&PACKET_BYTES[..24]).is_ok());
+    }
+}

@@ -1,0 +1,292 @@
+//! UDP header (RFC 768).
+
+use core::net::Ipv4Addr;
+
+use super::{array, be16, checksum, Error, IpProtocol, Result};
+
+mod field {
+    use core::ops::Range;
+
+    pub const SRC_PORT: Range<usize> = 0..2;
+    pub const DST_PORT: Range<usize> = 2..4;
+    pub const LENGTH: Range<usize> = 4..6;
+    pub const CHECKSUM: Range<usize> = 6..8;
+}
+
+/// Length of a UDP header.
+pub const HEADER_LEN: usize = field::CHECKSUM.end;
+
+/// A read/write view of a UDP datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps a buffer without checking its length.
+    pub const fn new_unchecked(buffer: T) -> Packet<T> {
+        Packet { buffer }
+    }
+
+    /// Wraps a buffer, then [`Packet::check_len`].
+    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
+        let packet = Self::new_unchecked(buffer);
+        packet.check_len()?;
+        Ok(packet)
+    }
+
+    /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`] or than the length
+    /// field; `Err(Malformed)` when the length field is below [`HEADER_LEN`].
+    ///
+    /// [`Packet::set_len`] can undo this check.
+    pub fn check_len(&self) -> Result<()> {
+        let buffer_len = self.buffer.as_ref().len();
+        if buffer_len < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let field_len = usize::from(self.len());
+        if field_len < HEADER_LEN {
+            Err(Error::Malformed)
+        } else if field_len > buffer_len {
+            Err(Error::Truncated)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The wrapped buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// Source port.
+    #[inline]
+    pub fn src_port(&self) -> u16 {
+        be16(array(self.buffer.as_ref(), field::SRC_PORT))
+    }
+
+    /// Destination port.
+    #[inline]
+    pub fn dst_port(&self) -> u16 {
+        be16(array(self.buffer.as_ref(), field::DST_PORT))
+    }
+
+    /// Length field: header and payload, in bytes.
+    #[inline]
+    pub fn len(&self) -> u16 {
+        be16(array(self.buffer.as_ref(), field::LENGTH))
+    }
+
+    /// True when the length field says there is no payload.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        usize::from(self.len()) <= HEADER_LEN
+    }
+
+    /// Checksum as stored (0: none computed, allowed over IPv4).
+    #[inline]
+    pub fn checksum(&self) -> u16 {
+        be16(array(self.buffer.as_ref(), field::CHECKSUM))
+    }
+
+    /// True when the checksum is absent (0) or correct for an IPv4 pseudo-header.
+    pub fn checksum_valid_v4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+        if self.checksum() == 0 {
+            return true;
+        }
+        let data = &self.buffer.as_ref()[..usize::from(self.len())];
+        checksum::combine(&[
+            checksum::pseudo_header_v4(src, dst, IpProtocol::Udp.into(), self.len()),
+            checksum::sum(data),
+        ]) == 0xffff
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
+    /// The payload, up to the length field.
+    #[inline]
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buffer.as_ref()[HEADER_LEN..usize::from(self.len())]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Sets the source port.
+    #[inline]
+    pub fn set_src_port(&mut self, value: u16) {
+        self.buffer.as_mut()[field::SRC_PORT].copy_from_slice(&value.to_be_bytes())
+    }
+
+    /// Sets the destination port.
+    #[inline]
+    pub fn set_dst_port(&mut self, value: u16) {
+        self.buffer.as_mut()[field::DST_PORT].copy_from_slice(&value.to_be_bytes())
+    }
+
+    /// Sets the length field.
+    #[inline]
+    pub fn set_len(&mut self, value: u16) {
+        self.buffer.as_mut()[field::LENGTH].copy_from_slice(&value.to_be_bytes())
+    }
+
+    /// Sets the checksum field as given.
+    #[inline]
+    pub fn set_checksum(&mut self, value: u16) {
+        self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&value.to_be_bytes())
+    }
+
+    /// Computes the checksum over the IPv4 pseudo-header, the header and the payload (up to
+    /// the length field, which must be set and within the buffer) and stores it. A computed
+    /// 0 is sent as 0xffff (RFC 768).
+    pub fn fill_checksum_v4(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+        self.set_checksum(0);
+        let len = self.len();
+        let sum = checksum::combine(&[
+            checksum::pseudo_header_v4(src, dst, IpProtocol::Udp.into(), len),
+            checksum::sum(&self.buffer.as_ref()[..usize::from(len)]),
+        ]);
+        let value = !sum;
+        self.set_checksum(if value == 0 { 0xffff } else { value })
+    }
+
+    /// The payload, up to the length field, mutable.
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let end = usize::from(self.len());
+        &mut self.buffer.as_mut()[HEADER_LEN..end]
+    }
+}
+
+/// The values of a UDP header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Repr {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Payload length in bytes.
+    pub payload_len: usize,
+}
+
+impl Repr {
+    /// Reads a checked datagram. The checksum is not verified (see
+    /// [`Packet::checksum_valid_v4`]).
+    pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Repr> {
+        packet.check_len()?;
+        Ok(Repr {
+            src_port: packet.src_port(),
+            dst_port: packet.dst_port(),
+            payload_len: usize::from(packet.len()) - HEADER_LEN,
+        })
+    }
+
+    /// Length of the emitted header.
+    pub const fn header_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// Writes the header into a buffer of at least [`Repr::header_len`] bytes, with checksum
+    /// 0 ("none", which IPv4 allows and VXLAN senders use, RFC 7348 section 5). To checksum,
+    /// write the payload, then call [`Packet::fill_checksum_v4`]. The length field is
+    /// `HEADER_LEN + payload_len`, saturated at 65535.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
+        packet.set_src_port(self.src_port);
+        packet.set_dst_port(self.dst_port);
+        packet.set_len(u16::try_from(HEADER_LEN + self.payload_len).unwrap_or(u16::MAX));
+        packet.set_checksum(0);
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    static PACKET_BYTES: [u8; 12] = [
+        0xc0, 0x00, // source port 49152
+        0x12, 0xb5, // destination port 4789
+        0x00, 0x0c, // length 12
+        0x00, 0x00, // checksum: none
+        0xaa, 0x00, 0x00, 0xff, // payload
+    ];
+
+    static PAYLOAD: [u8; 4] = [0xaa, 0x00, 0x00, 0xff];
+
+    fn repr() -> Repr {
+        Repr {
+            src_port: 49152,
+            dst_port: 4789,
+            payload_len: 4,
+        }
+    }
+
+    #[test]
+    fn test_deconstruct() {
+        let p = Packet::new_checked(&PACKET_BYTES[..]).unwrap();
+        assert_eq!(p.src_port(), 49152);
+        assert_eq!(p.dst_port(), 4789);
+        assert_eq!(p.len(), 12);
+        assert!(!p.is_empty());
+        assert_eq!(p.checksum(), 0);
+        assert_eq!(p.payload(), &PAYLOAD);
+    }
+
+    #[test]
+    fn test_construct() {
+        let mut bytes = [0xa5u8; 12];
+        let mut p = Packet::new_unchecked(&mut bytes[..]);
+        p.set_src_port(49152);
+        p.set_dst_port(4789);
+        p.set_len(12);
+        p.set_checksum(0);
+        p.payload_mut().copy_from_slice(&PAYLOAD);
+        assert_eq!(bytes, PACKET_BYTES);
+    }
+
+    #[test]
+    fn test_checksum() {
+        let (src, dst) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        let mut bytes = PACKET_BYTES;
+        let mut p = Packet::new_unchecked(&mut bytes[..]);
+        p.fill_checksum_v4(src, dst);
+        assert_ne!(p.checksum(), 0);
+        assert!(p.checksum_valid_v4(src, dst));
+        assert!(!p.checksum_valid_v4(src, Ipv4Addr::new(10, 0, 0, 3)));
+    }
+
+    #[test]
+    fn test_parse() {
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&PACKET_BYTES[..])),
+            Ok(repr())
+        );
+    }
+
+    #[test]
+    fn test_emit() {
+        let mut bytes = [0xa5u8; 12];
+        bytes[HEADER_LEN..].copy_from_slice(&PAYLOAD);
+        let r = repr();
+        assert_eq!(r.header_len(), HEADER_LEN);
+        r.emit(&mut Packet::new_unchecked(&mut bytes[..]));
+        assert_eq!(bytes, PACKET_BYTES);
+    }
+
+    #[test]
+    fn test_impossible_len() {
+        let mut bytes = PACKET_BYTES;
+        bytes[4..6].copy_from_slice(&[0, 4]);
+        assert_eq!(Packet::new_checked(&bytes[..]), Err(Error::Malformed));
+    }
+
+    #[test]
+    fn test_truncated() {
+        assert_eq!(
+            Packet::new_checked(&PACKET_BYTES[..7]),
+            Err(Error::Truncated)
+        );
+        assert_eq!(
+            Packet::new_checked(&PACKET_BYTES[..11]),
+            Err(Error::Truncated)
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! IEEE 802.1Q VLAN tag: the 4 bytes that follow a TPID (0x8100, or 0x88a8 for an 802.1ad
+//! service tag).
+//!
+//! The TPID itself is the EtherType field of the header before the tag, so this view covers
+//! the Tag Control Information (PCP, DEI, VID) and the EtherType of what follows the tag.
+
+use super::{array, be16, Error, EtherType, Result};
+use crate::types::VlanId;
+
+mod field {
+    use core::ops::{Range, RangeFrom};
+
+    pub const TCI: Range<usize> = 0..2;
+    pub const ETHERTYPE: Range<usize> = 2..4;
+    pub const PAYLOAD: RangeFrom<usize> = ETHERTYPE.end..;
+}
+
+/// Length of a VLAN tag after its TPID.
+pub const HEADER_LEN: usize = field::PAYLOAD.start;
+
+/// The TCI bits of the priority code point.
+const PCP_SHIFT: u16 = 13;
+/// The TCI bit of the drop eligible indicator.
+const DEI_BIT: u16 = 0x1000;
+/// The TCI bits of the VLAN id.
+const VID_MASK: u16 = 0x0fff;
+
+/// A read/write view of a VLAN tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps a buffer without checking its length.
+    pub const fn new_unchecked(buffer: T) -> Packet<T> {
+        Packet { buffer }
+    }
+
+    /// Wraps a buffer, then [`Packet::check_len`].
+    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
+        let packet = Self::new_unchecked(buffer);
+        packet.check_len()?;
+        Ok(packet)
+    }
+
+    /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`]. No setter can undo
+    /// this check.
+    pub fn check_len(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            Err(Error::Truncated)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The wrapped buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// The whole Tag Control Information field.
+    #[inline]
+    pub fn tci(&self) -> u16 {
+        be16(array(self.buffer.as_ref(), field::TCI))
+    }
+
+    /// Priority code point (0..=7).
+    #[inline]
+    pub fn pcp(&self) -> u8 {
+        (self.tci() >> PCP_SHIFT) as u8
+    }
+
+    /// Drop eligible indicator.
+    #[inline]
+    pub fn dei(&self) -> bool {
+        self.tci() & DEI_BIT != 0
+    }
+
+    /// VLAN id (0..=4095).
+    #[inline]
+    pub fn vid(&self) -> VlanId {
+        // A 12-bit value always fits.
+        VlanId::new(self.tci() & VID_MASK).unwrap_or_default()
+    }
+
+    /// EtherType of what follows the tag.
+    #[inline]
+    pub fn ethertype(&self) -> EtherType {
+        EtherType::from(be16(array(self.buffer.as_ref(), field::ETHERTYPE)))
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
+    /// Everything after the tag.
+    #[inline]
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buffer.as_ref()[field::PAYLOAD]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Sets the whole Tag Control Information field.
+    #[inline]
+    pub fn set_tci(&mut self, value: u16) {
+        self.buffer.as_mut()[field::TCI].copy_from_slice(&value.to_be_bytes())
+    }
+
+    /// Sets the priority code point; only the low 3 bits of `value` are used.
+    #[inline]
+    pub fn set_pcp(&mut self, value: u8) {
+        let tci = self.tci() & !(0x7 << PCP_SHIFT);
+        self.set_tci(tci | (u16::from(value & 0x7) << PCP_SHIFT))
+    }
+
+    /// Sets the drop eligible indicator.
+    #[inline]
+    pub fn set_dei(&mut self, value: bool) {
+        let tci = self.tci() & !DEI_BIT;
+        self.set_tci(if value { tci | DEI_BIT } else { tci })
+    }
+
+    /// Sets the VLAN id.
+    #[inline]
+    pub fn set_vid(&mut self, value: VlanId) {
+        let tci = self.tci() & !VID_MASK;
+        self.set_tci(tci | value.get())
+    }
+
+    /// Sets the EtherType of what follows the tag.
+    #[inline]
+    pub fn set_ethertype(&mut self, value: EtherType) {
+        self.buffer.as_mut()[field::ETHERTYPE].copy_from_slice(&u16::from(value).to_be_bytes())
+    }
+
+    /// Everything after the tag, mutable.
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[field::PAYLOAD]
+    }
+}
+
+/// The values of a VLAN tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Repr {
+    /// Priority code point (0..=7; higher bits are ignored by `emit`).
+    pub pcp: u8,
+    /// Drop eligible indicator.
+    pub dei: bool,
+    /// VLAN id.
+    pub vid: VlanId,
+    /// EtherType of what follows the tag.
+    pub ethertype: EtherType,
+}
+
+impl Repr {
+    /// Reads a checked tag.
+    pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Repr> {
+        packet.check_len()?;
+        Ok(Repr {
+            pcp: packet.pcp(),
+            dei: packet.dei(),
+            vid: packet.vid(),
+            ethertype: packet.ethertype(),
+        })
+    }
+
+    /// Length of the emitted tag.
+    pub const fn header_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// The TCI this tag emits.
+    pub fn tci(&self) -> u16 {
+        (u16::from(self.pcp & 0x7) << PCP_SHIFT)
+            | if self.dei { DEI_BIT } else { 0 }
+            | self.vid.get()
+    }
+
+    /// Writes the tag into a buffer of at least [`Repr::header_len`] bytes.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
+        packet.set_tci(self.tci());
+        packet.set_ethertype(self.ethertype);
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    static TAG_BYTES: [u8; 6] = [
+        0xb0, 0x64, // TCI: PCP 5, DEI 1, VID 100
+        0x86, 0xdd, // EtherType IPv6
+        0x60, 0x00, // payload
+    ];
+
+    fn repr() -> Repr {
+        Repr {
+            pcp: 5,
+            dei: true,
+            vid: VlanId::new(100).unwrap(),
+            ethertype: EtherType::Ipv6,
+        }
+    }
+
+    #[test]
+    fn test_deconstruct() {
+        let packet = Packet::new_checked(&TAG_BYTES[..]).unwrap();
+        assert_eq!(packet.tci(), 0xb064);
+        assert_eq!(packet.pcp(), 5);
+        assert!(packet.dei());
+        assert_eq!(packet.vid().get(), 100);
+        assert_eq!(packet.ethertype(), EtherType::Ipv6);
+        assert_eq!(packet.payload(), &[0x60, 0x00]);
+    }
+
+    #[test]
+    fn test_construct() {
+        let mut bytes = [0xa5u8; 6];
+        let mut packet = Packet::new_unchecked(&mut bytes[..]);
+        packet.set_tci(0);
+        packet.set_pcp(5);
+        packet.set_dei(true);
+        packet.set_vid(VlanId::new(100).unwrap());
+        packet.set_ethertype(EtherType::Ipv6);
+        packet.payload_mut().copy_from_slice(&[0x60, 0x00]);
+        assert_eq!(bytes, TAG_BYTES);
+    }
+
+    #[test]
+    fn test_setters_keep_other_bits() {
+        let mut bytes = TAG_BYTES;
+        let mut packet = Packet::new_unchecked(&mut bytes[..]);
+        packet.set_dei(false);
+        packet.set_vid(VlanId::new(4095).unwrap());
+        assert_eq!(
+            (packet.pcp(), packet.dei(), packet.vid().get()),
+            (5, false, 4095)
+        );
+    }
+
+    #[test]
+    fn test_parse() {
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&TAG_BYTES[..])),
+            Ok(repr())
+        );
+    }
+
+    #[test]
+    fn test_emit() {
+        let mut bytes = [0xa5u8; 6];
+        bytes[4..].copy_from_slice(&TAG_BYTES[4..]);
+        let r = repr();
+        assert_eq!(r.header_len(), HEADER_LEN);
+        r.emit(&mut Packet::new_unchecked(&mut bytes[..]));
+        assert_eq!(bytes, TAG_BYTES);
+    }
+
+    #[test]
+    fn test_truncated() {
+        assert_eq!(Packet::new_checked(&TAG_BYTES[..3]), Err(Error::Truncated));
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&TAG_BYTES[..1])),
+            Err(Error::Truncated)
+        );
+    }
+}

@@ -1,0 +1,239 @@
+//! VXLAN header (RFC 7348 section 5): 8 bits of flags (only I, 0x08, defined), 24 reserved
+//! bits, the 24-bit VNI, 8 reserved bits. Carried in UDP to port [`UDP_PORT`].
+
+use super::{array, Error, Result};
+use crate::types::Vni;
+
+mod field {
+    use core::ops::{Range, RangeFrom};
+
+    pub const FLAGS: usize = 0;
+    pub const RESERVED0: Range<usize> = 1..4;
+    pub const VNI: Range<usize> = 4..7;
+    pub const RESERVED1: usize = 7;
+    pub const PAYLOAD: RangeFrom<usize> = (RESERVED1 + 1)..;
+}
+
+/// Length of a VXLAN header.
+pub const HEADER_LEN: usize = field::PAYLOAD.start;
+
+/// The IANA UDP destination port of VXLAN.
+pub const UDP_PORT: u16 = 4789;
+
+/// The I flag: the VNI is valid. RFC 7348 requires it set.
+pub const FLAG_I: u8 = 0x08;
+
+/// A read/write view of a VXLAN header and the inner frame after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps a buffer without checking its length.
+    pub const fn new_unchecked(buffer: T) -> Packet<T> {
+        Packet { buffer }
+    }
+
+    /// Wraps a buffer, then [`Packet::check_len`].
+    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
+        let packet = Self::new_unchecked(buffer);
+        packet.check_len()?;
+        Ok(packet)
+    }
+
+    /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`]. No setter can undo
+    /// this check.
+    pub fn check_len(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            Err(Error::Truncated)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The wrapped buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// The flags byte.
+    #[inline]
+    pub fn flags(&self) -> u8 {
+        self.buffer.as_ref()[field::FLAGS]
+    }
+
+    /// True when the I flag (valid VNI) is set.
+    #[inline]
+    pub fn i_flag(&self) -> bool {
+        self.flags() & FLAG_I != 0
+    }
+
+    /// The 24 reserved bits after the flags.
+    #[inline]
+    pub fn reserved0(&self) -> u32 {
+        let [a, b, c] = array::<3>(self.buffer.as_ref(), field::RESERVED0);
+        u32::from_be_bytes([0, a, b, c])
+    }
+
+    /// The VNI.
+    #[inline]
+    pub fn vni(&self) -> Vni {
+        let [a, b, c] = array::<3>(self.buffer.as_ref(), field::VNI);
+        // 24 bits always fit.
+        Vni::new(u32::from_be_bytes([0, a, b, c])).unwrap_or_default()
+    }
+
+    /// The 8 reserved bits after the VNI.
+    #[inline]
+    pub fn reserved1(&self) -> u8 {
+        self.buffer.as_ref()[field::RESERVED1]
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
+    /// The inner Ethernet frame.
+    #[inline]
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buffer.as_ref()[field::PAYLOAD]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Sets the flags byte.
+    #[inline]
+    pub fn set_flags(&mut self, value: u8) {
+        self.buffer.as_mut()[field::FLAGS] = value
+    }
+
+    /// Sets the 24 reserved bits after the flags (bits above 24 are ignored).
+    #[inline]
+    pub fn set_reserved0(&mut self, value: u32) {
+        self.buffer.as_mut()[field::RESERVED0].copy_from_slice(&value.to_be_bytes()[1..])
+    }
+
+    /// Sets the VNI.
+    #[inline]
+    pub fn set_vni(&mut self, value: Vni) {
+        self.buffer.as_mut()[field::VNI].copy_from_slice(&value.get().to_be_bytes()[1..])
+    }
+
+    /// Sets the 8 reserved bits after the VNI.
+    #[inline]
+    pub fn set_reserved1(&mut self, value: u8) {
+        self.buffer.as_mut()[field::RESERVED1] = value
+    }
+
+    /// The inner Ethernet frame, mutable.
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[field::PAYLOAD]
+    }
+}
+
+/// The values of a VXLAN header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Repr {
+    /// The VNI.
+    pub vni: Vni,
+}
+
+impl Repr {
+    /// Reads a checked header. `Err(Malformed)` when the I flag is clear. Reserved bits are
+    /// ignored on receipt (RFC 7348).
+    pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Repr> {
+        packet.check_len()?;
+        if !packet.i_flag() {
+            return Err(Error::Malformed);
+        }
+        Ok(Repr { vni: packet.vni() })
+    }
+
+    /// Length of the emitted header.
+    pub const fn header_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// Writes the header (I flag set, reserved bits zero) into a buffer of at least
+    /// [`Repr::header_len`] bytes.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
+        packet.set_flags(FLAG_I);
+        packet.set_reserved0(0);
+        packet.set_vni(self.vni);
+        packet.set_reserved1(0);
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    static PACKET_BYTES: [u8; 10] = [
+        0x08, // flags: I
+        0x00, 0x00, 0x00, // reserved
+        0x12, 0x34, 0x56, // VNI 0x123456
+        0x00, // reserved
+        0x52, 0x54, // payload (start of the inner frame)
+    ];
+
+    fn repr() -> Repr {
+        Repr {
+            vni: Vni::new(0x12_3456).unwrap(),
+        }
+    }
+
+    #[test]
+    fn test_deconstruct() {
+        let p = Packet::new_checked(&PACKET_BYTES[..]).unwrap();
+        assert_eq!(p.flags(), 0x08);
+        assert!(p.i_flag());
+        assert_eq!(p.reserved0(), 0);
+        assert_eq!(p.vni().get(), 0x12_3456);
+        assert_eq!(p.reserved1(), 0);
+        assert_eq!(p.payload(), &[0x52, 0x54]);
+    }
+
+    #[test]
+    fn test_construct() {
+        let mut bytes = [0xa5u8; 10];
+        let mut p = Packet::new_unchecked(&mut bytes[..]);
+        p.set_flags(FLAG_I);
+        p.set_reserved0(0);
+        p.set_vni(Vni::new(0x12_3456).unwrap());
+        p.set_reserved1(0);
+        p.payload_mut().copy_from_slice(&[0x52, 0x54]);
+        assert_eq!(bytes, PACKET_BYTES);
+    }
+
+    #[test]
+    fn test_parse() {
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&PACKET_BYTES[..])),
+            Ok(repr())
+        );
+        let mut bytes = PACKET_BYTES;
+        bytes[0] = 0;
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&bytes[..])),
+            Err(Error::Malformed)
+        );
+    }
+
+    #[test]
+    fn test_emit() {
+        let mut bytes = [0xa5u8; 10];
+        bytes[HEADER_LEN..].copy_from_slice(&[0x52, 0x54]);
+        let r = repr();
+        assert_eq!(r.header_len(), HEADER_LEN);
+        r.emit(&mut Packet::new_unchecked(&mut bytes[..]));
+        assert_eq!(bytes, PACKET_BYTES);
+    }
+
+    #[test]
+    fn test_truncated() {
+        assert_eq!(
+            Packet::new_checked(&PACKET_BYTES[..7]),
+            Err(Error::Truncated)
+        );
+    }
+}
