@@ -1,27 +1,231 @@
-//! Exact-match cache. (Stub: the classifier helper fills this in.)
+//! Exact-match cache (EMC): the per-PMD first-level flow cache, as in OVS-DPDK.
+//!
+//! A fixed-size, 2-way set-associative array indexed by the packet's [`FlowKey::hash`]
+//! (computed once per packet by the caller). It never resizes and has no tombstones. Each
+//! entry stores the full key, its hash, a generation number and the decision; an entry whose
+//! generation is not the cache's current one is a miss, so [`Emc::invalidate`] is O(1).
+//!
+//! Replacement: an insert reuses the way already holding the key, else a stale (invalid) way,
+//! else the way with fewer hits; the surviving way's hit count is then halved, so a once-hot
+//! entry does not stay forever.
 
 use crate::key::FlowKey;
 
+/// One cache entry.
+#[derive(Clone, Copy)]
+struct Entry<V: Copy> {
+    key: FlowKey,
+    hash: u64,
+    generation: u32,
+    hits: u32,
+    value: Option<V>,
+}
+
+/// Cache counters (plain, per PMD).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EmcStats {
+    /// Calls to [`Emc::lookup`].
+    pub lookups: u64,
+    /// Lookups that hit.
+    pub hits: u64,
+    /// Calls to [`Emc::insert`].
+    pub inserts: u64,
+    /// Inserts that replaced a valid entry for another key.
+    pub evictions: u64,
+}
+
 /// A fixed-size exact-match cache from a full [`FlowKey`] to a decision `V`.
 pub struct Emc<V: Copy> {
-    _v: Option<V>,
+    entries: Vec<Entry<V>>,
+    /// `entries.len() / 2 - 1`: the set index mask.
+    set_mask: usize,
+    /// The current generation; entries of another generation are invalid. Never 0 (the
+    /// generation of never-written entries).
+    generation: u32,
+    stats: EmcStats,
 }
 
 impl<V: Copy> Emc<V> {
-    /// A cache with `entries` slots (rounded up to a power of two).
+    /// A cache with `entries` slots (rounded up to a power of two, at least 2).
     pub fn new(entries: usize) -> Emc<V> {
-        let _ = entries;
-        Emc { _v: None }
+        let n = entries.max(2).next_power_of_two();
+        let empty = Entry {
+            key: FlowKey::ZERO,
+            hash: 0,
+            generation: 0,
+            hits: 0,
+            value: None,
+        };
+        Emc {
+            entries: vec![empty; n],
+            set_mask: n / 2 - 1,
+            generation: 1,
+            stats: EmcStats::default(),
+        }
     }
+
+    /// Number of entries.
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
+    #[inline]
+    fn set(&self, hash: u64) -> usize {
+        (hash as usize & self.set_mask) * 2
+    }
+
     /// The cached decision for `key` (whose [`FlowKey::hash`] is `hash`).
+    #[inline]
     pub fn lookup(&mut self, key: &FlowKey, hash: u64) -> Option<V> {
-        let _ = (key, hash);
+        self.stats.lookups += 1;
+        let base = self.set(hash);
+        let generation = self.generation;
+        for e in &mut self.entries[base..base + 2] {
+            if e.hash == hash && e.generation == generation && e.key == *key {
+                e.hits = e.hits.saturating_add(1);
+                self.stats.hits += 1;
+                return e.value;
+            }
+        }
         None
     }
-    /// Caches `v` for `key`.
+
+    /// Caches `v` for `key` (whose [`FlowKey::hash`] is `hash`).
+    #[inline]
     pub fn insert(&mut self, key: &FlowKey, hash: u64, v: V) {
-        let _ = (key, hash, v);
+        self.stats.inserts += 1;
+        let base = self.set(hash);
+        let generation = self.generation;
+        let ways = &mut self.entries[base..base + 2];
+        let valid = [
+            ways[0].generation == generation,
+            ways[1].generation == generation,
+        ];
+        let way = if valid[0] && ways[0].hash == hash && ways[0].key == *key {
+            0
+        } else if valid[1] && ways[1].hash == hash && ways[1].key == *key {
+            1
+        } else if !valid[0] {
+            0
+        } else if !valid[1] {
+            1
+        } else {
+            self.stats.evictions += 1;
+            let w = usize::from(ways[1].hits < ways[0].hits);
+            ways[1 - w].hits /= 2;
+            w
+        };
+        let e = &mut ways[way];
+        if e.generation != generation || e.key != *key {
+            e.hits = 0;
+        }
+        e.key = *key;
+        e.hash = hash;
+        e.generation = generation;
+        e.value = Some(v);
     }
+
     /// Forgets every entry in O(1) (the rule set changed).
-    pub fn invalidate(&mut self) {}
+    pub fn invalidate(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            // Wrapped: entries written 2^32 generations ago would look valid again.
+            for e in &mut self.entries {
+                e.generation = 0;
+                e.value = None;
+            }
+            self.generation = 1;
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> EmcStats {
+        self.stats
+    }
+
+    /// Number of valid entries (O(capacity); for statistics, not the fast path).
+    pub fn occupancy(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.generation == self.generation)
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn key(i: u32) -> FlowKey {
+        let mut k = FlowKey::ZERO;
+        k.set_ip_dst(i);
+        k
+    }
+
+    #[test]
+    fn insert_lookup_invalidate() {
+        let mut emc = Emc::<u32>::new(8);
+        let k = key(1);
+        assert_eq!(emc.lookup(&k, k.hash()), None);
+        emc.insert(&k, k.hash(), 7);
+        assert_eq!(emc.lookup(&k, k.hash()), Some(7));
+        emc.insert(&k, k.hash(), 8);
+        assert_eq!(emc.lookup(&k, k.hash()), Some(8));
+        assert_eq!(emc.occupancy(), 1);
+        emc.invalidate();
+        assert_eq!(emc.lookup(&k, k.hash()), None);
+        assert_eq!(emc.occupancy(), 0);
+        let s = emc.stats();
+        assert_eq!((s.lookups, s.hits, s.inserts), (4, 2, 2));
+    }
+
+    #[test]
+    fn two_ways_per_set() {
+        let mut emc = Emc::<u32>::new(2); // one set of two ways
+        let (a, b, c) = (key(1), key(2), key(3));
+        emc.insert(&a, 0, 1);
+        emc.insert(&b, 0, 2);
+        assert_eq!(emc.lookup(&a, 0), Some(1));
+        assert_eq!(emc.lookup(&b, 0), Some(2));
+        // a is hotter: c replaces b.
+        emc.lookup(&a, 0);
+        emc.insert(&c, 0, 3);
+        assert_eq!(emc.lookup(&a, 0), Some(1));
+        assert_eq!(emc.lookup(&b, 0), None);
+        assert_eq!(emc.lookup(&c, 0), Some(3));
+        assert_eq!(emc.stats().evictions, 1);
+    }
+
+    #[test]
+    fn hot_entry_eventually_replaced() {
+        let mut emc = Emc::<u32>::new(2);
+        let hot = key(1);
+        emc.insert(&hot, 0, 1);
+        for _ in 0..100 {
+            emc.lookup(&hot, 0);
+        }
+        for i in 2..40 {
+            emc.insert(&key(i), 0, i);
+        }
+        assert_eq!(emc.lookup(&hot, 0), None);
+    }
+
+    #[test]
+    fn generation_wrap_clears() {
+        let mut emc = Emc::<u32>::new(4);
+        let k = key(1);
+        emc.insert(&k, k.hash(), 1);
+        emc.generation = u32::MAX;
+        emc.insert(&k, k.hash(), 2);
+        emc.invalidate();
+        assert_eq!(emc.generation, 1);
+        assert_eq!(emc.lookup(&k, k.hash()), None);
+    }
+
+    #[test]
+    fn size_rounds_up() {
+        assert_eq!(Emc::<u8>::new(0).capacity(), 2);
+        assert_eq!(Emc::<u8>::new(8192).capacity(), 8192);
+        assert_eq!(Emc::<u8>::new(5000).capacity(), 8192);
+    }
 }

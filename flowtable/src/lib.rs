@@ -22,9 +22,11 @@ pub mod types;
 pub mod wire;
 
 pub use action::Action;
-pub use classifier::{Classifier, Rule, RuleId, RuleIdx};
-pub use emc::Emc;
-pub use fdb::MacTable;
+pub use classifier::{
+    Classifier, ClassifierError, ClassifierStats, Rule, RuleId, RuleIdx, RuleRef, SubtableInfo,
+};
+pub use emc::{Emc, EmcStats};
+pub use fdb::{L2Domain, Learned, MacEntry, MacTable};
 pub use key::FlowKey;
 pub use matching::{Field, Match};
 pub use types::{MacAddr, PortNo, VlanId, Vni};

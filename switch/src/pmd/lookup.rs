@@ -20,6 +20,10 @@ pub(crate) fn decide(
         let hash = key.hash();
         if let Some(hit) = emc.lookup(key, hash) {
             stats.emc_hits += 1;
+            if let Some(idx) = hit {
+                // Rule hit counters live in the classifier; a cached decision still counts.
+                classifier.count_hits(idx, 1);
+            }
             *d = hit;
             continue;
         }

@@ -359,6 +359,9 @@ impl Pmd {
                 let _ = reply.send(report);
             }
             PmdCmd::Barrier(reply) => {
+                // Publish first, so counters read after a barrier include everything the
+                // barrier covers.
+                self.publish_now();
                 let _ = reply.send(());
             }
             PmdCmd::Shutdown => return Flow::Stop,
@@ -368,12 +371,21 @@ impl Pmd {
 
     /// Copies the counters into the mirror, unless a reader holds it right now (then the
     /// next publish catches up): the PMD never waits.
-    fn publish(&mut self) {
+    fn publish(&self) {
         let Ok(mut m) = self.mirror.try_lock() else {
             return;
         };
-        self.stats.classifier_probes = self.classifier.stats().subtable_probes;
-        let snap: &mut PmdSnapshot = &mut m;
+        self.fill_snapshot(&mut m);
+    }
+
+    /// Publishes even if a reader holds the mirror (it does so only to clone it). Used on
+    /// control requests, never per burst.
+    fn publish_now(&self) {
+        let mut m = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+        self.fill_snapshot(&mut m);
+    }
+
+    fn fill_snapshot(&self, snap: &mut PmdSnapshot) {
         snap.pmd = self.cfg.index;
         snap.core = self.cfg.core;
         snap.rules = self.classifier.len();
@@ -383,5 +395,6 @@ impl Pmd {
         snap.rxqs
             .extend(self.rxqs.iter().map(|r| (r.port, r.index)));
         snap.stats.clone_from(&self.stats);
+        snap.stats.classifier_probes = self.classifier.stats().subtable_probes;
     }
 }

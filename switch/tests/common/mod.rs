@@ -128,3 +128,32 @@ pub fn collect(sw: &Switch, peers: &[MemPeer]) -> Vec<Vec<Vec<u8>>> {
     settle(sw, peers);
     peers.iter().map(|p| p.drain()).collect()
 }
+
+/// Asserts `got` is exactly `0..n`, reporting the first difference (not the whole list).
+pub fn assert_sequence(got: &[u32], n: u32, what: &str) {
+    if let Some(i) = (0..got.len().max(n as usize)).find(|&i| got.get(i) != Some(&(i as u32))) {
+        panic!(
+            "{what}: expected 0..{n}, got {} frames; first difference at index {i}: {:?}",
+            got.len(),
+            got.get(i)
+        );
+    }
+}
+
+/// Drains `peer` on a thread until `stop`, returning what it received.
+pub fn drain_thread(
+    peer: MemPeer,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Vec<u8>>> {
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        loop {
+            let done = stop.load(std::sync::atomic::Ordering::Relaxed);
+            match peer.recv_timeout(Duration::from_millis(5)) {
+                Some(f) => got.push(f),
+                None if done => return got,
+                None => {}
+            }
+        }
+    })
+}

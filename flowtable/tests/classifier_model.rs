@@ -1,0 +1,510 @@
+//! Model tests: the classifier against a linear scan, the EMC against a `HashMap`, the MAC
+//! table against a simple re-statement of its rules.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flowtable::classifier::{Classifier, ClassifierError, Rule, RuleId};
+use flowtable::emc::Emc;
+use flowtable::fdb::{L2Domain, Learned, MacTable};
+use flowtable::{Action, FlowKey, MacAddr, Match, PortNo, VlanId};
+use proptest::prelude::*;
+
+// ---------------------------------------------------------------------------------------------
+// Classifier
+
+/// Mask shapes (a small set, so subtables are shared and rules overlap).
+const SHAPES: usize = 10;
+
+fn shape_mask(shape: usize) -> FlowKey {
+    let mut m = FlowKey::ZERO;
+    match shape {
+        0 => {} // catch-all
+        1 => m.set_ip_dst(0xff00_0000),
+        2 => m.set_ip_dst(0xffff_ff00),
+        3 => m.set_ip_dst(0xffff_ffff),
+        4 => m.set_ip_src(0xffff_0000),
+        5 => {
+            m.set_eth_type(0xffff);
+            m.set_ip_proto(0xff);
+            m.set_tp_dst(0xffff);
+        }
+        6 => m.set_in_port_raw(u32::MAX),
+        7 => m.set_eth_type(0xffff),
+        8 => {
+            m.set_in_port_raw(u32::MAX);
+            m.set_ip_dst(0xffff_ff00);
+        }
+        _ => {
+            m.set_ip_src(0xffff_ff00);
+            m.set_ip_dst(0xffff_0000);
+            m.set_tp_dst(0xffff);
+        }
+    }
+    m
+}
+
+/// A key from small field domains, so that rules and keys collide often.
+fn arb_key() -> impl Strategy<Value = FlowKey> {
+    (
+        0u32..4,
+        0usize..3,
+        0u32..64,
+        0u32..64,
+        0usize..4,
+        0u8..2,
+        any::<u64>(),
+    )
+        .prop_map(|(port, et, src, dst, tp, proto, noise)| {
+            let mut k = FlowKey::ZERO;
+            k.set_in_port_raw(port);
+            k.set_eth_type([0x0800, 0x0806, 0x86dd][et]);
+            k.set_ip_src(0x0a00_0000 | (src & 3) << 8 | src >> 2);
+            k.set_ip_dst(
+                (if dst & 32 != 0 {
+                    0x0b00_0000
+                } else {
+                    0x0a00_0000
+                }) | (dst & 3) << 8
+                    | (dst >> 2) & 7,
+            );
+            k.set_tp_dst([22, 80, 443, 8080][tp]);
+            k.set_ip_proto([6, 17][proto as usize]);
+            // Bits no shape looks at.
+            k.set_tp_src(noise as u16);
+            k.set_ip_ttl((noise >> 16) as u8);
+            k
+        })
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Insert {
+        shape: usize,
+        value: FlowKey,
+        prio: u32,
+    },
+    /// Remove the n-th live rule (mod len), or an unknown id when empty.
+    Remove(usize),
+    /// Re-insert a live rule's id (must be refused).
+    Duplicate(usize),
+    /// Look up a key derived from the n-th live rule (its value, random bits elsewhere).
+    LookupNear(usize, FlowKey),
+    /// Look up an arbitrary key.
+    Lookup(FlowKey),
+    /// Many lookups (crosses the automatic re-rank interval).
+    Burst(Vec<FlowKey>),
+    Rerank,
+}
+
+fn arb_op(prio_max: u32) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..SHAPES, arb_key(), 0..prio_max)
+            .prop_map(|(shape, value, prio)| Op::Insert { shape, value, prio }),
+        3 => any::<usize>().prop_map(Op::Remove),
+        1 => any::<usize>().prop_map(Op::Duplicate),
+        6 => (any::<usize>(), arb_key()).prop_map(|(i, k)| Op::LookupNear(i, k)),
+        2 => arb_key().prop_map(Op::Lookup),
+        1 => prop::collection::vec(arb_key(), 1100..1200).prop_map(Op::Burst),
+        1 => Just(Op::Rerank),
+    ]
+}
+
+fn check_lookup(c: &mut Classifier, live: &[Rule], key: &FlowKey, distinct: bool) {
+    let best = live
+        .iter()
+        .filter(|r| r.matches.matches(key))
+        .max_by_key(|r| r.priority);
+    let got = c.lookup(key);
+    match (best, got) {
+        (None, None) => {}
+        (None, Some(i)) => panic!("no rule matches {key:?} but got {:?}", c.rule(i).id),
+        (Some(b), None) => panic!("rule {:?} matches {key:?} but lookup found none", b.id),
+        (Some(b), Some(i)) => {
+            let r = c.rule(i);
+            assert!(
+                r.matches().matches(key),
+                "returned rule {:?} does not match",
+                r.id
+            );
+            assert_eq!(
+                r.priority, b.priority,
+                "rule {:?} vs oracle {:?}",
+                r.id, b.id
+            );
+            if distinct {
+                assert_eq!(r.id, b.id);
+            }
+            let orig = live
+                .iter()
+                .find(|x| x.id == r.id)
+                .expect("returned rule is live");
+            assert_eq!(r.matches(), orig.matches);
+            assert!(Arc::ptr_eq(r.actions, &orig.actions));
+        }
+    }
+}
+
+fn run_classifier(ops: Vec<Op>, distinct: bool) {
+    let mut c = Classifier::new();
+    let mut live: Vec<Rule> = Vec::new();
+    let mut next_id = 0u64;
+    let mut lookups = 0u64;
+    for op in ops {
+        match op {
+            Op::Insert { shape, value, prio } => {
+                next_id += 1;
+                // Distinct variant: the sequence number makes every priority unique.
+                let priority = if distinct {
+                    prio << 12 | next_id as u32
+                } else {
+                    prio
+                };
+                let rule = Rule {
+                    id: RuleId(next_id),
+                    priority,
+                    matches: Match::from_parts(value, shape_mask(shape)),
+                    actions: Arc::from(vec![Action::Output(PortNo(next_id as u32))]),
+                };
+                c.insert(rule.clone()).unwrap();
+                live.push(rule);
+            }
+            Op::Remove(i) => {
+                if live.is_empty() {
+                    assert!(c.remove(RuleId(u64::MAX)).is_none());
+                    continue;
+                }
+                let want = live.swap_remove(i % live.len());
+                let got = c.remove(want.id).expect("live rule removable");
+                assert_eq!(
+                    (got.id, got.priority, got.matches),
+                    (want.id, want.priority, want.matches)
+                );
+                assert!(Arc::ptr_eq(&got.actions, &want.actions));
+                assert!(c.remove(want.id).is_none());
+            }
+            Op::Duplicate(i) => {
+                if let Some(r) = live.get(i % live.len().max(1)) {
+                    let mut dup = r.clone();
+                    dup.priority += 1;
+                    assert_eq!(c.insert(dup), Err(ClassifierError::DuplicateId(r.id)));
+                }
+            }
+            Op::LookupNear(i, noise) => {
+                let key = match live.get(i % live.len().max(1)) {
+                    Some(r) => {
+                        let (v, m) = (r.matches.value().words(), r.matches.mask().words());
+                        let mut w = [0u64; 13];
+                        for j in 0..13 {
+                            w[j] = v[j] | (noise.words()[j] & !m[j]);
+                        }
+                        FlowKey::from_words(w)
+                    }
+                    None => noise,
+                };
+                check_lookup(&mut c, &live, &key, distinct);
+                lookups += 1;
+            }
+            Op::Lookup(key) => {
+                check_lookup(&mut c, &live, &key, distinct);
+                lookups += 1;
+            }
+            Op::Burst(keys) => {
+                for key in &keys {
+                    check_lookup(&mut c, &live, key, distinct);
+                }
+                lookups += keys.len() as u64;
+            }
+            Op::Rerank => c.rerank(),
+        }
+        assert_eq!(c.len(), live.len());
+        assert_eq!(c.rule_hits().count(), live.len());
+        assert_eq!(c.subtables().map(|s| s.rules).sum::<usize>(), live.len());
+        assert_eq!(c.n_subtables(), c.subtables().count());
+        // Probe order: max priority never increases.
+        let maxes: Vec<u32> = c.subtables().map(|s| s.max_priority).collect();
+        assert!(maxes.windows(2).all(|w| w[0] >= w[1]), "{maxes:?}");
+        for s in c.subtables() {
+            let want = live
+                .iter()
+                .filter(|r| *r.matches.mask() == s.mask)
+                .map(|r| r.priority)
+                .max();
+            assert_eq!(Some(s.max_priority), want);
+        }
+    }
+    assert_eq!(c.stats().lookups, lookups);
+    assert!(c.stats().subtable_probes <= lookups * c.n_subtables().max(SHAPES) as u64);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn classifier_matches_linear_scan(ops in prop::collection::vec(arb_op(8), 1..250)) {
+        run_classifier(ops, false);
+    }
+
+    #[test]
+    fn classifier_distinct_priorities_exact_rule(ops in prop::collection::vec(arb_op(1 << 16), 1..250)) {
+        run_classifier(ops, true);
+    }
+}
+
+#[test]
+fn classifier_hits_add_up() {
+    let mut c = Classifier::new();
+    for i in 0..64u32 {
+        let mut v = FlowKey::ZERO;
+        v.set_ip_dst(i);
+        c.insert(Rule {
+            id: RuleId(i as u64),
+            priority: i % 4,
+            matches: Match::from_parts(v, shape_mask(3)),
+            actions: Arc::from(vec![]),
+        })
+        .unwrap();
+    }
+    for n in 0..5000u32 {
+        let mut k = FlowKey::ZERO;
+        k.set_ip_dst(n % 100);
+        c.lookup(&k);
+    }
+    let s = c.stats();
+    assert_eq!(s.lookups, 5000);
+    assert_eq!(s.matched, 64 * 50);
+    assert_eq!(c.rule_hits().map(|(_, h)| h).sum::<u64>(), s.matched);
+    assert_eq!(c.subtables().map(|t| t.hits).sum::<u64>(), s.matched);
+    assert_eq!(s.subtable_probes, 5000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// EMC
+
+#[derive(Clone, Debug)]
+enum EmcOp {
+    Insert(u8, u32),
+    Lookup(u8),
+    Invalidate,
+}
+
+fn emc_key(i: u8) -> FlowKey {
+    let mut k = FlowKey::ZERO;
+    k.set_ip_dst(0x0a00_0000 | i as u32);
+    k.set_tp_dst(80);
+    k
+}
+
+fn arb_emc_op() -> impl Strategy<Value = EmcOp> {
+    prop_oneof![
+        4 => (0u8..48, any::<u32>()).prop_map(|(k, v)| EmcOp::Insert(k, v)),
+        6 => (0u8..48).prop_map(EmcOp::Lookup),
+        1 => Just(EmcOp::Invalidate),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn emc_agrees_with_hashmap(
+        ops in prop::collection::vec(arb_emc_op(), 1..400),
+        entries in 1usize..40,
+        narrow_hash in any::<bool>(),
+    ) {
+        let mut emc = Emc::<u32>::new(entries);
+        let mut oracle: HashMap<u8, u32> = HashMap::new();
+        // With a narrow hash every key falls into one of a few sets: heavy eviction.
+        let hash = |k: &FlowKey| if narrow_hash { k.hash() & 3 } else { k.hash() };
+        let mut hits = 0u64;
+        for op in ops {
+            match op {
+                EmcOp::Insert(i, v) => {
+                    let k = emc_key(i);
+                    emc.insert(&k, hash(&k), v);
+                    oracle.insert(i, v);
+                    // A just-inserted entry is always there.
+                    prop_assert_eq!(emc.lookup(&k, hash(&k)), Some(v));
+                    hits += 1;
+                }
+                EmcOp::Lookup(i) => {
+                    let k = emc_key(i);
+                    if let Some(v) = emc.lookup(&k, hash(&k)) {
+                        prop_assert_eq!(Some(&v), oracle.get(&i));
+                        hits += 1;
+                    }
+                }
+                EmcOp::Invalidate => {
+                    emc.invalidate();
+                    oracle.clear();
+                    prop_assert_eq!(emc.occupancy(), 0);
+                }
+            }
+            prop_assert!(emc.occupancy() <= emc.capacity());
+            prop_assert!(emc.occupancy() <= oracle.len());
+        }
+        prop_assert_eq!(emc.stats().hits, hits);
+    }
+}
+
+#[test]
+fn emc_holds_working_set_that_fits() {
+    let mut emc = Emc::<u32>::new(8192);
+    let keys: Vec<FlowKey> = (0..1000u32)
+        .map(|i| {
+            let mut k = FlowKey::ZERO;
+            k.set_ip_src(i);
+            k
+        })
+        .collect();
+    for (i, k) in keys.iter().enumerate() {
+        emc.insert(k, k.hash(), i as u32);
+    }
+    let found = keys
+        .iter()
+        .enumerate()
+        .filter(|(i, k)| emc.lookup(k, k.hash()) == Some(*i as u32))
+        .count();
+    // 1000 keys in 4096 two-way sets: a key is lost only where 3+ keys share a set, which a
+    // uniform hash makes about 8 times.
+    assert!(found >= 980, "{found}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// MAC table
+
+#[derive(Clone, Debug)]
+enum MacOp {
+    /// Advance time by this many seconds, then learn.
+    Learn {
+        dt: u64,
+        dom: u16,
+        mac: u8,
+        port: u32,
+    },
+    Remote {
+        dt: u64,
+        dom: u16,
+        mac: u8,
+        port: u32,
+    },
+    Lookup {
+        dom: u16,
+        mac: u8,
+    },
+    Age {
+        dt: u64,
+    },
+}
+
+fn arb_mac_op() -> impl Strategy<Value = MacOp> {
+    prop_oneof![
+        5 => (0u64..40, 0u16..3, 0u8..12, 1u32..4)
+            .prop_map(|(dt, dom, mac, port)| MacOp::Learn { dt, dom, mac, port }),
+        2 => (0u64..40, 0u16..3, 0u8..12, 1u32..4)
+            .prop_map(|(dt, dom, mac, port)| MacOp::Remote { dt, dom, mac, port }),
+        4 => (0u16..3, 0u8..12).prop_map(|(dom, mac)| MacOp::Lookup { dom, mac }),
+        1 => (0u64..200).prop_map(|dt| MacOp::Age { dt }),
+    ]
+}
+
+fn dom(d: u16) -> L2Domain {
+    match d {
+        0 => L2Domain::untagged(),
+        d => L2Domain::vlan(VlanId::new(d).unwrap()),
+    }
+}
+
+fn mac(i: u8) -> MacAddr {
+    // Every fourth one is multicast (never learned).
+    MacAddr([if i % 4 == 3 { 0x01 } else { 0x52 }, 0x54, 0, 0, 0, i])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn mac_table_model(ops in prop::collection::vec(arb_mac_op(), 1..300)) {
+        const AGING: u64 = 100;
+        let t0 = Instant::now();
+        let mut t = MacTable::new(1000, Duration::from_secs(AGING));
+        // (dom, mac) -> (port, seen, announced), in seconds since t0.
+        let mut model: HashMap<(u16, u8), (u32, u64, u64)> = HashMap::new();
+        let mut now = 0u64;
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        for op in ops {
+            match op {
+                MacOp::Learn { dt, dom: d, mac: m, port } => {
+                    now += dt;
+                    let got = t.learn(dom(d), mac(m), PortNo(port), at(now));
+                    let want = if mac(m).is_multicast() {
+                        Learned::Quiet
+                    } else {
+                        match model.get_mut(&(d, m)) {
+                            Some(e) if now - e.1 <= AGING => {
+                                e.1 = now;
+                                if e.0 != port {
+                                    let from = PortNo(e.0);
+                                    *e = (port, now, now);
+                                    Learned::Moved { from }
+                                } else if now - e.2 > AGING / 4 {
+                                    e.2 = now;
+                                    Learned::Refresh
+                                } else {
+                                    Learned::Quiet
+                                }
+                            }
+                            _ => {
+                                model.insert((d, m), (port, now, now));
+                                Learned::New
+                            }
+                        }
+                    };
+                    prop_assert_eq!(got, want);
+                }
+                MacOp::Remote { dt, dom: d, mac: m, port } => {
+                    now += dt;
+                    let stored = t.insert_remote(dom(d), mac(m), PortNo(port), at(now));
+                    prop_assert_eq!(stored, !mac(m).is_multicast());
+                    if stored {
+                        model.insert((d, m), (port, now, now));
+                    }
+                }
+                MacOp::Lookup { dom: d, mac: m } => {
+                    let want = model
+                        .get(&(d, m))
+                        .filter(|e| now - e.1 <= AGING)
+                        .map(|e| PortNo(e.0));
+                    prop_assert_eq!(t.lookup(dom(d), mac(m), at(now)), want);
+                }
+                MacOp::Age { dt } => {
+                    now += dt;
+                    let before = model.len();
+                    model.retain(|_, e| now - e.1 <= AGING);
+                    prop_assert_eq!(t.age(at(now)), before - model.len());
+                }
+            }
+            prop_assert_eq!(t.len(), model.len());
+            let live = model.values().filter(|e| now - e.1 <= AGING).count();
+            prop_assert_eq!(t.iter(at(now)).count(), live);
+        }
+    }
+
+    #[test]
+    fn mac_table_never_exceeds_max(macs in prop::collection::vec((0u8..200, 0u64..30), 1..400)) {
+        let t0 = Instant::now();
+        let mut t = MacTable::new(16, Duration::from_secs(60));
+        let mut now = 0;
+        for (m, dt) in macs {
+            now += dt;
+            let a = MacAddr([0x52, 0, 0, 0, 0, m & 0xfe]);
+            let r = t.learn(L2Domain::untagged(), a, PortNo(1), t0 + Duration::from_secs(now));
+            prop_assert!(t.len() <= 16);
+            if r == Learned::Full {
+                // Full means every stored entry is live.
+                prop_assert_eq!(t.iter(t0 + Duration::from_secs(now)).count(), 16);
+            }
+        }
+    }
+}
