@@ -142,23 +142,23 @@ impl FlowKey {
     /// The hash of the whole key (the EMC's hash).
     #[inline]
     pub fn hash(&self) -> u64 {
-        let mut h = SEED;
-        for &w in &self.words {
-            h = mix(h, w);
+        let mut acc = 0u64;
+        for i in 0..KEY_WORDS {
+            acc = acc.wrapping_add(mix_word(self.words[i], i));
         }
-        finish(h)
+        finish(acc)
     }
 
     /// The hash of `self & mask` over the word indices in `idx` (a subtable's hash: words the
     /// mask zeroes out are skipped, so they cost nothing). Equal masked keys hash equal.
     #[inline]
     pub fn hash_words(&self, mask: &FlowKey, idx: &[u8]) -> u64 {
-        let mut h = SEED;
+        let mut acc = 0u64;
         for &i in idx {
-            let i = i as usize;
-            h = mix(h, self.words[i] & mask.words[i]);
+            let i = i as usize % KEY_WORDS;
+            acc = acc.wrapping_add(mix_word(self.words[i] & mask.words[i], i));
         }
-        finish(h)
+        finish(acc)
     }
 
     /// Indices of the words that are non-zero (for a mask: the words a subtable must hash).
@@ -305,19 +305,40 @@ impl FlowKey {
     }
 }
 
-const SEED: u64 = 0x243f_6a88_85a3_08d3;
+/// One odd 64-bit constant per word position, so equal values in different words hash
+/// differently (digits of pi and e, forced odd).
+const POSITION: [u64; KEY_WORDS] = [
+    0x243f_6a88_85a3_08d3,
+    0x1319_8a2e_0370_7345,
+    0xa409_3822_299f_31d1,
+    0x082e_fa98_ec4e_6c89,
+    0x4528_21e6_38d0_1377,
+    0xbe54_66cf_34e9_0c6d,
+    0xc0ac_29b7_c97c_50dd,
+    0x3f84_d5b5_b547_0917,
+    0x9216_d5d9_8979_fb1b,
+    0xb7e1_5162_8aed_2a6b,
+    0xbf71_5880_9cf4_f3c7,
+    0x6a09_e667_f3bc_c909,
+    0xbb67_ae85_84ca_a73b,
+];
 
+/// Mixes one word on its own: each word's multiply is independent of the others, so the 13
+/// words of a key hash in parallel instead of as one dependency chain (a folded multiply, as
+/// in foldhash and wyhash).
+///
+/// The constants are fixed, so a sender who knows them could search offline for keys that
+/// collide (hash flooding: longer probes, EMC thrash for its own flows). A per-process random
+/// seed folded into `POSITION` is the planned mitigation.
 #[inline]
-fn mix(h: u64, w: u64) -> u64 {
-    // One multiply-rotate round per word (a folded multiply, as in foldhash/wyhash): strong
-    // enough to spread masked keys over a power-of-two table, cheap enough for 13 words.
-    let m = (h ^ w) as u128 * 0x9e37_79b9_7f4a_7c15u128;
-    ((m >> 64) as u64 ^ m as u64).rotate_left(23)
+fn mix_word(w: u64, pos: usize) -> u64 {
+    let m = (w ^ POSITION[pos]) as u128 * 0x9e37_79b9_7f4a_7c15u128;
+    (m >> 64) as u64 ^ m as u64
 }
 
 #[inline]
 fn finish(h: u64) -> u64 {
-    let m = h as u128 * 0xff51_afd7_ed55_8ccdu128;
+    let m = (h ^ 0x5851_f42d_4c95_7f2d) as u128 * 0xff51_afd7_ed55_8ccdu128;
     (m >> 64) as u64 ^ m as u64
 }
 
@@ -395,6 +416,34 @@ mod test {
         k.set_tun_src(1);
         k.set_tun_dst(2);
         assert_eq!((k.tun_id(), k.tun_src(), k.tun_dst()), (0xff_ffff, 1, 2));
+    }
+
+    #[test]
+    fn single_bit_changes_change_the_hash() {
+        // Every one-bit difference from a typical key moves the hash, and the low bits a
+        // table indexes by spread out.
+        let mut base = FlowKey::ZERO;
+        base.set_eth_type(0x0800);
+        base.set_ip_src(0xc612_0001);
+        base.set_ip_dst(0xc612_0002);
+        base.set_tp_src(1000);
+        base.set_tp_dst(2000);
+        let h0 = base.hash();
+        let mut buckets = std::collections::HashSet::new();
+        for w in 0..KEY_WORDS {
+            for b in 0..64 {
+                let mut k = base;
+                k.words[w] ^= 1 << b;
+                let h = k.hash();
+                assert_ne!(h, h0, "word {w} bit {b}");
+                buckets.insert(h & 0xfff);
+            }
+        }
+        assert!(
+            buckets.len() > 600,
+            "832 keys fill {} of 4096 buckets",
+            buckets.len()
+        );
     }
 
     #[test]
