@@ -342,3 +342,34 @@ fn two_pmds_share_learning() {
     let got = collect(&sw, &peers);
     assert_eq!((got[0].len(), got[2].len()), (1, 0), "unicast, not flooded");
 }
+
+/// An idle PMD sleeps instead of spinning, and the next frame wakes it.
+#[test]
+fn idle_pmd_sleeps_and_wakes_on_traffic() {
+    let flows = [flow(100, &[("in_port", "p1")], &["output:p2"])];
+    let (sw, peers) = switch_with(&["p1", "p2"], &flows);
+    peers[0].inject(&unicast(1, 2, 0));
+    assert!(peers[1].recv_timeout(Duration::from_secs(5)).is_some());
+
+    std::thread::sleep(Duration::from_millis(50));
+    sw.barrier().unwrap();
+    let before = sw.stats()[0].stats.clone();
+    std::thread::sleep(Duration::from_millis(300));
+    sw.barrier().unwrap();
+    let after = sw.stats()[0].stats.clone();
+    assert!(after.sleeps > 0, "went to sleep");
+    // A spinning PMD runs millions of empty iterations in 300 ms; a sleeping one wakes only
+    // for the barrier and its 100 ms timeout.
+    let idle = after.idle_iterations - before.idle_iterations;
+    assert!(
+        idle < 1000,
+        "{idle} idle iterations in 300 ms: the PMD is spinning"
+    );
+
+    for seq in 1..=10 {
+        peers[0].inject(&unicast(1, 2, seq));
+        let got = peers[1].recv_timeout(Duration::from_secs(5));
+        assert_eq!(got.map(|f| seq_of(&f)), Some(seq), "woken by the frame");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -200,9 +200,10 @@ impl Pmd {
                         if self.sleeper.sleep(&mut self.rxqs, &self.wake) {
                             self.stats.sleeps += 1;
                         }
+                        // `last_rx` stays: if this wake brought no traffic (a timeout or a
+                        // command), the next idle iteration goes straight back to sleep.
                         let woke = Instant::now();
                         self.stats.idle_ns += woke.duration_since(end).as_nanos() as u64;
-                        last_rx = woke;
                     }
                 }
             }
