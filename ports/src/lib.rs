@@ -5,9 +5,10 @@
 //! in switch-owned [`Packet`] buffers that the PMD preallocates and reuses; ports copy into and
 //! out of them (a guest's memory is never borrowed past one burst).
 //!
-//! This crate holds the trait, the buffer and ports that need no privileges: [`mem`], an
-//! in-memory port pair for tests, and [`fault`], a seeded fault injector. Later modules add
-//! vhost-user, AF_XDP and tap behind the same trait.
+//! This crate holds the trait, the buffer, [`vhost`] (vhost-user guest ports: the protocol via
+//! the `vhost` crate, guest memory via `vm-memory`, and our own split-ring fast path), and
+//! ports that need no privileges: [`mem`], an in-memory port pair for tests, and [`fault`], a
+//! seeded fault injector. AF_XDP and tap come next behind the same trait.
 //!
 //! Layering: depends on `flowtable` only for shared newtypes; knows nothing of the pipeline.
 #![deny(missing_docs)]
@@ -17,6 +18,7 @@ pub mod fault;
 pub mod mem;
 pub mod packet;
 pub mod port;
+pub mod vhost;
 
 pub use packet::Packet;
 pub use port::{Port, PortError, RxQueue, TxQueue, BURST};

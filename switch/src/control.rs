@@ -14,11 +14,13 @@ use flowtable::fdb::L2Domain;
 use flowtable::{MacAddr, PortNo, Rule, RuleId};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use ports::mem::{self, MemPeer};
+use ports::vhost::VhostUserPort;
 use ports::{Port, PortError};
 use tracing::{info, warn};
 
 use crate::config::{
-    CompiledFlow, Config, FlowConfig, PathSeg, PortConfig, PortType, Problem, SwitchConfig,
+    CompiledFlow, Config, FlowConfig, PathSeg, PortConfig, PortType, Problem, SocketMode,
+    SwitchConfig,
 };
 use crate::pmd::{Pmd, PmdCmd, PmdConfig, PmdReport, RuleOp};
 use crate::stats::{PmdSnapshot, StatsMirror};
@@ -276,6 +278,13 @@ impl Switch {
                 self.lock().peers.insert(name, peer);
                 Ok(no)
             }
+            PortType::VhostUser => {
+                let port = open_vhost_user(&cfg).map_err(|source| SwitchError::Port {
+                    name: cfg.name.clone(),
+                    source,
+                })?;
+                self.attach(cfg, Box::new(port))
+            }
             kind => Err(SwitchError::Unsupported {
                 name: cfg.name,
                 kind: kind.as_str(),
@@ -528,6 +537,19 @@ impl Switch {
             }
         }
     }
+}
+
+/// Opens a vhost-user port: the switch owns the socket (server, the default) or connects to
+/// the VM's (client, retried forever so a restarted switch finds its VMs again).
+fn open_vhost_user(cfg: &PortConfig) -> Result<VhostUserPort, PortError> {
+    // `validate` guarantees the socket is set for this type.
+    let path = cfg.socket.as_deref().unwrap_or(std::path::Path::new(""));
+    let queues = cfg.queues.unwrap_or(1);
+    let port = match cfg.mode.unwrap_or(SocketMode::Server) {
+        SocketMode::Server => VhostUserPort::server(path, queues),
+        SocketMode::Client => VhostUserPort::client(path, queues),
+    };
+    port.map_err(PortError::from)
 }
 
 impl Drop for Switch {

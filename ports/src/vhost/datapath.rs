@@ -1,0 +1,155 @@
+//! The queue handles a vhost-user port hands to PMDs.
+//!
+//! [`VhostRxq`] receives from one guest transmit ring (vrings 1, 3, 5, ...); [`VhostTxq`]
+//! transmits into guest receive ring `pmd % queue_pairs` (vrings 0, 2, 4, ...). Each burst
+//! takes the vring's lock once ([`super::vring`] explains why that is the snapshot handover);
+//! nothing is locked per packet.
+//!
+//! Several PMDs may share a receive ring when there are more PMDs than queue pairs: the lock
+//! then also serialises them, for one burst at a time. A transmit handle whose ring the guest
+//! has not enabled (a multiqueue guest that uses fewer pairs) falls back to ring 0.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
+
+use super::vring::{drain_eventfd, Vring, VringRun};
+use super::PortShared;
+use crate::packet::Packet;
+use crate::port::{RxQueue, TxQueue};
+
+/// How often a transmit burst retries a busy receive ring before giving up on the burst. The
+/// holder is another PMD in the middle of a burst (microseconds) or the connection thread
+/// swapping a pointer; the bound keeps the PMD from ever waiting on the connection thread.
+const TX_LOCK_SPINS: u32 = 4096;
+
+/// Counts a ring that just broke, and logs it (rate-limited: the guest controls how often).
+fn note_fault(v: &Vring, run: &mut VringRun, was_broken: bool) {
+    if was_broken {
+        return;
+    }
+    if let Some(e) = run.ring.as_ref().and_then(|r| r.fault()) {
+        run.broken += 1;
+        super::warn_limited!(
+            vring = v.index,
+            "guest broke its vring: {e}; the vring stops until restarted"
+        );
+    }
+}
+
+/// A receive queue: one guest transmit ring.
+pub(crate) struct VhostRxq {
+    pub shared: Arc<PortShared>,
+    pub vring: usize,
+}
+
+impl VhostRxq {
+    fn vring(&self) -> &Vring {
+        &self.shared.vrings[self.vring]
+    }
+}
+
+impl RxQueue for VhostRxq {
+    fn rx_burst(&mut self, pkts: &mut [Packet]) -> usize {
+        let v = &self.shared.vrings[self.vring];
+        // Busy: the connection thread is swapping this ring; try again next burst.
+        let Some(mut g) = v.try_run() else { return 0 };
+        let run = &mut *g;
+        let Some(ring) = run.ring.as_mut() else {
+            return 0;
+        };
+        let was_broken = ring.fault().is_some();
+        let (n, notify) = ring.dequeue(pkts, &mut run.counters);
+        if notify {
+            run.notify();
+        }
+        note_fault(v, run, was_broken);
+        n
+    }
+
+    fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.vring().wake.0.as_fd())
+    }
+
+    fn enable_notify(&mut self) -> bool {
+        let Some(mut g) = self.vring().try_run() else {
+            return false;
+        };
+        match g.ring.as_mut() {
+            Some(ring) => ring.enable_kicks(),
+            // Stopped: nothing can arrive until the frontend restarts the ring, and the PMD's
+            // bounded sleep picks that up.
+            None => true,
+        }
+    }
+
+    fn disable_notify(&mut self) {
+        if let Some(mut g) = self.vring().try_run() {
+            if let Some(ring) = g.ring.as_mut() {
+                ring.disable_kicks();
+            }
+        }
+    }
+
+    fn ack_wakeup(&mut self) {
+        if let Some(g) = self.vring().try_run() {
+            if let Some(kick) = &g.kick {
+                drain_eventfd(kick);
+            }
+        }
+    }
+}
+
+impl Drop for VhostRxq {
+    fn drop(&mut self) {
+        self.shared.release_rxq(self.vring);
+    }
+}
+
+/// A transmit queue: a guest receive ring chosen by PMD number.
+pub(crate) struct VhostTxq {
+    pub shared: Arc<PortShared>,
+    pub vring: usize,
+}
+
+impl VhostTxq {
+    /// One burst into vring `i`; `None` if that ring is not running.
+    fn burst_into(&self, i: usize, pkts: &[Packet]) -> Option<usize> {
+        let v = &self.shared.vrings[i];
+        let mut spins = 0;
+        let mut g = loop {
+            if let Some(g) = v.try_run() {
+                break g;
+            }
+            spins += 1;
+            if spins == TX_LOCK_SPINS {
+                return Some(0);
+            }
+            std::hint::spin_loop();
+        };
+        let run = &mut *g;
+        let mrg = run.mrg;
+        let ring = run.ring.as_mut()?;
+        let was_broken = ring.fault().is_some();
+        if was_broken {
+            return Some(0);
+        }
+        let (n, notify) = ring.enqueue(pkts, mrg, &mut run.counters);
+        if notify {
+            run.notify();
+        }
+        note_fault(v, run, was_broken);
+        Some(n)
+    }
+}
+
+impl TxQueue for VhostTxq {
+    fn tx_burst(&mut self, pkts: &mut [Packet]) -> usize {
+        if let Some(n) = self.burst_into(self.vring, pkts) {
+            return n;
+        }
+        if self.vring != 0 {
+            return self.burst_into(0, pkts).unwrap_or(0);
+        }
+        0
+    }
+}
