@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use. The Rust toolchain itself (cargo 1.95, rustup) is part of
 # the machine image.
-packages=(ca-certificates gcc libc6-dev pkg-config iproute2)
+# dpdk-dev: dpdk-testpmd, whose net_virtio_user is the real vhost-user frontend the tests drive.
+packages=(ca-certificates gcc libc6-dev pkg-config iproute2 coreutils dpdk-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -50,9 +50,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let sig = stop.wait().context("waiting for a stop signal")?;
     info!(signal = ?sig, "stopping");
+    // Settle the counters, then leave the totals in the log: what moved and what was dropped.
+    let _ = sw.barrier();
+    log_totals(&sw);
     sw.shutdown();
     info!("stopped");
     Ok(())
+}
+
+/// Logs each port's and each drop reason's totals over all PMDs.
+fn log_totals(sw: &Switch) {
+    let stats = sw.stats();
+    for port in sw.ports() {
+        let mut total = switch::stats::PortCounters::default();
+        for s in &stats {
+            if let Some(c) = s.stats.ports.get(port.no.index()) {
+                total.add(c);
+            }
+        }
+        info!(
+            port = %port.config.name,
+            rx_packets = total.rx_packets,
+            tx_packets = total.tx_packets,
+            tx_dropped = total.tx_dropped,
+            "port totals"
+        );
+    }
+    for why in switch::DropReason::ALL {
+        let n: u64 = stats.iter().map(|s| s.stats.drops_of(why)).sum();
+        info!(reason = why.as_str(), packets = n, "drop totals");
+    }
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default `info` level.

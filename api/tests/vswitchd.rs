@@ -2,7 +2,6 @@
 //! a bad file with a message naming the line and field, starting nothing.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -10,31 +9,9 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-const VSWITCHD: &str = env!("CARGO_BIN_EXE_vswitchd");
+mod common;
 
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("vswitchd-test-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{Scratch, VSWITCHD};
 
 /// Kills the child by PID if a test fails before it exits.
 struct Guard(Option<Child>);
@@ -46,10 +23,6 @@ impl Drop for Guard {
             let _ = c.wait();
         }
     }
-}
-
-fn last_cpu() -> usize {
-    std::thread::available_parallelism().unwrap().get() - 1
 }
 
 #[test]
@@ -75,7 +48,7 @@ priority = 100
 match = {{ in_port = "vm1", eth_type = "0x0800", ip_dst = "198.18.0.0/24" }}
 actions = ["output:vm2"]
 "#,
-            last_cpu()
+            common::last_cpu()
         ),
     );
     let child = Command::new(VSWITCHD)

@@ -1,0 +1,211 @@
+//! vhost-user against a real frontend: DPDK testpmd's `net_virtio_user` (DPDK 22.11 from
+//! Debian's `dpdk-dev`). One testpmd sends with `txonly` into port p0; the switch forwards by
+//! rule to p1, where a second testpmd receives with `rxonly`. Every frame is accounted for:
+//! sent = received + dropped-and-counted by the switch. Runs with the switch as vhost-user
+//! server (it owns the sockets) and as client (testpmd owns them, the switch connects).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use nix::sys::signal::Signal;
+
+const TESTPMD: &str = "dpdk-testpmd";
+
+/// A testpmd "guest": one virtio-user port on `sock`, forwarding lcore on CPU 0 (the switch's
+/// PMD has the last CPU to itself), no hugepages.
+fn testpmd(prefix: &str, sock: &Path, server: bool, mode: &str) -> Command {
+    // Line-buffered stdout: testpmd's replies must reach us as they are printed, not when a
+    // pipe buffer fills.
+    let mut c = Command::new("stdbuf");
+    c.arg("-oL").arg(TESTPMD);
+    c.args([
+        "--lcores",
+        "0@0,1@0",
+        "--main-lcore",
+        "0",
+        "-n",
+        "1",
+        "--no-pci",
+    ])
+    .args([
+        "--single-file-segments",
+        "--iova-mode=va",
+        "--no-huge",
+        "-m",
+        "256",
+    ])
+    .arg(format!("--file-prefix={prefix}"))
+    .arg(format!(
+        "--vdev=net_virtio_user0,path={},queues=1{}",
+        sock.display(),
+        if server { ",server=1" } else { "" }
+    ))
+    .args(["--", "-i", "--nb-cores=1", "--total-num-mbufs=8192"])
+    .arg(format!("--forward-mode={mode}"));
+    c
+}
+
+/// The number after `key` in a testpmd statistics line such as
+/// `  TX-packets: 1234           TX-dropped: 5`, or in a log field `key=1234`.
+fn number_after(line: &str, key: &str) -> u64 {
+    let at = line
+        .find(key)
+        .unwrap_or_else(|| panic!("no {key:?} in {line:?}"))
+        + key.len();
+    line[at..]
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {key:?} in {line:?}"))
+}
+
+/// Stops forwarding and returns the accumulated (RX-packets, TX-packets) testpmd prints.
+fn stop_forwarding(p: &mut Proc) -> (u64, u64) {
+    p.send("stop");
+    p.wait_for(
+        "Accumulated forward statistics for all ports",
+        Duration::from_secs(20),
+    );
+    let rx = p.wait_for("RX-packets:", Duration::from_secs(5));
+    let tx = p.wait_for("TX-packets:", Duration::from_secs(5));
+    (
+        number_after(&rx, "RX-packets:"),
+        number_after(&tx, "TX-packets:"),
+    )
+}
+
+fn require_testpmd() -> bool {
+    if Command::new(TESTPMD).arg("--version").output().is_ok() {
+        return true;
+    }
+    if std::env::var_os("VSWITCH_SKIP_DPDK").is_some() {
+        eprintln!("*** SKIPPED: {TESTPMD} not installed and VSWITCH_SKIP_DPDK is set ***");
+        return false;
+    }
+    panic!("{TESTPMD} not found: install Debian's dpdk-dev (deploy/test.sh does), or set VSWITCH_SKIP_DPDK=1 to skip loudly");
+}
+
+fn run(client_mode: bool) {
+    let tag = if client_mode { "tpc" } else { "tps" };
+    let dir = Scratch::new(tag);
+    let (s0, s1) = (dir.path("p0.sock"), dir.path("p1.sock"));
+    let mode = if client_mode { "client" } else { "server" };
+    let cfg = dir.file(
+        "vswitch.toml",
+        &format!(
+            r#"
+[switch]
+pmd_cores = [{cpu}]
+
+[[port]]
+name = "p0"
+type = "vhost-user"
+socket = "{s0}"
+mode = "{mode}"
+
+[[port]]
+name = "p1"
+type = "vhost-user"
+socket = "{s1}"
+mode = "{mode}"
+
+[[flow]]
+match = {{ in_port = "p0" }}
+actions = ["output:p1"]
+
+[[flow]]
+match = {{ in_port = "p1" }}
+actions = ["output:p0"]
+"#,
+            cpu = last_cpu(),
+            s0 = s0.display(),
+            s1 = s1.display(),
+        ),
+    );
+
+    let mut sw_cmd = Command::new(VSWITCHD);
+    sw_cmd.arg("--config").arg(&cfg).env("RUST_LOG", "info");
+    let prefix = |p: &str| format!("vsw-{tag}-{p}-{}", std::process::id());
+    // In client mode testpmd creates the sockets and the switch keeps retrying until they
+    // exist, so the start order does not matter; start the switch first either way.
+    let mut sw = Proc::spawn("vswitchd", sw_cmd);
+    sw.wait_for("vswitchd running", Duration::from_secs(20));
+
+    let mut rx = Proc::spawn(
+        "testpmd-rx",
+        testpmd(&prefix("rx"), &s1, client_mode, "rxonly"),
+    );
+    // "Checking link statuses...", then "Done" once the vhost-user link is up (the prompt
+    // itself ends no line).
+    rx.wait_for("Done", Duration::from_secs(60));
+    let mut tx = Proc::spawn(
+        "testpmd-tx",
+        testpmd(&prefix("tx"), &s0, client_mode, "txonly"),
+    );
+    tx.wait_for("Done", Duration::from_secs(60));
+    rx.send("start");
+    rx.wait_for("rxonly packet forwarding", Duration::from_secs(10));
+    tx.send("start");
+    tx.wait_for("txonly packet forwarding", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+
+    let (_, sent) = stop_forwarding(&mut tx);
+    // Let the switch move what is still in the sender's ring, and the receiver take it.
+    std::thread::sleep(Duration::from_secs(1));
+    let (received, _) = stop_forwarding(&mut rx);
+    rx.send("quit");
+    tx.send("quit");
+    let _ = rx.stop(Signal::SIGTERM, Duration::from_secs(20));
+    let _ = tx.stop(Signal::SIGTERM, Duration::from_secs(20));
+
+    let status = sw.stop(Signal::SIGTERM, Duration::from_secs(20));
+    assert!(status.success(), "vswitchd exit {status:?}\n{}", sw.log);
+    let line_of = |pat: &str| {
+        sw.log
+            .lines()
+            .find(|l| l.contains("port totals") && l.contains(pat))
+            .unwrap_or_else(|| panic!("no {pat:?} in vswitchd log:\n{}", sw.log))
+            .to_string()
+    };
+    let p0 = line_of("port=p0 ");
+    let p1 = line_of("port=p1 ");
+    let switch_rx = number_after(&p0, "rx_packets=");
+    let switch_tx = number_after(&p1, "tx_packets=");
+    let drops: u64 = sw
+        .log
+        .lines()
+        .filter(|l| l.contains("drop totals"))
+        .map(|l| number_after(l, "packets="))
+        .sum();
+
+    eprintln!(
+        "{mode} mode: testpmd sent {sent}, switch read {switch_rx}, forwarded {switch_tx}, \
+         dropped {drops}; testpmd received {received}"
+    );
+    assert!(sent > 10_000, "traffic flowed: {sent} frames");
+    assert_eq!(switch_rx, sent, "the switch read every frame testpmd sent");
+    assert_eq!(
+        switch_tx + drops,
+        switch_rx,
+        "every frame read was sent or counted"
+    );
+    assert_eq!(
+        received, switch_tx,
+        "testpmd received every frame the switch sent"
+    );
+}
+
+#[test]
+fn testpmd_virtio_user_every_frame_accounted_for() {
+    if !require_testpmd() {
+        return;
+    }
+    run(false);
+    run(true);
+}
