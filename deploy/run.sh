@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config=${1:-deploy/examples/vswitch.toml}
+mkdir -p /run/vswitch
 cargo build --release --locked -p api --bin vswitchd
 exec target/release/vswitchd --config "$config"
