@@ -1,9 +1,12 @@
 //! Micro-benchmarks of the per-packet flowtable pieces: key extraction, the EMC and the
 //! classifier (tuple-space search).
 //!
-//! Run: `cargo bench -p bench` (about 2 minutes on 2 cores). Classifier benches also print,
-//! on stderr, the table build time, its memory per rule and the average number of subtables
-//! probed per lookup, so that ns per probed subtable can be derived.
+//! Run: `cargo bench -p bench` (about 3 minutes on 2 cores). The classifier is measured one
+//! key per `lookup` call and 32 keys per `lookup_batch` call (time per key; where the default
+//! threshold makes `lookup_batch` take the keys one at a time, also forced to batch). The
+//! classifier benches also print, on stderr, the table build time, its memory per rule and
+//! the average number of subtables probed per lookup, so that ns per probed subtable can be
+//! derived.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -11,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use etherparse::PacketBuilder;
-use flowtable::classifier::{Classifier, Rule, RuleId};
+use flowtable::classifier::{
+    Classifier, ClassifierStats, Rule, RuleId, BATCH_THRESHOLD, LOOKUP_BATCH,
+};
 use flowtable::{Action, Emc, FlowKey, Match, PortNo};
 
 /// A small deterministic PRNG (xorshift64*), so runs are comparable.
@@ -169,9 +174,54 @@ fn hitting_keys(rules: &[Rule], count: usize, rng: &mut Rng) -> Vec<FlowKey> {
         .collect()
 }
 
+/// Prints the subtables probed per lookup since `before` (divide a lookup's time by it for
+/// the time per probed subtable).
+fn report(what: &str, n: usize, n_masks: usize, cls: &Classifier, before: ClassifierStats) {
+    let after = cls.stats();
+    let lookups = after.lookups - before.lookups;
+    let probes = after.subtable_probes - before.subtable_probes;
+    assert_eq!(after.matched - before.matched, lookups);
+    eprintln!(
+        "classifier {what} {n} rules / {n_masks} masks: {:.2} subtables probed per lookup \
+         ({} subtables)",
+        probes as f64 / lookups as f64,
+        cls.n_subtables()
+    );
+}
+
+/// `LOOKUP_BATCH` keys per `lookup_batch` call, reporting the time per key.
+fn bench_batch(
+    c: &mut Criterion,
+    group: &str,
+    n_masks: usize,
+    n: usize,
+    cls: &mut Classifier,
+    keys: &[FlowKey],
+) {
+    let mut i = 0usize;
+    let mut out = [None; LOOKUP_BATCH];
+    c.benchmark_group(group).bench_with_input(
+        BenchmarkId::new(format!("{n_masks}masks"), n),
+        &n,
+        |b, _| {
+            b.iter_custom(|iters| {
+                let batches = iters.div_ceil(LOOKUP_BATCH as u64);
+                let t = Instant::now();
+                for _ in 0..batches {
+                    let ks = &keys[i..i + LOOKUP_BATCH];
+                    i = (i + LOOKUP_BATCH) % keys.len();
+                    cls.lookup_batch(black_box(ks), &mut out);
+                    black_box(&out);
+                }
+                t.elapsed()
+                    .mul_f64(iters as f64 / (batches * LOOKUP_BATCH as u64) as f64)
+            })
+        },
+    );
+}
+
 fn bench_classifier(c: &mut Criterion) {
     let mut rng = Rng(0xdead_beef_cafe_f00d);
-    let mut group = c.benchmark_group("classifier_lookup");
     for n_masks in [1usize, 4, 16] {
         for n in [1usize, 100, 10_000, 1_000_000] {
             if n < n_masks {
@@ -184,9 +234,11 @@ fn bench_classifier(c: &mut Criterion) {
             for k in &keys {
                 assert!(cls.lookup(k).is_some());
             }
+
+            // One key per call.
             let before = cls.stats();
             let mut i = 0usize;
-            group.bench_with_input(
+            c.benchmark_group("classifier_lookup").bench_with_input(
                 BenchmarkId::new(format!("{n_masks}masks"), n),
                 &n,
                 |b, _| {
@@ -197,19 +249,33 @@ fn bench_classifier(c: &mut Criterion) {
                     })
                 },
             );
-            let after = cls.stats();
-            let lookups = after.lookups - before.lookups;
-            let probes = after.subtable_probes - before.subtable_probes;
-            assert_eq!(after.matched - before.matched, lookups);
-            eprintln!(
-                "classifier {n} rules / {n_masks} masks: {:.2} subtables probed per lookup \
-                 ({} subtables)",
-                probes as f64 / lookups as f64,
-                cls.n_subtables()
-            );
+            report("single", n, n_masks, &cls, before);
+
+            // LOOKUP_BATCH keys per call; the time reported is per key. With the default
+            // threshold (what the switch gets), then forced to walk the keys together where
+            // the default looks them up one at a time.
+            let batched = n >= BATCH_THRESHOLD * n_masks;
+            let modes: &[(&str, usize)] = if batched {
+                &[("classifier_lookup_batch32_per_key", BATCH_THRESHOLD)]
+            } else {
+                &[
+                    ("classifier_lookup_batch32_per_key", BATCH_THRESHOLD),
+                    ("classifier_lookup_batch32_forced_per_key", 0),
+                ]
+            };
+            for &(group, threshold) in modes {
+                cls.set_batch_threshold(threshold);
+                let before = cls.stats();
+                bench_batch(c, group, n_masks, n, &mut cls, &keys);
+                let path = if threshold == 0 || batched {
+                    "batched"
+                } else {
+                    "one at a time"
+                };
+                report(&format!("batch ({path})"), n, n_masks, &cls, before);
+            }
         }
     }
-    group.finish();
 }
 
 criterion_group! {

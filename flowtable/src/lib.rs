@@ -24,6 +24,7 @@ pub mod wire;
 pub use action::Action;
 pub use classifier::{
     Classifier, ClassifierError, ClassifierStats, Rule, RuleId, RuleIdx, RuleRef, SubtableInfo,
+    BATCH_THRESHOLD, LOOKUP_BATCH,
 };
 pub use emc::{Emc, EmcStats};
 pub use fdb::{L2Domain, Learned, MacEntry, MacTable};

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flowtable::classifier::{Classifier, ClassifierError, Rule, RuleId};
+use flowtable::classifier::{Classifier, ClassifierError, Rule, RuleId, RuleIdx};
 use flowtable::emc::Emc;
 use flowtable::fdb::{L2Domain, Learned, MacTable};
 use flowtable::{Action, FlowKey, MacAddr, Match, PortNo, VlanId};
@@ -93,8 +93,11 @@ enum Op {
     LookupNear(usize, FlowKey),
     /// Look up an arbitrary key.
     Lookup(FlowKey),
-    /// Many lookups (crosses the automatic re-rank interval).
-    Burst(Vec<FlowKey>),
+    /// Many lookups (crosses the automatic re-rank interval); the batch classifier takes
+    /// them in pieces of the given sizes (cycled).
+    Burst(Vec<FlowKey>, Vec<usize>),
+    /// One batch: keys near the n-th live rule (`Some`) or arbitrary ones.
+    Batch(Vec<(Option<usize>, FlowKey)>),
     Rerank,
 }
 
@@ -106,17 +109,23 @@ fn arb_op(prio_max: u32) -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::Duplicate),
         6 => (any::<usize>(), arb_key()).prop_map(|(i, k)| Op::LookupNear(i, k)),
         2 => arb_key().prop_map(Op::Lookup),
-        1 => prop::collection::vec(arb_key(), 1100..1200).prop_map(Op::Burst),
+        1 => (
+            prop::collection::vec(arb_key(), 1100..1200),
+            prop::collection::vec(1usize..100, 1..4),
+        )
+            .prop_map(|(keys, cuts)| Op::Burst(keys, cuts)),
+        4 => prop::collection::vec((prop::option::of(any::<usize>()), arb_key()), 0..70)
+            .prop_map(Op::Batch),
         1 => Just(Op::Rerank),
     ]
 }
 
-fn check_lookup(c: &mut Classifier, live: &[Rule], key: &FlowKey, distinct: bool) {
+/// Checks `got` (what `c` found for `key`) against a linear scan of `live`.
+fn check_found(c: &Classifier, live: &[Rule], key: &FlowKey, got: Option<RuleIdx>, distinct: bool) {
     let best = live
         .iter()
         .filter(|r| r.matches.matches(key))
         .max_by_key(|r| r.priority);
-    let got = c.lookup(key);
     match (best, got) {
         (None, None) => {}
         (None, Some(i)) => panic!("no rule matches {key:?} but got {:?}", c.rule(i).id),
@@ -146,8 +155,69 @@ fn check_lookup(c: &mut Classifier, live: &[Rule], key: &FlowKey, distinct: bool
     }
 }
 
+/// A key derived from the `i`-th live rule: its value, `noise` where its mask is zero.
+fn near_key(live: &[Rule], i: usize, noise: FlowKey) -> FlowKey {
+    match live.get(i % live.len().max(1)) {
+        Some(r) => {
+            let (v, m) = (r.matches.value().words(), r.matches.mask().words());
+            let mut w = [0u64; 13];
+            for j in 0..13 {
+                w[j] = v[j] | (noise.words()[j] & !m[j]);
+            }
+            FlowKey::from_words(w)
+        }
+        None => noise,
+    }
+}
+
+/// Looks `keys` up one at a time in `c` and as batches (pieces of `cuts` sizes, cycled) in
+/// `cb`; both must agree exactly, and with the linear scan.
+fn check_keys(
+    c: &mut Classifier,
+    cb: &mut Classifier,
+    live: &[Rule],
+    keys: &[FlowKey],
+    cuts: &[usize],
+    distinct: bool,
+) {
+    let single: Vec<Option<RuleIdx>> = keys.iter().map(|k| c.lookup(k)).collect();
+    let mut batch = vec![None; keys.len()];
+    let mut done = 0;
+    for &cut in cuts.iter().cycle() {
+        if done >= keys.len() {
+            break;
+        }
+        let end = (done + cut.max(1)).min(keys.len());
+        cb.lookup_batch(&keys[done..end], &mut batch[done..end]);
+        done = end;
+    }
+    if keys.is_empty() {
+        cb.lookup_batch(&[], &mut []);
+    }
+    for ((key, s), b) in keys.iter().zip(&single).zip(&batch) {
+        assert_eq!(s, b, "single and batch lookups of {key:?} differ");
+        check_found(cb, live, key, *b, distinct);
+    }
+}
+
+/// `c` and `cb` saw the same changes and the same lookups: everything observable agrees.
+fn assert_same(c: &Classifier, cb: &Classifier) {
+    assert_eq!(c.stats(), cb.stats());
+    let mut a: Vec<_> = c.rule_hits().collect();
+    let mut b: Vec<_> = cb.rule_hits().collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    let a: Vec<_> = c.subtables().collect();
+    let b: Vec<_> = cb.subtables().collect();
+    assert_eq!(a, b);
+}
+
 fn run_classifier(ops: Vec<Op>, distinct: bool) {
     let mut c = Classifier::new();
+    // Fed the same changes, but looked up only through `lookup_batch` (always batched).
+    let mut cb = Classifier::new();
+    cb.set_batch_threshold(0);
     let mut live: Vec<Rule> = Vec::new();
     let mut next_id = 0u64;
     let mut lookups = 0u64;
@@ -168,11 +238,13 @@ fn run_classifier(ops: Vec<Op>, distinct: bool) {
                     actions: Arc::from(vec![Action::Output(PortNo(next_id as u32))]),
                 };
                 c.insert(rule.clone()).unwrap();
+                cb.insert(rule.clone()).unwrap();
                 live.push(rule);
             }
             Op::Remove(i) => {
                 if live.is_empty() {
                     assert!(c.remove(RuleId(u64::MAX)).is_none());
+                    assert!(cb.remove(RuleId(u64::MAX)).is_none());
                     continue;
                 }
                 let want = live.swap_remove(i % live.len());
@@ -183,42 +255,53 @@ fn run_classifier(ops: Vec<Op>, distinct: bool) {
                 );
                 assert!(Arc::ptr_eq(&got.actions, &want.actions));
                 assert!(c.remove(want.id).is_none());
+                let got = cb.remove(want.id).expect("live rule removable");
+                assert_eq!(got.matches, want.matches);
             }
             Op::Duplicate(i) => {
                 if let Some(r) = live.get(i % live.len().max(1)) {
                     let mut dup = r.clone();
                     dup.priority += 1;
-                    assert_eq!(c.insert(dup), Err(ClassifierError::DuplicateId(r.id)));
+                    assert_eq!(
+                        c.insert(dup.clone()),
+                        Err(ClassifierError::DuplicateId(r.id))
+                    );
+                    assert_eq!(cb.insert(dup), Err(ClassifierError::DuplicateId(r.id)));
                 }
             }
             Op::LookupNear(i, noise) => {
-                let key = match live.get(i % live.len().max(1)) {
-                    Some(r) => {
-                        let (v, m) = (r.matches.value().words(), r.matches.mask().words());
-                        let mut w = [0u64; 13];
-                        for j in 0..13 {
-                            w[j] = v[j] | (noise.words()[j] & !m[j]);
-                        }
-                        FlowKey::from_words(w)
-                    }
-                    None => noise,
-                };
-                check_lookup(&mut c, &live, &key, distinct);
+                let key = near_key(&live, i, noise);
+                check_keys(&mut c, &mut cb, &live, &[key], &[1], distinct);
                 lookups += 1;
             }
             Op::Lookup(key) => {
-                check_lookup(&mut c, &live, &key, distinct);
+                check_keys(&mut c, &mut cb, &live, &[key], &[1], distinct);
                 lookups += 1;
             }
-            Op::Burst(keys) => {
-                for key in &keys {
-                    check_lookup(&mut c, &live, key, distinct);
-                }
+            Op::Burst(keys, cuts) => {
+                check_keys(&mut c, &mut cb, &live, &keys, &cuts, distinct);
                 lookups += keys.len() as u64;
             }
-            Op::Rerank => c.rerank(),
+            Op::Batch(spec) => {
+                let keys: Vec<FlowKey> = spec
+                    .iter()
+                    .map(|&(i, noise)| match i {
+                        Some(i) => near_key(&live, i, noise),
+                        None => noise,
+                    })
+                    .collect();
+                let n = keys.len();
+                check_keys(&mut c, &mut cb, &live, &keys, &[n], distinct);
+                lookups += n as u64;
+            }
+            Op::Rerank => {
+                c.rerank();
+                cb.rerank();
+            }
         }
         assert_eq!(c.len(), live.len());
+        assert_eq!(cb.len(), live.len());
+        assert_same(&c, &cb);
         assert_eq!(c.rule_hits().count(), live.len());
         assert_eq!(c.subtables().map(|s| s.rules).sum::<usize>(), live.len());
         assert_eq!(c.n_subtables(), c.subtables().count());
@@ -270,6 +353,43 @@ fn classifier_hits_add_up() {
         let mut k = FlowKey::ZERO;
         k.set_ip_dst(n % 100);
         c.lookup(&k);
+    }
+    let s = c.stats();
+    assert_eq!(s.lookups, 5000);
+    assert_eq!(s.matched, 64 * 50);
+    assert_eq!(c.rule_hits().map(|(_, h)| h).sum::<u64>(), s.matched);
+    assert_eq!(c.subtables().map(|t| t.hits).sum::<u64>(), s.matched);
+    assert_eq!(s.subtable_probes, 5000);
+}
+
+#[test]
+fn classifier_batch_hits_add_up() {
+    let mut c = Classifier::new();
+    c.set_batch_threshold(0);
+    for i in 0..64u32 {
+        let mut v = FlowKey::ZERO;
+        v.set_ip_dst(i);
+        c.insert(Rule {
+            id: RuleId(i as u64),
+            priority: i % 4,
+            matches: Match::from_parts(v, shape_mask(3)),
+            actions: Arc::from(vec![]),
+        })
+        .unwrap();
+    }
+    let keys: Vec<FlowKey> = (0..5000u32)
+        .map(|n| {
+            let mut k = FlowKey::ZERO;
+            k.set_ip_dst(n % 100);
+            k
+        })
+        .collect();
+    let mut out = [None; 37];
+    for chunk in keys.chunks(37) {
+        c.lookup_batch(chunk, &mut out);
+        for (k, o) in chunk.iter().zip(&out) {
+            assert_eq!(o.is_some(), k.ip_dst() < 64);
+        }
     }
     let s = c.stats();
     assert_eq!(s.lookups, 5000);

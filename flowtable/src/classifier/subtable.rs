@@ -2,18 +2,20 @@
 //!
 //! Layout (as OVS dpcls): the mask and the indices of its non-zero words; the distinct masked
 //! values ("entries") stored compactly, `n` words each (only the mask's non-zero words) in one
-//! flat arena; a `HashTable<u32>` of entry numbers keyed by [`FlowKey::hash_words`]; and for each
-//! entry the head of its rule chain (the rules sharing that masked value, best priority first;
-//! the chain links live in the classifier's rule slots).
+//! flat arena; and an [`Index`] from the hash of an entry's value to the head
+//! of the entry's rule chain (the rules sharing that masked value, best priority first; the
+//! chain links, and each rule's entry number, live in the classifier's rule slots). A probe
+//! reads one index bucket, then the head rule's slot (its priority and entry number), then
+//! the entry's words to compare.
 
 use std::collections::BTreeMap;
 
-use hashbrown::HashTable;
-
 use crate::key::{FlowKey, KEY_WORDS};
 
-/// "No slot / no entry".
-pub(super) const NONE: u32 = u32::MAX;
+use super::index::Index;
+use super::Slot;
+
+pub(super) use super::index::NONE;
 
 pub(super) struct Subtable {
     /// The mask every rule here has.
@@ -23,12 +25,12 @@ pub(super) struct Subtable {
     n: u8,
     /// Masked values, `n` words per entry.
     values: Vec<u64>,
-    /// Entry → first rule slot of its chain, or [`NONE`] for a free entry.
-    pub(super) heads: Vec<u32>,
+    /// Entries allocated (live or free).
+    entries: u32,
     /// Free entry numbers.
     free: Vec<u32>,
-    /// Entry numbers, keyed by the hash of their masked value.
-    table: HashTable<u32>,
+    /// Head rule slot of each live entry, keyed by the hash of its masked value.
+    pub(super) index: Index,
     /// How many rules have each priority (to keep the max priority on remove).
     prios: BTreeMap<u32, u32>,
     /// Rules in this subtable.
@@ -51,9 +53,9 @@ impl Subtable {
             idx,
             n: nz.len() as u8,
             values: Vec::new(),
-            heads: Vec::new(),
+            entries: 0,
             free: Vec::new(),
-            table: HashTable::new(),
+            index: Index::new(),
             prios: BTreeMap::new(),
             n_rules: 0,
             hits: 0,
@@ -63,28 +65,86 @@ impl Subtable {
     }
 
     /// Indices of the mask's non-zero words.
-    #[inline]
+    #[inline(always)]
     pub(super) fn idx(&self) -> &[u8] {
         &self.idx[..self.n as usize]
     }
 
-    /// The entry whose masked value equals `key & mask`.
+    /// Number of words the mask keeps.
+    #[inline(always)]
+    pub(super) fn n(&self) -> usize {
+        self.n as usize
+    }
+
+    /// The hash of `key & mask` (what the index is keyed by).
+    #[inline(always)]
+    pub(super) fn hash(&self, key: &FlowKey) -> u64 {
+        let (kw, mw) = (key.words(), self.mask.words());
+        let mut acc = 0u64;
+        for (j, &i) in self.idx().iter().enumerate() {
+            acc = acc.wrapping_add(hash_word(kw[i as usize] & mw[i as usize], j));
+        }
+        hash_end(acc)
+    }
+
+    /// The hash of entry `e`'s value (equal to [`Subtable::hash`] of keys that match it).
+    pub(super) fn entry_hash(&self, e: u32) -> u64 {
+        let n = self.n as usize;
+        hash_vals(&self.values[e as usize * n..][..n])
+    }
+
+    /// The mask's kept words, for a batch probe specialized to `N` of them.
+    #[inline(always)]
+    pub(super) fn words<const N: usize>(&self) -> Words<N> {
+        debug_assert_eq!(N, self.n as usize);
+        let mut w = Words {
+            idx: [0; N],
+            mask: [0; N],
+        };
+        for j in 0..N {
+            let i = self.idx[j] as usize;
+            w.idx[j] = i;
+            w.mask[j] = self.mask.words()[i];
+        }
+        w
+    }
+
+    /// True when `key & mask` equals entry `e`'s value.
+    #[inline(always)]
+    pub(super) fn entry_matches(&self, e: u32, key: &FlowKey) -> bool {
+        let n = self.n as usize;
+        let vals = &self.values[e as usize * n..][..n];
+        let (kw, mw) = (key.words(), self.mask.words());
+        let mut diff = 0;
+        for (&i, &v) in self.idx().iter().zip(vals) {
+            diff |= (kw[i as usize] & mw[i as usize]) ^ v;
+        }
+        diff == 0
+    }
+
+    /// Loads entry `e`'s words (so that their cache lines are on their way).
+    #[inline(always)]
+    pub(super) fn touch_entry(&self, e: u32) {
+        let n = self.n as usize;
+        if n > 0 {
+            let vals = &self.values[e as usize * n..][..n];
+            std::hint::black_box(vals[0]);
+            std::hint::black_box(vals[n - 1]);
+        }
+    }
+
+    /// The head rule slot of the entry whose value equals `key & mask` (`h` its hash).
     #[inline]
-    pub(super) fn find(&self, key: &FlowKey) -> Option<u32> {
-        let idx = self.idx();
-        let n = idx.len();
-        let h = key.hash_words(&self.mask, idx);
-        let kw = key.words();
-        let mw = self.mask.words();
-        let values = &self.values;
-        self.table
-            .find(h, |&e| {
-                let vals = &values[e as usize * n..][..n];
-                idx.iter()
-                    .zip(vals)
-                    .all(|(&i, &v)| kw[i as usize] & mw[i as usize] == v)
-            })
-            .copied()
+    pub(super) fn find(&self, key: &FlowKey, h: u64, slots: &[Slot]) -> Option<u32> {
+        self.index
+            .find(h, |s| self.entry_matches(slots[s as usize].entry, key))
+    }
+
+    /// The head rule slot of live entry `e` (`h` its hash).
+    pub(super) fn head_of(&self, e: u32, h: u64, slots: &[Slot]) -> u32 {
+        self.index
+            .find(h, |s| slots[s as usize].entry == e)
+            .expect("a live entry is indexed")
     }
 
     /// The masked value of entry `e`, as a full key.
@@ -98,11 +158,9 @@ impl Subtable {
         FlowKey::from_words(w)
     }
 
-    /// The entry for masked `value`, created (with an empty chain) when absent.
-    pub(super) fn find_or_add(&mut self, value: &FlowKey) -> u32 {
-        if let Some(e) = self.find(value) {
-            return e;
-        }
+    /// A new entry for masked `value` (hash `h`, absent), whose chain is the rule at slot
+    /// `head` alone. `slots` gives the entries of the heads already indexed.
+    pub(super) fn add_entry(&mut self, value: &FlowKey, h: u64, head: u32, slots: &[Slot]) -> u32 {
         let n = self.n as usize;
         let e = match self.free.pop() {
             Some(e) => {
@@ -113,28 +171,31 @@ impl Subtable {
                 e
             }
             None => {
-                let e = self.heads.len() as u32;
-                self.heads.push(NONE);
+                let e = self.entries;
+                self.entries += 1;
                 self.values
                     .extend(self.idx[..n].iter().map(|&i| value.words()[i as usize]));
                 e
             }
         };
-        let h = value.hash_words(&self.mask, self.idx());
-        let (mask, idx, values) = (&self.mask, &self.idx[..n], &self.values);
-        self.table
-            .insert_unique(h, e, |&x| rehash(mask, idx, &values[x as usize * n..][..n]));
+        let values = &self.values;
+        self.index.insert(h, head, |s| {
+            let e = slots[s as usize].entry as usize;
+            hash_vals(&values[e * n..][..n])
+        });
         e
     }
 
-    /// Frees entry `e`, whose chain is already empty.
-    pub(super) fn remove_entry(&mut self, e: u32) {
-        debug_assert_eq!(self.heads[e as usize], NONE);
-        let n = self.n as usize;
-        let h = rehash(&self.mask, self.idx(), &self.values[e as usize * n..][..n]);
-        if let Ok(occ) = self.table.find_entry(h, |&x| x == e) {
-            occ.remove();
-        }
+    /// The chain of entry `e` (hash `h`) now starts at slot `new` instead of `old`.
+    pub(super) fn set_head(&mut self, h: u64, old: u32, new: u32) {
+        let ok = self.index.replace(h, old, new);
+        debug_assert!(ok);
+    }
+
+    /// Frees entry `e` (hash `h`), whose chain (last head `head`) is now empty.
+    pub(super) fn remove_entry(&mut self, e: u32, h: u64, head: u32) {
+        let ok = self.index.remove(h, head);
+        debug_assert!(ok);
         self.free.push(e);
     }
 
@@ -160,22 +221,79 @@ impl Subtable {
         self.prios.last_key_value().map_or(0, |(&p, _)| p)
     }
 
+    /// True when every rule here has the same priority (so every entry's head has the max).
+    #[inline]
+    pub(super) fn uniform_priority(&self) -> bool {
+        self.prios.len() == 1
+    }
+
     /// Approximate heap bytes.
     pub(super) fn memory_bytes(&self) -> usize {
         // A BTreeMap leaf holds up to 11 (u32, u32) pairs in about 100 bytes.
         self.values.capacity() * 8
-            + self.heads.capacity() * 4
             + self.free.capacity() * 4
-            + self.table.allocation_size()
+            + self.index.memory_bytes()
             + self.prios.len().div_ceil(7) * 104
     }
 }
 
-/// The hash [`FlowKey::hash_words`] gives for a key whose masked non-zero words are `vals`.
-fn rehash(mask: &FlowKey, idx: &[u8], vals: &[u64]) -> u64 {
-    let mut w = [0u64; KEY_WORDS];
-    for (&i, &v) in idx.iter().zip(vals) {
-        w[i as usize] = v;
+/// One odd constant per position among the mask's kept words (digits of pi and e).
+const POSITION: [u64; KEY_WORDS] = [
+    0x243f_6a88_85a3_08d3,
+    0x1319_8a2e_0370_7345,
+    0xa409_3822_299f_31d1,
+    0x082e_fa98_ec4e_6c89,
+    0x4528_21e6_38d0_1377,
+    0xbe54_66cf_34e9_0c6d,
+    0xc0ac_29b7_c97c_50dd,
+    0x3f84_d5b5_b547_0917,
+    0x9216_d5d9_8979_fb1b,
+    0xb7e1_5162_8aed_2a6b,
+    0xbf71_5880_9cf4_f3c7,
+    0x6a09_e667_f3bc_c909,
+    0xbb67_ae85_84ca_a73b,
+];
+
+/// The subtable hash is the sum of one folded multiply (as in foldhash/wyhash) per kept
+/// word, finished by another: the words' multiplies are independent of each other.
+#[inline(always)]
+fn hash_word(w: u64, pos: usize) -> u64 {
+    let m = (w ^ POSITION[pos]) as u128 * 0x9e37_79b9_7f4a_7c15u128;
+    (m >> 64) as u64 ^ m as u64
+}
+
+#[inline(always)]
+fn hash_end(acc: u64) -> u64 {
+    let m = (acc ^ 0x5851_f42d_4c95_7f2d) as u128 * 0xff51_afd7_ed55_8ccdu128;
+    (m >> 64) as u64 ^ m as u64
+}
+
+/// The hash of masked words `vals` (in mask word order).
+fn hash_vals(vals: &[u64]) -> u64 {
+    let acc = vals
+        .iter()
+        .enumerate()
+        .fold(0u64, |acc, (j, &v)| acc.wrapping_add(hash_word(v, j)));
+    hash_end(acc)
+}
+
+/// A mask's `N` kept words: their indices and mask bits (so that hashing and comparing
+/// unroll, with the mask in registers).
+#[derive(Clone, Copy)]
+pub(super) struct Words<const N: usize> {
+    idx: [usize; N],
+    mask: [u64; N],
+}
+
+impl<const N: usize> Words<N> {
+    /// [`Subtable::hash`], unrolled.
+    #[inline(always)]
+    pub(super) fn hash(&self, key: &FlowKey) -> u64 {
+        let kw = key.words();
+        let mut acc = 0u64;
+        for j in 0..N {
+            acc = acc.wrapping_add(hash_word(kw[self.idx[j]] & self.mask[j], j));
+        }
+        hash_end(acc)
     }
-    FlowKey::from_words(w).hash_words(mask, idx)
 }

@@ -1,40 +1,99 @@
-//! Decide each frame of a burst: exact-match cache first, the classifier on a miss.
+//! Decide each frame of a burst: exact-match cache first; the misses of the whole burst then
+//! go to the classifier in one batched call, which overlaps their memory accesses.
 
 use flowtable::{Classifier, Emc, FlowKey, RuleIdx};
+use ports::BURST;
 
 use crate::stats::PmdStats;
 
 /// A frame's decision: the rule it matched, or `None` for the default `normal`.
 pub(crate) type Decision = Option<RuleIdx>;
 
-/// Looks up `keys`, writing one decision per key. Misses go to the classifier and their
-/// result is cached, so the next frame of the flow hits the EMC.
+/// Marks a frame that is not a repeat of an earlier miss.
+const NOT_A_REPEAT: u8 = u8::MAX;
+
+/// Per-PMD scratch space for one burst's EMC misses (allocated once, reused every burst).
+pub(crate) struct Misses {
+    keys: [FlowKey; BURST],
+    hashes: [u64; BURST],
+    /// Burst position of each miss.
+    pos: [u8; BURST],
+    found: [Decision; BURST],
+    /// Per burst position: the miss it repeats, or [`NOT_A_REPEAT`].
+    repeat_of: [u8; BURST],
+}
+
+impl Misses {
+    pub fn new() -> Box<Misses> {
+        Box::new(Misses {
+            keys: [FlowKey::ZERO; BURST],
+            hashes: [0; BURST],
+            pos: [0; BURST],
+            found: [None; BURST],
+            repeat_of: [NOT_A_REPEAT; BURST],
+        })
+    }
+}
+
+/// Looks up `keys` (at most [`BURST`]), writing one decision per key. EMC misses are looked
+/// up in the classifier together and their results cached. A frame repeating an earlier miss
+/// of the same burst (same flow) takes that miss's result and counts as a cache hit, as it
+/// would have had the misses been looked up one by one.
 pub(crate) fn decide(
     keys: &[FlowKey],
     out: &mut [Decision],
     emc: &mut Emc<Decision>,
     classifier: &mut Classifier,
+    misses: &mut Misses,
     stats: &mut PmdStats,
 ) {
-    for (key, d) in keys.iter().zip(out.iter_mut()) {
+    let n = keys.len().min(BURST).min(out.len());
+    let mut m = 0;
+    for i in 0..n {
+        let key = &keys[i];
         let hash = key.hash();
+        misses.repeat_of[i] = NOT_A_REPEAT;
         if let Some(hit) = emc.lookup(key, hash) {
             stats.emc_hits += 1;
             if let Some(idx) = hit {
                 // Rule hit counters live in the classifier; a cached decision still counts.
                 classifier.count_hits(idx, 1);
             }
-            *d = hit;
+            out[i] = hit;
             continue;
         }
+        if let Some(j) = (0..m).find(|&j| misses.hashes[j] == hash && misses.keys[j] == *key) {
+            misses.repeat_of[i] = j as u8;
+            continue;
+        }
+        misses.keys[m] = *key;
+        misses.hashes[m] = hash;
+        misses.pos[m] = i as u8;
+        m += 1;
+    }
+    if m == 0 {
+        return;
+    }
+    classifier.lookup_batch(&misses.keys[..m], &mut misses.found[..m]);
+    for j in 0..m {
+        let found = misses.found[j];
         stats.emc_misses += 1;
-        let found = classifier.lookup(key);
         if found.is_some() {
             stats.classifier_hits += 1;
         } else {
             stats.classifier_misses += 1;
         }
-        emc.insert(key, hash, found);
-        *d = found;
+        emc.insert(&misses.keys[j], misses.hashes[j], found);
+        out[misses.pos[j] as usize] = found;
+    }
+    for (d, &j) in out[..n].iter_mut().zip(&misses.repeat_of[..n]) {
+        if j != NOT_A_REPEAT {
+            let found = misses.found[j as usize];
+            stats.emc_hits += 1;
+            if let Some(idx) = found {
+                classifier.count_hits(idx, 1);
+            }
+            *d = found;
+        }
     }
 }

@@ -29,7 +29,7 @@ use tracing::{debug, error, info, warn};
 use crate::stats::{PmdSnapshot, PmdStats, StatsMirror};
 use execute::{execute, Out, NORMAL};
 use idle::Sleeper;
-use lookup::Decision;
+use lookup::{Decision, Misses};
 use tx::TxPort;
 
 /// How often a PMD copies its counters into its mirror.
@@ -118,6 +118,7 @@ pub(crate) struct Pmd {
     burst: Vec<Packet>,
     keys: Vec<FlowKey>,
     decisions: Vec<Decision>,
+    misses: Box<Misses>,
     stats: PmdStats,
 }
 
@@ -153,6 +154,7 @@ impl Pmd {
             burst: (0..BURST).map(|_| Packet::new()).collect(),
             keys: vec![FlowKey::ZERO; BURST],
             decisions: vec![None; BURST],
+            misses: Misses::new(),
             stats: PmdStats::default(),
         }
     }
@@ -223,6 +225,7 @@ impl Pmd {
             burst,
             keys,
             decisions,
+            misses,
             emc,
             classifier,
             fdb,
@@ -245,7 +248,14 @@ impl Pmd {
         pc.rx_packets += n as u64;
         pc.rx_bytes += bytes as u64;
 
-        lookup::decide(&keys[..n], &mut decisions[..n], emc, classifier, stats);
+        lookup::decide(
+            &keys[..n],
+            &mut decisions[..n],
+            emc,
+            classifier,
+            misses,
+            stats,
+        );
 
         let mut out = Out {
             txs,
