@@ -1,8 +1,9 @@
 //! The flow key: every header field the switch decides on, packed into [`KEY_WORDS`] `u64`s.
 //!
 //! A key is a plain array of words so that the hot operations are word loops the compiler
-//! unrolls: masking is a word-wise AND, equality a word compare, and hashing mixes only the
-//! words a mask keeps ([`FlowKey::hash_words`]). Field placement (word, shift, width) lives in
+//! unrolls: masking is a word-wise AND, equality a word compare, and hashing is one
+//! independent [`mix_word`] per word, summed and [`finish_hash`]ed (a classifier subtable
+//! hashes only the words its mask keeps, with the same two functions). Field placement (word, shift, width) lives in
 //! one table, the `layout` module below; accessors are generated from it.
 //!
 //! Conventions, as in Open vSwitch:
@@ -146,19 +147,7 @@ impl FlowKey {
         for i in 0..KEY_WORDS {
             acc = acc.wrapping_add(mix_word(self.words[i], i));
         }
-        finish(acc)
-    }
-
-    /// The hash of `self & mask` over the word indices in `idx` (a subtable's hash: words the
-    /// mask zeroes out are skipped, so they cost nothing). Equal masked keys hash equal.
-    #[inline]
-    pub fn hash_words(&self, mask: &FlowKey, idx: &[u8]) -> u64 {
-        let mut acc = 0u64;
-        for &i in idx {
-            let i = i as usize % KEY_WORDS;
-            acc = acc.wrapping_add(mix_word(self.words[i] & mask.words[i], i));
-        }
-        finish(acc)
+        finish_hash(acc)
     }
 
     /// Indices of the words that are non-zero (for a mask: the words a subtable must hash).
@@ -323,21 +312,22 @@ const POSITION: [u64; KEY_WORDS] = [
     0xbb67_ae85_84ca_a73b,
 ];
 
-/// Mixes one word on its own: each word's multiply is independent of the others, so the 13
+/// Mixes word number `pos` (0..[`KEY_WORDS`]) of a key on its own: each word's multiply is independent of the others, so the 13
 /// words of a key hash in parallel instead of as one dependency chain (a folded multiply, as
 /// in foldhash and wyhash).
 ///
 /// The constants are fixed, so a sender who knows them could search offline for keys that
 /// collide (hash flooding: longer probes, EMC thrash for its own flows). A per-process random
 /// seed folded into `POSITION` is the planned mitigation.
-#[inline]
-fn mix_word(w: u64, pos: usize) -> u64 {
+#[inline(always)]
+pub fn mix_word(w: u64, pos: usize) -> u64 {
     let m = (w ^ POSITION[pos]) as u128 * 0x9e37_79b9_7f4a_7c15u128;
     (m >> 64) as u64 ^ m as u64
 }
 
-#[inline]
-fn finish(h: u64) -> u64 {
+/// Finishes a hash: mixes the sum of [`mix_word`]s once more.
+#[inline(always)]
+pub fn finish_hash(h: u64) -> u64 {
     let m = (h ^ 0x5851_f42d_4c95_7f2d) as u128 * 0xff51_afd7_ed55_8ccdu128;
     (m >> 64) as u64 ^ m as u64
 }
@@ -447,16 +437,15 @@ mod test {
     }
 
     #[test]
-    fn masked_hash_ignores_masked_bits() {
+    fn masked_keys_match_regardless_of_masked_bits() {
         let mut a = FlowKey::ZERO;
         a.set_ip_dst(0x0a00_0001);
         let mut b = a;
         b.set_tp_dst(22);
         let mut mask = FlowKey::ZERO;
         mask.set_ip_dst(0xffff_ff00);
-        let idx = mask.nonzero_words();
-        assert_eq!(idx, vec![3]);
-        assert_eq!(a.hash_words(&mask, &idx), b.hash_words(&mask, &idx));
+        assert_eq!(mask.nonzero_words(), vec![3]);
+        assert_eq!(a.masked(&mask), b.masked(&mask));
         assert!(b.matches(&a.masked(&mask), &mask));
         assert_ne!(a.hash(), b.hash());
     }

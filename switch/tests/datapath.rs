@@ -213,21 +213,7 @@ fn rule_changes_while_traffic_flows() {
     let flows = [flow(100, &[("in_port", "p1")], &["output:p2"])];
     let (sw, peers) = switch_with(&["p1", "p2", "p3"], &flows);
     let stop = Arc::new(AtomicBool::new(false));
-    let sender = {
-        let (peer, stop) = (peers[0].clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut sent = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                if peer.pending_to_switch() < 1000 {
-                    assert!(peer.inject(&unicast(1, 2, sent)));
-                    sent += 1;
-                } else {
-                    std::thread::yield_now();
-                }
-            }
-            sent
-        })
-    };
+    let sender = send_thread(peers[0].clone(), stop.clone());
     let stop_rx = Arc::new(AtomicBool::new(false));
     let receiver = drain_thread(peers[1].clone(), stop_rx.clone());
     for round in 0..50u32 {
@@ -266,21 +252,7 @@ fn port_changes_while_traffic_flows() {
     let flows = [flow(100, &[("in_port", "p1")], &["output:p2"])];
     let (sw, peers) = switch_with(&["p1", "p2"], &flows);
     let stop = Arc::new(AtomicBool::new(false));
-    let sender = {
-        let (peer, stop) = (peers[0].clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut sent = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                if peer.pending_to_switch() < 1000 {
-                    peer.inject(&unicast(1, 2, sent));
-                    sent += 1;
-                } else {
-                    std::thread::yield_now();
-                }
-            }
-            sent
-        })
-    };
+    let sender = send_thread(peers[0].clone(), stop.clone());
     let stop_rx = Arc::new(AtomicBool::new(false));
     let receiver = drain_thread(peers[1].clone(), stop_rx.clone());
     for round in 0..20 {

@@ -10,7 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::key::{FlowKey, KEY_WORDS};
+// A subtable hashes the mask's kept words with the key's own per-word mix, numbering them by
+// their position among the kept words (so entries store only those words).
+use crate::key::{finish_hash, mix_word, FlowKey, KEY_WORDS};
 
 use super::index::Index;
 use super::Slot;
@@ -82,9 +84,9 @@ impl Subtable {
         let (kw, mw) = (key.words(), self.mask.words());
         let mut acc = 0u64;
         for (j, &i) in self.idx().iter().enumerate() {
-            acc = acc.wrapping_add(hash_word(kw[i as usize] & mw[i as usize], j));
+            acc = acc.wrapping_add(mix_word(kw[i as usize] & mw[i as usize], j));
         }
-        hash_end(acc)
+        finish_hash(acc)
     }
 
     /// The hash of entry `e`'s value (equal to [`Subtable::hash`] of keys that match it).
@@ -237,44 +239,13 @@ impl Subtable {
     }
 }
 
-/// One odd constant per position among the mask's kept words (digits of pi and e).
-const POSITION: [u64; KEY_WORDS] = [
-    0x243f_6a88_85a3_08d3,
-    0x1319_8a2e_0370_7345,
-    0xa409_3822_299f_31d1,
-    0x082e_fa98_ec4e_6c89,
-    0x4528_21e6_38d0_1377,
-    0xbe54_66cf_34e9_0c6d,
-    0xc0ac_29b7_c97c_50dd,
-    0x3f84_d5b5_b547_0917,
-    0x9216_d5d9_8979_fb1b,
-    0xb7e1_5162_8aed_2a6b,
-    0xbf71_5880_9cf4_f3c7,
-    0x6a09_e667_f3bc_c909,
-    0xbb67_ae85_84ca_a73b,
-];
-
-/// The subtable hash is the sum of one folded multiply (as in foldhash/wyhash) per kept
-/// word, finished by another: the words' multiplies are independent of each other.
-#[inline(always)]
-fn hash_word(w: u64, pos: usize) -> u64 {
-    let m = (w ^ POSITION[pos]) as u128 * 0x9e37_79b9_7f4a_7c15u128;
-    (m >> 64) as u64 ^ m as u64
-}
-
-#[inline(always)]
-fn hash_end(acc: u64) -> u64 {
-    let m = (acc ^ 0x5851_f42d_4c95_7f2d) as u128 * 0xff51_afd7_ed55_8ccdu128;
-    (m >> 64) as u64 ^ m as u64
-}
-
 /// The hash of masked words `vals` (in mask word order).
 fn hash_vals(vals: &[u64]) -> u64 {
     let acc = vals
         .iter()
         .enumerate()
-        .fold(0u64, |acc, (j, &v)| acc.wrapping_add(hash_word(v, j)));
-    hash_end(acc)
+        .fold(0u64, |acc, (j, &v)| acc.wrapping_add(mix_word(v, j)));
+    finish_hash(acc)
 }
 
 /// A mask's `N` kept words: their indices and mask bits (so that hashing and comparing
@@ -292,8 +263,8 @@ impl<const N: usize> Words<N> {
         let kw = key.words();
         let mut acc = 0u64;
         for j in 0..N {
-            acc = acc.wrapping_add(hash_word(kw[self.idx[j]] & self.mask[j], j));
+            acc = acc.wrapping_add(mix_word(kw[self.idx[j]] & self.mask[j], j));
         }
-        hash_end(acc)
+        finish_hash(acc)
     }
 }

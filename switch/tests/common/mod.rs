@@ -157,3 +157,23 @@ pub fn drain_thread(
         }
     })
 }
+
+/// Sends numbered unicast frames from host 1 to host 2 into `peer` until `stop`, keeping at
+/// most 1000 waiting (never dropping one); returns how many it sent.
+pub fn send_thread(
+    peer: MemPeer,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u32> {
+    std::thread::spawn(move || {
+        let mut sent = 0u32;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if peer.pending_to_switch() < 1000 {
+                assert!(peer.inject(&unicast(1, 2, sent)), "frame {sent} refused");
+                sent += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        sent
+    })
+}
