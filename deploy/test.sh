@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use. The Rust toolchain itself (cargo 1.95, rustup) is part of
 # the machine image.
-# dpdk-dev: dpdk-testpmd, whose net_virtio_user is the real vhost-user frontend the tests drive.
-packages=(ca-certificates gcc libc6-dev pkg-config iproute2 coreutils dpdk-dev)
+# dpdk-dev: dpdk-testpmd, whose net_virtio_user is a real vhost-user frontend the tests drive;
+# qemu-system-x86 busybox-static cpio kmod: real Linux guests (deploy/guest/build-image.sh).
+packages=(ca-certificates gcc libc6-dev pkg-config iproute2 coreutils dpdk-dev
+          qemu-system-x86 busybox-static cpio kmod)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -111,6 +111,18 @@ fn serve(shared: &Arc<PortShared>, stream: UnixStream) {
                     continue;
                 }
                 match e {
+                    // QEMU (7.2) virtio-net sends SET_VRING_ENABLE(1) before SET_FEATURES and
+                    // never again. The vhost crate refuses it (PROTOCOL_FEATURES not acked yet)
+                    // after reading the whole message, without replying, so the stream is still
+                    // in step; only the message's index and value are lost.
+                    ProtoError::InactiveFeature(f) => {
+                        debug!("SET_VRING_ENABLE before SET_FEATURES ({f:?} not acked yet)");
+                        handler
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .enable_before_features();
+                        continue;
+                    }
                     ProtoError::Disconnected
                     | ProtoError::PartialMessage
                     | ProtoError::SocketBroken(_) => {

@@ -179,6 +179,17 @@ impl Handler {
         self.refuse(HandlerError::Unsupported(what))
     }
 
+    /// The frontend sent SET_VRING_ENABLE before SET_FEATURES, which the vhost crate refuses
+    /// without passing on its index and value. QEMU does this (its only enables, a replay of
+    /// the guest's queue-pair state): count every ring as enabled; a later
+    /// SET_VRING_ENABLE(0) still disables one.
+    pub fn enable_before_features(&mut self) {
+        for i in 0..self.vrings.len() {
+            self.vrings[i].enabled = true;
+            self.sync(i);
+        }
+    }
+
     /// Brings vring `i`'s run state in line with its configuration.
     fn sync(&mut self, i: usize) {
         let c = self.vrings[i];
