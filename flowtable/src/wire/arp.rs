@@ -37,25 +37,12 @@ enum_with_unknown! {
     }
 }
 
-/// A read/write view of an Ethernet/IPv4 ARP packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+super::packet_view! {
+    /// A read/write view of an Ethernet/IPv4 ARP packet.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps a buffer, then [`Packet::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`]. The length fields are
     /// not checked here (the offsets are fixed); [`Repr::parse`] checks them. No setter can
     /// undo this check.
@@ -65,11 +52,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         } else {
             Ok(())
         }
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Hardware type (1 for Ethernet).

@@ -18,25 +18,12 @@ mod field {
 /// Length of an Ethernet II header.
 pub const HEADER_LEN: usize = field::PAYLOAD.start;
 
-/// A read/write view of an Ethernet II frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+super::packet_view! {
+    /// A read/write view of an Ethernet II frame.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps a buffer, then [`Packet::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`]. No setter can undo
     /// this check.
     pub fn check_len(&self) -> Result<()> {
@@ -45,11 +32,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         } else {
             Ok(())
         }
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Length of the header: [`HEADER_LEN`].

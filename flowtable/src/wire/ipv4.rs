@@ -29,25 +29,12 @@ const FLAG_MF: u16 = 0x2000;
 /// The fragment offset bits (in 8-byte units) of the flags/offset field.
 const OFFSET_MASK: u16 = 0x1fff;
 
-/// A read/write view of an IPv4 packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+super::packet_view! {
+    /// A read/write view of an IPv4 packet.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps a buffer, then [`Packet::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Checks that the header and the packet its total length describes fit the buffer:
     /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`], than the IHL or than the
     /// total length; `Err(Malformed)` when the IHL is below 5 words or the total length below
@@ -68,11 +55,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         } else {
             Ok(())
         }
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Version (4 for IPv4).

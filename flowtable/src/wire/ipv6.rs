@@ -20,25 +20,12 @@ mod field {
 /// Length of the fixed IPv6 header.
 pub const HEADER_LEN: usize = field::DST_ADDR.end;
 
-/// A read-only view of an IPv6 packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+super::packet_view! {
+    /// A read-only view of an IPv6 packet.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps a buffer, then [`Packet::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`] plus the payload
     /// length. The version is not checked (see [`Packet::version`]).
     pub fn check_len(&self) -> Result<()> {
@@ -48,11 +35,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         } else {
             Ok(())
         }
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     fn ver_tc_flow(&self) -> u32 {
@@ -125,26 +107,13 @@ mod ext_field {
 /// Minimum length of an extension header (length field 0).
 pub const EXT_HEADER_MIN_LEN: usize = 8;
 
-/// A read-only view of a hop-by-hop, routing or destination options header: next header,
-/// then the length in 8-octet units not counting the first 8.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExtHeader<T: AsRef<[u8]>> {
-    buffer: T,
+super::packet_view! {
+    /// A read-only view of a hop-by-hop, routing or destination options header: next header,
+    /// then the length in 8-octet units not counting the first 8.
+    ExtHeader
 }
 
 impl<T: AsRef<[u8]>> ExtHeader<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> ExtHeader<T> {
-        ExtHeader { buffer }
-    }
-
-    /// Wraps a buffer, then [`ExtHeader::check_len`].
-    pub fn new_checked(buffer: T) -> Result<ExtHeader<T>> {
-        let header = Self::new_unchecked(buffer);
-        header.check_len()?;
-        Ok(header)
-    }
-
     /// `Err(Truncated)` when the buffer is shorter than [`EXT_HEADER_MIN_LEN`] or than the
     /// length the header declares.
     pub fn check_len(&self) -> Result<()> {
@@ -188,25 +157,12 @@ mod frag_field {
 /// Length of the fragment header.
 pub const FRAGMENT_HEADER_LEN: usize = frag_field::IDENT.end;
 
-/// A read-only view of the IPv6 fragment header (RFC 8200 section 4.5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FragmentHeader<T: AsRef<[u8]>> {
-    buffer: T,
+super::packet_view! {
+    /// A read-only view of the IPv6 fragment header (RFC 8200 section 4.5).
+    FragmentHeader
 }
 
 impl<T: AsRef<[u8]>> FragmentHeader<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> FragmentHeader<T> {
-        FragmentHeader { buffer }
-    }
-
-    /// Wraps a buffer, then [`FragmentHeader::check_len`].
-    pub fn new_checked(buffer: T) -> Result<FragmentHeader<T>> {
-        let header = Self::new_unchecked(buffer);
-        header.check_len()?;
-        Ok(header)
-    }
-
     /// `Err(Truncated)` when the buffer is shorter than [`FRAGMENT_HEADER_LEN`].
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < FRAGMENT_HEADER_LEN {

@@ -68,6 +68,39 @@ pub enum Error {
 /// The result type of this module.
 pub type Result<T> = core::result::Result<T, Error>;
 
+/// Declares a header's zero-copy view `$name<T>` over a buffer, with `new_unchecked`,
+/// `new_checked` (which runs the module's own `check_len`, the one rule each header states)
+/// and `into_inner`. The field getters and setters stay in each module.
+macro_rules! packet_view {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name<T: AsRef<[u8]>> {
+            buffer: T,
+        }
+
+        impl<T: AsRef<[u8]>> $name<T> {
+            /// Wraps a buffer without checking its length.
+            pub const fn new_unchecked(buffer: T) -> $name<T> {
+                $name { buffer }
+            }
+
+            #[doc = concat!("Wraps a buffer, then [`", stringify!($name), "::check_len`].")]
+            pub fn new_checked(buffer: T) -> Result<$name<T>> {
+                let view = Self::new_unchecked(buffer);
+                view.check_len()?;
+                Ok(view)
+            }
+
+            /// The wrapped buffer.
+            pub fn into_inner(self) -> T {
+                self.buffer
+            }
+        }
+    };
+}
+pub(crate) use packet_view;
+
 /// Declares an enum with known variants and an `Unknown(raw)` arm, plus conversions to and
 /// from the raw type. Unknown values are data, not errors.
 macro_rules! enum_with_unknown {

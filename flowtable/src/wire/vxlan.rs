@@ -23,25 +23,12 @@ pub const UDP_PORT: u16 = 4789;
 /// The I flag: the VNI is valid. RFC 7348 requires it set.
 pub const FLAG_I: u8 = 0x08;
 
-/// A read/write view of a VXLAN header and the inner frame after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+super::packet_view! {
+    /// A read/write view of a VXLAN header and the inner frame after it.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps a buffer, then [`Packet::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`]. No setter can undo
     /// this check.
     pub fn check_len(&self) -> Result<()> {
@@ -50,11 +37,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         } else {
             Ok(())
         }
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// The flags byte.
