@@ -222,7 +222,7 @@ impl Switch {
                 .iter()
                 .enumerate()
                 .filter(|(j, _)| *j != i)
-                .map(|(_, q)| (q.tx.clone(), q.wake.clone()))
+                .map(|(_, q)| q.tx.clone())
                 .collect();
             let _ = p.tx.send(PmdCmd::Peers(peers));
         }

@@ -34,6 +34,8 @@ use tx::TxPort;
 
 /// How often a PMD copies its counters into its mirror.
 const PUBLISH_EVERY: Duration = Duration::from_millis(1);
+/// How often a PMD sweeps expired MACs out of its table (lookups ignore them anyway).
+const AGE_EVERY: Duration = Duration::from_secs(1);
 
 /// A change to a PMD's rule table.
 pub(crate) enum RuleOp {
@@ -68,8 +70,9 @@ pub(crate) enum PmdCmd {
     Learned(Vec<(L2Domain, MacAddr, PortNo)>),
     /// Forget every learned MAC.
     FlushFdb,
-    /// The other PMDs, for MAC announcements.
-    Peers(Vec<(Sender<PmdCmd>, Arc<EventFd>)>),
+    /// The other PMDs, for MAC announcements (applied between their bursts; a sleeping
+    /// peer applies them when traffic wakes it, before deciding that traffic).
+    Peers(Vec<Sender<PmdCmd>>),
     /// Reply with a [`PmdReport`].
     Report(Sender<PmdReport>),
     /// Reply once everything sent before has been applied.
@@ -99,7 +102,7 @@ pub(crate) struct Pmd {
     cfg: PmdConfig,
     cmds: Receiver<PmdCmd>,
     wake: Arc<EventFd>,
-    peers: Vec<(Sender<PmdCmd>, Arc<EventFd>)>,
+    peers: Vec<Sender<PmdCmd>>,
     mirror: StatsMirror,
 
     rxqs: Vec<RxqEntry>,
@@ -173,6 +176,7 @@ impl Pmd {
         let mut now = Instant::now();
         let mut last_rx = now;
         let mut last_publish = now;
+        let mut last_age = now;
         loop {
             if let Flow::Stop = self.drain_commands() {
                 break;
@@ -206,13 +210,20 @@ impl Pmd {
                         // command), the next idle iteration goes straight back to sleep.
                         let woke = Instant::now();
                         self.stats.idle_ns += woke.duration_since(end).as_nanos() as u64;
+                        now = woke;
+                        continue;
                     }
                 }
             }
-            now = Instant::now();
+            // One clock read per iteration: this iteration's end is the next one's start.
+            now = end;
             if now.duration_since(last_publish) >= PUBLISH_EVERY {
                 self.publish();
                 last_publish = now;
+                if now.duration_since(last_age) >= AGE_EVERY {
+                    self.fdb.age(now);
+                    last_age = now;
+                }
             }
         }
         self.publish();
@@ -285,7 +296,7 @@ impl Pmd {
         if self.announce.is_empty() {
             return;
         }
-        for (peer, _) in &self.peers {
+        for peer in &self.peers {
             // A full peer queue loses an announcement; the MAC is re-announced later (on
             // refresh), and until then the peer floods.
             let _ = peer.try_send(PmdCmd::Learned(self.announce.clone()));
