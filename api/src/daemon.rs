@@ -6,9 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
+use nix::sched::{sched_setaffinity, CpuSet};
 use nix::sys::signal::{SigSet, Signal};
+use nix::unistd::Pid;
 use switch::{Config, Switch};
-use tracing::info;
+use tracing::{info, warn};
 
 /// Command-line flags of `vswitchd`.
 #[derive(Debug, Parser)]
@@ -40,6 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("{}: OK", args.config.display());
         return Ok(());
     }
+    keep_off_pmd_cores(&cfg.switch.pmd_cores);
     let sw = Switch::start(&cfg).context("starting the switch")?;
     info!(
         config = %args.config.display(),
@@ -56,6 +59,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     sw.shutdown();
     info!("stopped");
     Ok(())
+}
+
+/// Restricts this thread, and so every thread it starts from now on (vhost-user connection
+/// threads, later the API), to the online CPUs that run no PMD. Each PMD thread then pins
+/// itself to its own core. With no CPU left over, nothing changes.
+fn keep_off_pmd_cores(pmd_cores: &[usize]) {
+    let mut set = CpuSet::new();
+    let mut any = false;
+    for cpu in switch::config::online_cpus() {
+        if !pmd_cores.contains(&cpu) && set.set(cpu).is_ok() {
+            any = true;
+        }
+    }
+    if !any {
+        warn!("every CPU runs a PMD: control threads share them");
+        return;
+    }
+    if let Err(e) = sched_setaffinity(Pid::from_raw(0), &set) {
+        warn!("could not keep control threads off the PMD cores: {e}");
+    }
 }
 
 /// Logs each port's and each drop reason's totals over all PMDs.

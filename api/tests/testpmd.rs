@@ -163,6 +163,10 @@ actions = ["output:p0"]
     tx.send("quit");
     let _ = rx.stop(Signal::SIGTERM, Duration::from_secs(20));
     let _ = tx.stop(Signal::SIGTERM, Duration::from_secs(20));
+    // DPDK leaves its runtime directory (named by --file-prefix) behind.
+    for p in ["rx", "tx"] {
+        let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(prefix(p)));
+    }
 
     let status = sw.stop(Signal::SIGTERM, Duration::from_secs(20));
     assert!(status.success(), "vswitchd exit {status:?}\n{}", sw.log);

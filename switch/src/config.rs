@@ -54,8 +54,37 @@ pub struct SwitchConfig {
 }
 
 fn default_pmd_cores() -> Vec<usize> {
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-    vec![n - 1]
+    vec![online_cpus().last().copied().unwrap_or(0)]
+}
+
+/// The machine's online CPUs (from `/sys/devices/system/cpu/online`, e.g. `0-3,6`), whatever
+/// this process's own affinity mask is; falls back to `0..available_parallelism`.
+pub fn online_cpus() -> Vec<usize> {
+    let parsed = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|text| parse_cpu_list(text.trim()));
+    parsed.unwrap_or_else(|| {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (0..n).collect()
+    })
+}
+
+/// Parses a kernel CPU list such as `0-3,6`.
+fn parse_cpu_list(text: &str) -> Option<Vec<usize>> {
+    let mut cpus = Vec::new();
+    for part in text.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (a.parse().ok()?, b.parse().ok()?);
+                if b < a || b - a > 4096 {
+                    return None;
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(part.parse().ok()?),
+        }
+    }
+    Some(cpus)
 }
 fn default_emc_entries() -> usize {
     8192
@@ -538,15 +567,16 @@ impl SwitchConfig {
         if self.pmd_cores.is_empty() {
             return Err(problem(cores, "at least one PMD core is needed"));
         }
-        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let online = online_cpus();
         let mut seen = HashSet::new();
         for &c in &self.pmd_cores {
-            if c >= ncpu {
+            if !online.contains(&c) {
+                let list: Vec<String> = online.iter().map(|c| c.to_string()).collect();
                 return Err(problem(
                     cores,
                     format!(
-                        "CPU {c} does not exist (this machine has CPUs 0..={})",
-                        ncpu - 1
+                        "CPU {c} does not exist or is offline (online: {})",
+                        list.join(",")
                     ),
                 ));
             }
@@ -674,4 +704,18 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
     (line, col)
+}
+
+#[cfg(test)]
+mod test {
+    use super::parse_cpu_list;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-1"), Some(vec![0, 1]));
+        assert_eq!(parse_cpu_list("0-2,5,7-8"), Some(vec![0, 1, 2, 5, 7, 8]));
+        assert_eq!(parse_cpu_list("3"), Some(vec![3]));
+        assert_eq!(parse_cpu_list("2-1"), None);
+        assert_eq!(parse_cpu_list("x"), None);
+    }
 }

@@ -187,7 +187,7 @@ fn type_specific_fields_are_checked() {
 fn missing_cpu_is_refused() {
     let e = refused("[switch]\npmd_cores = [4096]\n");
     assert!(
-        e.contains("switch.pmd_cores") && e.contains("CPU 4096 does not exist"),
+        e.contains("switch.pmd_cores") && e.contains("CPU 4096 does not exist or is offline"),
         "{e}"
     );
 }

@@ -1,0 +1,439 @@
+#!/usr/bin/env bash
+# End-to-end vhost-user loop benchmark (issue 3): the same DPDK testpmd "guest" (two
+# virtio-user ports, io forwarding, `start tx_first 32`, 64-byte frames) runs against, in turn,
+#   (a) vswitchd (our switch; PMD alone on CPU 1), with the default pmd_sleep_after_us and
+#       with pmd_sleep_after_us = 0 (busy-poll),
+#   (b) DPDK's own vhost library as the "switch": testpmd with two net_vhost ports, io
+#       forwarding, forwarding lcore on CPU 1,
+#   (c) OVS-DPDK 3.1 (Debian's openvswitch-switch-dpdk), one PMD on CPU 1,
+# and prints Mpps per direction (Rx-pps of guest port 0 and port 1), the total, and the ratio
+# to OVS-DPDK and to DPDK vhost measured in the same run. See bench/e2e/README.md.
+#
+# Usage (root): bench/e2e/vhost-loop.sh [SECONDS]      (default 10 s of measurement per switch)
+# Environment:  WARMUP=3 (s before measuring)  SAMPLES=5 (show-port-stats samples per window)
+#               REPEAT=3 (rounds over all switches, interleaved; the table shows the mean,
+#               the per-round totals and each round's own ratios)
+#               ONLY="vswitchd vswitchd-busy dpdk-vhost ovs-dpdk" (subset, in that order)
+#               KEEP_HUGEPAGES=1 (leave nr_hugepages as set instead of restoring it)
+set -euo pipefail
+
+SECONDS_MEASURE=${1:-10}
+WARMUP=${WARMUP:-3}
+SAMPLES=${SAMPLES:-5}
+REPEAT=${REPEAT:-3}
+ONLY=${ONLY:-"vswitchd vswitchd-busy dpdk-vhost ovs-dpdk"}
+HUGEPAGES_WANTED=1024
+GUEST_CPU=0
+SWITCH_CPU=1
+OVS_VSWITCHD_DPDK=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
+OVS_SCHEMA=/usr/share/openvswitch/vswitch.ovsschema
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+VSWITCHD=$REPO/target/release/vswitchd
+
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "run as root (hugepages, packages, DPDK)"
+[[ $SECONDS_MEASURE =~ ^[0-9]+$ && $SECONDS_MEASURE -ge 2 ]] || die "SECONDS must be an integer >= 2"
+(( $(nproc) >= 2 )) || die "needs 2 CPUs (guest on CPU $GUEST_CPU, switch PMD on CPU $SWITCH_CPU)"
+
+# ---------------------------------------------------------------- packages and build
+install_missing() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
+        { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
+}
+install_missing dpdk-dev coreutils util-linux procps
+OVS_OK=1 OVS_WHY=""
+if [[ " $ONLY " == *" ovs-dpdk "* ]]; then
+    # Debian's postinst tries to start the service; policy-rc.d or no systemd simply skips it.
+    # We never use the system instance: our own ovsdb-server/ovs-vswitchd run from a scratch dir.
+    if ! install_missing openvswitch-switch-dpdk; then
+        OVS_OK=0 OVS_WHY="apt-get could not install openvswitch-switch-dpdk"
+    elif [[ ! -x $OVS_VSWITCHD_DPDK ]]; then
+        OVS_OK=0 OVS_WHY="$OVS_VSWITCHD_DPDK missing after installing openvswitch-switch-dpdk"
+    fi
+fi
+if [[ " $ONLY " == *" vswitchd"* ]]; then
+    if [[ ! -x $VSWITCHD ]] || [[ -n $(find "$REPO"/{api,switch,ports,flowtable}/src "$REPO"/Cargo.lock \
+            -newer "$VSWITCHD" -print -quit 2>/dev/null) ]]; then
+        log "building vswitchd (release)"
+        (cd "$REPO" && cargo build --release -p api --locked -q) || die "cargo build failed"
+    fi
+fi
+
+# ---------------------------------------------------------------- scratch state and cleanup
+WORK=$(mktemp -d /run/vswitch-e2e.XXXXXX)
+TAG=e2e$$
+PIDS=()              # every process we started and have not reaped yet
+HP_ORIG=$(cat /proc/sys/vm/nr_hugepages)
+HP_MOUNTED=0
+
+stop_pid() {         # stop_pid PID [grace-seconds]: SIGTERM, then SIGKILL; only our own PIDs
+    local pid=$1 grace=${2:-10} i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < grace * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && { log "pid $pid ignored SIGTERM; SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; }
+    wait "$pid" 2>/dev/null || true
+}
+forget_pid() { local p=$1 k; for k in "${!PIDS[@]}"; do [[ ${PIDS[k]} == "$p" ]] && unset 'PIDS[k]'; done; return 0; }
+stop_all() { local p; for p in "${PIDS[@]}"; do stop_pid "$p" 5; done; PIDS=(); }
+dpdk_leftovers() {   # hugepage files and runtime dirs of our DPDK prefixes
+    rm -f /dev/hugepages/"$TAG"-* 2>/dev/null || true
+    rm -rf /var/run/dpdk/"$TAG"-* 2>/dev/null || true
+}
+cleanup() {
+    local rc=$?
+    set +e
+    stop_all
+    [[ -n ${GUEST_FD:-} ]] && { exec {GUEST_FD}>&-; } 2>/dev/null
+    [[ -n ${SWITCH_FD:-} ]] && { exec {SWITCH_FD}>&-; } 2>/dev/null
+    dpdk_leftovers
+    rm -rf "$WORK"
+    if [[ -z ${KEEP_HUGEPAGES:-} && $(cat /proc/sys/vm/nr_hugepages) != "$HP_ORIG" ]]; then
+        echo "$HP_ORIG" >/proc/sys/vm/nr_hugepages
+    fi
+    ((HP_MOUNTED)) && umount /dev/hugepages
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- hugepages
+grep -qs '^[^ ]* /dev/hugepages hugetlbfs' /proc/mounts || {
+    mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages && HP_MOUNTED=1
+}
+if ((HP_ORIG < HUGEPAGES_WANTED)); then
+    echo "$HUGEPAGES_WANTED" >/proc/sys/vm/nr_hugepages
+fi
+HP_FREE=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
+# Guest 512 MB + switch 512 MB (testpmd -m 512, OVS dpdk-socket-mem=512) = 512 pages of 2 MB.
+((HP_FREE >= 520)) || die "only $HP_FREE free 2 MB hugepages (need 520); free memory or raise nr_hugepages"
+log "hugepages: nr=$(cat /proc/sys/vm/nr_hugepages) (was $HP_ORIG) free=$HP_FREE; work dir $WORK"
+
+# ---------------------------------------------------------------- helpers
+# wait_for FILE PATTERN TIMEOUT [MIN_COUNT]: until FILE has >= MIN_COUNT lines matching PATTERN.
+wait_for() {
+    local file=$1 pat=$2 timeout=$3 want=${4:-1} i n
+    for ((i = 0; i < timeout * 10; i++)); do
+        n=$(grep -c -- "$pat" "$file" 2>/dev/null || true)
+        ((${n:-0} >= want)) && return 0
+        sleep 0.1
+    done
+    return 1
+}
+cpu_busy() {         # non-idle jiffies of CPUs 0 and 1 summed, and their steal, from /proc/stat
+    awk '/^cpu[01] / {for (i = 2; i <= NF; i++) t += $i; idle += $5 + $6; st += $9} END {print t - idle, st}' /proc/stat
+}
+proc_ticks() {       # utime+stime of a process (all threads), or of each thread: "tid ticks"
+    local pid=$1 t
+    if [[ ${2:-} == threads ]]; then
+        for t in /proc/"$pid"/task/*; do
+            awk -v tid="${t##*/}" '{sub(/.*\) /, ""); print tid, $12 + $13}' "$t/stat" 2>/dev/null
+        done
+    else
+        awk '{sub(/.*\) /, ""); print $12 + $13}' /proc/"$pid"/stat 2>/dev/null || echo 0
+    fi
+}
+threads_on() {       # busy threads of PID with the CPU they last ran on: "name@cpu ..."
+    ps -L -o comm=,psr=,pcpu= -p "$1" 2>/dev/null |
+        awk '$3 > 20 {printf "%s@cpu%s ", $1, $2}'
+}
+
+DPDK_COMMON=(-n 1 --no-pci --single-file-segments --iova-mode=va -m 512)
+
+# start_testpmd NAME LCORES LOG FIFO ARGS...: testpmd driven through a FIFO on stdin,
+# line-buffered stdout to LOG. Sets LAST_PID; the caller opens the FIFO for writing.
+start_testpmd() {
+    local name=$1 lcores=$2 logf=$3 fifo=$4
+    shift 4
+    mkfifo "$fifo"
+    stdbuf -oL -eL dpdk-testpmd --lcores "$lcores" --main-lcore 0 "${DPDK_COMMON[@]}" \
+        --file-prefix="$TAG-$name" "$@" <"$fifo" >"$logf" 2>&1 &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+# The guest: identical for every switch. Server-mode backends own the sockets.
+# measure_guest LABEL SOCK0 SOCK1 SWITCH_PID: sets RESULT="port0_pps port1_pps peak_total_pps" ("" on failure;
+# the peak is the best single sample interval, both directions summed).
+# Runs in the calling shell (never in $(...)), so every PID it starts is known to cleanup.
+measure_guest() {
+    RESULT="" GUEST_FD="" GUEST_PID=""
+    if measure_guest_inner "$@"; then :; else guest_stop; return 1; fi
+}
+guest_stop() {
+    if [[ -n ${GUEST_FD:-} ]]; then { exec {GUEST_FD}>&-; } 2>/dev/null || true; fi
+    GUEST_FD=""
+    local i; for ((i = 0; i < 100; i++)); do kill -0 "$GUEST_PID" 2>/dev/null || break; sleep 0.1; done
+    stop_pid "$GUEST_PID" 5
+    forget_pid "$GUEST_PID"
+}
+measure_guest_inner() {
+    local label=$1 s0=$2 s1=$3 swpid=$4 glog=$WORK/r$ROUND-guest-$label.log i n base st0 st1 busy0 busy1 sw0 sw1 gu0 gu1 t0 t1
+    start_testpmd "guest-$label" "0@$GUEST_CPU,1@$GUEST_CPU" "$glog" "$WORK/r$ROUND-guest-$label.in" \
+        --vdev "net_virtio_user0,path=$s0,queues=1" \
+        --vdev "net_virtio_user1,path=$s1,queues=1" \
+        -- -i --nb-cores=1 --forward-mode=io --total-num-mbufs=32768
+    GUEST_PID=$LAST_PID
+    exec {GUEST_FD}>"$WORK/r$ROUND-guest-$label.in"
+    if ! wait_for "$glog" "^Done" 60; then
+        log "$label: guest testpmd did not come up:"; tail -15 "$glog" >&2; return 1
+    fi
+    if grep -i "error\|fail" "$glog" | grep -vq "promiscuous mode"; then
+        log "$label: guest reported errors:"; grep -i "error\|fail" "$glog" | grep -v "promiscuous mode" | tail -5 >&2
+    fi
+    echo "start tx_first 32" >&"$GUEST_FD"
+    wait_for "$glog" "io packet forwarding" 10 || { log "$label: guest did not start forwarding"; tail -5 "$glog" >&2; return 1; }
+    sleep "$WARMUP"
+    # Rx-pps is the rate since the previous `show port stats`: a baseline, then SAMPLES equal
+    # intervals; their mean is the rate over the whole window.
+    base=$(grep -c "Rx-pps:" "$glog" || true)
+    echo "show port stats all" >&"$GUEST_FD"
+    wait_for "$glog" "Rx-pps:" 10 $((base + 2)) || { log "$label: no stats"; return 1; }
+    read -r busy0 st0 < <(cpu_busy)
+    sw0=$(proc_ticks "$swpid"); gu0=$(proc_ticks "$GUEST_PID")
+    proc_ticks "$swpid" threads >"$WORK/sw-threads.0"; proc_ticks "$GUEST_PID" threads >"$WORK/gu-threads.0"
+    t0=$(date +%s.%N)
+    for ((i = 1; i <= SAMPLES; i++)); do
+        sleep "$(awk -v s="$SECONDS_MEASURE" -v n="$SAMPLES" 'BEGIN {printf "%.3f", s / n}')"
+        echo "show port stats all" >&"$GUEST_FD"
+        wait_for "$glog" "Rx-pps:" 10 $((base + 2 + 2 * i)) || { log "$label: no stats"; return 1; }
+    done
+    t1=$(date +%s.%N)
+    read -r busy1 st1 < <(cpu_busy)
+    sw1=$(proc_ticks "$swpid"); gu1=$(proc_ticks "$GUEST_PID")
+    proc_ticks "$swpid" threads >"$WORK/sw-threads.1"; proc_ticks "$GUEST_PID" threads >"$WORK/gu-threads.1"
+    # Noise check, while everything still spins: the CPU share the busiest switch thread (its
+    # PMD) and guest thread (its forwarding lcore) got over the window, and the CPU time of
+    # everything else on the machine (other processes, kernel) in percent of one CPU.
+    local hz; hz=$(getconf CLK_TCK)
+    share() { LC_ALL=C join <(LC_ALL=C sort "$1") <(LC_ALL=C sort "$2") | awk -v hz="$hz" -v w="$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" \
+        '{d = $3 - $2; if (d > m) m = d} END {printf "%.0f%%", 100 * m / hz / w}'; }
+    NOISE="pmd $(share "$WORK/sw-threads.0" "$WORK/sw-threads.1") guest-fwd $(share "$WORK/gu-threads.0" "$WORK/gu-threads.1") others $(awk -v b="$((busy1 - busy0 - (sw1 - sw0) - (gu1 - gu0)))" -v st="$((st1 - st0))" -v hz="$hz" -v a="$t0" -v c="$t1" 'BEGIN {w = (c - a) * hz; printf "%.0f%% (steal %.0f%%)", 100 * b / w, 100 * st / w}')"
+    log "$label: placement: switch $(threads_on "$swpid")| guest $(threads_on "$GUEST_PID")"
+    log "$label: CPU over the window: $NOISE"
+    echo "stop" >&"$GUEST_FD"
+    wait_for "$glog" "Done." 10 || true
+    echo "quit" >&"$GUEST_FD"
+    guest_stop
+    # Samples after the baseline: port 0 and port 1 alternate.
+    RESULT=$(grep "Rx-pps:" "$glog" | awk -v skip=$((base + 2)) -v lab="$label" '
+        NR > skip { v = $2 + 0; if ((NR - skip) % 2 == 1) { p0 += v; n0++; s0 = s0 " " v; last = v }
+                    else { p1 += v; n1++; s1 = s1 " " v; if (last + v > peak) peak = last + v } }
+        END {
+            if (n0 == 0 || n1 == 0) exit 1
+            printf "%s samples port0:%s\n%s samples port1:%s\n", lab, s0, lab, s1 > "/dev/stderr"
+            printf "%d %d %d\n", p0 / n0, p1 / n1, peak
+        }') || RESULT=""
+    [[ -n $RESULT ]]
+}
+
+# ---------------------------------------------------------------- the switches
+run_vswitchd() {     # run_vswitchd LABEL SLEEP_US|""
+    local label=$1 sleep_us=$2 d=$WORK/r$ROUND-$1 cfg pid r
+    mkdir -p "$d"
+    cfg=$d/vswitch.toml
+    {
+        echo "[switch]"
+        echo "pmd_cores = [$SWITCH_CPU]"
+        [[ -n $sleep_us ]] && echo "pmd_sleep_after_us = $sleep_us"
+        for p in p0 p1; do
+            printf '\n[[port]]\nname = "%s"\ntype = "vhost-user"\nsocket = "%s/%s.sock"\nmode = "server"\n' "$p" "$d" "$p"
+        done
+        printf '\n[[flow]]\nmatch = { in_port = "p0" }\nactions = ["output:p1"]\n'
+        printf '\n[[flow]]\nmatch = { in_port = "p1" }\nactions = ["output:p0"]\n'
+    } >"$cfg"
+    # The PMD pins itself to CPU 1 (pmd_cores). vswitchd leaves its other threads (main,
+    # vhost-user connection threads) unpinned, and refuses pmd_cores outside its own affinity
+    # mask, so it cannot start under `taskset -c 0`: once it runs, move every thread but the
+    # PMDs to CPU 0 (threads they start later inherit that).
+    RUST_LOG=info "$VSWITCHD" --config "$cfg" >"$d/vswitchd.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    if ! wait_for "$d/vswitchd.log" "vswitchd running" 20; then
+        log "$label: vswitchd did not start:"; tail -10 "$d/vswitchd.log" >&2
+        stop_pid "$pid"; forget_pid "$pid"; return 1
+    fi
+    local t
+    for t in /proc/"$pid"/task/*; do
+        [[ $(cat "$t/comm" 2>/dev/null) == pmd* ]] && continue
+        taskset -p -c "$GUEST_CPU" "${t##*/}" >/dev/null 2>&1 || true
+    done
+    measure_guest "$label" "$d/p0.sock" "$d/p1.sock" "$pid" || true; r=$RESULT
+    stop_pid "$pid" 20
+    forget_pid "$pid"
+    grep -h "totals" "$d/vswitchd.log" | sed "s/^/[$label] /" | tail -4 >&2 || true
+    RESULT=$r
+    [[ -n $r ]]
+}
+
+run_dpdk_vhost() {
+    local label=dpdk-vhost d=$WORK/r$ROUND-dpdk-vhost pid r
+    mkdir -p "$d"
+    # Main lcore (prompt, vhost control threads) on CPU 0, forwarding lcore alone on CPU 1.
+    start_testpmd "vhost" "0@$GUEST_CPU,1@$SWITCH_CPU" "$d/testpmd.log" "$d/testpmd.in" \
+        --vdev "net_vhost0,iface=$d/p0.sock,queues=1" \
+        --vdev "net_vhost1,iface=$d/p1.sock,queues=1" \
+        -- -i --nb-cores=1 --forward-mode=io --total-num-mbufs=32768 --disable-link-check
+    pid=$LAST_PID
+    exec {SWITCH_FD}>"$d/testpmd.in"
+    if ! wait_for "$d/testpmd.log" "^Done" 60; then
+        log "$label: vhost testpmd did not come up:"; tail -15 "$d/testpmd.log" >&2
+        exec {SWITCH_FD}>&-; stop_pid "$pid"; forget_pid "$pid"; return 1
+    fi
+    echo "start" >&"$SWITCH_FD"
+    wait_for "$d/testpmd.log" "io packet forwarding" 10 || log "$label: switch testpmd did not confirm start"
+    measure_guest "$label" "$d/p0.sock" "$d/p1.sock" "$pid" || true; r=$RESULT
+    echo "stop" >&"$SWITCH_FD"; sleep 0.5; echo "quit" >&"$SWITCH_FD"
+    exec {SWITCH_FD}>&-
+    local i; for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    stop_pid "$pid" 5
+    forget_pid "$pid"
+    RESULT=$r
+    [[ -n $r ]]
+}
+
+run_ovs() {
+    local label=ovs-dpdk d=$WORK/r$ROUND-ovs db_pid vs_pid r
+    if ((!OVS_OK)); then log "$label: SKIPPED: $OVS_WHY"; return 1; fi
+    mkdir -p "$d"
+    # A private OVS: its own db, run and log dirs (the system instance, if any, is untouched).
+    export OVS_RUNDIR=$d OVS_DBDIR=$d OVS_LOGDIR=$d OVS_SYSCONFDIR=$d
+    local vsctl=(ovs-vsctl --db="unix:$d/db.sock" --timeout=60)
+    ovsdb-tool create "$d/conf.db" "$OVS_SCHEMA" >/dev/null
+    taskset -c "$GUEST_CPU" ovsdb-server "$d/conf.db" --remote="punix:$d/db.sock" \
+        --unixctl="$d/ovsdb-server.ctl" --log-file="$d/ovsdb-server.log" >/dev/null 2>&1 &
+    db_pid=$!
+    PIDS+=("$db_pid")
+    local i; for ((i = 0; i < 100; i++)); do [[ -S $d/db.sock ]] && break; sleep 0.1; done
+    if ! "${vsctl[@]}" --no-wait init; then
+        OVS_WHY="ovsdb-server did not start: $(tail -3 "$d/ovsdb-server.log" 2>/dev/null)"
+        log "$label: $OVS_WHY"; stop_pid "$db_pid"; forget_pid "$db_pid"; unset OVS_RUNDIR OVS_DBDIR OVS_LOGDIR OVS_SYSCONFDIR; return 1
+    fi
+    "${vsctl[@]}" --no-wait set Open_vSwitch . \
+        other_config:dpdk-init=true \
+        other_config:dpdk-lcore-mask=0x$((1 << GUEST_CPU)) \
+        other_config:pmd-cpu-mask=0x$((1 << SWITCH_CPU)) \
+        other_config:dpdk-socket-mem=512 \
+        other_config:dpdk-extra="--no-pci --iova-mode=va --file-prefix=$TAG-ovs"
+    # The DPDK main lcore (dpdk-lcore-mask) pins the main thread to CPU 0; handler and
+    # revalidator threads inherit that; the PMD pins itself to CPU 1 (pmd-cpu-mask).
+    "$OVS_VSWITCHD_DPDK" "unix:$d/db.sock" --unixctl="$d/ovs-vswitchd.ctl" \
+        --log-file="$d/ovs-vswitchd.log" >/dev/null 2>&1 &
+    vs_pid=$!
+    PIDS+=("$vs_pid")
+    r=""
+    if ! "${vsctl[@]}" add-br br0 -- set bridge br0 datapath_type=netdev \
+        -- add-port br0 p0 -- set Interface p0 type=dpdkvhostuser ofport_request=1 \
+        -- add-port br0 p1 -- set Interface p1 type=dpdkvhostuser ofport_request=2 >"$d/vsctl.err" 2>&1; then
+        OVS_WHY="ovs-vsctl add-br/add-port failed: $(tr '\n' ' ' <"$d/vsctl.err") $(grep -E 'ERR|EMER|WARN' "$d/ovs-vswitchd.log" | tail -3 | tr '\n' ' ')"
+    elif ! kill -0 "$vs_pid" 2>/dev/null; then
+        OVS_WHY="ovs-vswitchd-dpdk exited: $(tail -3 "$d/ovs-vswitchd.log" | tr '\n' ' ')"
+    else
+        for ((i = 0; i < 100; i++)); do [[ -S $d/p0 && -S $d/p1 ]] && break; sleep 0.1; done
+        if [[ ! -S $d/p0 || ! -S $d/p1 ]]; then
+            OVS_WHY="no vhost-user sockets $d/p0, $d/p1: $(grep -E 'ERR|WARN' "$d/ovs-vswitchd.log" | tail -3 | tr '\n' ' ')"
+        else
+            ovs-ofctl del-flows br0
+            ovs-ofctl add-flow br0 in_port=1,actions=output:2
+            ovs-ofctl add-flow br0 in_port=2,actions=output:1
+            measure_guest "$label" "$d/p0" "$d/p1" "$vs_pid" || OVS_WHY="guest measurement failed"; r=$RESULT
+            ovs-appctl -t "$d/ovs-vswitchd.ctl" dpif-netdev/pmd-rxq-show 2>/dev/null | sed "s/^/[$label] /" >&2 || true
+            ovs-ofctl dump-flows br0 2>/dev/null | grep -o 'n_packets=[0-9]*.*actions=.*' | sed "s/^/[$label] /" >&2 || true
+        fi
+    fi
+    [[ -z $r ]] && log "$label: FAILED: $OVS_WHY"
+    stop_pid "$vs_pid" 20; forget_pid "$vs_pid"
+    stop_pid "$db_pid" 10; forget_pid "$db_pid"
+    unset OVS_RUNDIR OVS_DBDIR OVS_LOGDIR OVS_SYSCONFDIR
+    dpdk_leftovers
+    RESULT=$r
+    [[ -n $r ]]
+}
+
+run_one() {          # run_one NAME: sets RESULT="p0 p1 peak" or ""
+    case $1 in
+        vswitchd) run_vswitchd vswitchd "" ;;
+        vswitchd-busy) run_vswitchd vswitchd-busy 0 ;;
+        dpdk-vhost) run_dpdk_vhost ;;
+        ovs-dpdk) run_ovs ;;
+        *) die "unknown switch $1" ;;
+    esac
+}
+
+# ---------------------------------------------------------------- main
+declare -A SUM0 SUM1 CNT ROUNDS TOT PEAK
+NOISES=()
+log "vhost loop, 64 B, testpmd io guest on CPU $GUEST_CPU, switch PMD on CPU $SWITCH_CPU; warm-up ${WARMUP}s, measure ${SECONDS_MEASURE}s x $REPEAT round(s)"
+log "CPU: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); other busy processes: $(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 5 {printf "%s(%s%%) ", $2, $1}')"
+for ((round = 1; round <= REPEAT; round++)); do
+    for sw in $ONLY; do
+        log "== $sw (round $round)"
+        RESULT=""; ROUND=$round; run_one "$sw" || true; res=$RESULT
+        dpdk_leftovers
+        find "$WORK" \( -type s -o -type p \) -delete   # sockets and FIFOs; logs stay until exit
+        if [[ -n $res ]]; then
+            read -r a b pk <<<"$res"
+            (( pk > ${PEAK[$sw]:-0} )) && PEAK[$sw]=$pk
+            SUM0[$sw]=$(( ${SUM0[$sw]:-0} + a )); SUM1[$sw]=$(( ${SUM1[$sw]:-0} + b )); CNT[$sw]=$(( ${CNT[$sw]:-0} + 1 ))
+            TOT[$sw,$round]=$((a + b))
+            ROUNDS[$sw]+=$(awk -v a="$a" -v b="$b" 'BEGIN {printf " %.2f", (a + b) / 1e6}')
+            NOISES+=("$(printf '%-16s round %d: %6.2f Mpps; CPU: %s' "$sw" "$round" "$(awk -v a="$a" -v b="$b" 'BEGIN {print (a + b) / 1e6}')" "$NOISE")")
+            log "$sw: port0 rx $(awk -v a="$a" 'BEGIN {printf "%.2f", a / 1e6}') Mpps, port1 rx $(awk -v b="$b" 'BEGIN {printf "%.2f", b / 1e6}') Mpps"
+        else
+            log "$sw: no result"
+        fi
+    done
+done
+
+total() { [[ -n ${CNT[$1]:-} ]] && echo $(( (SUM0[$1] + SUM1[$1]) / CNT[$1] )) || echo ""; }
+T_OVS=$(total ovs-dpdk); T_DPDK=$(total dpdk-vhost); P_OVS=${PEAK[ovs-dpdk]:-}; P_DPDK=${PEAK[dpdk-vhost]:-}
+echo
+echo "vhost-user loop, 64 B frames, testpmd io guest (CPU $GUEST_CPU) <-> switch (1 PMD, CPU $SWITCH_CPU); ${SECONDS_MEASURE}s x $REPEAT rounds"
+echo "Mpps. port0-rx, port1-rx (one per direction), total: means over all rounds. peak: best single"
+echo "$(awk -v s="$SECONDS_MEASURE" -v n="$SAMPLES" 'BEGIN {printf "%.1f", s / n}') s sample of the total (host noise only ever lowers rates). Ratios: of the means, of the peaks."
+printf '%-14s %8s %8s %7s %7s %7s %7s %9s %9s  %s\n' switch port0-rx port1-rx total peak "vs OVS" "vs DPDK" "peak/OVS" "peak/DPDK" "per-round totals"
+for sw in $ONLY; do
+    if [[ -z ${CNT[$sw]:-} ]]; then
+        why="failed"; [[ $sw == ovs-dpdk && -n $OVS_WHY ]] && why=$OVS_WHY
+        printf '%-14s %s\n' "$sw" "no result: $why"
+        continue
+    fi
+    awk -v n="$sw" -v a="${SUM0[$sw]}" -v b="${SUM1[$sw]}" -v c="${CNT[$sw]}" -v o="$T_OVS" -v d="$T_DPDK" \
+        -v pk="${PEAK[$sw]}" -v po="$P_OVS" -v pd="$P_DPDK" -v r="${ROUNDS[$sw]}" '
+        function ratio(x, y) { return y == "" ? "-" : sprintf("%.2f", x / y) }
+        BEGIN {
+            t = (a + b) / c
+            printf "%-14s %8.2f %8.2f %7.2f %7.2f %7s %7s %9s %9s  %s\n", n, a / c / 1e6, b / c / 1e6, t / 1e6, pk / 1e6,
+                ratio(t, o), ratio(t, d), ratio(pk, po), ratio(pk, pd), r
+        }'
+done
+echo
+echo "each round's own ratios (the switches of one round ran back to back):"
+for ((round = 1; round <= REPEAT; round++)); do
+    line="  round $round:"
+    for sw in $ONLY; do
+        [[ -n ${TOT[$sw,$round]:-} ]] || { line+=" $sw -;"; continue; }
+        line+=$(awk -v n="$sw" -v t="${TOT[$sw,$round]}" -v o="${TOT[ovs-dpdk,$round]:-}" -v d="${TOT[dpdk-vhost,$round]:-}" 'BEGIN {
+            printf " %s %.2f", n, t / 1e6
+            if (n ~ /^vswitchd/) printf " (%s OVS, %s DPDK)", o == "" ? "-" : sprintf("%.2fx", t / o), d == "" ? "-" : sprintf("%.2fx", t / d)
+            printf ";" }')
+    done
+    echo "${line%;}"
+done
+echo
+echo "noise: share of its CPU the switch PMD and the guest forwarding thread got (should be ~100%),"
+echo "and CPU time used by everything else on CPUs 0+1 (% of one CPU; other jobs show up here):"
+printf '  %s\n' "${NOISES[@]}"
