@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use tracing::debug;
+use tracing::{debug, info, warn};
 use vhost::vhost_user::{BackendReqHandler, Error as ProtoError};
 
 use super::handler::Handler;
-use super::{info_limited, warn_limited, PortShared};
+use super::{warn_limited, PortShared};
 
 /// How often a waiting thread checks whether its port was dropped.
 const STOP_POLL_MS: u16 = 100;
@@ -95,7 +95,9 @@ fn serve(shared: &Arc<PortShared>, stream: UnixStream) {
     }
     shared.connections.fetch_add(1, Ordering::Relaxed);
     shared.connected.store(true, Ordering::Release);
-    info_limited!("vhost-user frontend connected");
+    if shared.connect_log.allow() {
+        info!(socket = %shared.socket.display(), "vhost-user frontend connected");
+    }
     let handler = Arc::new(Mutex::new(Handler::new(shared.clone())));
     let mut req = BackendReqHandler::from_stream(stream, handler.clone());
     loop {
@@ -126,9 +128,18 @@ fn serve(shared: &Arc<PortShared>, stream: UnixStream) {
                     ProtoError::Disconnected
                     | ProtoError::PartialMessage
                     | ProtoError::SocketBroken(_) => {
-                        info_limited!("vhost-user frontend disconnected")
+                        if shared.disconnect_log.allow() {
+                            info!(socket = %shared.socket.display(), "vhost-user frontend disconnected");
+                        }
                     }
-                    e => warn_limited!("vhost-user protocol error, dropping the connection: {e}"),
+                    e => {
+                        if shared.disconnect_log.allow() {
+                            warn!(
+                                socket = %shared.socket.display(),
+                                "vhost-user protocol error, dropping the connection: {e}"
+                            );
+                        }
+                    }
                 }
                 break;
             }

@@ -162,7 +162,7 @@ impl Handler {
         self.shared
             .refused
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        warn_limited!("vhost-user request refused: {e}");
+        warn_limited!(socket = %self.shared.socket.display(), "vhost-user request refused: {e}");
         ProtoError::ReqHandlerError(std::io::Error::other(e))
     }
 
@@ -246,7 +246,7 @@ impl Handler {
             self.vrings[i].base = base;
         }
         if let Some(e) = failed {
-            warn_limited!(vring = i, "vring refused at start: {e}");
+            warn_limited!(socket = %self.shared.socket.display(), vring = i, "vring refused at start: {e}");
         }
     }
 
@@ -504,7 +504,10 @@ impl VhostUserBackendReqHandlerMut for Handler {
         let (size, offset) = (log.mmap_size, log.mmap_offset);
         let log = DirtyLog::map(size, offset, file).map_err(|e| {
             let e = HandlerError::Log(e);
-            warn_limited!("vhost-user request refused, dropping the connection: {e}");
+            warn_limited!(
+                socket = %self.shared.socket.display(),
+                "vhost-user request refused, dropping the connection: {e}"
+            );
             ProtoError::ReqHandlerError(std::io::Error::other(e))
         })?;
         let old = self.log.replace(Arc::new(log));

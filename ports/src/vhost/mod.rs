@@ -120,6 +120,14 @@ pub(crate) struct PortShared {
     connections: AtomicU64,
     pub refused: AtomicU64,
     rxq_taken: Mutex<Vec<bool>>,
+    /// The socket path, naming the port in logs.
+    pub socket: PathBuf,
+    /// Connect messages, at most one a second for this port (a frontend can reconnect at
+    /// will).
+    pub connect_log: RateLimit,
+    /// Disconnect and protocol-error messages, likewise, kept apart so a connect does not
+    /// hide the disconnect that follows it.
+    pub disconnect_log: RateLimit,
 }
 
 impl PortShared {
@@ -151,7 +159,7 @@ impl VhostUserPort {
     /// Server mode: listens on `path` (replacing a stale socket there) for a frontend such as
     /// QEMU with `server=off`; after a disconnect it accepts the next one.
     pub fn server(path: &Path, queue_pairs: u16) -> Result<VhostUserPort, VhostError> {
-        let shared = new_shared(queue_pairs)?;
+        let shared = new_shared(path, queue_pairs)?;
         match std::fs::symlink_metadata(path) {
             Ok(m) if m.file_type().is_socket() => {
                 std::fs::remove_file(path).map_err(|source| VhostError::Os {
@@ -179,7 +187,7 @@ impl VhostUserPort {
     /// `server=1`), retrying with backoff for as long as the port exists, and again after every
     /// disconnect.
     pub fn client(path: &Path, queue_pairs: u16) -> Result<VhostUserPort, VhostError> {
-        let shared = new_shared(queue_pairs)?;
+        let shared = new_shared(path, queue_pairs)?;
         let s = shared.clone();
         let p = path.to_owned();
         let thread = spawn(path, move || conn::client_loop(s, p))?;
@@ -227,7 +235,7 @@ impl VhostUserPort {
     }
 }
 
-fn new_shared(queue_pairs: u16) -> Result<Arc<PortShared>, VhostError> {
+fn new_shared(path: &Path, queue_pairs: u16) -> Result<Arc<PortShared>, VhostError> {
     if queue_pairs == 0 || queue_pairs > MAX_QUEUE_PAIRS {
         return Err(VhostError::QueuePairs(queue_pairs));
     }
@@ -247,6 +255,9 @@ fn new_shared(queue_pairs: u16) -> Result<Arc<PortShared>, VhostError> {
         connections: AtomicU64::new(0),
         refused: AtomicU64::new(0),
         rxq_taken: Mutex::new(vec![false; usize::from(queue_pairs)]),
+        socket: path.to_path_buf(),
+        connect_log: RateLimit::new(),
+        disconnect_log: RateLimit::new(),
     }))
 }
 
@@ -351,15 +362,3 @@ macro_rules! warn_limited {
     }};
 }
 pub(crate) use warn_limited;
-
-/// `tracing::info!`, at most once a second per call site (for events a frontend can repeat at
-/// will, such as connecting).
-macro_rules! info_limited {
-    ($($arg:tt)*) => {{
-        static LIMIT: $crate::vhost::RateLimit = $crate::vhost::RateLimit::new();
-        if LIMIT.allow() {
-            tracing::info!($($arg)*);
-        }
-    }};
-}
-pub(crate) use info_limited;
