@@ -24,20 +24,6 @@ const PINGS: u64 = 5;
 /// ~5-10 s each under TCG on this machine).
 const PEER_WAIT_SECS: u64 = 60;
 
-fn require_qemu() -> bool {
-    if Command::new(QEMU).arg("--version").output().is_ok() {
-        return true;
-    }
-    if std::env::var_os("VSWITCH_SKIP_QEMU").is_some() {
-        eprintln!("*** SKIPPED: {QEMU} not installed and VSWITCH_SKIP_QEMU is set ***");
-        return false;
-    }
-    panic!(
-        "{QEMU} not found: install Debian's qemu-system-x86 (deploy/test.sh does), \
-         or set VSWITCH_SKIP_QEMU=1 to skip loudly"
-    );
-}
-
 /// The cargo target directory this test runs from (`target/debug/deps/qemu-*` -> `target`).
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -114,20 +100,6 @@ fn guest(
         .args(["-device"])
         .arg(format!("virtio-net-pci,netdev=n0,mac={mac},vectors=0"));
     c
-}
-
-/// The number after `key` in a log field `key=1234`.
-fn number_after(line: &str, key: &str) -> u64 {
-    let at = line
-        .find(key)
-        .unwrap_or_else(|| panic!("no {key:?} in {line:?}"))
-        + key.len();
-    line[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap_or_else(|_| panic!("no number after {key:?} in {line:?}"))
 }
 
 /// Everything the test has read from each process, for failure messages.
@@ -277,19 +249,8 @@ mode = "{mode}"
 
     // Frames went through both ports: at least every echo request one way and every reply
     // the other (plus ARP, the first probe and whatever else the kernels sent).
-    let totals = |port: &str| {
-        let l = sw
-            .log
-            .lines()
-            .find(|l| l.contains("port totals") && l.contains(&format!("port={port} ")))
-            .unwrap_or_else(|| panic!("no port totals for {port} in the vswitchd log\n{all}"));
-        (
-            number_after(l, "rx_packets="),
-            number_after(l, "tx_packets="),
-        )
-    };
-    let (vm1_rx, vm1_tx) = totals("vm1");
-    let (vm2_rx, vm2_tx) = totals("vm2");
+    let (vm1_rx, vm1_tx) = port_totals(&sw.log, "vm1");
+    let (vm2_rx, vm2_tx) = port_totals(&sw.log, "vm2");
     eprintln!(
         "{mode} mode: {v} in {up_in:.1?}; switch vm1 rx {vm1_rx} tx {vm1_tx}, \
          vm2 rx {vm2_rx} tx {vm2_tx}"
@@ -321,7 +282,7 @@ mode = "{mode}"
 
 #[test]
 fn qemu_guests_ping_each_other_through_the_switch() {
-    if !require_qemu() {
+    if !require_peer(QEMU, "qemu-system-x86", "VSWITCH_SKIP_QEMU") {
         return;
     }
     let image = guest_image();

@@ -49,22 +49,6 @@ fn testpmd(prefix: &str, sock: &Path, server: bool, mode: &str) -> Command {
     c
 }
 
-/// The number after `key` in a testpmd statistics line such as
-/// `  TX-packets: 1234           TX-dropped: 5`, or in a log field `key=1234`.
-fn number_after(line: &str, key: &str) -> u64 {
-    let at = line
-        .find(key)
-        .unwrap_or_else(|| panic!("no {key:?} in {line:?}"))
-        + key.len();
-    line[at..]
-        .trim_start()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap_or_else(|_| panic!("no number after {key:?} in {line:?}"))
-}
-
 /// Stops forwarding and returns the accumulated (RX-packets, TX-packets) testpmd prints.
 fn stop_forwarding(p: &mut Proc) -> (u64, u64) {
     p.send("stop");
@@ -78,17 +62,6 @@ fn stop_forwarding(p: &mut Proc) -> (u64, u64) {
         number_after(&rx, "RX-packets:"),
         number_after(&tx, "TX-packets:"),
     )
-}
-
-fn require_testpmd() -> bool {
-    if Command::new(TESTPMD).arg("--version").output().is_ok() {
-        return true;
-    }
-    if std::env::var_os("VSWITCH_SKIP_DPDK").is_some() {
-        eprintln!("*** SKIPPED: {TESTPMD} not installed and VSWITCH_SKIP_DPDK is set ***");
-        return false;
-    }
-    panic!("{TESTPMD} not found: install Debian's dpdk-dev (deploy/test.sh does), or set VSWITCH_SKIP_DPDK=1 to skip loudly");
 }
 
 fn run(client_mode: bool) {
@@ -170,23 +143,9 @@ actions = ["output:p0"]
 
     let status = sw.stop(Signal::SIGTERM, Duration::from_secs(20));
     assert!(status.success(), "vswitchd exit {status:?}\n{}", sw.log);
-    let line_of = |pat: &str| {
-        sw.log
-            .lines()
-            .find(|l| l.contains("port totals") && l.contains(pat))
-            .unwrap_or_else(|| panic!("no {pat:?} in vswitchd log:\n{}", sw.log))
-            .to_string()
-    };
-    let p0 = line_of("port=p0 ");
-    let p1 = line_of("port=p1 ");
-    let switch_rx = number_after(&p0, "rx_packets=");
-    let switch_tx = number_after(&p1, "tx_packets=");
-    let drops: u64 = sw
-        .log
-        .lines()
-        .filter(|l| l.contains("drop totals"))
-        .map(|l| number_after(l, "packets="))
-        .sum();
+    let (switch_rx, _) = port_totals(&sw.log, "p0");
+    let (_, switch_tx) = port_totals(&sw.log, "p1");
+    let drops = drop_total(&sw.log);
 
     eprintln!(
         "{mode} mode: testpmd sent {sent}, switch read {switch_rx}, forwarded {switch_tx}, \
@@ -207,7 +166,7 @@ actions = ["output:p0"]
 
 #[test]
 fn testpmd_virtio_user_every_frame_accounted_for() {
-    if !require_testpmd() {
+    if !require_peer(TESTPMD, "dpdk-dev", "VSWITCH_SKIP_DPDK") {
         return;
     }
     run(false);

@@ -167,3 +167,59 @@ impl Drop for Proc {
 pub fn last_cpu() -> usize {
     std::thread::available_parallelism().unwrap().get() - 1
 }
+
+/// The number after `key` in a line: a testpmd statistic such as
+/// `  TX-packets: 1234           TX-dropped: 5`, or a log field `key=1234`.
+pub fn number_after(line: &str, key: &str) -> u64 {
+    let at = line
+        .find(key)
+        .unwrap_or_else(|| panic!("no {key:?} in {line:?}"))
+        + key.len();
+    line[at..]
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {key:?} in {line:?}"))
+}
+
+/// `(rx_packets, tx_packets)` of `port` from the totals vswitchd logs when it stops.
+pub fn port_totals(vswitchd_log: &str, port: &str) -> (u64, u64) {
+    let field = format!("port={port} ");
+    let line = vswitchd_log
+        .lines()
+        .find(|l| l.contains("port totals") && l.contains(&field))
+        .unwrap_or_else(|| {
+            panic!("no port totals for {port} in the vswitchd log:\n{vswitchd_log}")
+        });
+    (
+        number_after(line, "rx_packets="),
+        number_after(line, "tx_packets="),
+    )
+}
+
+/// All drops, over every reason, from the totals vswitchd logs when it stops.
+pub fn drop_total(vswitchd_log: &str) -> u64 {
+    vswitchd_log
+        .lines()
+        .filter(|l| l.contains("drop totals"))
+        .map(|l| number_after(l, "packets="))
+        .sum()
+}
+
+/// True when the peer program `bin` (from Debian's `package`) runs. Missing, it is a test
+/// failure telling how to install it, unless `skip_var` is set: then a loud SKIPPED line.
+pub fn require_peer(bin: &str, package: &str, skip_var: &str) -> bool {
+    if Command::new(bin).arg("--version").output().is_ok() {
+        return true;
+    }
+    if std::env::var_os(skip_var).is_some() {
+        eprintln!("*** SKIPPED: {bin} not installed and {skip_var} is set ***");
+        return false;
+    }
+    panic!(
+        "{bin} not found: install Debian's {package} (deploy/test.sh does), \
+         or set {skip_var}=1 to skip loudly"
+    );
+}
