@@ -170,6 +170,19 @@ struct Seg {
     len: u64,
 }
 
+impl Seg {
+    /// The guest address `off` bytes into the segment. The driver chose `addr`: a sum that
+    /// wraps is the guest's fault (the buffer lies outside memory), not an overflow.
+    fn addr_at(&self, off: u64) -> Result<u64, QueueError> {
+        self.addr
+            .checked_add(off)
+            .ok_or(QueueError::BufferOutsideMemory {
+                addr: self.addr,
+                len: self.len,
+            })
+    }
+}
+
 /// One receive chain gathered for a mergeable frame.
 #[derive(Debug, Clone, Copy)]
 struct RxChain {
@@ -383,14 +396,7 @@ impl SplitRing {
             if len == 0 {
                 continue;
             }
-            // The driver chose addr: a wrap is a fault, not an overflow.
-            let addr = seg
-                .addr
-                .checked_add(s)
-                .ok_or(QueueError::BufferOutsideMemory {
-                    addr: seg.addr,
-                    len: seg.len,
-                })?;
+            let addr = seg.addr_at(s)?;
             // len <= frame_len - off by construction (the segments add up to `total`).
             let end = off + len as usize;
             // Double-fetch note: this is the only read of these bytes; the frame is switch
@@ -527,13 +533,7 @@ impl SplitRing {
                 if chunk.is_empty() {
                     return Ok(written as u32);
                 }
-                let addr = seg
-                    .addr
-                    .checked_add(off)
-                    .ok_or(QueueError::BufferOutsideMemory {
-                        addr: seg.addr,
-                        len: seg.len,
-                    })?;
+                let addr = seg.addr_at(off)?;
                 if !self.mem.write(chunk, addr, &self.buf_hint) {
                     return Err(QueueError::BufferOutsideMemory {
                         addr,
