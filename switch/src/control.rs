@@ -22,7 +22,7 @@ use crate::config::{
     CompiledFlow, Config, FlowConfig, PathSeg, PortConfig, PortType, Problem, SocketMode,
     SwitchConfig,
 };
-use crate::pmd::{Pmd, PmdCmd, PmdConfig, PmdReport, RuleOp};
+use crate::pmd::{Pmd, PmdCmd, PmdConfig, RuleOp};
 use crate::stats::{PmdSnapshot, StatsMirror};
 
 /// How long a control call waits for the PMDs to apply a change.
@@ -248,19 +248,28 @@ impl Switch {
         }
     }
 
-    /// Waits until every PMD has applied everything sent before.
-    pub fn barrier(&self) -> Result<(), SwitchError> {
-        let mut replies = Vec::new();
+    /// Sends every PMD a request carrying a reply channel and collects the answers, in PMD
+    /// order. All requests go out before waiting, so the PMDs answer in parallel.
+    fn ask<T>(&self, request: impl Fn(Sender<T>) -> PmdCmd) -> Result<Vec<T>, SwitchError> {
+        let mut replies = Vec::with_capacity(self.pmds.len());
         for i in 0..self.pmds.len() {
             let (tx, rx) = crossbeam_channel::bounded(1);
-            self.send(i, PmdCmd::Barrier(tx));
+            self.send(i, request(tx));
             replies.push(rx);
         }
-        for (i, rx) in replies.iter().enumerate() {
-            rx.recv_timeout(PMD_TIMEOUT)
-                .map_err(|_| SwitchError::PmdTimeout(i))?;
-        }
-        Ok(())
+        replies
+            .iter()
+            .enumerate()
+            .map(|(i, rx)| {
+                rx.recv_timeout(PMD_TIMEOUT)
+                    .map_err(|_| SwitchError::PmdTimeout(i))
+            })
+            .collect()
+    }
+
+    /// Waits until every PMD has applied everything sent before.
+    pub fn barrier(&self) -> Result<(), SwitchError> {
+        self.ask(PmdCmd::Barrier).map(drop)
     }
 
     /// Creates a port from its config and starts forwarding on it.
@@ -448,26 +457,9 @@ impl Switch {
         self.barrier()
     }
 
-    fn reports(&self) -> Result<Vec<PmdReport>, SwitchError> {
-        let mut replies = Vec::new();
-        for i in 0..self.pmds.len() {
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            self.send(i, PmdCmd::Report(tx));
-            replies.push(rx);
-        }
-        replies
-            .iter()
-            .enumerate()
-            .map(|(i, rx)| {
-                rx.recv_timeout(PMD_TIMEOUT)
-                    .map_err(|_| SwitchError::PmdTimeout(i))
-            })
-            .collect()
-    }
-
     /// All flows with their hit counts.
     pub fn flows(&self) -> Result<Vec<FlowInfo>, SwitchError> {
-        let reports = self.reports()?;
+        let reports = self.ask(PmdCmd::Report)?;
         let mut hits: BTreeMap<RuleId, u64> = BTreeMap::new();
         for r in &reports {
             for &(id, h) in &r.rule_hits {
@@ -489,7 +481,7 @@ impl Switch {
     /// Learned MACs, merged over PMDs (the freshest sighting wins).
     pub fn fdb(&self) -> Result<Vec<FdbEntry>, SwitchError> {
         let mut merged: BTreeMap<(L2Domain, MacAddr), FdbEntry> = BTreeMap::new();
-        for r in self.reports()? {
+        for r in self.ask(PmdCmd::Report)? {
             for (domain, mac, port, age_secs) in r.fdb {
                 let e = merged.entry((domain, mac)).or_insert(FdbEntry {
                     domain,
