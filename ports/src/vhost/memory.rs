@@ -9,8 +9,9 @@
 //! unsealable memfds) a frontend that truncates its own memory can still crash us: DPDK and
 //! OVS-DPDK share that risk, and only a SIGBUS handler could close it.
 //!
-//! All later guest accesses go through vm-memory's bounds-checked, volatile accessors, so no
-//! code here or in the ring needs `unsafe`.
+//! Packet-path accesses go through [`super::hostmem::HostRegion`]: one range check, then a
+//! plain copy or an atomic (the only `unsafe` of the vhost path, kept in that file). Everything
+//! else uses vm-memory's bounds-checked accessors.
 
 use std::cell::Cell;
 use std::fs::File;
@@ -21,10 +22,12 @@ use std::sync::Arc;
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, SealFlag};
 use tracing::debug;
+
+use super::hostmem::HostRegion;
 use vhost::vhost_user::message::VhostUserMemoryRegion;
 use vm_memory::{
     Bytes, FileOffset, GuestAddress, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
-    MemoryRegionAddress, MmapRegion, VolatileMemory,
+    MmapRegion, VolatileMemory,
 };
 
 /// The most regions a table may hold (vhost-user sends at most 8 with `SET_MEM_TABLE`; QEMU
@@ -187,13 +190,16 @@ struct VaRange {
 ///
 /// Besides vm-memory's general accessors ([`GuestMemoryTable::mem`]), it offers a faster path
 /// for the packet loop: [`GuestMemoryTable::read`]/[`GuestMemoryTable::write`] try the region of
-/// the previous access first (a caller-held hint) and then go straight to that region's
-/// bounds-checked volatile slice, skipping vm-memory's per-access region iterator.
+/// the previous access first (a caller-held hint) and then copy through that region's
+/// [`HostRegion`] view, skipping vm-memory's per-access machinery.
 #[derive(Debug)]
 pub struct GuestMemoryTable {
     mem: GuestMemoryMmap,
-    /// The same regions, sorted by guest physical address.
+    /// The same regions, sorted by guest physical address. Kept alive here: `hosts` points
+    /// into their mappings.
     regions: Vec<Arc<GuestRegionMmap>>,
+    /// Raw views of `regions`, same order.
+    hosts: Vec<HostRegion>,
     vas: Vec<VaRange>,
 }
 
@@ -254,6 +260,11 @@ impl GuestMemoryTable {
             mapped.push(Arc::new(region));
         }
         mapped.sort_by_key(|r| r.start_addr());
+        let hosts = mapped
+            .iter()
+            .enumerate()
+            .map(|(i, r)| HostRegion::new(r).ok_or(MemoryError::BadRange(i)))
+            .collect::<Result<Vec<_>, _>>()?;
         // Disjointness was checked above, so this only fails on an internal error.
         let mem = GuestMemoryMmap::from_arc_regions(mapped.clone())
             .map_err(|_| MemoryError::Overlap(0, 0))?;
@@ -265,6 +276,7 @@ impl GuestMemoryTable {
         Ok(GuestMemoryTable {
             mem,
             regions: mapped,
+            hosts,
             vas,
         })
     }
@@ -274,14 +286,14 @@ impl GuestMemoryTable {
     #[inline]
     pub fn region_of(&self, gpa: u64, len: u64, hint: &Cell<usize>) -> Option<(usize, u64)> {
         let h = hint.get();
-        if let Some(off) = self.regions.get(h).and_then(|r| offset_in(r, gpa, len)) {
+        if let Some(off) = self.hosts.get(h).and_then(|r| r.offset(gpa, len)) {
             return Some((h, off));
         }
         let i = self
-            .regions
-            .partition_point(|r| r.start_addr().0 <= gpa)
+            .hosts
+            .partition_point(|r| r.gpa() <= gpa)
             .checked_sub(1)?;
-        let off = offset_in(&self.regions[i], gpa, len)?;
+        let off = self.hosts[i].offset(gpa, len)?;
         hint.set(i);
         Some((i, off))
     }
@@ -292,27 +304,52 @@ impl GuestMemoryTable {
         &self.regions[i]
     }
 
-    /// Copies guest memory at `gpa` into `buf` (volatile). False if any byte is outside the
-    /// mapped regions.
+    /// The raw view of region `i` (an index from [`GuestMemoryTable::region_of`]).
     #[inline]
+    pub fn host(&self, i: usize) -> &HostRegion {
+        &self.hosts[i]
+    }
+
+    /// Copies guest memory at `gpa` into `buf`. False if any byte is outside the mapped
+    /// regions.
+    #[inline(always)]
     pub fn read(&self, buf: &mut [u8], gpa: u64, hint: &Cell<usize>) -> bool {
+        // The hinted region first: one range check and a copy, inlined into the ring code.
+        if let Some(r) = self.hosts.get(hint.get()) {
+            if let Some(off) = r.offset(gpa, buf.len() as u64) {
+                return r.read(off, buf);
+            }
+        }
+        self.read_slow(buf, gpa, hint)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn read_slow(&self, buf: &mut [u8], gpa: u64, hint: &Cell<usize>) -> bool {
         match self.region_of(gpa, buf.len() as u64, hint) {
-            Some((i, off)) => self.regions[i]
-                .read_slice(buf, MemoryRegionAddress(off))
-                .is_ok(),
+            Some((i, off)) => self.hosts[i].read(off, buf),
             // Crossing into an adjacent region (rare): vm-memory's general path.
             None => self.mem.read_slice(buf, GuestAddress(gpa)).is_ok(),
         }
     }
 
-    /// Copies `buf` into guest memory at `gpa` (volatile). False if any byte is outside the
-    /// mapped regions (bytes inside them may have been written).
-    #[inline]
+    /// Copies `buf` into guest memory at `gpa`. False if any byte is outside the mapped
+    /// regions (bytes inside them may have been written).
+    #[inline(always)]
     pub fn write(&self, buf: &[u8], gpa: u64, hint: &Cell<usize>) -> bool {
+        if let Some(r) = self.hosts.get(hint.get()) {
+            if let Some(off) = r.offset(gpa, buf.len() as u64) {
+                return r.write(off, buf);
+            }
+        }
+        self.write_slow(buf, gpa, hint)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn write_slow(&self, buf: &[u8], gpa: u64, hint: &Cell<usize>) -> bool {
         match self.region_of(gpa, buf.len() as u64, hint) {
-            Some((i, off)) => self.regions[i]
-                .write_slice(buf, MemoryRegionAddress(off))
-                .is_ok(),
+            Some((i, off)) => self.hosts[i].write(off, buf),
             None => self.mem.write_slice(buf, GuestAddress(gpa)).is_ok(),
         }
     }
@@ -331,13 +368,6 @@ impl GuestMemoryTable {
         // r.va <= va by the partition; r.va + r.size cannot overflow (checked at map time).
         (end <= r.va + r.size).then(|| GuestAddress(r.gpa + (va - r.va)))
     }
-}
-
-/// The offset of `gpa` in `r` if all of `[gpa, gpa + len)` lies inside it.
-#[inline]
-fn offset_in(r: &GuestRegionMmap, gpa: u64, len: u64) -> Option<u64> {
-    let off = gpa.checked_sub(r.start_addr().0)?;
-    (off.checked_add(len)? <= r.len()).then_some(off)
 }
 
 /// Fails with the first pair of overlapping `(start, size)` ranges; sizes are non-zero and

@@ -23,6 +23,8 @@
 mod conn;
 mod datapath;
 pub mod handler;
+#[allow(unsafe_code)]
+pub mod hostmem;
 pub mod memory;
 pub mod queue;
 mod vring;

@@ -22,7 +22,7 @@ use std::cell::Cell;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
-use vm_memory::{Bytes, GuestAddress, MemoryRegionAddress};
+use vm_memory::GuestAddress;
 
 use super::memory::{DirtyLog, GuestMemoryTable};
 use crate::packet::{Packet, MAX_FRAME};
@@ -527,12 +527,11 @@ impl SplitRing {
     fn write_segs(&self, from: usize, to: usize, src: &mut Src<'_>) -> Result<u32, QueueError> {
         let mut written = 0u64;
         for seg in &self.segs[from..to] {
+            // Each segment takes at most the rest of the header and then frame bytes: at most
+            // two copies per segment (one for a segment that starts past the header).
             let mut off = 0u64;
-            while off < seg.len {
+            while off < seg.len && !src.is_empty() {
                 let chunk = src.chunk((seg.len - off).min(usize::MAX as u64) as usize);
-                if chunk.is_empty() {
-                    return Ok(written as u32);
-                }
                 let addr = seg.addr_at(off)?;
                 if !self.mem.write(chunk, addr, &self.buf_hint) {
                     return Err(QueueError::BufferOutsideMemory {
@@ -543,10 +542,13 @@ impl SplitRing {
                 if let Some(log) = &self.log {
                     log.mark(addr, chunk.len() as u64);
                 }
-                off += chunk.len() as u64;
-                written += chunk.len() as u64;
                 let n = chunk.len();
+                off += n as u64;
+                written += n as u64;
                 src.advance(n);
+            }
+            if src.is_empty() {
+                break;
             }
         }
         Ok(written as u32)
@@ -631,8 +633,10 @@ impl SplitRing {
         elem[4..].copy_from_slice(&len.to_le_bytes());
         // Inside the used ring, validated in `new`: cannot fail.
         let field = 4 + 8 * slot;
-        let at = MemoryRegionAddress(self.used_at.off + field);
-        let _ = self.mem.region(self.used_at.region).write_slice(&elem, at);
+        let _ = self
+            .mem
+            .host(self.used_at.region)
+            .write(self.used_at.off + field, &elem);
         if let Some(log) = &self.log {
             log.mark(self.used_at.gpa + field, 8);
         }
@@ -763,17 +767,19 @@ impl SplitRing {
         })
     }
 
-    /// Loads the field at `field` bytes into a ring. Fields lie inside the ring's region
-    /// (checked in `new`), so this does not fail; it would read 0 if it did.
+    /// Loads the field at `field` bytes into a ring. Fields lie inside the ring's region and
+    /// are aligned (checked in `new`), so this does not fail; it would read 0 if it did.
+    #[inline]
     fn load_u16(&self, ring: RingLoc, field: u64, order: Ordering) -> u16 {
-        let at = MemoryRegionAddress(ring.off + field);
-        u16::from_le(self.mem.region(ring.region).load(at, order).unwrap_or(0))
+        self.mem.host(ring.region).load_u16(ring.off + field, order)
     }
 
     /// Stores the field at `field` bytes into a ring (inside its region, checked in `new`).
+    #[inline]
     fn store_u16(&self, ring: RingLoc, field: u64, v: u16, order: Ordering) {
-        let at = MemoryRegionAddress(ring.off + field);
-        let _ = self.mem.region(ring.region).store(v.to_le(), at, order);
+        self.mem
+            .host(ring.region)
+            .store_u16(ring.off + field, v, order);
         if let Some(log) = &self.log {
             log.mark(ring.gpa + field, 2);
         }
@@ -801,15 +807,22 @@ impl<'a> Src<'a> {
     }
 
     /// The next at most `max` contiguous bytes (empty when done).
+    #[inline]
     fn chunk(&self, max: usize) -> &[u8] {
-        let s: &[u8] = if self.pos < NET_HDR_LEN {
-            &self.hdr[self.pos..]
-        } else {
-            &self.frame[self.pos - NET_HDR_LEN..]
+        let s: &[u8] = match self.hdr.get(self.pos..) {
+            Some(h) if !h.is_empty() => h,
+            _ => self.frame.get(self.pos - NET_HDR_LEN..).unwrap_or(&[]),
         };
         &s[..s.len().min(max)]
     }
 
+    /// True when every byte was taken.
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.pos >= NET_HDR_LEN + self.frame.len()
+    }
+
+    #[inline]
     fn advance(&mut self, n: usize) {
         self.pos += n;
     }
@@ -820,6 +833,7 @@ mod test {
     use super::*;
     use std::io::Write;
     use vhost::vhost_user::message::VhostUserMemoryRegion;
+    use vm_memory::Bytes;
 
     const MEM: u64 = 1 << 20;
 
