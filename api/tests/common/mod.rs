@@ -223,3 +223,46 @@ pub fn require_peer(bin: &str, package: &str, skip_var: &str) -> bool {
          or set {skip_var}=1 to skip loudly"
     );
 }
+
+/// Flags that put a test's vswitchd API on a free TCP port (read it back with [`api_addr`]).
+pub const API_ANY_PORT: [&str; 2] = ["--api-listen", "127.0.0.1:0"];
+
+/// The TCP address vswitchd's API bound, from its "API listening on TCP" log line.
+pub fn api_addr(vswitchd: &mut Proc) -> std::net::SocketAddr {
+    let line = vswitchd.wait_for("API listening on TCP", Duration::from_secs(20));
+    let at = line.find("addr=").expect("addr= in the API line") + 5;
+    line[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|e| panic!("bad API address in {line:?}: {e}"))
+}
+
+/// `GET path` over HTTP/1.1 with `Connection: close`: (status, content type, body).
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (status, ctype, body.to_string())
+}
