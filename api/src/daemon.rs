@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 use switch::{Config, Switch};
 
 use crate::app::App;
+use crate::state::{State, Store};
 use tracing::{info, warn};
 
 /// Command-line flags of `vswitchd`.
@@ -40,6 +41,13 @@ pub struct Args {
     /// Also serve the REST API on this unix socket.
     #[arg(long, value_name = "PATH")]
     pub api_socket: Option<PathBuf>,
+    /// The API token file (created with mode 0600 if missing; default: `api-token` in the
+    /// state dir, else /run/vswitch/api-token).
+    #[arg(long, value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// Serve mutating API calls without a token (local development only).
+    #[arg(long)]
+    pub no_auth: bool,
     /// CPUs for PMD threads, e.g. `1` or `2-3,6`; overrides the config's `switch.pmd_cores`.
     #[arg(long, value_name = "LIST", value_parser = parse_cpu_list)]
     pub pmd_cores: Option<CpuList>,
@@ -92,9 +100,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     stop.add(Signal::SIGINT);
     stop.thread_block().context("blocking SIGTERM/SIGINT")?;
 
-    let mut cfg = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
+    let file_cfg = match &args.config {
+        Some(path) => Some(Config::load(path)?),
+        None => None,
     };
     if args.check {
         if let Some(path) = &args.config {
@@ -102,12 +110,39 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    let store = args.state_dir.as_deref().map(Store::open).transpose()?;
+    let (state, seeded) = startup_state(store.as_ref(), file_cfg.as_ref(), &args)?;
+    let mut cfg = state.to_config();
     if let Some(cores) = &args.pmd_cores {
         cfg.switch.pmd_cores = cores.0.clone();
     }
+    cfg.validate().map_err(|p| {
+        let from = match (&store, &args.config) {
+            (Some(s), _) if !seeded => s.path().display().to_string(),
+            (_, Some(c)) => c.display().to_string(),
+            _ => "the defaults".to_string(),
+        };
+        match &args.pmd_cores {
+            Some(_) => anyhow::anyhow!("{p} (with --pmd-cores, from {from})"),
+            None => anyhow::anyhow!("{from}: {p}"),
+        }
+    })?;
+    let token = if args.no_auth {
+        warn!("--no-auth: mutating API calls need no token");
+        None
+    } else {
+        let path = args
+            .api_token_file
+            .clone()
+            .unwrap_or_else(|| crate::token::default_path(args.state_dir.as_deref()));
+        Some(crate::token::load_or_create(&path)?)
+    };
     keep_off_pmd_cores(&cfg.switch.pmd_cores);
-    let sw = Switch::start(&cfg).context("starting the switch")?;
-    let app = Arc::new(App::new(sw));
+    let sw = start_switch(&cfg, &state).context("starting the switch")?;
+    let app = Arc::new(App::new(sw, store, state.switch.clone(), token));
+    if seeded {
+        app.persist().context("writing the initial state")?;
+    }
     let endpoints = crate::server::Endpoints {
         tcp: args.api_listen.0,
         unix: args.api_socket.clone(),
@@ -132,6 +167,57 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// The state to start from, and whether it is new (to be written to the state dir). With a
+/// state dir holding state, that state wins and a disagreeing config file is reported.
+fn startup_state(
+    store: Option<&Store>,
+    file: Option<&Config>,
+    args: &Args,
+) -> anyhow::Result<(State, bool)> {
+    let Some(store) = store else {
+        warn!("no --state-dir: API changes are not persisted");
+        return Ok((
+            State::from_config(&file.cloned().unwrap_or_default()),
+            false,
+        ));
+    };
+    match store.load()? {
+        Some(state) => {
+            info!(file = %store.path().display(), ports = state.ports.len(),
+                  flows = state.flows.len(), "restoring state");
+            if let (Some(file), Some(path)) = (file, &args.config) {
+                let diffs = crate::state::differences(&state.to_config(), file);
+                for d in &diffs {
+                    warn!(config = %path.display(), state = %store.path().display(),
+                          "config file disagrees with the state (the state wins): {d}");
+                }
+            }
+            Ok((state, false))
+        }
+        None => {
+            let cfg = file.cloned().unwrap_or_default();
+            info!(dir = %store.dir().display(), "empty state dir: seeding it from {}",
+                  args.config.as_ref().map_or("defaults".to_string(), |p| p.display().to_string()));
+            Ok((State::from_config(&cfg), true))
+        }
+    }
+}
+
+/// Starts the switch with `cfg`'s settings and ports and `state`'s flows under their ids.
+fn start_switch(cfg: &Config, state: &State) -> Result<Switch, switch::SwitchError> {
+    let sw = Switch::new(&cfg.switch)?;
+    for port in &cfg.ports {
+        sw.add_port(port.clone())?;
+    }
+    let flows: Vec<_> = state
+        .flows
+        .iter()
+        .map(|f| (flowtable::RuleId(f.id), f.config()))
+        .collect();
+    sw.restore_flows(&flows, state.next_flow_id)?;
+    Ok(sw)
 }
 
 /// Restricts this thread, and so every thread it starts from now on (vhost-user connection

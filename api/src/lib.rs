@@ -6,5 +6,9 @@
 
 pub mod app;
 pub mod daemon;
+pub mod error;
+pub mod frame;
 pub mod metrics;
 pub mod server;
+pub mod state;
+pub mod token;

@@ -4,7 +4,14 @@
 //! Handlers never run switch calls on the runtime's thread: every [`Switch`](switch::Switch)
 //! call that may wait for the PMDs goes through `spawn_blocking`.
 
+mod auth;
+mod fdb;
+mod flows;
+mod json;
+mod ports;
 mod routes;
+mod stats;
+mod trace;
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
