@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod ctl;
 pub mod daemon;
 pub mod error;
 pub mod frame;
