@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 config=${1:-deploy/examples/vswitch.toml}
 mkdir -p /run/vswitch
 cargo build --release --locked -p api --bin vswitchd
-exec target/release/vswitchd --config "$config"
+exec target/release/vswitchd --config "$config" --state-dir /var/lib/vswitch

@@ -18,11 +18,14 @@ use ports::vhost::VhostUserPort;
 use ports::{Port, PortError};
 use tracing::{info, warn};
 
+use crate::config::MatchValue;
 use crate::config::{
     CompiledFlow, Config, FlowConfig, PathSeg, PortConfig, PortType, Problem, SocketMode,
     SwitchConfig,
 };
 use crate::pmd::{Pmd, PmdCmd, PmdConfig, RuleOp};
+
+pub use crate::pmd::trace::{EmcProbe, NormalOutcome, Trace, TraceRequest};
 use crate::stats::{PmdSnapshot, StatsMirror};
 
 /// How long a control call waits for the PMDs to apply a change.
@@ -542,6 +545,159 @@ fn open_vhost_user(cfg: &PortConfig) -> Result<VhostUserPort, PortError> {
         SocketMode::Client => VhostUserPort::client(path, queues),
     };
     port.map_err(PortError::from)
+}
+
+/// Control-plane calls for the REST API and persisted state: restoring flows with their ids,
+/// deleting flows by match, and tracing a frame. Additive to the calls above.
+impl Switch {
+    /// Every flow's id and config, in id order, without asking the PMDs.
+    pub fn flow_configs(&self) -> Vec<(RuleId, FlowConfig)> {
+        self.lock()
+            .flows
+            .iter()
+            .map(|(&id, f)| (id, f.config.clone()))
+            .collect()
+    }
+
+    /// The id the next added flow gets.
+    pub fn next_flow_id(&self) -> u64 {
+        self.lock().next_rule
+    }
+
+    /// Installs flows with given ids (restoring saved state), all or nothing, and makes the
+    /// next new id at least `next_id` (and above every given id). An id in use is refused.
+    pub fn restore_flows(
+        &self,
+        flows: &[(RuleId, FlowConfig)],
+        next_id: u64,
+    ) -> Result<(), SwitchError> {
+        let mut st = self.lock();
+        let mut rules = Vec::with_capacity(flows.len());
+        {
+            let resolve = |name: &str| st.port_no(name);
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, (id, f)) in flows.iter().enumerate() {
+                let at = |mut p: Problem| {
+                    p.path
+                        .splice(0..0, [PathSeg::Key("flow".into()), PathSeg::Index(i)]);
+                    p
+                };
+                if id.0 == 0 || st.flows.contains_key(id) || !seen.insert(*id) {
+                    return Err(at(Problem {
+                        path: vec![PathSeg::Key("id".into())],
+                        message: format!("flow id {} is zero or already in use", id.0),
+                    })
+                    .into());
+                }
+                let c = f.compile(&resolve).map_err(at)?;
+                rules.push(Rule {
+                    id: *id,
+                    priority: c.priority,
+                    matches: c.matches,
+                    actions: c.actions.into(),
+                });
+            }
+        }
+        let max = flows.iter().map(|(id, _)| id.0 + 1).max().unwrap_or(0);
+        st.next_rule = st.next_rule.max(next_id).max(max);
+        if flows.is_empty() {
+            return Ok(());
+        }
+        for (id, f) in flows {
+            st.flows.insert(*id, FlowEntry { config: f.clone() });
+        }
+        self.broadcast(|| {
+            PmdCmd::Rules(
+                rules
+                    .iter()
+                    .map(|r| RuleOp::Insert(Box::new(r.clone())))
+                    .collect(),
+            )
+        });
+        drop(st);
+        self.barrier()
+    }
+
+    /// Removes every flow whose match equals `matches` (compared compiled, so
+    /// `198.18.0.0/24` equals `198.18.0.0/255.255.255.0`) and, when given, whose priority is
+    /// `priority`. Returns the removed ids (possibly none). An invalid match is an error
+    /// whose path starts at `match`.
+    pub fn del_flows_matching(
+        &self,
+        matches: &BTreeMap<String, MatchValue>,
+        priority: Option<u32>,
+    ) -> Result<Vec<RuleId>, SwitchError> {
+        let mut st = self.lock();
+        let wanted = {
+            let resolve = |name: &str| st.port_no(name);
+            let probe = FlowConfig {
+                priority: priority.unwrap_or(crate::config::DEFAULT_PRIORITY),
+                matches: matches.clone(),
+                actions: vec!["drop".into()],
+            };
+            let c = probe.compile(&resolve)?;
+            let ids: Vec<RuleId> = st
+                .flows
+                .iter()
+                .filter(|(_, f)| priority.is_none_or(|p| p == f.config.priority))
+                .filter(|(_, f)| {
+                    // A flow naming a deleted port no longer compiles: it is not this match.
+                    f.config
+                        .compile(&resolve)
+                        .is_ok_and(|fc| fc.matches == c.matches)
+                })
+                .map(|(&id, _)| id)
+                .collect();
+            ids
+        };
+        if wanted.is_empty() {
+            return Ok(wanted);
+        }
+        for id in &wanted {
+            st.flows.remove(id);
+        }
+        self.broadcast(|| PmdCmd::Rules(wanted.iter().map(|&id| RuleOp::Remove(id)).collect()));
+        drop(st);
+        self.barrier()?;
+        Ok(wanted)
+    }
+
+    /// What the datapath would do with `frame` arriving on the port named `in_port`, asked
+    /// of the PMD polling that port's first rx queue (its cache is the one the frame would
+    /// meet). The frame is not forwarded, learned or counted.
+    pub fn trace(&self, in_port: &str, frame: Vec<u8>) -> Result<Trace, SwitchError> {
+        let (port, pmd) = {
+            let st = self.lock();
+            let p = st
+                .ports
+                .iter()
+                .find(|p| p.info.config.name == in_port)
+                .ok_or_else(|| SwitchError::NoSuchPort(in_port.to_string()))?;
+            (p.info.no, p.info.rxq_pmds.first().copied().unwrap_or(0))
+        };
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(
+            pmd,
+            PmdCmd::Trace(
+                Box::new(TraceRequest {
+                    in_port: port,
+                    frame,
+                }),
+                tx,
+            ),
+        );
+        rx.recv_timeout(PMD_TIMEOUT)
+            .map_err(|_| SwitchError::PmdTimeout(pmd))
+    }
+
+    /// The name of port number `no`, if it exists.
+    pub fn port_name(&self, no: PortNo) -> Option<String> {
+        self.lock()
+            .ports
+            .iter()
+            .find(|p| p.info.no == no)
+            .map(|p| p.info.config.name.clone())
+    }
 }
 
 impl Drop for Switch {

@@ -223,3 +223,126 @@ pub fn require_peer(bin: &str, package: &str, skip_var: &str) -> bool {
          or set {skip_var}=1 to skip loudly"
     );
 }
+
+/// Flags that put a test's vswitchd API on a free TCP port (read it back with [`api_addr`]).
+pub const API_ANY_PORT: [&str; 2] = ["--api-listen", "127.0.0.1:0"];
+
+/// The TCP address vswitchd's API bound, from its "API listening on TCP" log line.
+pub fn api_addr(vswitchd: &mut Proc) -> std::net::SocketAddr {
+    let line = vswitchd.wait_for("API listening on TCP", Duration::from_secs(20));
+    let at = line.find("addr=").expect("addr= in the API line") + 5;
+    line[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|e| panic!("bad API address in {line:?}: {e}"))
+}
+
+/// `GET path` over HTTP/1.1 with `Connection: close`: (status, content type, body).
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (status, ctype, body.to_string())
+}
+
+/// A vswitchd started for an API test: its state dir under the test's scratch dir, its API on
+/// a free TCP port, its PMD on the last CPU.
+pub struct Vswitchd {
+    /// The process.
+    pub proc: Proc,
+    /// The API's TCP address.
+    pub addr: std::net::SocketAddr,
+    /// The state directory.
+    pub state_dir: PathBuf,
+}
+
+impl Vswitchd {
+    /// Starts vswitchd with `--state-dir DIR/state`, the config `config` (if any) written
+    /// to DIR/vswitch.toml, and `extra` flags; waits until the API listens.
+    pub fn start(dir: &Scratch, config: Option<&str>, extra: &[&str]) -> Vswitchd {
+        let state_dir = dir.path("state");
+        let mut cmd = Command::new(VSWITCHD);
+        cmd.arg("--state-dir")
+            .arg(&state_dir)
+            .args(API_ANY_PORT)
+            .args(["--pmd-cores", &last_cpu().to_string()])
+            .args(extra)
+            .env("RUST_LOG", "info");
+        if let Some(text) = config {
+            cmd.arg("--config").arg(dir.file("vswitch.toml", text));
+        }
+        let mut proc = Proc::spawn("vswitchd", cmd);
+        let addr = api_addr(&mut proc);
+        proc.wait_for("vswitchd running", Duration::from_secs(20));
+        Vswitchd {
+            proc,
+            addr,
+            state_dir,
+        }
+    }
+
+    /// The API token vswitchd created in its state dir.
+    pub fn token(&self) -> String {
+        api::token::read(&self.state_dir.join("api-token")).unwrap()
+    }
+
+    /// One API call: (status, JSON body or Null).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let ep = api::ctl::http::Endpoint::Tcp(self.addr.to_string());
+        let r = ep
+            .request(method, path, token, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let v = if r.body.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&r.body)
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}: {:?}", r.body))
+        };
+        (r.status, v)
+    }
+
+    /// An authorized call.
+    pub fn auth(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+        let t = self.token();
+        self.call(method, path, body, Some(&t))
+    }
+
+    /// Stops it with SIGTERM; it must exit 0.
+    pub fn stop(mut self) -> String {
+        let st = self.proc.stop(Signal::SIGTERM, Duration::from_secs(30));
+        assert!(
+            st.success(),
+            "vswitchd exited with {st}:\n{}",
+            self.proc.log
+        );
+        std::mem::take(&mut self.proc.log)
+    }
+}

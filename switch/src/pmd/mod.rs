@@ -13,6 +13,7 @@
 mod execute;
 mod idle;
 mod lookup;
+pub(crate) mod trace;
 mod tx;
 
 use std::sync::Arc;
@@ -77,6 +78,8 @@ pub(crate) enum PmdCmd {
     Report(Sender<PmdReport>),
     /// Reply once everything sent before has been applied.
     Barrier(Sender<()>),
+    /// Reply with what this PMD would do with a frame (see `trace`), without forwarding it.
+    Trace(Box<trace::TraceRequest>, Sender<trace::Trace>),
     /// Exit the thread.
     Shutdown,
 }
@@ -385,6 +388,9 @@ impl Pmd {
                 // barrier covers.
                 self.publish_now();
                 let _ = reply.send(());
+            }
+            PmdCmd::Trace(req, reply) => {
+                let _ = reply.send(self.trace(&req));
             }
             PmdCmd::Shutdown => return Flow::Stop,
         }

@@ -1,0 +1,120 @@
+//! API errors: a status and `{"error": reason, "field": path-or-null}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use switch::config::PathSeg;
+use switch::SwitchError;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status (4xx for bad requests).
+    pub status: StatusCode,
+    /// Body.
+    pub body: ErrorBody,
+}
+
+/// The JSON body of every error.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What is wrong.
+    pub error: String,
+    /// The request field at fault (`match.ip_dst`, `flows[2].actions[0]`), or null.
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    /// An error with a status, a message and maybe a field.
+    pub fn new(status: StatusCode, error: impl Into<String>, field: Option<&str>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorBody {
+                error: error.into(),
+                field: field.map(str::to_string),
+            },
+        }
+    }
+
+    /// 400 about `field`.
+    pub fn bad(field: &str, error: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, error, Some(field))
+    }
+
+    /// 404 about `field`.
+    pub fn not_found(field: &str, error: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, error, Some(field))
+    }
+
+    /// 500.
+    pub fn internal(error: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error, None)
+    }
+
+    /// Maps a switch error; `prefix` is prepended to validation paths (e.g. `flows` for a
+    /// bulk request, whose switch paths start with `flow[i]`).
+    pub fn from_switch(e: SwitchError, prefix: Option<&str>) -> ApiError {
+        match e {
+            SwitchError::Invalid(p) => {
+                let mut path = p.path.clone();
+                match (prefix, path.first()) {
+                    (Some(pre), Some(PathSeg::Key(k))) if k == "flow" => {
+                        path[0] = PathSeg::Key(pre.to_string());
+                    }
+                    (None, Some(PathSeg::Key(k))) if k == "flow" => {
+                        // A single flow: drop `flow[0]`.
+                        path.drain(..2.min(path.len()));
+                    }
+                    _ => {}
+                }
+                ApiError::bad(&render_path(&path), p.message)
+            }
+            SwitchError::NoSuchPort(name) => {
+                ApiError::not_found("name", format!("no port named {name:?}"))
+            }
+            SwitchError::PortExists(name) => ApiError::new(
+                StatusCode::CONFLICT,
+                format!("a port named {name:?} already exists"),
+                Some("name"),
+            ),
+            SwitchError::NoSuchFlow(id) => {
+                ApiError::not_found("id", format!("no flow with id {id}"))
+            }
+            e @ SwitchError::Unsupported { .. } => ApiError::bad("type", e.to_string()),
+            e @ SwitchError::Port { .. } => ApiError::bad("socket", e.to_string()),
+            e @ SwitchError::PmdTimeout(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None)
+            }
+            e => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+/// `flow[2].match.ip_dst`.
+pub fn render_path(path: &[PathSeg]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            PathSeg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            PathSeg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+impl From<SwitchError> for ApiError {
+    fn from(e: SwitchError) -> ApiError {
+        ApiError::from_switch(e, None)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body)).into_response()
+    }
+}

@@ -1,0 +1,103 @@
+//! `/v1/fdb`: learned MACs (all, or one VLAN's or VNI's), and flushing them.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+
+use super::routes::blocking;
+use crate::app::App;
+use crate::error::{ApiError, ErrorBody};
+
+/// A learned MAC.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FdbView {
+    /// `untagged`, `vlan N` or `vni N`.
+    pub domain: String,
+    /// The VLAN, for a VLAN domain.
+    pub vlan: Option<u16>,
+    /// The VNI, for a VXLAN domain.
+    pub vni: Option<u32>,
+    /// The address.
+    pub mac: String,
+    /// The port it was last seen on.
+    pub port: String,
+    /// Seconds since it was last seen.
+    pub age_secs: u64,
+}
+
+/// Learned MACs; `?vlan=N` or `?vni=N` selects one domain (`?vlan=0`: untagged).
+#[utoipa::path(get, path = "/v1/fdb", tag = "fdb",
+    params(("vlan" = Option<u16>, Query, description = "only this VLAN (0: untagged)"),
+        ("vni" = Option<u32>, Query, description = "only this VNI")),
+    responses((status = 200, body = [FdbView]), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(app): State<Arc<App>>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Vec<FdbView>>, ApiError> {
+    let (mut vlan, mut vni) = (None, None);
+    for pair in q
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let num = |max: u32| {
+            v.parse::<u32>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| ApiError::bad(k, format!("{v:?} is not a number in 0..={max}")))
+        };
+        match k {
+            "vlan" => vlan = Some(num(4095)? as u16),
+            "vni" => vni = Some(num((1 << 24) - 1)?),
+            _ => return Err(ApiError::bad(k, "unknown parameter (expected vlan or vni)")),
+        }
+    }
+    if vlan.is_some() && vni.is_some() {
+        return Err(ApiError::bad("vni", "give vlan or vni, not both"));
+    }
+    let entries = blocking(&app, |app| Ok(app.switch.fdb()?)).await?;
+    let names: std::collections::HashMap<u32, String> = app
+        .switch
+        .ports()
+        .into_iter()
+        .map(|p| (p.no.0, p.config.name))
+        .collect();
+    let out = entries
+        .into_iter()
+        .filter_map(|e| {
+            let v = e.domain.as_vlan().map(|v| v.get());
+            let n = e.domain.as_vni().map(|n| n.get());
+            let keep = match (vlan, vni) {
+                (Some(0), _) => v.is_none() && n.is_none(),
+                (Some(want), _) => v == Some(want),
+                (_, Some(want)) => n == Some(want),
+                _ => true,
+            };
+            keep.then(|| FdbView {
+                domain: e.domain.to_string(),
+                vlan: v,
+                vni: n,
+                mac: e.mac.to_string(),
+                port: names
+                    .get(&e.port.0)
+                    .cloned()
+                    .unwrap_or_else(|| e.port.to_string()),
+                age_secs: e.age_secs,
+            })
+        })
+        .collect();
+    Ok(Json(out))
+}
+
+/// Forgets every learned MAC.
+#[utoipa::path(delete, path = "/v1/fdb", tag = "fdb",
+    responses((status = 204), (status = 401, body = ErrorBody)))]
+pub async fn flush(State(app): State<Arc<App>>) -> Result<StatusCode, ApiError> {
+    blocking(&app, |app| Ok(app.switch.flush_fdb()?)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,389 @@
+//! The REST API against a running vswitchd: CRUD on ports and flows, fdb, stats, trace,
+//! OpenAPI, and every kind of bad request answered 4xx with the field named and nothing
+//! changed.
+
+mod common;
+
+use common::{Scratch, Vswitchd};
+use serde_json::{json, Value};
+
+const TWO_PORTS: &str = r#"
+[[port]]
+name = "a"
+type = "memory"
+
+[[port]]
+name = "b"
+type = "memory"
+
+[[flow]]
+priority = 100
+match = { in_port = "a", eth_type = "0x0800", ip_dst = "198.18.0.0/24" }
+actions = ["output:b"]
+"#;
+
+fn field(v: &Value) -> &str {
+    v["field"].as_str().unwrap_or("<null>")
+}
+
+fn state_file(sw: &Vswitchd) -> String {
+    std::fs::read_to_string(sw.state_dir.join("state.json")).unwrap()
+}
+
+#[test]
+fn health_metrics_and_openapi() {
+    let dir = Scratch::new("rest-meta");
+    let sw = Vswitchd::start(&dir, Some(TWO_PORTS), &[]);
+    let (status, v) = sw.call("GET", "/healthz", None, None);
+    assert_eq!((status, v["status"].as_str()), (200, Some("ok")));
+    let (status, ctype, _) = common::http_get(sw.addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
+    let (status, doc) = sw.call("GET", "/openapi.json", None, None);
+    assert_eq!(status, 200);
+    for path in [
+        "/v1/ports",
+        "/v1/ports/{name}",
+        "/v1/flows",
+        "/v1/flows/bulk",
+        "/v1/flows/{id}",
+        "/v1/flows/delete",
+        "/v1/fdb",
+        "/v1/stats",
+        "/v1/trace",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from /openapi.json"
+        );
+    }
+    let (status, v) = sw.call("GET", "/v1/nothing", None, None);
+    assert_eq!(status, 404, "{v}");
+    sw.stop();
+}
+
+#[test]
+fn ports_crud_and_errors() {
+    let dir = Scratch::new("rest-ports");
+    let sw = Vswitchd::start(&dir, Some(TWO_PORTS), &[]);
+    let sock = dir.path("vm1.sock");
+    let vm1 = json!({"name": "vm1", "type": "vhost-user", "socket": sock, "queues": 2}).to_string();
+
+    // No token, wrong token: 401, nothing created.
+    let (status, v) = sw.call("POST", "/v1/ports", Some(&vm1), None);
+    assert_eq!((status, field(&v)), (401, "Authorization"), "{v}");
+    let (status, _) = sw.call("POST", "/v1/ports", Some(&vm1), Some("not-the-token"));
+    assert_eq!(status, 401);
+    assert!(!sock.exists());
+
+    let (status, v) = sw.auth("POST", "/v1/ports", Some(&vm1));
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["rxq_pmds"].as_array().unwrap().len(), 2);
+    assert!(
+        sock.exists(),
+        "the vhost-user server socket was not created"
+    );
+    let (status, v) = sw.call("GET", "/v1/ports/vm1", None, None);
+    assert_eq!(status, 200);
+    assert_eq!(v["config"]["socket"].as_str(), sock.to_str());
+    assert_eq!(v["counters"]["rx_packets"], 0);
+    let (_, list) = sw.call("GET", "/v1/ports", None, None);
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b", "vm1"]);
+    assert!(
+        state_file(&sw).contains("vm1.sock"),
+        "the new port was not persisted"
+    );
+
+    let before = state_file(&sw);
+    for (body, status, want_field) in [
+        (vm1.as_str(), 409, "name"),
+        ("{\"name\": \"x\", \"type\": \"memory\"", 400, "<null>"),
+        (
+            "{\"name\": \"x\", \"type\": \"memory\", \"sockt\": \"/x\"}",
+            400,
+            "sockt",
+        ),
+        ("{\"name\": \"x\", \"type\": \"warp\"}", 400, "type"),
+        ("{\"name\": \"x y\", \"type\": \"memory\"}", 400, "name"),
+        (
+            "{\"name\": \"x\", \"type\": \"memory\", \"socket\": \"/x\"}",
+            400,
+            "socket",
+        ),
+        ("{\"name\": \"x\", \"type\": \"vhost-user\"}", 400, "socket"),
+        (
+            "{\"name\": \"x\", \"type\": \"vhost-user\", \"socket\": \"/x\", \"queues\": 0}",
+            400,
+            "queues",
+        ),
+        ("", 400, "<null>"),
+    ] {
+        let (s, v) = sw.auth("POST", "/v1/ports", Some(body));
+        assert_eq!((s, field(&v)), (status, want_field), "{body}: {v}");
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+    }
+    assert_eq!(
+        state_file(&sw),
+        before,
+        "a refused request changed the state"
+    );
+    let (_, list) = sw.call("GET", "/v1/ports", None, None);
+    assert_eq!(list.as_array().unwrap().len(), 3);
+
+    // A port a flow uses cannot go; an unused one can.
+    let (status, v) = sw.auth("DELETE", "/v1/ports/b", None);
+    assert_eq!((status, field(&v)), (409, "name"), "{v}");
+    let (status, _) = sw.auth("DELETE", "/v1/ports/vm1", None);
+    assert_eq!(status, 204);
+    assert!(!state_file(&sw).contains("vm1"));
+    let (status, v) = sw.call("GET", "/v1/ports/vm1", None, None);
+    assert_eq!((status, field(&v)), (404, "name"));
+    let (status, _) = sw.auth("DELETE", "/v1/ports/vm1", None);
+    assert_eq!(status, 404);
+    sw.stop();
+}
+
+#[test]
+fn flows_crud_bulk_and_errors() {
+    let dir = Scratch::new("rest-flows");
+    let sw = Vswitchd::start(&dir, Some(TWO_PORTS), &[]);
+    let (status, v) = sw.auth(
+        "POST",
+        "/v1/flows",
+        Some(r#"{"priority": 10, "match": {"in_port": "b"}, "actions": ["output:a"]}"#),
+    );
+    assert_eq!(status, 201, "{v}");
+    let id = v["id"].as_u64().unwrap();
+    assert_eq!(id, 2, "config flows are 1..; the next id follows");
+
+    let before = state_file(&sw);
+    for (body, want_field) in [
+        (
+            r#"{"match": {"eth_type": "0x0800", "ip_dst": "198.18.0.0/33"}, "actions": ["drop"]}"#,
+            "match.ip_dst",
+        ),
+        (
+            r#"{"match": {"ip_dst": "198.18.0.0/24"}, "actions": ["drop"]}"#,
+            "match",
+        ),
+        (
+            r#"{"match": {"in_port": "nope"}, "actions": ["drop"]}"#,
+            "match.in_port",
+        ),
+        (
+            r#"{"match": {"colour": "red"}, "actions": ["drop"]}"#,
+            "match.colour",
+        ),
+        (r#"{"actions": ["output:nope"]}"#, "actions[0]"),
+        (r#"{"actions": []}"#, "actions"),
+        (r#"{"priority": 70000, "actions": ["drop"]}"#, "priority"),
+        (r#"{"priority": "high", "actions": ["drop"]}"#, "priority"),
+        (r#"{"actions": ["drop"], "extra": 1}"#, "extra"),
+        (r#""a string""#, "<null>"),
+        ("not json", "<null>"),
+    ] {
+        let (s, v) = sw.auth("POST", "/v1/flows", Some(body));
+        assert_eq!((s, field(&v)), (400, want_field), "{body}: {v}");
+    }
+    // Bulk: one bad flow, nothing installed.
+    let bad_bulk = r#"{"flows": [
+        {"priority": 1, "match": {"in_port": "a"}, "actions": ["normal"]},
+        {"priority": 2, "match": {"in_port": "a"}, "actions": ["output:zz"]}]}"#;
+    let (s, v) = sw.auth("POST", "/v1/flows/bulk", Some(bad_bulk));
+    assert_eq!((s, field(&v)), (400, "flows[1].actions[0]"), "{v}");
+    let (s, v) = sw.auth(
+        "POST",
+        "/v1/flows/bulk",
+        Some(r#"{"flows": [{"actions": ["normal"]}, {"actions": 5}]}"#),
+    );
+    assert_eq!((s, field(&v)), (400, "flows[1].actions"), "{v}");
+    assert_eq!(
+        state_file(&sw),
+        before,
+        "a refused request changed the state"
+    );
+    let (_, flows) = sw.call("GET", "/v1/flows", None, None);
+    assert_eq!(flows.as_array().unwrap().len(), 2, "{flows}");
+
+    let good_bulk = r#"{"flows": [
+        {"priority": 1, "match": {"in_port": "a"}, "actions": ["normal"]},
+        {"priority": 5, "match": {"eth_type": "0x0800", "ip_dst": "198.18.1.0/255.255.255.0"}, "actions": ["drop"]},
+        {"priority": 6, "match": {"eth_type": "0x0800", "ip_dst": "198.18.1.0/24"}, "actions": ["drop"]}]}"#;
+    let (s, v) = sw.auth("POST", "/v1/flows/bulk", Some(good_bulk));
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["ids"], json!([3, 4, 5]));
+    let (_, flows) = sw.call("GET", "/v1/flows", None, None);
+    let f1 = &flows[0];
+    assert_eq!(
+        (
+            f1["id"].as_u64(),
+            f1["priority"].as_u64(),
+            f1["hits"].as_u64()
+        ),
+        (Some(1), Some(100), Some(0))
+    );
+    assert_eq!(f1["match"]["ip_dst"], "198.18.0.0/24");
+    assert_eq!(f1["actions"], json!(["output:b"]));
+
+    // By match: the two spellings of 198.18.1.0/24 are one match; priority narrows.
+    let (s, v) = sw.auth(
+        "POST",
+        "/v1/flows/delete",
+        Some(r#"{"match": {"eth_type": "0x0800", "ip_dst": "198.18.1.0/24"}, "priority": 6}"#),
+    );
+    assert_eq!((s, &v["deleted"]), (200, &json!([5])), "{v}");
+    let (s, v) = sw.auth(
+        "POST",
+        "/v1/flows/delete",
+        Some(r#"{"match": {"eth_type": "0x0800", "ip_dst": "198.18.1.0/24"}}"#),
+    );
+    assert_eq!((s, &v["deleted"]), (200, &json!([4])), "{v}");
+    let (s, v) = sw.auth(
+        "POST",
+        "/v1/flows/delete",
+        Some(r#"{"match": {"ip_dst": "x"}}"#),
+    );
+    assert_eq!((s, field(&v)), (400, "match.ip_dst"), "{v}");
+
+    // By id.
+    let (s, _) = sw.auth("DELETE", &format!("/v1/flows/{id}"), None);
+    assert_eq!(s, 204);
+    let (s, v) = sw.auth("DELETE", &format!("/v1/flows/{id}"), None);
+    assert_eq!((s, field(&v)), (404, "id"));
+    let (s, v) = sw.auth("DELETE", "/v1/flows/abc", None);
+    assert_eq!((s, field(&v)), (400, "id"));
+    let (s, _) = sw.call("DELETE", "/v1/flows", None, None);
+    assert_eq!(s, 401);
+
+    // All.
+    let (s, v) = sw.auth("DELETE", "/v1/flows", None);
+    assert_eq!((s, &v["deleted"]), (200, &json!([1, 3])), "{v}");
+    let (_, flows) = sw.call("GET", "/v1/flows", None, None);
+    assert_eq!(flows, json!([]));
+    assert!(
+        !state_file(&sw).contains("\"flow\": [\n    {"),
+        "{}",
+        state_file(&sw)
+    );
+    sw.stop();
+}
+
+#[test]
+fn fdb_stats_and_trace() {
+    let dir = Scratch::new("rest-trace");
+    let sw = Vswitchd::start(&dir, Some(TWO_PORTS), &[]);
+    let (s, v) = sw.call("GET", "/v1/fdb", None, None);
+    assert_eq!((s, v), (200, json!([])));
+    let (s, v) = sw.call("GET", "/v1/fdb?vlan=10", None, None);
+    assert_eq!((s, v), (200, json!([])));
+    let (s, v) = sw.call("GET", "/v1/fdb?vlan=9999", None, None);
+    assert_eq!((s, field(&v)), (400, "vlan"));
+    let (s, v) = sw.call("GET", "/v1/fdb?colour=1", None, None);
+    assert_eq!((s, field(&v)), (400, "colour"));
+    assert_eq!(sw.call("DELETE", "/v1/fdb", None, None).0, 401);
+    assert_eq!(sw.auth("DELETE", "/v1/fdb", None).0, 204);
+
+    let (s, st) = sw.call("GET", "/v1/stats", None, None);
+    assert_eq!(s, 200);
+    let pmd = &st["pmds"][0];
+    assert_eq!(pmd["core"].as_u64(), Some(common::last_cpu() as u64));
+    assert_eq!(
+        pmd["rxqs"],
+        json!([{"port": "a", "queue": 0}, {"port": "b", "queue": 0}])
+    );
+    assert_eq!(pmd["classifier"]["rules"], 1);
+    assert_eq!(pmd["classifier"]["subtables"], 1);
+    assert!(st["drops"]["no_destination"].is_u64());
+
+    // Matches flow 1, by fields; needs no token (it changes nothing).
+    let (s, t) = sw.call("POST", "/v1/trace",
+        Some(r#"{"in_port": "a", "fields": {"ip_dst": "198.18.0.7", "ip_proto": "udp", "tp_dst": 53}}"#), None);
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(t["rule"], json!({"id": 1, "priority": 100}));
+    assert_eq!(t["actions"], json!(["output:b"]));
+    assert_eq!(t["emc"], "miss");
+    assert!(t["normal"].is_null());
+    let key = t["key"].as_str().unwrap();
+    assert!(
+        key.contains("in_port=a") && key.contains("ip_dst=198.18.0.7") && key.contains("tp_dst=53"),
+        "{key}"
+    );
+    // No rule: normal floods to the other port. Same frame as hex.
+    let frame = "020000000002 020000000001 0806 0001080006040001 020000000001 c6120001 000000000000 c6120002";
+    let (s, t) = sw.call(
+        "POST",
+        "/v1/trace",
+        Some(&json!({"in_port": "a", "hex": frame}).to_string()),
+        None,
+    );
+    assert_eq!(s, 200, "{t}");
+    assert!(t["rule"].is_null());
+    assert_eq!(t["actions"], json!(["normal"]));
+    assert_eq!(t["normal"], json!({"flood": ["b"]}));
+    assert_eq!(t["domain"], "untagged");
+    for (body, status, want) in [
+        (
+            r#"{"in_port": "zz", "hex": "000000000000000000000000000000"}"#,
+            404,
+            "in_port",
+        ),
+        (r#"{"in_port": "a", "hex": "abc"}"#, 400, "hex"),
+        (r#"{"in_port": "a"}"#, 400, "hex"),
+        (
+            r#"{"in_port": "a", "fields": {"eth_dst": "nope"}}"#,
+            400,
+            "fields.eth_dst",
+        ),
+        (
+            r#"{"in_port": "a", "fields": {"ttl": 1}}"#,
+            400,
+            "fields.ttl",
+        ),
+    ] {
+        let (s, v) = sw.call("POST", "/v1/trace", Some(body), None);
+        assert_eq!((s, field(&v)), (status, want), "{body}: {v}");
+    }
+    // Tracing learned nothing and counted nothing.
+    let (_, fdb) = sw.call("GET", "/v1/fdb", None, None);
+    assert_eq!(fdb, json!([]));
+    let (_, flows) = sw.call("GET", "/v1/flows", None, None);
+    assert_eq!(flows[0]["hits"], 0);
+    sw.stop();
+}
+
+#[test]
+fn unix_socket_and_no_auth() {
+    let dir = Scratch::new("rest-unix");
+    let sock = dir.path("api.sock");
+    let sw = Vswitchd::start(
+        &dir,
+        None,
+        &["--no-auth", "--api-socket", sock.to_str().unwrap()],
+    );
+    let ep = api::ctl::http::Endpoint::Unix(sock.clone());
+    let r = ep.request("GET", "/healthz", None, None).unwrap();
+    assert_eq!(r.status, 200);
+    let r = ep
+        .request(
+            "POST",
+            "/v1/ports",
+            None,
+            Some(r#"{"name": "m", "type": "memory"}"#),
+        )
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(
+        !sw.state_dir.join("api-token").exists(),
+        "--no-auth created a token"
+    );
+    let (_, ports) = sw.call("GET", "/v1/ports", None, None);
+    assert_eq!(ports[0]["name"], "m");
+    sw.stop();
+    assert!(!sock.exists(), "the API socket was left behind");
+}

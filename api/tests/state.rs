@@ -1,0 +1,155 @@
+//! Persistence: a restart restores ports and flows exactly (same ids), the state dir wins
+//! over a disagreeing config file (reported), and a corrupt state file stops startup with
+//! the file named and left untouched.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use common::{Scratch, Vswitchd, VSWITCHD};
+use serde_json::{json, Value};
+
+const SEED: &str = r#"
+[[port]]
+name = "a"
+type = "memory"
+
+[[port]]
+name = "b"
+type = "memory"
+
+[[flow]]
+priority = 100
+match = { in_port = "a", eth_type = "0x0800", ip_dst = "198.18.0.0/24" }
+actions = ["output:b"]
+"#;
+
+/// Ports' configs and flows without counters: what must survive a restart.
+fn snapshot(sw: &Vswitchd) -> (Value, Value) {
+    let (_, ports) = sw.call("GET", "/v1/ports", None, None);
+    let ports: Vec<Value> = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["config"].clone())
+        .collect();
+    let (_, flows) = sw.call("GET", "/v1/flows", None, None);
+    let flows: Vec<Value> = flows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| json!([f["id"], f["priority"], f["match"], f["actions"]]))
+        .collect();
+    (json!(ports), json!(flows))
+}
+
+#[test]
+fn restart_restores_ports_and_flows_exactly() {
+    let dir = Scratch::new("state-restart");
+    let sw = Vswitchd::start(&dir, Some(SEED), &[]);
+    let token = sw.state_dir.join("api-token");
+    assert_eq!(
+        std::fs::metadata(&token).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let sock = dir.path("vm1.sock");
+    let vm1 =
+        json!({"name": "vm1", "type": "vhost-user", "socket": sock, "mode": "server", "queues": 2});
+    assert_eq!(sw.auth("POST", "/v1/ports", Some(&vm1.to_string())).0, 201);
+    let bulk = r#"{"flows": [
+        {"priority": 7, "match": {"in_port": "vm1", "eth_type": "0x0806"}, "actions": ["normal"]},
+        {"priority": 8, "match": {"eth_dst": "02:00:00:00:00:02"}, "actions": ["push_vlan:10", "output:vm1"]},
+        {"match": {"in_port": "b"}, "actions": ["drop"]}]}"#;
+    let (s, v) = sw.auth("POST", "/v1/flows/bulk", Some(bulk));
+    assert_eq!((s, &v["ids"]), (201, &json!([2, 3, 4])), "{v}");
+    assert_eq!(sw.auth("DELETE", "/v1/flows/3", None).0, 204);
+    let before = snapshot(&sw);
+    sw.stop();
+
+    // Restart with a config file that disagrees: the state wins, the difference is logged.
+    let sw = Vswitchd::start(
+        &dir,
+        Some("[[port]]\nname = \"other\"\ntype = \"memory\"\n"),
+        &[],
+    );
+    assert_eq!(snapshot(&sw), before);
+    assert!(sock.exists(), "vm1's socket was not re-created");
+    // Ids are not reused: the next flow gets 5, not 3.
+    let (s, v) = sw.auth("POST", "/v1/flows", Some(r#"{"actions": ["normal"]}"#));
+    assert_eq!((s, &v["id"]), (201, &json!(5)), "{v}");
+    let log = sw.stop();
+    assert!(log.contains("config file disagrees"), "{log}");
+    assert!(
+        log.contains("port \"other\" is in the config file only"),
+        "{log}"
+    );
+    assert!(log.contains("port \"vm1\" is in the state only"), "{log}");
+
+    // And without any config file.
+    let sw = Vswitchd::start(&dir, None, &[]);
+    let (ports, flows) = snapshot(&sw);
+    assert_eq!(ports, before.0);
+    assert_eq!(flows.as_array().unwrap().len(), 4);
+    sw.stop();
+}
+
+/// Runs vswitchd on a state dir expected to be refused; returns its stderr.
+fn refused(dir: &Scratch) -> String {
+    let out = Command::new(VSWITCHD)
+        .arg("--state-dir")
+        .arg(dir.path("state"))
+        .args(common::API_ANY_PORT)
+        .args(["--pmd-cores", &common::last_cpu().to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success(),
+        "vswitchd started on a bad state file:\n{stderr}"
+    );
+    assert!(!stderr.contains("vswitchd running"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn corrupt_state_file_is_refused_and_left_in_place() {
+    let dir = Scratch::new("state-corrupt");
+    std::fs::create_dir_all(dir.path("state")).unwrap();
+    let file = dir.path("state").join("state.json");
+    for (text, says) in [
+        ("{\"version\": 1, \"switch\": {", "EOF"),
+        ("garbage", "expected value"),
+        (
+            r#"{"version": 1, "switch": {}, "next_flow_id": 1, "port": [{"name": "a", "type": "memory", "colour": 1}]}"#,
+            "port[0]",
+        ),
+        (
+            r#"{"version": 1, "switch": {}, "next_flow_id": 2, "flow": [{"id": 1, "match": {"in_port": "ghost"}, "actions": ["drop"]}]}"#,
+            "no port named \"ghost\"",
+        ),
+        (
+            r#"{"version": 9, "switch": {}, "next_flow_id": 1}"#,
+            "version 9",
+        ),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let stderr = refused(&dir);
+        assert!(
+            stderr.contains(file.to_str().unwrap()),
+            "the file is not named:\n{stderr}"
+        );
+        assert!(stderr.contains(says), "no {says:?} in:\n{stderr}");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            text,
+            "the state file was changed"
+        );
+    }
+    // Unreadable: a directory where the file should be.
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    let stderr = refused(&dir);
+    assert!(stderr.contains(file.to_str().unwrap()), "{stderr}");
+    assert!(file.is_dir());
+}

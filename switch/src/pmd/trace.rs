@@ -1,0 +1,122 @@
+//! Tracing a frame through one PMD's tables without forwarding it: the frame's key, whether
+//! the PMD's exact-match cache holds a decision for it, which rule the classifier would pick,
+//! and where `normal` would send it. Nothing is executed, learned or counted in the
+//! datapath's counters (the cache's own probe counter aside).
+
+use std::time::Instant;
+
+use flowtable::action::Action;
+use flowtable::fdb::L2Domain;
+use flowtable::key::extract;
+use flowtable::{FlowKey, PortNo, RuleId, VlanId};
+
+use super::Pmd;
+
+/// A frame to trace and where it enters.
+#[derive(Debug, Clone)]
+pub struct TraceRequest {
+    /// The port the frame arrives on.
+    pub in_port: PortNo,
+    /// The whole Ethernet frame.
+    pub frame: Vec<u8>,
+}
+
+/// Where the exact-match cache stands on the frame's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmcProbe {
+    /// No cached decision: the classifier would be asked.
+    Miss,
+    /// A cached decision: this rule (or `None`: no rule, `normal`).
+    Hit(Option<RuleId>),
+}
+
+/// Where `normal` would send the frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NormalOutcome {
+    /// The destination MAC is learned on this port (in the frame's L2 domain).
+    Learned(PortNo),
+    /// Flood to these ports (every port but the in-port).
+    Flood(Vec<PortNo>),
+}
+
+/// What one PMD would do with a frame.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// The PMD that answered.
+    pub pmd: usize,
+    /// The frame's flow key.
+    pub key: FlowKey,
+    /// The cache's view.
+    pub emc: EmcProbe,
+    /// The rule the classifier picks (highest priority match), with its priority.
+    pub rule: Option<(RuleId, u32)>,
+    /// The actions that would run: the rule's (after the cache's decision when it holds
+    /// one), or `normal`.
+    pub actions: Vec<Action>,
+    /// The frame's L2 domain, for `normal`.
+    pub domain: L2Domain,
+    /// Where `normal` would send it, when the actions include `normal`.
+    pub normal: Option<NormalOutcome>,
+}
+
+impl Pmd {
+    /// Traces `req` through this PMD's cache, classifier and MAC table.
+    pub(super) fn trace(&mut self, req: &TraceRequest) -> Trace {
+        let key = extract(&req.frame, req.in_port);
+        let emc = match self.emc.lookup(&key, key.hash()) {
+            Some(d) => EmcProbe::Hit(d.map(|idx| self.classifier.rule(idx).id)),
+            None => EmcProbe::Miss,
+        };
+        // A side-effect-free scan (the classifier's own lookup counts hits and re-ranks):
+        // the matching rule of highest priority. Among equal priorities the datapath may pick
+        // another one (see the classifier's doc); a cache hit above shows the one it did pick.
+        let mut best: Option<(RuleId, u32, Vec<Action>)> = None;
+        for r in self.classifier.rules() {
+            if best.as_ref().is_some_and(|b| b.1 >= r.priority) || !r.matches().matches(&key) {
+                continue;
+            }
+            best = Some((r.id, r.priority, r.actions.to_vec()));
+        }
+        let decided = match emc {
+            EmcProbe::Hit(id) => id,
+            EmcProbe::Miss => best.as_ref().map(|b| b.0),
+        };
+        let actions = match decided {
+            Some(id) => self
+                .classifier
+                .get(id)
+                .map(|idx| self.classifier.rule(idx).actions.to_vec())
+                .unwrap_or_default(),
+            None => vec![Action::Normal],
+        };
+        let domain = match key.vlan_vid().and_then(VlanId::new) {
+            Some(vid) => L2Domain::vlan(vid),
+            None => L2Domain::untagged(),
+        };
+        let normal = actions.contains(&Action::Normal).then(|| {
+            let dst = key.eth_dst();
+            let learned = (!dst.is_multicast())
+                .then(|| self.fdb.lookup(domain, dst, Instant::now()))
+                .flatten();
+            match learned {
+                Some(port) => NormalOutcome::Learned(port),
+                None => NormalOutcome::Flood(
+                    self.flood
+                        .iter()
+                        .copied()
+                        .filter(|&p| p != req.in_port)
+                        .collect(),
+                ),
+            }
+        });
+        Trace {
+            pmd: self.cfg.index,
+            key,
+            emc,
+            rule: best.map(|b| (b.0, b.1)),
+            actions,
+            domain,
+            normal,
+        }
+    }
+}
