@@ -60,6 +60,46 @@ impl HostRegion {
         (off.checked_add(len)? <= self.len).then_some(off)
     }
 
+    /// Copies `dst.len()` bytes at guest address `gpa` out of the region. False (nothing
+    /// copied) unless the whole range lies inside this region.
+    #[inline(always)]
+    pub fn read_gpa(&self, gpa: u64, dst: &mut [u8]) -> bool {
+        match self.offset(gpa, dst.len() as u64) {
+            // SAFETY: `offset` checked that `[off, off + dst.len())` lies inside the mapping,
+            // which is live (see `new`); `dst` is switch memory, so the ranges cannot overlap.
+            // No reference into guest memory is formed.
+            Some(off) => unsafe {
+                std::ptr::copy_nonoverlapping(
+                    self.base.as_ptr().add(off as usize),
+                    dst.as_mut_ptr(),
+                    dst.len(),
+                );
+                true
+            },
+            None => false,
+        }
+    }
+
+    /// Copies `src` into the region at guest address `gpa`. False (nothing written) unless
+    /// the whole range lies inside this region.
+    #[inline(always)]
+    pub fn write_gpa(&self, gpa: u64, src: &[u8]) -> bool {
+        match self.offset(gpa, src.len() as u64) {
+            // SAFETY: in range (checked by `offset`), live mapping, and `src` is switch
+            // memory: the ranges cannot overlap. Writing plain bytes into guest memory shared
+            // with the guest is what a device does.
+            Some(off) => unsafe {
+                std::ptr::copy_nonoverlapping(
+                    src.as_ptr(),
+                    self.base.as_ptr().add(off as usize),
+                    src.len(),
+                );
+                true
+            },
+            None => false,
+        }
+    }
+
     /// Copies `dst.len()` bytes at offset `off` out of the region. False (nothing copied) if
     /// the range is not inside the region.
     #[inline]
@@ -176,6 +216,13 @@ mod test {
         assert!(!h.read(u64::MAX, &mut b));
         assert!(!h.write(u64::MAX - 2, &[0; 6]));
         assert!(h.read(4096, &mut []), "an empty copy at the end is fine");
+
+        assert!(h.write_gpa(0x10ffa, &[9, 8, 7, 6, 5, 4]));
+        assert!(h.read_gpa(0x10ffa, &mut b));
+        assert_eq!(b, [9, 8, 7, 6, 5, 4]);
+        assert!(!h.write_gpa(0x10ffb, &[0; 6]), "crosses the end");
+        assert!(!h.read_gpa(0xfffe, &mut b), "starts below the region");
+        assert!(!h.read_gpa(u64::MAX, &mut b));
     }
 
     #[test]

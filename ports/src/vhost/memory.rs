@@ -316,8 +316,8 @@ impl GuestMemoryTable {
     pub fn read(&self, buf: &mut [u8], gpa: u64, hint: &Cell<usize>) -> bool {
         // The hinted region first: one range check and a copy, inlined into the ring code.
         if let Some(r) = self.hosts.get(hint.get()) {
-            if let Some(off) = r.offset(gpa, buf.len() as u64) {
-                return r.read(off, buf);
+            if r.read_gpa(gpa, buf) {
+                return true;
             }
         }
         self.read_slow(buf, gpa, hint)
@@ -338,8 +338,8 @@ impl GuestMemoryTable {
     #[inline(always)]
     pub fn write(&self, buf: &[u8], gpa: u64, hint: &Cell<usize>) -> bool {
         if let Some(r) = self.hosts.get(hint.get()) {
-            if let Some(off) = r.offset(gpa, buf.len() as u64) {
-                return r.write(off, buf);
+            if r.write_gpa(gpa, buf) {
+                return true;
             }
         }
         self.write_slow(buf, gpa, hint)

@@ -387,6 +387,17 @@ impl SplitRing {
         let Some(dst) = pkt.prepare(frame_len as usize) else {
             return Ok(false);
         };
+        if let [seg] = self.segs[..] {
+            // Header and frame in one buffer (the common case): one copy.
+            let addr = seg.addr_at(NET_HDR_LEN as u64)?;
+            if !self.mem.read(dst, addr, &self.buf_hint) {
+                return Err(QueueError::BufferOutsideMemory {
+                    addr,
+                    len: frame_len,
+                });
+            }
+            return Ok(true);
+        }
         let mut skip = NET_HDR_LEN as u64;
         let mut off = 0usize;
         for seg in &self.segs {
@@ -525,6 +536,16 @@ impl SplitRing {
     /// Writes from `src` into `self.segs[from..to]` until either runs out; returns the bytes
     /// written (at most 2^32: the chain was checked when collected).
     fn write_segs(&self, from: usize, to: usize, src: &mut Src<'_>) -> Result<u32, QueueError> {
+        if let Some(seg) = self.segs[from..to].first() {
+            if src.pos == 0 && seg.len >= (NET_HDR_LEN + src.frame.len()) as u64 {
+                // The whole stream fits the first buffer (the common case): a fixed-size
+                // header store and one frame copy.
+                let n = self.write_at(seg, 0, &src.hdr)?
+                    + self.write_at(seg, NET_HDR_LEN as u64, src.frame)?;
+                src.advance(n);
+                return Ok(n as u32);
+            }
+        }
         let mut written = 0u64;
         for seg in &self.segs[from..to] {
             // Each segment takes at most the rest of the header and then frame bytes: at most
@@ -552,6 +573,23 @@ impl SplitRing {
             }
         }
         Ok(written as u32)
+    }
+
+    /// Writes `bytes` at `off` into `seg` (the caller checked that they fit the segment) and
+    /// marks them in the dirty log; returns their length.
+    #[inline(always)]
+    fn write_at(&self, seg: &Seg, off: u64, bytes: &[u8]) -> Result<usize, QueueError> {
+        let addr = seg.addr_at(off)?;
+        if !self.mem.write(bytes, addr, &self.buf_hint) {
+            return Err(QueueError::BufferOutsideMemory {
+                addr,
+                len: bytes.len() as u64,
+            });
+        }
+        if let Some(log) = &self.log {
+            log.mark(addr, bytes.len() as u64);
+        }
+        Ok(bytes.len())
     }
 
     // ----- notification suppression -----
@@ -674,6 +712,29 @@ impl SplitRing {
         if u32::from(head) >= self.cfg.size {
             return Err(QueueError::HeadOutOfRange(head));
         }
+        // The common chain: one plain descriptor (virtio-net drivers put header and frame in
+        // one buffer). Same checks as the general walk below, without its bookkeeping.
+        let d = self.read_desc(self.cfg.desc.0 + DESC_LEN * u64::from(head))?;
+        if d.flags & (DESC_F_NEXT | DESC_F_INDIRECT) == 0 {
+            if (d.flags & DESC_F_WRITE != 0) != writable {
+                return Err(QueueError::WrongDirection);
+            }
+            if d.len > 0 {
+                self.segs.push(Seg {
+                    addr: d.addr,
+                    len: u64::from(d.len),
+                });
+            }
+            return Ok(u64::from(d.len));
+        }
+        self.collect_chain(head, d, writable)
+    }
+
+    /// The general walk of [`SplitRing::collect`]: chains and indirect tables. `first` is the
+    /// head descriptor, already read.
+    #[inline(never)]
+    fn collect_chain(&mut self, head: u16, first: Desc, writable: bool) -> Result<u64, QueueError> {
+        let mut pending = Some(first);
         let mut table = self.cfg.desc.0;
         let mut table_len = self.cfg.size;
         let mut idx = head;
@@ -689,7 +750,10 @@ impl SplitRing {
             ttl -= 1;
             // idx < table_len (checked before every step) and the table lies in memory, so
             // this is in range; table + 16 * idx cannot overflow (the table's range was checked).
-            let d = self.read_desc(table + DESC_LEN * u64::from(idx))?;
+            let d = match pending.take() {
+                Some(d) => d,
+                None => self.read_desc(table + DESC_LEN * u64::from(idx))?,
+            };
             if d.flags & DESC_F_INDIRECT != 0 {
                 // §2.6.5.3.1: one level of indirection only, and never with NEXT.
                 if indirect {
