@@ -273,8 +273,10 @@ actions = ["output:b"]
         cpu = common::last_cpu(),
         sock = dir.path("vhu0.sock").display()
     );
-    let sw = Switch::start(&Config::from_toml(&cfg, "metrics.toml").unwrap()).unwrap();
-    let app = Arc::new(App::new(sw));
+    let cfg = Config::from_toml(&cfg, "metrics.toml").unwrap();
+    let sw = Switch::start(&cfg).unwrap();
+    // No persisted state and no token: /metrics needs neither.
+    let app = Arc::new(App::new(sw, None, cfg.switch.clone(), None));
     let server = Server::start(
         app.clone(),
         &Endpoints {
