@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 # the machine image.
 # dpdk-dev: dpdk-testpmd, whose net_virtio_user is a real vhost-user frontend the tests drive;
 # qemu-system-x86 busybox-static cpio kmod: real Linux guests (deploy/guest/build-image.sh).
+# prometheus: promtool lints /metrics, and a real Prometheus scrapes the switch
+# (api/tests/metrics.rs).
 packages=(ca-certificates gcc libc6-dev pkg-config iproute2 coreutils dpdk-dev
-          qemu-system-x86 busybox-static cpio kmod)
+          qemu-system-x86 busybox-static cpio kmod prometheus)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

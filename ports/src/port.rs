@@ -54,6 +54,13 @@ pub trait Port: Send {
 
     /// A transmit queue for PMD number `pmd` (each PMD gets its own handle).
     fn txq(&mut self, pmd: usize) -> Result<Box<dyn TxQueue>, PortError>;
+
+    /// Whether the port's peer is attached: `Some(true)` while a vhost-user frontend is
+    /// connected, `None` for ports that have no peer to wait for. Cheap (no queue lock):
+    /// metrics and the API read it on every request.
+    fn connected(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// Why a port operation failed.

@@ -48,13 +48,20 @@ fn server_mode_disconnect_and_reconnect() {
     let mut rxq = port.take_rxq(0).unwrap();
     let mut txq = port.txq(0).unwrap();
     check_silent(&port, &mut *rxq, &mut *txq);
+    assert_eq!(
+        Port::connected(&port),
+        Some(false),
+        "the state metrics export"
+    );
 
     let mut g = Guest::connect(&path, 1, MRG);
     check_traffic(&mut g, &mut *rxq, &mut *txq, 1);
+    assert_eq!(Port::connected(&port), Some(true));
     drop(g);
     wait_for("disconnect", || !port.is_connected());
     check_silent(&port, &mut *rxq, &mut *txq);
     assert!(!port.stats().connected);
+    assert_eq!(Port::connected(&port), Some(false));
 
     let mut g = Guest::connect(&path, 1, EVENT_IDX);
     check_traffic(&mut g, &mut *rxq, &mut *txq, 2);

@@ -112,7 +112,7 @@ pub struct FdbEntry {
 
 struct PortEntry {
     info: PortInfo,
-    _port: Box<dyn Port>,
+    port: Box<dyn Port>,
 }
 
 struct FlowEntry {
@@ -350,7 +350,7 @@ impl Switch {
                 config: cfg,
                 rxq_pmds,
             },
-            _port: port,
+            port,
         });
         drop(st);
         self.barrier()?;
@@ -387,6 +387,22 @@ impl Switch {
     /// All ports, in creation order.
     pub fn ports(&self) -> Vec<PortInfo> {
         self.lock().ports.iter().map(|p| p.info.clone()).collect()
+    }
+
+    /// Each port's connection state, in creation order: `Some(true)` while a vhost-user
+    /// frontend is attached, `None` for ports with no peer to wait for (memory). Cheap: no
+    /// PMD and no queue is involved.
+    pub fn port_connections(&self) -> Vec<(PortNo, Option<bool>)> {
+        self.lock()
+            .ports
+            .iter()
+            .map(|p| (p.info.no, p.port.connected()))
+            .collect()
+    }
+
+    /// The number of installed flows (no PMD is asked).
+    pub fn flow_count(&self) -> usize {
+        self.lock().flows.len()
     }
 
     /// The test side of a `memory` port.

@@ -74,6 +74,15 @@ impl PortCounters {
     }
 }
 
+/// One rx queue's counters, kept by the PMD polling it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxqCounters {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+}
+
 /// One PMD's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PmdStats {
@@ -142,6 +151,8 @@ pub struct PmdSnapshot {
     pub mac_entries: usize,
     /// Rx queues it polls: (port, queue).
     pub rxqs: Vec<(PortNo, usize)>,
+    /// Counters of each rx queue, in the order of `rxqs`.
+    pub rxq_counters: Vec<RxqCounters>,
     /// Counters.
     pub stats: PmdStats,
 }

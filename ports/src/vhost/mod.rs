@@ -305,6 +305,10 @@ impl Port for VhostUserPort {
             vring: 2 * (pmd % usize::from(self.shared.queue_pairs)),
         }))
     }
+
+    fn connected(&self) -> Option<bool> {
+        Some(self.is_connected())
+    }
 }
 
 impl Drop for VhostUserPort {

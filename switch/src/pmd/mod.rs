@@ -27,7 +27,7 @@ use nix::sys::eventfd::EventFd;
 use ports::{Packet, RxQueue, TxQueue, BURST};
 use tracing::{debug, error, info, warn};
 
-use crate::stats::{PmdSnapshot, PmdStats, StatsMirror};
+use crate::stats::{PmdSnapshot, PmdStats, RxqCounters, StatsMirror};
 use execute::{execute, Out, NORMAL};
 use idle::Sleeper;
 use lookup::{Decision, Misses};
@@ -99,6 +99,8 @@ pub(crate) struct RxqEntry {
     pub port: PortNo,
     pub index: usize,
     pub queue: Box<dyn RxQueue>,
+    /// This queue's counters (plain: only this PMD writes them).
+    pub counters: RxqCounters,
 }
 
 pub(crate) struct Pmd {
@@ -189,8 +191,12 @@ impl Pmd {
                 let n = self.rxqs[r].queue.rx_burst(&mut self.burst);
                 if n > 0 {
                     got += n;
+                    let n = n.min(BURST);
                     let port = self.rxqs[r].port;
-                    self.process(port, n.min(BURST), now);
+                    let bytes = self.process(port, n, now);
+                    let c = &mut self.rxqs[r].counters;
+                    c.rx_packets += n as u64;
+                    c.rx_bytes += bytes;
                 }
             }
             self.send_announcements();
@@ -233,8 +239,9 @@ impl Pmd {
         info!(pmd = self.cfg.index, "PMD stopped");
     }
 
-    /// Runs one rx burst of `n` frames from `in_port` through the pipeline.
-    fn process(&mut self, in_port: PortNo, n: usize, now: Instant) {
+    /// Runs one rx burst of `n` frames from `in_port` through the pipeline; returns the
+    /// burst's bytes.
+    fn process(&mut self, in_port: PortNo, n: usize, now: Instant) -> u64 {
         let Pmd {
             burst,
             keys,
@@ -292,6 +299,7 @@ impl Pmd {
                 tx.flush(out.stats);
             }
         }
+        bytes as u64
     }
 
     /// Tells the other PMDs what this burst learned, so their MAC tables agree.
@@ -325,7 +333,12 @@ impl Pmd {
         match cmd {
             PmdCmd::AddPort { port, rxqs, txq } => {
                 for (index, queue) in rxqs {
-                    self.rxqs.push(RxqEntry { port, index, queue });
+                    self.rxqs.push(RxqEntry {
+                        port,
+                        index,
+                        queue,
+                        counters: RxqCounters::default(),
+                    });
                 }
                 if self.txs.len() <= port.index() {
                     self.txs.resize_with(port.index() + 1, || None);
@@ -422,6 +435,9 @@ impl Pmd {
         snap.rxqs.clear();
         snap.rxqs
             .extend(self.rxqs.iter().map(|r| (r.port, r.index)));
+        snap.rxq_counters.clear();
+        snap.rxq_counters
+            .extend(self.rxqs.iter().map(|r| r.counters));
         snap.stats.clone_from(&self.stats);
         snap.stats.classifier_probes = self.classifier.stats().subtable_probes;
     }
