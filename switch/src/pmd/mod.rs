@@ -10,6 +10,7 @@
 //! Control reaches a PMD only through [`PmdCmd`] messages, drained with `try_recv` between
 //! bursts: the PMD never waits for the control plane, and every table it reads is its own.
 
+mod clock;
 mod execute;
 mod idle;
 mod lookup;
@@ -28,6 +29,7 @@ use ports::{Packet, RxQueue, TxQueue, BURST};
 use tracing::{debug, error, info, warn};
 
 use crate::stats::{PmdSnapshot, PmdStats, RxqCounters, StatsMirror};
+use clock::Clock;
 use execute::{execute, Out, NORMAL};
 use idle::Sleeper;
 use lookup::{Decision, Misses};
@@ -35,6 +37,8 @@ use tx::TxPort;
 
 /// How often a PMD copies its counters into its mirror.
 const PUBLISH_EVERY: Duration = Duration::from_millis(1);
+/// How long a PMD calibrates its clock when it starts.
+const CLOCK_CALIBRATION: Duration = Duration::from_millis(10);
 /// How often a PMD sweeps expired MACs out of its table (lookups ignore them anyway).
 const AGE_EVERY: Duration = Duration::from_secs(1);
 
@@ -177,8 +181,14 @@ impl Pmd {
                 "could not pin PMD thread"
             );
         }
+        // Pinned first, so the counter read below is the core's own.
+        let clock = Clock::new(CLOCK_CALIBRATION);
         info!(pmd = self.cfg.index, core = self.cfg.core, "PMD started");
-        let mut now = Instant::now();
+        let publish_every = PUBLISH_EVERY.as_nanos() as u64;
+        let age_every = AGE_EVERY.as_nanos() as u64;
+        let sleep_after = self.cfg.sleep_after.map(|d| d.as_nanos() as u64);
+        // Nanoseconds on `clock`: one counter read per iteration.
+        let mut now = clock.now_ns();
         let mut last_rx = now;
         let mut last_publish = now;
         let mut last_age = now;
@@ -193,15 +203,15 @@ impl Pmd {
                     got += n;
                     let n = n.min(BURST);
                     let port = self.rxqs[r].port;
-                    let bytes = self.process(port, n, now);
+                    let bytes = self.process(port, n, clock.instant(now));
                     let c = &mut self.rxqs[r].counters;
                     c.rx_packets += n as u64;
                     c.rx_bytes += bytes;
                 }
             }
             self.send_announcements();
-            let end = Instant::now();
-            let spent = end.duration_since(now).as_nanos() as u64;
+            let end = clock.now_ns();
+            let spent = end.saturating_sub(now);
             if got > 0 {
                 self.stats.busy_iterations += 1;
                 self.stats.busy_ns += spent;
@@ -209,16 +219,16 @@ impl Pmd {
             } else {
                 self.stats.idle_iterations += 1;
                 self.stats.idle_ns += spent;
-                if let Some(after) = self.cfg.sleep_after {
-                    if end.duration_since(last_rx) >= after {
+                if let Some(after) = sleep_after {
+                    if end.saturating_sub(last_rx) >= after {
                         self.publish();
                         if self.sleeper.sleep(&mut self.rxqs, &self.wake) {
                             self.stats.sleeps += 1;
                         }
                         // `last_rx` stays: if this wake brought no traffic (a timeout or a
                         // command), the next idle iteration goes straight back to sleep.
-                        let woke = Instant::now();
-                        self.stats.idle_ns += woke.duration_since(end).as_nanos() as u64;
+                        let woke = clock.now_ns();
+                        self.stats.idle_ns += woke.saturating_sub(end);
                         now = woke;
                         continue;
                     }
@@ -226,11 +236,11 @@ impl Pmd {
             }
             // One clock read per iteration: this iteration's end is the next one's start.
             now = end;
-            if now.duration_since(last_publish) >= PUBLISH_EVERY {
+            if now.saturating_sub(last_publish) >= publish_every {
                 self.publish();
                 last_publish = now;
-                if now.duration_since(last_age) >= AGE_EVERY {
-                    self.fdb.age(now);
+                if now.saturating_sub(last_age) >= age_every {
+                    self.fdb.age(clock.instant(now));
                     last_age = now;
                 }
             }
