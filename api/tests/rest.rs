@@ -387,3 +387,131 @@ fn unix_socket_and_no_auth() {
     sw.stop();
     assert!(!sock.exists(), "the API socket was left behind");
 }
+
+/// Trace names the rule the datapath then uses, also between two rules of equal priority that
+/// both match (in different subtables): a switch in this process with memory ports, so the
+/// test can send the traced frame and see which port it leaves by and which rule counts it.
+#[test]
+fn trace_names_the_rule_the_datapath_uses_among_equal_priorities() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use api::app::App;
+    use api::ctl::http::Endpoint;
+    use api::server::{Endpoints, Server};
+    use switch::{Config, Switch};
+
+    let cfg = format!(
+        r#"
+[switch]
+pmd_cores = [{cpu}]
+
+[[port]]
+name = "a"
+type = "memory"
+
+[[port]]
+name = "b"
+type = "memory"
+
+[[port]]
+name = "c"
+type = "memory"
+
+[[flow]]
+priority = 50
+match = {{ eth_type = "0x88b5" }}
+actions = ["output:b"]
+
+[[flow]]
+priority = 50
+match = {{ in_port = "a" }}
+actions = ["output:c"]
+
+# Lifts the in_port subtable ahead of the eth_type one in the probe order, so the tie goes
+# to flow 2, the flow installed last (a scan in install order would name flow 1).
+[[flow]]
+priority = 60
+match = {{ in_port = "c" }}
+actions = ["drop"]
+"#,
+        cpu = common::last_cpu()
+    );
+    let cfg = Config::from_toml(&cfg, "tie.toml").unwrap();
+    let app = Arc::new(App::new(
+        Switch::start(&cfg).unwrap(),
+        None,
+        cfg.switch.clone(),
+        None,
+    ));
+    let server = Server::start(
+        app.clone(),
+        &Endpoints {
+            tcp: Some("127.0.0.1:0".parse().unwrap()),
+            unix: None,
+        },
+    )
+    .unwrap();
+    let ep = Endpoint::Tcp(server.tcp_addr.unwrap().to_string());
+    let call = |method: &str, path: &str, body: Option<&str>| -> Value {
+        let r = ep.request(method, path, None, body).unwrap();
+        assert_eq!(r.status, 200, "{method} {path}: {}", r.body);
+        serde_json::from_str(&r.body).unwrap()
+    };
+    // 02:00:00:00:00:02 <- 02:00:00:00:00:01, EtherType 0x88b5, zero payload.
+    let hex = format!("020000000002 020000000001 88b5 {}", "00".repeat(46));
+    let trace_body = json!({"in_port": "a", "hex": hex}).to_string();
+
+    let t = call("POST", "/v1/trace", Some(&trace_body));
+    assert_eq!(t["emc"], "miss", "{t}");
+    let traced = t["rule"]["id"].as_u64().expect("a rule matches");
+    assert_eq!(t["rule"]["priority"], 50);
+    let (out, other) = match traced {
+        1 => ("b", "c"),
+        2 => ("c", "b"),
+        id => panic!("traced rule {id}"),
+    };
+    assert_eq!(t["actions"], json!([format!("output:{out}")]));
+
+    // Send the very frame: it leaves by the traced rule's port, and only that rule counts.
+    let frame: Vec<u8> = (0..hex.replace(' ', "").len() / 2)
+        .map(|i| u8::from_str_radix(&hex.replace(' ', "")[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let sw = &app.switch;
+    assert!(sw.mem_peer("a").unwrap().inject(&frame));
+    let got = sw
+        .mem_peer(out)
+        .unwrap()
+        .recv_timeout(Duration::from_secs(10));
+    assert_eq!(got.as_deref(), Some(&frame[..]), "not forwarded to {out}");
+    assert!(sw.mem_peer(other).unwrap().drain().is_empty());
+    let flows = call("GET", "/v1/flows", None);
+    let hits: Vec<(u64, u64)> = flows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["id"].as_u64().unwrap(), f["hits"].as_u64().unwrap()))
+        .collect();
+    let want: Vec<(u64, u64)> = [1, 2, 3]
+        .into_iter()
+        .map(|id| (id, u64::from(id == traced)))
+        .collect();
+    assert_eq!(hits, want, "{flows}");
+
+    // Now the PMD's exact-match cache holds the decision, naming the same rule.
+    let t = call("POST", "/v1/trace", Some(&trace_body));
+    assert_eq!(
+        (
+            t["emc"].as_str(),
+            t["emc_rule"].as_u64(),
+            t["rule"]["id"].as_u64()
+        ),
+        (Some("hit"), Some(traced), Some(traced)),
+        "{t}"
+    );
+    server.stop();
+    match Arc::try_unwrap(app) {
+        Ok(app) => app.switch.shutdown(),
+        Err(_) => panic!("the server kept the app"),
+    }
+}

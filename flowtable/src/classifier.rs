@@ -383,6 +383,15 @@ impl Classifier {
         self.count_lookup(found)
     }
 
+    /// The rule [`Classifier::lookup`] would pick for `key` right now, without counting
+    /// anything or re-ranking: the same probe, so among equal-priority matches it names the
+    /// very rule the datapath's next lookup would. For tracing and management, not the
+    /// datapath.
+    pub fn lookup_quiet(&self, key: &FlowKey) -> Option<RuleIdx> {
+        let found = self.probe(key);
+        (found.best != NONE).then_some(RuleIdx(found.best))
+    }
+
     /// The lookup of `key`, without side effects.
     #[inline]
     fn probe(&self, key: &FlowKey) -> Found {
@@ -952,6 +961,80 @@ mod test {
     fn batch_output_too_short() {
         let mut c = Classifier::new();
         c.lookup_batch(&[FlowKey::ZERO; 2], &mut [None]);
+    }
+
+    /// `lookup_quiet` names the rule `lookup` then picks, also among equal-priority matches
+    /// whose winner the re-ranking flips, and counts nothing.
+    #[test]
+    fn quiet_lookup_follows_lookup_through_ties_and_reranks() {
+        let mut c = Classifier::new();
+        c.insert(rule(1, 10, ip_dst(1), ip_dst(!0))).unwrap();
+        c.insert(rule(2, 10, tp_dst(1), tp_dst(!0))).unwrap();
+        let tie = key(1, 1);
+        let first = c.lookup_quiet(&tie).map(|i| c.rule(i).id);
+        let (stats, hits) = (c.stats(), c.rule_hits().collect::<Vec<_>>());
+        for _ in 0..3 {
+            c.lookup_quiet(&tie);
+            c.lookup_quiet(&key(7, 7));
+        }
+        assert_eq!(c.stats(), stats, "a quiet lookup counted");
+        assert!(c.rule_hits().eq(hits), "a quiet lookup credited a rule");
+        assert_eq!(c.lookup(&tie).map(|i| c.rule(i).id), first);
+        // Make the other subtable the hot one: the tie goes the other way.
+        let other_only = if first == Some(RuleId(1)) {
+            key(0, 1)
+        } else {
+            key(1, 0)
+        };
+        for _ in 0..10 {
+            c.lookup(&other_only).unwrap();
+        }
+        c.rerank();
+        let now = c.lookup_quiet(&tie).map(|i| c.rule(i).id);
+        assert_ne!(now, first, "the re-ranking did not flip the tie");
+        assert_eq!(c.lookup(&tie).map(|i| c.rule(i).id), now);
+        assert_eq!(c.lookup_quiet(&key(7, 7)), None);
+    }
+
+    /// Random rules with many equal priorities and overlaps, random keys: before every
+    /// counting lookup (some of which re-rank), the quiet one names the same slot.
+    #[test]
+    fn quiet_lookup_equals_lookup_random() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng >> 12;
+            rng ^= rng << 25;
+            rng ^= rng >> 27;
+            rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        let masks = [
+            FlowKey::ZERO,
+            ip_dst(0xffff_ff00),
+            ip_dst(!0),
+            tp_dst(0xffff),
+            key(0xffff_0000, 0xffff),
+        ];
+        let mut c = Classifier::new();
+        let mut live = Vec::new();
+        let mut compared = 0;
+        for id in 0..3000u64 {
+            if next() % 5 == 0 && !live.is_empty() {
+                let i = next() as usize % live.len();
+                c.remove(live.swap_remove(i)).unwrap();
+            } else {
+                let m = masks[next() as usize % masks.len()];
+                let v = key((next() % 64) as u32, (next() % 3) as u16).masked(&m);
+                c.insert(rule(id, (next() % 3) as u32, v, m)).unwrap();
+                live.push(RuleId(id));
+            }
+            for _ in 0..4 {
+                let k = key((next() % 70) as u32, (next() % 4) as u16);
+                let quiet = c.lookup_quiet(&k);
+                assert_eq!(quiet, c.lookup(&k), "rules {live:?}, key {k:?}");
+                compared += 1;
+            }
+        }
+        assert!(c.stats().lookups >= compared as u64 && c.stats().lookups > 2 * 1024);
     }
 
     #[test]

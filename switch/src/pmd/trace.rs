@@ -48,7 +48,8 @@ pub struct Trace {
     pub key: FlowKey,
     /// The cache's view.
     pub emc: EmcProbe,
-    /// The rule the classifier picks (highest priority match), with its priority.
+    /// The rule the classifier picks (highest priority match, the same one its lookup
+    /// picks among equal priorities), with its priority.
     pub rule: Option<(RuleId, u32)>,
     /// The actions that would run: the rule's (after the cache's decision when it holds
     /// one), or `normal`.
@@ -67,19 +68,16 @@ impl Pmd {
             Some(d) => EmcProbe::Hit(d.map(|idx| self.classifier.rule(idx).id)),
             None => EmcProbe::Miss,
         };
-        // A side-effect-free scan (the classifier's own lookup counts hits and re-ranks):
-        // the matching rule of highest priority. Among equal priorities the datapath may pick
-        // another one (see the classifier's doc); a cache hit above shows the one it did pick.
-        let mut best: Option<(RuleId, u32, Vec<Action>)> = None;
-        for r in self.classifier.rules() {
-            if best.as_ref().is_some_and(|b| b.1 >= r.priority) || !r.matches().matches(&key) {
-                continue;
-            }
-            best = Some((r.id, r.priority, r.actions.to_vec()));
-        }
+        // The classifier's own probe, minus the counting and re-ranking: the very rule its
+        // next lookup would pick, equal-priority ties included.
+        let best = self
+            .classifier
+            .lookup_quiet(&key)
+            .map(|idx| self.classifier.rule(idx))
+            .map(|r| (r.id, r.priority));
         let decided = match emc {
             EmcProbe::Hit(id) => id,
-            EmcProbe::Miss => best.as_ref().map(|b| b.0),
+            EmcProbe::Miss => best.map(|b| b.0),
         };
         let actions = match decided {
             Some(id) => self
@@ -113,7 +111,7 @@ impl Pmd {
             pmd: self.cfg.index,
             key,
             emc,
-            rule: best.map(|b| (b.0, b.1)),
+            rule: best,
             actions,
             domain,
             normal,
