@@ -41,6 +41,12 @@ fn health_metrics_and_openapi() {
     assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
     let (status, doc) = sw.call("GET", "/openapi.json", None, None);
     assert_eq!(status, 200);
+    assert_eq!(
+        doc["components"]["schemas"]["PortView"]["properties"]["connected"]["type"],
+        json!(["boolean", "null"]),
+        "{}",
+        doc["components"]["schemas"]["PortView"]
+    );
     for path in [
         "/v1/ports",
         "/v1/ports/{name}",
@@ -87,7 +93,10 @@ fn ports_crud_and_errors() {
     assert_eq!(status, 200);
     assert_eq!(v["config"]["socket"].as_str(), sock.to_str());
     assert_eq!(v["counters"]["rx_packets"], 0);
+    assert_eq!(v["connected"], false, "no frontend attached yet: {v}");
     let (_, list) = sw.call("GET", "/v1/ports", None, None);
+    assert!(list[0]["connected"].is_null(), "a memory port: {list}");
+    assert_eq!(list[2]["connected"], false, "{list}");
     let names: Vec<&str> = list
         .as_array()
         .unwrap()

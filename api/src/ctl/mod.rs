@@ -214,6 +214,7 @@ fn ports_table(v: &Value) -> String {
                 s(&p["config"]["type"]),
                 s(&p["port_no"]),
                 join(&p["rxq_pmds"]),
+                connected(&p["connected"]),
                 s(&c["rx_packets"]),
                 s(&c["tx_packets"]),
                 s(&c["tx_dropped"]),
@@ -222,10 +223,26 @@ fn ports_table(v: &Value) -> String {
         .collect();
     table::render(
         &[
-            "NAME", "TYPE", "NO", "RXQ-PMDS", "RX-PKTS", "TX-PKTS", "TX-DROP",
+            "NAME",
+            "TYPE",
+            "NO",
+            "RXQ-PMDS",
+            "CONNECTED",
+            "RX-PKTS",
+            "TX-PKTS",
+            "TX-DROP",
         ],
         &rows,
     )
+}
+
+/// A port's connection state: `yes`, `no`, or `-` for ports without a peer to wait for.
+fn connected(v: &Value) -> String {
+    match v.as_bool() {
+        Some(true) => "yes".into(),
+        Some(false) => "no".into(),
+        None => "-".into(),
+    }
 }
 
 fn port_lines(p: &Value) -> String {
@@ -238,6 +255,7 @@ fn port_lines(p: &Value) -> String {
         }
     }
     out.push_str(&format!("  rxq pmds: {}\n", join(&p["rxq_pmds"])));
+    out.push_str(&format!("  connected: {}\n", connected(&p["connected"])));
     if let Some(c) = p["counters"].as_object() {
         for (k, v) in c {
             out.push_str(&format!("  {k}: {}\n", s(v)));

@@ -27,6 +27,9 @@ pub struct PortView {
     pub port_no: u32,
     /// For each rx queue, the PMD polling it.
     pub rxq_pmds: Vec<usize>,
+    /// For ports with a peer to wait for (vhost-user): whether it is attached now (a
+    /// frontend connected, its rings set up). Null for ports without one (memory).
+    pub connected: Option<bool>,
     /// Counters summed over the PMDs.
     pub counters: Counters,
 }
@@ -47,6 +50,12 @@ pub struct Counters {
 }
 
 fn view(app: &App, p: PortInfo) -> PortView {
+    let connected = app
+        .switch
+        .port_connections()
+        .into_iter()
+        .find(|&(no, _)| no == p.no)
+        .and_then(|(_, c)| c);
     let mut total = PortCounters::default();
     for s in app.switch.stats() {
         if let Some(c) = s.stats.ports.get(p.no.index()) {
@@ -57,6 +66,7 @@ fn view(app: &App, p: PortInfo) -> PortView {
         name: p.config.name.clone(),
         port_no: p.no.0,
         rxq_pmds: p.rxq_pmds,
+        connected,
         config: p.config,
         counters: Counters {
             rx_packets: total.rx_packets,
