@@ -6,63 +6,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 use nix::sys::signal::Signal;
-
-const TESTPMD: &str = "dpdk-testpmd";
-
-/// A testpmd "guest": one virtio-user port on `sock`, forwarding lcore on CPU 0 (the switch's
-/// PMD has the last CPU to itself), no hugepages.
-fn testpmd(prefix: &str, sock: &Path, server: bool, mode: &str) -> Command {
-    // Line-buffered stdout: testpmd's replies must reach us as they are printed, not when a
-    // pipe buffer fills.
-    let mut c = Command::new("stdbuf");
-    c.arg("-oL").arg(TESTPMD);
-    c.args([
-        "--lcores",
-        "0@0,1@0",
-        "--main-lcore",
-        "0",
-        "-n",
-        "1",
-        "--no-pci",
-    ])
-    .args([
-        "--single-file-segments",
-        "--iova-mode=va",
-        "--no-huge",
-        "-m",
-        "256",
-    ])
-    .arg(format!("--file-prefix={prefix}"))
-    .arg(format!(
-        "--vdev=net_virtio_user0,path={},queues=1{}",
-        sock.display(),
-        if server { ",server=1" } else { "" }
-    ))
-    .args(["--", "-i", "--nb-cores=1", "--total-num-mbufs=8192"])
-    .arg(format!("--forward-mode={mode}"));
-    c
-}
-
-/// Stops forwarding and returns the accumulated (RX-packets, TX-packets) testpmd prints.
-fn stop_forwarding(p: &mut Proc) -> (u64, u64) {
-    p.send("stop");
-    p.wait_for(
-        "Accumulated forward statistics for all ports",
-        Duration::from_secs(20),
-    );
-    let rx = p.wait_for("RX-packets:", Duration::from_secs(5));
-    let tx = p.wait_for("TX-packets:", Duration::from_secs(5));
-    (
-        number_after(&rx, "RX-packets:"),
-        number_after(&tx, "TX-packets:"),
-    )
-}
 
 fn run(client_mode: bool) {
     let tag = if client_mode { "tpc" } else { "tps" };
@@ -103,7 +51,11 @@ actions = ["output:p0"]
     );
 
     let mut sw_cmd = Command::new(VSWITCHD);
-    sw_cmd.arg("--config").arg(&cfg).env("RUST_LOG", "info");
+    sw_cmd
+        .arg("--config")
+        .arg(&cfg)
+        .args(API_ANY_PORT)
+        .env("RUST_LOG", "info");
     let prefix = |p: &str| format!("vsw-{tag}-{p}-{}", std::process::id());
     // In client mode testpmd creates the sockets and the switch keeps retrying until they
     // exist, so the start order does not matter; start the switch first either way.
@@ -138,7 +90,7 @@ actions = ["output:p0"]
     let _ = tx.stop(Signal::SIGTERM, Duration::from_secs(20));
     // DPDK leaves its runtime directory (named by --file-prefix) behind.
     for p in ["rx", "tx"] {
-        let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(prefix(p)));
+        remove_dpdk_runtime(&prefix(p));
     }
 
     let status = sw.stop(Signal::SIGTERM, Duration::from_secs(20));
