@@ -1,11 +1,13 @@
 //! What the API serves: the running switch, its persisted state and the API token. Every
 //! change goes through [`App::change`], which applies it, writes the state, and undoes the
-//! change if the state cannot be written: an accepted change is a persisted change.
+//! change if the state cannot be written, or [`App::change_persisted_first`], which writes
+//! the state the change leads to before applying it (for changes that cannot be undone
+//! exactly): either way an accepted change is a persisted change.
 
 use std::sync::{Mutex, MutexGuard};
 
 use flowtable::RuleId;
-use switch::config::{FlowConfig, PortConfig, SwitchConfig};
+use switch::config::{FlowConfig, SwitchConfig};
 use switch::Switch;
 use tracing::{error, warn};
 
@@ -18,8 +20,6 @@ pub enum Undo {
     Nothing,
     /// Delete the port that was added.
     DelPort(String),
-    /// Re-create the port that was deleted.
-    AddPort(PortConfig),
     /// Delete the flows that were added.
     DelFlows(Vec<RuleId>),
     /// Re-install the flows that were deleted, with their ids.
@@ -114,7 +114,6 @@ impl App {
         let undone = match undo {
             Undo::Nothing => Ok(()),
             Undo::DelPort(name) => self.switch.del_port(&name),
-            Undo::AddPort(cfg) => self.switch.add_port(cfg).map(drop),
             Undo::DelFlows(ids) => ids.into_iter().try_for_each(|id| self.switch.del_flow(id)),
             Undo::RestoreFlows(flows) => self.switch.restore_flows(&flows, 0),
         };
@@ -122,5 +121,34 @@ impl App {
             warn!("undoing the change failed too: {u}");
         }
         Err(ApiError::internal(format!("persisting state: {e}")))
+    }
+
+    /// Runs one change that cannot be undone exactly (deleting a port: re-creating it would
+    /// give it a new number and move it to the end of the port order). `check` refuses the
+    /// change or returns the state as it will be after it, given the state now; that state
+    /// is written first, and only then does `apply` run. If writing fails nothing changed
+    /// (500 naming the state file); if `apply` fails, the state the switch is then in is
+    /// written back.
+    pub fn change_persisted_first(
+        &self,
+        check: impl FnOnce(&Switch, State) -> Result<State, ApiError>,
+        apply: impl FnOnce(&Switch) -> Result<(), ApiError>,
+    ) -> Result<(), ApiError> {
+        let ctl = self.lock();
+        let after = check(&self.switch, self.snapshot(&ctl))?;
+        let Some(store) = &ctl.store else {
+            return apply(&self.switch);
+        };
+        if let Err(e) = store.save(&after) {
+            error!("persisting state failed, the change was not applied: {e}");
+            return Err(ApiError::internal(format!("persisting state: {e}")));
+        }
+        let applied = apply(&self.switch);
+        if applied.is_err() {
+            if let Err(e) = store.save(&self.snapshot(&ctl)) {
+                warn!("the change failed, and writing back the state failed too: {e}");
+            }
+        }
+        applied
     }
 }

@@ -524,3 +524,55 @@ actions = ["drop"]
         Err(_) => panic!("the server kept the app"),
     }
 }
+
+/// When the state cannot be written, a change is refused with a 500 naming the state file
+/// and the switch is as before: an added port is gone again, a deleted port is still there
+/// under the same number, flows are unchanged. (A directory where the state's temporary
+/// file goes makes every write fail, even for root.)
+#[test]
+fn failed_state_write_changes_nothing() {
+    let dir = Scratch::new("rest-savefail");
+    let sw = Vswitchd::start(&dir, Some(TWO_PORTS), &[]);
+    let (s, v) = sw.auth(
+        "POST",
+        "/v1/ports",
+        Some(r#"{"name": "c", "type": "memory"}"#),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (_, ports_before) = sw.call("GET", "/v1/ports", None, None);
+    let (_, flows_before) = sw.call("GET", "/v1/flows", None, None);
+    let state_before = state_file(&sw);
+    let blocker = sw.state_dir.join("state.json.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+
+    for (method, path, body) in [
+        ("DELETE", "/v1/ports/c", None),
+        (
+            "POST",
+            "/v1/ports",
+            Some(r#"{"name": "d", "type": "memory"}"#),
+        ),
+        (
+            "POST",
+            "/v1/flows",
+            Some(r#"{"match": {"in_port": "c"}, "actions": ["drop"]}"#),
+        ),
+        ("DELETE", "/v1/flows/1", None),
+    ] {
+        let (s, v) = sw.auth(method, path, body);
+        assert_eq!(s, 500, "{method} {path}: {v}");
+        let e = v["error"].as_str().unwrap_or_default();
+        assert!(e.contains("state.json"), "{method} {path}: {v}");
+        let (_, ports) = sw.call("GET", "/v1/ports", None, None);
+        assert_eq!(ports, ports_before, "{method} {path} changed the ports");
+        let (_, flows) = sw.call("GET", "/v1/flows", None, None);
+        assert_eq!(flows, flows_before, "{method} {path} changed the flows");
+        assert_eq!(state_file(&sw), state_before);
+    }
+
+    // Writable again: the deletion goes through and is persisted.
+    std::fs::remove_dir(&blocker).unwrap();
+    assert_eq!(sw.auth("DELETE", "/v1/ports/c", None).0, 204);
+    assert!(!state_file(&sw).contains("\"c\""), "{}", state_file(&sw));
+    sw.stop();
+}

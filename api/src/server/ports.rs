@@ -143,27 +143,30 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     blocking(&app, move |app| {
-        app.change(|sw| {
-            let p = find(app, &name)?;
-            let users: Vec<String> = sw
-                .flow_configs()
-                .iter()
-                .filter(|(_, f)| names_port(f, &name))
-                .map(|(id, _)| id.0.to_string())
-                .collect();
-            if !users.is_empty() {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    format!(
-                        "port {name:?} is used by flow(s) {}; delete them first",
-                        users.join(", ")
-                    ),
-                    Some("name"),
-                ));
-            }
-            sw.del_port(&name)?;
-            Ok(((), Undo::AddPort(p.config)))
-        })
+        app.change_persisted_first(
+            |sw, mut state| {
+                find(app, &name)?;
+                let users: Vec<String> = sw
+                    .flow_configs()
+                    .iter()
+                    .filter(|(_, f)| names_port(f, &name))
+                    .map(|(id, _)| id.0.to_string())
+                    .collect();
+                if !users.is_empty() {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        format!(
+                            "port {name:?} is used by flow(s) {}; delete them first",
+                            users.join(", ")
+                        ),
+                        Some("name"),
+                    ));
+                }
+                state.ports.retain(|p| p.name != name);
+                Ok(state)
+            },
+            |sw| Ok(sw.del_port(&name)?),
+        )
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
