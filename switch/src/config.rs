@@ -172,7 +172,7 @@ pub struct VlanConfig {
     /// Trunk: VLANs carried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed: Option<Vec<u16>>,
-    /// Trunk: the VLAN of untagged frames.
+    /// Trunk: the VLAN of untagged frames (carried even if `allowed` does not list it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub native: Option<u16>,
 }
@@ -198,12 +198,17 @@ pub struct PortConfig {
     /// afxdp, tap: the kernel interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
-    /// afxdp: this node's underlay address with prefix length, e.g. `198.18.0.1/24`.
+    /// afxdp, tap, memory: this node's underlay address with prefix length, e.g.
+    /// `198.18.0.1/24`. The port with an `ip` is the underlay VXLAN runs over (at most one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
-    /// afxdp: the underlay gateway.
+    /// The underlay gateway (on the `ip` subnet), for VTEPs off that subnet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<Ipv4Addr>,
+    /// The underlay MTU (largest outer IPv4 packet), default 1500: larger inner frames are
+    /// dropped and counted, never fragmented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u16>,
     /// vxlan: the VNI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vni: Option<u32>,
@@ -405,10 +410,10 @@ impl PortConfig {
     pub fn validate(&self) -> Result<(), Problem> {
         validate_name(&self.name).map_err(|m| problem(vec![key("name")], m))?;
         let allowed: &[&str] = match self.kind {
-            PortType::Memory => &[],
+            PortType::Memory => &["ip", "gateway", "mtu"],
             PortType::VhostUser => &["socket", "mode", "queues"],
-            PortType::Afxdp => &["interface", "queues", "ip", "gateway"],
-            PortType::Tap => &["interface"],
+            PortType::Afxdp => &["interface", "queues", "ip", "gateway", "mtu"],
+            PortType::Tap => &["interface", "ip", "gateway", "mtu"],
             PortType::Vxlan => &["vni", "remote_ip", "local_ip"],
         };
         let present = [
@@ -418,6 +423,7 @@ impl PortConfig {
             ("interface", self.interface.is_some()),
             ("ip", self.ip.is_some()),
             ("gateway", self.gateway.is_some()),
+            ("mtu", self.mtu.is_some()),
             ("vni", self.vni.is_some()),
             ("remote_ip", self.remote_ip.is_some()),
             ("local_ip", self.local_ip.is_some()),
@@ -463,14 +469,69 @@ impl PortConfig {
                 ));
             }
         }
-        if let Some(ip) = &self.ip {
-            parse_cidr(ip).map_err(|m| problem(vec![key("ip")], m))?;
+        self.validate_underlay()?;
+        for (field, addr) in [("remote_ip", self.remote_ip), ("local_ip", self.local_ip)] {
+            if let Some(a) = addr {
+                if a.is_unspecified() || a.is_multicast() || a.is_broadcast() {
+                    return Err(problem(
+                        vec![key(field)],
+                        format!("{a} is not a unicast address"),
+                    ));
+                }
+            }
         }
         if let Some(v) = &self.vlan {
             v.validate().map_err(|mut p| {
                 p.path.insert(0, key("vlan"));
                 p
             })?;
+        }
+        Ok(())
+    }
+}
+
+impl PortConfig {
+    /// `ip`, `gateway`, `mtu`: the underlay fields.
+    fn validate_underlay(&self) -> Result<(), Problem> {
+        let Some(ip) = &self.ip else {
+            if self.gateway.is_some() || self.mtu.is_some() {
+                let field = if self.gateway.is_some() { "gateway" } else { "mtu" };
+                return Err(problem(
+                    vec![key(field)],
+                    "applies only to the underlay port: set `ip` too",
+                ));
+            }
+            return Ok(());
+        };
+        let (addr, len) = parse_cidr(ip).map_err(|m| problem(vec![key("ip")], m))?;
+        if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() || len == 0 {
+            return Err(problem(
+                vec![key("ip")],
+                format!("{ip:?} must be a unicast address with a prefix length of 1..=32"),
+            ));
+        }
+        if let Some(gw) = self.gateway {
+            let mask = u32::MAX << (32 - u32::from(len));
+            if gw == addr || (u32::from(gw) ^ u32::from(addr)) & mask != 0 {
+                return Err(problem(
+                    vec![key("gateway")],
+                    format!("{gw} is not another address on {ip}'s subnet"),
+                ));
+            }
+        }
+        if let Some(mtu) = self.mtu {
+            if !(576..=9216).contains(&mtu) {
+                return Err(problem(
+                    vec![key("mtu")],
+                    format!("{mtu} is out of range 576..=9216"),
+                ));
+            }
+        }
+        if self.vlan.is_some() {
+            return Err(problem(
+                vec![key("vlan")],
+                "does not apply to the underlay port (the one with `ip`): it is not a bridge port",
+            ));
         }
         Ok(())
     }
@@ -549,9 +610,18 @@ impl VlanConfig {
                             "a trunk needs at least one allowed VLAN",
                         )
                     })?;
+                let mut seen = HashSet::new();
                 for &v in allowed {
                     vid("allowed", v)?;
+                    if !seen.insert(v) {
+                        return Err(problem(
+                            vec![key("allowed")],
+                            format!("VLAN {v} is listed twice"),
+                        ));
+                    }
                 }
+                // The native VLAN is carried whether or not `allowed` lists it (the issue's
+                // own example has `allowed = [10, 20], native = 1`).
                 if let Some(n) = self.native {
                     vid("native", n)?;
                 }
@@ -626,6 +696,34 @@ impl Config {
                     vec![key("name")],
                     format!("{:?} is already the name of another port", port.name),
                 )));
+            }
+            let earlier = &self.ports[..i];
+            if port.ip.is_some() {
+                if let Some(u) = earlier.iter().find(|p| p.ip.is_some()) {
+                    return Err(at(problem(
+                        vec![key("ip")],
+                        format!(
+                            "port {:?} is already the underlay (only one port may have an ip)",
+                            u.name
+                        ),
+                    )));
+                }
+            }
+            if port.kind == PortType::Vxlan {
+                if let Some(o) = earlier.iter().find(|p| {
+                    p.kind == PortType::Vxlan && p.vni == port.vni && p.remote_ip == port.remote_ip
+                }) {
+                    return Err(at(problem(
+                        vec![key("vni")],
+                        format!("port {:?} already carries this VNI to this remote_ip", o.name),
+                    )));
+                }
+                if !self.ports.iter().any(|p| p.ip.is_some()) {
+                    return Err(at(problem(
+                        vec![key("type")],
+                        "a vxlan port needs an underlay: a port with `ip` (afxdp, tap or memory)",
+                    )));
+                }
             }
         }
         let resolve = |name: &str| {

@@ -23,10 +23,12 @@ use crate::config::{
     CompiledFlow, Config, FlowConfig, PathSeg, PortConfig, PortType, Problem, SocketMode,
     SwitchConfig,
 };
+use crate::pmd::vlan::PortVlan;
 use crate::pmd::{Pmd, PmdCmd, PmdConfig, RuleOp};
 
 pub use crate::pmd::trace::{EmcProbe, NormalOutcome, Trace, TraceRequest};
 use crate::stats::{PmdSnapshot, StatsMirror};
+use crate::tunnel::{self, Underlay, VxlanPort};
 
 /// How long a control call waits for the PMDs to apply a change.
 const PMD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -112,7 +114,8 @@ pub struct FdbEntry {
 
 struct PortEntry {
     info: PortInfo,
-    port: Box<dyn Port>,
+    /// The open port; `None` for virtual ports (vxlan).
+    port: Option<Box<dyn Port>>,
 }
 
 struct FlowEntry {
@@ -297,11 +300,68 @@ impl Switch {
                 })?;
                 self.attach(cfg, Box::new(port))
             }
+            PortType::Vxlan => self.add_vxlan(cfg),
             kind => Err(SwitchError::Unsupported {
                 name: cfg.name,
                 kind: kind.as_str(),
             }),
         }
+    }
+
+    /// Adds a vxlan port: a bridge port without queues whose frames go out of the uplink
+    /// encapsulated (the uplink may be added before or after it).
+    fn add_vxlan(&self, cfg: PortConfig) -> Result<PortNo, SwitchError> {
+        let mut st = self.lock();
+        if st.port_no(&cfg.name).is_some() {
+            return Err(SwitchError::PortExists(cfg.name));
+        }
+        // `validate` guarantees both are set for this type.
+        let (Some(vni), Some(remote)) = (cfg.vni.and_then(flowtable::Vni::new), cfg.remote_ip)
+        else {
+            return Err(SwitchError::Invalid(crate::config::Problem {
+                path: vec![PathSeg::Key("vni".into())],
+                message: "a vxlan port needs `vni` and `remote_ip`".into(),
+            }));
+        };
+        if let Some(other) = st.ports.iter().find(|p| {
+            let c = &p.info.config;
+            c.kind == PortType::Vxlan && c.vni == cfg.vni && c.remote_ip == cfg.remote_ip
+        }) {
+            return Err(SwitchError::Invalid(crate::config::Problem {
+                path: vec![PathSeg::Key("vni".into())],
+                message: format!(
+                    "port {:?} already carries VNI {} to {remote}",
+                    other.info.config.name,
+                    vni.get()
+                ),
+            }));
+        }
+        let no = PortNo(st.next_port);
+        st.next_port += 1;
+        let vxlan = VxlanPort {
+            port: no,
+            vni,
+            remote,
+            local: cfg.local_ip,
+        };
+        let vlan = PortVlan::from_config(cfg.vlan.as_ref());
+        self.broadcast(|| PmdCmd::AddVxlan {
+            port: no,
+            vlan: vlan.clone(),
+            vxlan,
+        });
+        info!(port = %cfg.name, no = no.0, vni = vni.get(), %remote, "vxlan port added");
+        st.ports.push(PortEntry {
+            info: PortInfo {
+                no,
+                config: cfg,
+                rxq_pmds: Vec::new(),
+            },
+            port: None,
+        });
+        drop(st);
+        self.barrier()?;
+        Ok(no)
     }
 
     /// Adds an already-open port: its rx queues are spread over the PMDs (each to the PMD
@@ -310,6 +370,17 @@ impl Switch {
         let mut st = self.lock();
         if st.port_no(&cfg.name).is_some() {
             return Err(SwitchError::PortExists(cfg.name));
+        }
+        if cfg.ip.is_some() {
+            if let Some(other) = st.ports.iter().find(|p| p.info.config.ip.is_some()) {
+                return Err(SwitchError::Invalid(crate::config::Problem {
+                    path: vec![PathSeg::Key("ip".into())],
+                    message: format!(
+                        "port {:?} is already the underlay (only one port may have an ip)",
+                        other.info.config.name
+                    ),
+                }));
+            }
         }
         let port_err = |source| SwitchError::Port {
             name: cfg.name.clone(),
@@ -333,6 +404,8 @@ impl Switch {
         let no = PortNo(st.next_port);
         st.next_port += 1;
         st.rxqs_per_pmd = load;
+        let vlan = PortVlan::from_config(cfg.vlan.as_ref());
+        let underlay = underlay_of(&cfg, no);
         for (pmd, (rxqs, txq)) in rxqs.into_iter().zip(txqs).enumerate() {
             self.send(
                 pmd,
@@ -340,6 +413,8 @@ impl Switch {
                     port: no,
                     rxqs,
                     txq,
+                    vlan: vlan.clone(),
+                    underlay,
                 },
             );
         }
@@ -350,7 +425,7 @@ impl Switch {
                 config: cfg,
                 rxq_pmds,
             },
-            port,
+            port: Some(port),
         });
         drop(st);
         self.barrier()?;
@@ -396,7 +471,7 @@ impl Switch {
         self.lock()
             .ports
             .iter()
-            .map(|p| (p.info.no, p.port.connected()))
+            .map(|p| (p.info.no, p.port.as_ref().and_then(|port| port.connected())))
             .collect()
     }
 
@@ -548,6 +623,33 @@ impl Switch {
             }
         }
     }
+}
+
+/// The underlay a port with an `ip` provides: its address, subnet, gateway and MTU, and the
+/// MAC the switch uses on it (the interface's own for AF_XDP, where the switch is the
+/// interface; otherwise one derived from the address, since the kernel side of a tap or
+/// the test side of a memory port has its own).
+fn underlay_of(cfg: &PortConfig, no: PortNo) -> Option<Underlay> {
+    let (ip, prefix_len) = crate::config::parse_cidr(cfg.ip.as_deref()?).ok()?;
+    let interface_mac = match (cfg.kind, cfg.interface.as_deref()) {
+        (PortType::Afxdp, Some(ifname)) => interface_mac(ifname),
+        _ => None,
+    };
+    let o = ip.octets();
+    Some(Underlay {
+        port: no,
+        ip,
+        prefix_len,
+        gateway: cfg.gateway,
+        mac: interface_mac.unwrap_or(MacAddr([0x02, 0x76, o[0], o[1], o[2], o[3]])),
+        mtu: cfg.mtu.unwrap_or(tunnel::DEFAULT_MTU),
+    })
+}
+
+/// A kernel interface's MAC address, from sysfs.
+fn interface_mac(ifname: &str) -> Option<MacAddr> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{ifname}/address")).ok()?;
+    text.trim().parse().ok()
 }
 
 /// Opens a vhost-user port: the switch owns the socket (server, the default) or connects to

@@ -3,7 +3,8 @@
 //! - [`config`]: the serde model shared by the config file, the API and persisted state;
 //! - [`control`]: [`Switch`], which owns ports and flows and sends every change to the PMDs;
 //! - `pmd`: the poll-mode threads and the per-burst pipeline (rx, key, lookup, execute, tx);
-//! - [`stats`]: per-PMD counters and how they are published.
+//! - [`stats`]: per-PMD counters and how they are published;
+//! - [`tunnel`]: VXLAN ports over an IPv4 underlay (ARP, neighbour cache, encap/decap).
 //!
 //! Layering: uses `flowtable` (packet logic) and `ports` (I/O); knows nothing of HTTP or the
 //! command line. `unsafe` is denied but for one instruction: the PMD clock's `rdtsc`
@@ -14,6 +15,7 @@ pub mod config;
 pub mod control;
 mod pmd;
 pub mod stats;
+pub mod tunnel;
 
 pub use config::Config;
 pub use control::{FdbEntry, FlowInfo, PortInfo, Switch, SwitchError};

@@ -20,17 +20,25 @@ pub enum DropReason {
     NoDestination,
     /// A VLAN push or pop could not be applied (frame too short or too long).
     Malformed,
+    /// The in-port does not carry the frame's VLAN (a tagged frame on an access port, a
+    /// VLAN a trunk does not allow, an untagged frame on a trunk without a native VLAN).
+    Vlan,
+    /// Overlay or underlay: see the tunnel counters for which (MTU, neighbour queue full or
+    /// unanswered, unknown VNI, not for this node, no underlay or route).
+    Tunnel,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::Rule,
         DropReason::NoPort,
         DropReason::TxFull,
         DropReason::InPort,
         DropReason::NoDestination,
         DropReason::Malformed,
+        DropReason::Vlan,
+        DropReason::Tunnel,
     ];
     /// How many reasons there are.
     pub const COUNT: usize = Self::ALL.len();
@@ -44,6 +52,8 @@ impl DropReason {
             DropReason::InPort => "in_port",
             DropReason::NoDestination => "no_destination",
             DropReason::Malformed => "malformed",
+            DropReason::Vlan => "vlan",
+            DropReason::Tunnel => "tunnel",
         }
     }
 }
@@ -155,6 +165,8 @@ pub struct PmdSnapshot {
     pub rxq_counters: Vec<RxqCounters>,
     /// Counters.
     pub stats: PmdStats,
+    /// VXLAN, ARP and neighbour counters.
+    pub tunnel: crate::tunnel::stats::TunnelStats,
 }
 
 /// The mirror a PMD publishes into and readers copy out of.

@@ -36,6 +36,10 @@ pub struct VxlanOuter {
     pub src_port: u16,
     /// Offset of the inner Ethernet frame within the outer frame.
     pub inner_offset: usize,
+    /// Length of the inner Ethernet frame: what the outer IPv4 total length leaves after the
+    /// IPv4, UDP and VXLAN headers. Bytes past it (Ethernet padding, trailers) are not
+    /// part of the inner frame.
+    pub inner_len: usize,
 }
 
 const ETH_TYPE_IPV4: u16 = 0x0800;
@@ -293,8 +297,8 @@ fn arp(k: &mut FlowKey, p: &[u8]) {
 /// UDP to port 4789, a VXLAN header with the I flag set, and at least 14 bytes of inner
 /// frame before the IPv4 total length. Checksums are not verified. Never panics.
 ///
-/// The inner frame is `frame[inner_offset..]`; bytes past the outer IPv4 total length
-/// (Ethernet padding, which a frame this long never needs) would belong to it.
+/// The inner frame is `frame[inner_offset..inner_offset + inner_len]`; bytes past the outer
+/// IPv4 total length (Ethernet padding, trailers) are not part of it.
 pub fn extract_vxlan(frame: &[u8]) -> Option<VxlanOuter> {
     let (eth, mut rest) = frame.split_first_chunk::<14>()?;
     let mut eth_type = be16(eth, 12);
@@ -336,6 +340,7 @@ pub fn extract_vxlan(frame: &[u8]) -> Option<VxlanOuter> {
         dst: be32(h, 16),
         src_port: be16(udp, 0),
         inner_offset: l3_offset + ihl + 16,
+        inner_len: inner.len(),
     })
 }
 
@@ -896,6 +901,7 @@ mod test {
             dst: 0xc000_0202,
             src_port: 54321,
             inner_offset,
+            inner_len: 14,
         }
     }
 
@@ -907,6 +913,7 @@ mod test {
         let vx = VxlanPacket::new_checked(&VXLAN_FRAME[42..]).unwrap();
         assert_eq!(outer.vni, vx.vni());
         assert_eq!(&VXLAN_FRAME[outer.inner_offset..], vx.payload());
+        assert_eq!(outer.inner_len, VXLAN_FRAME.len() - outer.inner_offset);
         // The inner frame's key.
         let k = extract(&VXLAN_FRAME[outer.inner_offset..], PORT);
         assert_eq!(
@@ -972,5 +979,14 @@ mod test {
             &VXLAN_FRAME[34..],
         ]);
         assert_eq!(extract_vxlan(&frame), Some(vxlan_outer(54)));
+    }
+
+    #[test]
+    fn vxlan_inner_len_stops_at_total_length() {
+        // Trailing bytes (padding, a trailer) after the outer IPv4 packet are not inner frame.
+        let frame = cat(&[&VXLAN_FRAME, &[0xee; 10]]);
+        let outer = extract_vxlan(&frame).unwrap();
+        assert_eq!(outer, vxlan_outer(50));
+        assert_eq!(outer.inner_offset + outer.inner_len, VXLAN_FRAME.len());
     }
 }

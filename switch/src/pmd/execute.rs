@@ -8,11 +8,14 @@ use std::time::Instant;
 
 use flowtable::fdb::{L2Domain, Learned};
 use flowtable::key::{VLAN_PCP_MASK, VLAN_PRESENT, VLAN_VID_MASK};
-use flowtable::{Action, FlowKey, MacAddr, MacTable, PortNo, VlanId};
+use flowtable::{Action, FlowKey, MacAddr, MacTable, PortNo, VlanId, Vni};
 use ports::Packet;
 
 use super::tx::TxPort;
+use super::vlan::{self, PortVlan};
 use crate::stats::{DropReason, PmdStats};
+use crate::tunnel::encap::{self, TxCtx};
+use crate::tunnel::Tunnel;
 
 /// The action list of frames no rule matched.
 pub(crate) const NORMAL: &[Action] = &[Action::Normal];
@@ -22,6 +25,8 @@ pub(crate) struct Out<'a> {
     pub txs: &'a mut [Option<TxPort>],
     pub dirty: &'a mut Vec<PortNo>,
     pub flood: &'a [PortNo],
+    pub vlans: &'a [PortVlan],
+    pub tunnel: &'a mut Tunnel,
     pub fdb: &'a mut MacTable,
     pub announce: &'a mut Vec<(L2Domain, MacAddr, PortNo)>,
     pub stats: &'a mut PmdStats,
@@ -44,23 +49,34 @@ pub(crate) fn execute(
         .iter()
         .rposition(|a| matches!(a, Action::Output(_) | Action::Normal));
     let mut key = *key;
+    // The VNI a `set_tunnel` chose for later outputs to vxlan ports.
+    let mut tun: Option<Vni> = None;
     for (i, action) in actions.iter().enumerate() {
         let mv = Some(i) == last_out;
         match *action {
             Action::Output(port) => {
-                emit(out, in_port, port, pkt, mv);
+                emit(out, in_port, port, &key, tun, pkt, mv);
             }
             Action::Normal => normal(out, in_port, &key, pkt, mv),
             Action::PushVlan { vid, pcp } => {
-                if !push_vlan(pkt, &mut key, vid, pcp) {
+                // The logical tag (access port, native VLAN) goes into the bytes first, so
+                // the new tag stacks on it as the key says.
+                if !vlan::materialize(pkt, &key) || !push_vlan(pkt, &mut key, vid, pcp) {
                     out.stats.drop(DropReason::Malformed);
                     return;
                 }
             }
-            Action::PopVlan => pop_vlan(pkt, &mut key),
-            // Tunnel metadata matters only to VXLAN outputs, which this datapath does not
-            // have yet; the frame itself is unchanged.
-            Action::SetTunnel(vni) => key.set_tun_id(vni.get()),
+            Action::PopVlan => {
+                if !vlan::materialize(pkt, &key) {
+                    out.stats.drop(DropReason::Malformed);
+                    return;
+                }
+                pop_vlan(pkt, &mut key)
+            }
+            Action::SetTunnel(vni) => {
+                key.set_tun_id(vni.get());
+                tun = Some(vni);
+            }
         }
         if mv {
             // The buffer now belongs to a tx batch; nothing after the last output can be
@@ -70,10 +86,31 @@ pub(crate) fn execute(
     }
 }
 
-/// Appends `pkt` to `port`'s tx batch: moves it when `mv`, copies it otherwise.
-fn emit(out: &mut Out<'_>, in_port: PortNo, port: PortNo, pkt: &mut Packet, mv: bool) {
+/// Appends `pkt` to `port`'s tx batch: moves it when `mv`, copies it otherwise. The bytes
+/// then get the tag (or lose it) as `port`'s VLAN mode wants for the key's VLAN; a vxlan
+/// port encapsulates towards the uplink instead.
+fn emit(
+    out: &mut Out<'_>,
+    in_port: PortNo,
+    port: PortNo,
+    key: &FlowKey,
+    tun: Option<Vni>,
+    pkt: &mut Packet,
+    mv: bool,
+) {
     if port == in_port {
         out.stats.drop(DropReason::InPort);
+        return;
+    }
+    let port_vlan = out.vlans.get(port.index()).unwrap_or(&PortVlan::Any);
+    if out.tunnel.vxlan_port(port).is_some() {
+        let mut cx = TxCtx {
+            txs: out.txs,
+            dirty: out.dirty,
+            stats: out.stats,
+            now: out.now,
+        };
+        encap::output(out.tunnel, port, port_vlan, key, tun, pkt, mv, &mut cx);
         return;
     }
     let Some(Some(tx)) = out.txs.get_mut(port.index()) else {
@@ -88,6 +125,11 @@ fn emit(out: &mut Out<'_>, in_port: PortNo, port: PortNo, pkt: &mut Packet, mv: 
         std::mem::swap(slot, pkt);
     } else {
         slot.copy_from(pkt.data());
+    }
+    if !vlan::egress(slot, key, port_vlan) {
+        // Not committed: the slot is reused; a dirty port with an empty batch flushes nothing.
+        out.stats.drop(DropReason::Malformed);
+        return;
     }
     tx.commit();
 }
@@ -115,22 +157,28 @@ fn normal(out: &mut Out<'_>, in_port: PortNo, key: &FlowKey, pkt: &mut Packet, m
     let dst = key.eth_dst();
     if !dst.is_multicast() {
         if let Some(port) = out.fdb.lookup(dom, dst, out.now) {
-            emit(out, in_port, port, pkt, mv);
+            emit(out, in_port, port, key, None, pkt, mv);
             return;
         }
     }
+    // Flood within the frame's VLAN: only to ports that carry it.
+    let vid = key.vlan_vid();
+    let vlans = out.vlans;
+    let floods_to = |p: PortNo| {
+        p != in_port && vlans.get(p.index()).is_none_or(|v| v.carries(vid))
+    };
     let flood = out.flood;
-    let mut left = flood.iter().filter(|&&p| p != in_port).count();
+    let mut left = flood.iter().filter(|&&p| floods_to(p)).count();
     if left == 0 {
         out.stats.drop(DropReason::NoDestination);
         return;
     }
     for &port in flood {
-        if port == in_port {
+        if !floods_to(port) {
             continue;
         }
         left -= 1;
-        emit(out, in_port, port, pkt, mv && left == 0);
+        emit(out, in_port, port, key, None, pkt, mv && left == 0);
     }
 }
 

@@ -15,8 +15,10 @@ mod execute;
 mod idle;
 mod lookup;
 pub(crate) mod trace;
-mod tx;
+pub(crate) mod tx;
+pub(crate) mod vlan;
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,10 +32,13 @@ use tracing::{debug, error, info, warn};
 
 use crate::stats::{PmdSnapshot, PmdStats, RxqCounters, StatsMirror};
 use clock::Clock;
+use crate::tunnel::encap::TxCtx;
+use crate::tunnel::{decap, Tunnel, Underlay, VxlanPort};
 use execute::{execute, Out, NORMAL};
 use idle::Sleeper;
 use lookup::{Decision, Misses};
 use tx::TxPort;
+use vlan::PortVlan;
 
 /// How often a PMD copies its counters into its mirror.
 const PUBLISH_EVERY: Duration = Duration::from_millis(1);
@@ -61,12 +66,23 @@ pub(crate) struct PmdReport {
 
 /// A message from the control plane (or a peer PMD) to a PMD.
 pub(crate) enum PmdCmd {
-    /// Start polling `rxqs` of `port` and transmit to it through `txq`.
+    /// Start polling `rxqs` of `port` and transmit to it through `txq`. `vlan` is its VLAN
+    /// mode; `underlay` is set when the port is the uplink (then it is not a bridge port).
     AddPort {
         port: PortNo,
         rxqs: Vec<(usize, Box<dyn RxQueue>)>,
         txq: Box<dyn TxQueue>,
+        vlan: PortVlan,
+        underlay: Option<Underlay>,
     },
+    /// Add a vxlan port: a bridge port without queues whose output is encapsulated.
+    AddVxlan {
+        port: PortNo,
+        vlan: PortVlan,
+        vxlan: VxlanPort,
+    },
+    /// Neighbours (underlay IPv4 to MAC) another PMD learned.
+    Neighbours(Vec<(Ipv4Addr, MacAddr)>),
     /// Forget a port: its queues are dropped and its MACs flushed.
     DelPort(PortNo),
     /// Apply rule changes, all at once between two bursts.
@@ -117,8 +133,12 @@ pub(crate) struct Pmd {
     rxqs: Vec<RxqEntry>,
     /// Indexed by port number.
     txs: Vec<Option<TxPort>>,
-    /// Ports `normal` floods to.
+    /// Ports `normal` floods to (bridge ports: not the underlay).
     flood: Vec<PortNo>,
+    /// Each port's VLAN mode, indexed by port number.
+    vlans: Vec<PortVlan>,
+    /// VXLAN ports, the underlay, neighbours.
+    tunnel: Tunnel,
     dirty: Vec<PortNo>,
     sleeper: Sleeper,
 
@@ -159,6 +179,8 @@ impl Pmd {
             rxqs: Vec::new(),
             txs: Vec::new(),
             flood: Vec::new(),
+            vlans: Vec::new(),
+            tunnel: Tunnel::new(),
             dirty: Vec::with_capacity(64),
             sleeper,
             classifier: Classifier::new(),
@@ -241,6 +263,7 @@ impl Pmd {
                 last_publish = now;
                 if now.saturating_sub(last_age) >= age_every {
                     self.fdb.age(clock.instant(now));
+                    self.tunnel_tick(clock.instant(now));
                     last_age = now;
                 }
             }
@@ -263,6 +286,8 @@ impl Pmd {
             txs,
             dirty,
             flood,
+            vlans,
+            tunnel,
             announce,
             stats,
             ..
@@ -279,6 +304,26 @@ impl Pmd {
         pc.rx_packets += n as u64;
         pc.rx_bytes += bytes as u64;
 
+        // Overlay hook: the underlay's frames are consumed (ARP) or decapsulated, each then
+        // with its vxlan port as in-port; other ports apply their VLAN mode. Either way the
+        // frames left are moved to the front.
+        let n = if tunnel.is_underlay(in_port) {
+            let mut cx = TxCtx {
+                txs,
+                dirty,
+                stats,
+                now,
+            };
+            decap::underlay_rx(tunnel, &mut burst[..n], &mut keys[..n], vlans, &mut cx)
+        } else {
+            match vlans.get(in_port.index()) {
+                Some(v) if *v != PortVlan::Any => {
+                    vlan::ingress_burst(v, &mut burst[..n], &mut keys[..n], stats)
+                }
+                _ => n,
+            }
+        };
+
         lookup::decide(
             &keys[..n],
             &mut decisions[..n],
@@ -292,6 +337,8 @@ impl Pmd {
             txs,
             dirty,
             flood,
+            vlans,
+            tunnel,
             fdb,
             announce,
             stats,
@@ -302,7 +349,8 @@ impl Pmd {
                 Some(idx) => &classifier.rule(idx).actions[..],
                 None => NORMAL,
             };
-            execute(&mut burst[i], &keys[i], in_port, actions, &mut out);
+            // Per frame: a decapsulated frame's in-port is its vxlan port.
+            execute(&mut burst[i], &keys[i], keys[i].in_port(), actions, &mut out);
         }
         for port in out.dirty.drain(..) {
             if let Some(Some(tx)) = out.txs.get_mut(port.index()) {
@@ -312,8 +360,30 @@ impl Pmd {
         bytes as u64
     }
 
+    /// Flushes the tx batches filled outside a burst (ARP requests, released frames).
+    fn flush_dirty(&mut self) {
+        for port in self.dirty.drain(..) {
+            if let Some(Some(tx)) = self.txs.get_mut(port.index()) {
+                tx.flush(&mut self.stats);
+            }
+        }
+    }
+
+    /// Overlay timer work: ARP retries, giving up on silent next hops.
+    fn tunnel_tick(&mut self, now: Instant) {
+        self.tunnel
+            .tick(now, &mut self.txs, &mut self.dirty, &mut self.stats);
+        self.flush_dirty();
+    }
+
     /// Tells the other PMDs what this burst learned, so their MAC tables agree.
     fn send_announcements(&mut self) {
+        if !self.tunnel.announce.is_empty() {
+            for peer in &self.peers {
+                let _ = peer.try_send(PmdCmd::Neighbours(self.tunnel.announce.clone()));
+            }
+            self.tunnel.announce.clear();
+        }
         if self.announce.is_empty() {
             return;
         }
@@ -341,7 +411,13 @@ impl Pmd {
 
     fn apply(&mut self, cmd: PmdCmd) -> Flow {
         match cmd {
-            PmdCmd::AddPort { port, rxqs, txq } => {
+            PmdCmd::AddPort {
+                port,
+                rxqs,
+                txq,
+                vlan,
+                underlay,
+            } => {
                 for (index, queue) in rxqs {
                     self.rxqs.push(RxqEntry {
                         port,
@@ -354,12 +430,41 @@ impl Pmd {
                     self.txs.resize_with(port.index() + 1, || None);
                 }
                 self.txs[port.index()] = Some(TxPort::new(port, txq));
-                self.flood.push(port);
+                self.set_vlan(port, vlan);
+                match underlay {
+                    Some(u) => self.tunnel.underlay = Some(u),
+                    None => self.flood.push(port),
+                }
                 self.stats.port_mut(port);
                 self.sleeper = Sleeper::new(&self.rxqs, &self.wake);
                 debug!(pmd = self.cfg.index, %port, "port added");
             }
+            PmdCmd::AddVxlan { port, vlan, vxlan } => {
+                self.set_vlan(port, vlan);
+                self.tunnel.add_vxlan(vxlan);
+                self.flood.push(port);
+                self.stats.port_mut(port);
+                debug!(pmd = self.cfg.index, %port, "vxlan port added");
+            }
+            PmdCmd::Neighbours(entries) => {
+                let now = Instant::now();
+                for (ip, mac) in entries {
+                    self.tunnel.learn(
+                        ip,
+                        mac,
+                        now,
+                        false,
+                        &mut self.txs,
+                        &mut self.dirty,
+                        &mut self.stats,
+                    );
+                }
+                self.flush_dirty();
+            }
             PmdCmd::DelPort(port) => {
+                let dropped = self.tunnel.del_port(port);
+                self.stats.drops[crate::stats::DropReason::Tunnel as usize] += dropped;
+                self.set_vlan(port, PortVlan::Any);
                 self.rxqs.retain(|r| r.port != port);
                 if let Some(slot) = self.txs.get_mut(port.index()) {
                     if let Some(mut tx) = slot.take() {
@@ -420,6 +525,13 @@ impl Pmd {
         Flow::Continue
     }
 
+    fn set_vlan(&mut self, port: PortNo, vlan: PortVlan) {
+        if self.vlans.len() <= port.index() {
+            self.vlans.resize_with(port.index() + 1, PortVlan::default);
+        }
+        self.vlans[port.index()] = vlan;
+    }
+
     /// Copies the counters into the mirror, unless a reader holds it right now (then the
     /// next publish catches up): the PMD never waits.
     fn publish(&self) {
@@ -449,6 +561,7 @@ impl Pmd {
         snap.rxq_counters
             .extend(self.rxqs.iter().map(|r| r.counters));
         snap.stats.clone_from(&self.stats);
+        snap.tunnel.clone_from(&self.tunnel.stats);
         snap.stats.classifier_probes = self.classifier.stats().subtable_probes;
     }
 }

@@ -35,7 +35,7 @@ pub enum EmcProbe {
 pub enum NormalOutcome {
     /// The destination MAC is learned on this port (in the frame's L2 domain).
     Learned(PortNo),
-    /// Flood to these ports (every port but the in-port).
+    /// Flood to these ports (every port carrying the frame's VLAN but the in-port).
     Flood(Vec<PortNo>),
 }
 
@@ -63,7 +63,15 @@ pub struct Trace {
 impl Pmd {
     /// Traces `req` through this PMD's cache, classifier and MAC table.
     pub(super) fn trace(&mut self, req: &TraceRequest) -> Trace {
-        let key = extract(&req.frame, req.in_port);
+        let mut key = extract(&req.frame, req.in_port);
+        // The in-port's VLAN mode puts the frame's logical VLAN into the key (a frame the
+        // port would refuse keeps its key as parsed; the datapath drops it as `vlan`).
+        if let Some(v) = self.vlans.get(req.in_port.index()) {
+            let mut k = key;
+            if v.ingress(&mut k) {
+                key = k;
+            }
+        }
         let emc = match self.emc.lookup(&key, key.hash()) {
             Some(d) => EmcProbe::Hit(d.map(|idx| self.classifier.rule(idx).id)),
             None => EmcProbe::Miss,
@@ -102,7 +110,13 @@ impl Pmd {
                     self.flood
                         .iter()
                         .copied()
-                        .filter(|&p| p != req.in_port)
+                        .filter(|&p| {
+                            p != req.in_port
+                                && self
+                                    .vlans
+                                    .get(p.index())
+                                    .is_none_or(|v| v.carries(key.vlan_vid()))
+                        })
                         .collect(),
                 ),
             }

@@ -62,3 +62,24 @@ impl TxPort {
         stats.drops[DropReason::TxFull as usize] += refused;
     }
 }
+
+/// Moves `pkt` into `port`'s batch (a buffer swap: `pkt` gets the slot's old buffer) and
+/// puts the port on the dirty list. False, with `pkt` untouched, if this PMD has no such
+/// port.
+pub(crate) fn enqueue(
+    txs: &mut [Option<TxPort>],
+    dirty: &mut Vec<PortNo>,
+    stats: &mut PmdStats,
+    port: PortNo,
+    pkt: &mut Packet,
+) -> bool {
+    let Some(Some(tx)) = txs.get_mut(port.index()) else {
+        return false;
+    };
+    if !tx.is_pending() {
+        dirty.push(port);
+    }
+    std::mem::swap(tx.slot(stats), pkt);
+    tx.commit();
+    true
+}

@@ -67,6 +67,7 @@ pub fn mem_port(name: &str) -> PortConfig {
         interface: None,
         ip: None,
         gateway: None,
+        mtu: None,
         vni: None,
         remote_ip: None,
         local_ip: None,
