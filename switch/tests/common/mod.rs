@@ -178,3 +178,45 @@ pub fn send_thread(
         sent
     })
 }
+
+/// An access VLAN setting.
+pub fn access(tag: u16) -> switch::config::VlanConfig {
+    switch::config::VlanConfig {
+        mode: switch::config::VlanMode::Access,
+        tag: Some(tag),
+        allowed: None,
+        native: None,
+    }
+}
+
+/// A trunk VLAN setting.
+pub fn trunk(allowed: &[u16], native: Option<u16>) -> switch::config::VlanConfig {
+    switch::config::VlanConfig {
+        mode: switch::config::VlanMode::Trunk,
+        tag: None,
+        allowed: Some(allowed.to_vec()),
+        native,
+    }
+}
+
+/// A memory port with a VLAN setting.
+pub fn mem_port_vlan(name: &str, vlan: Option<switch::config::VlanConfig>) -> PortConfig {
+    PortConfig {
+        vlan,
+        ..mem_port(name)
+    }
+}
+
+/// A switch with one PMD on the last CPU and `ports`; returns the memory peers in port order
+/// (`None` for ports that are not memory ports).
+pub fn switch_from(ports: Vec<PortConfig>, flows: &[FlowConfig]) -> (Switch, Vec<Option<MemPeer>>) {
+    let ncpu = std::thread::available_parallelism().unwrap().get();
+    let cfg = Config {
+        switch: switch_cfg(&[ncpu - 1]),
+        ports,
+        flows: flows.to_vec(),
+    };
+    let sw = Switch::start(&cfg).expect("switch starts");
+    let peers = cfg.ports.iter().map(|p| sw.mem_peer(&p.name)).collect();
+    (sw, peers)
+}
