@@ -495,7 +495,11 @@ impl PortConfig {
     fn validate_underlay(&self) -> Result<(), Problem> {
         let Some(ip) = &self.ip else {
             if self.gateway.is_some() || self.mtu.is_some() {
-                let field = if self.gateway.is_some() { "gateway" } else { "mtu" };
+                let field = if self.gateway.is_some() {
+                    "gateway"
+                } else {
+                    "mtu"
+                };
                 return Err(problem(
                     vec![key(field)],
                     "applies only to the underlay port: set `ip` too",
@@ -715,7 +719,10 @@ impl Config {
                 }) {
                     return Err(at(problem(
                         vec![key("vni")],
-                        format!("port {:?} already carries this VNI to this remote_ip", o.name),
+                        format!(
+                            "port {:?} already carries this VNI to this remote_ip",
+                            o.name
+                        ),
                     )));
                 }
                 if !self.ports.iter().any(|p| p.ip.is_some()) {

@@ -231,6 +231,14 @@ impl Switch {
                 .map(|(_, q)| q.tx.clone())
                 .collect();
             let _ = p.tx.send(PmdCmd::Peers(peers));
+            let wakes = sw
+                .pmds
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, q)| q.wake.clone())
+                .collect();
+            let _ = p.tx.send(PmdCmd::PeerWakes(wakes));
         }
         sw.barrier()?;
         Ok(sw)

@@ -130,8 +130,16 @@ fn parse_encap(frame: &[u8]) -> Encapped {
         panic!("not IPv4")
     };
     assert_eq!((ip.source, ip.destination), (LOCAL, REMOTE));
-    assert_eq!(ip.header_checksum, ip.calc_header_checksum(), "IPv4 checksum");
-    assert_eq!(usize::from(ip.total_len), frame.len() - 14, "IPv4 total length");
+    assert_eq!(
+        ip.header_checksum,
+        ip.calc_header_checksum(),
+        "IPv4 checksum"
+    );
+    assert_eq!(
+        usize::from(ip.total_len),
+        frame.len() - 14,
+        "IPv4 total length"
+    );
     assert!(ip.dont_fragment);
     let Some(TransportHeader::Udp(udp)) = h.transport else {
         panic!("not UDP")
@@ -176,7 +184,10 @@ fn arp_miss_holds_frames_then_delivers_them_encapsulated_in_order() {
     assert_eq!(got[0].len(), 1, "{:?}", got[0]);
     assert!(is_arp_request_for(&got[0][0], REMOTE));
     let t = tunnel_stats(&sw);
-    assert_eq!((t.neigh_misses, t.neigh_queued, t.arp_requests_sent), (5, 5, 1));
+    assert_eq!(
+        (t.neigh_misses, t.neigh_queued, t.arp_requests_sent),
+        (5, 5, 1)
+    );
 
     up.inject(&remote_arp_reply());
     let got = collect(&sw, &peers);
@@ -228,7 +239,11 @@ fn decap_delivers_to_the_matching_vxlan_port() {
     let inner = broadcast(7, 1);
     up.inject(&vxlan_frame(REMOTE, LOCAL, 100, &inner));
     let got = collect(&sw, &peers);
-    assert_eq!(got[1], vec![inner], "decapsulated into VLAN 10, out untagged");
+    assert_eq!(
+        got[1],
+        vec![inner],
+        "decapsulated into VLAN 10, out untagged"
+    );
     // Trailing bytes after the outer IPv4 packet are not part of the inner frame.
     let mut padded = vxlan_frame(REMOTE, LOCAL, 100, &unicast(7, 1, 2));
     padded.extend_from_slice(&[0xee; 8]);
@@ -322,7 +337,10 @@ fn resolution_queue_overflow_is_counted() {
     assert_eq!(t.neigh_queued + t.neigh_queue_overflow, u64::from(n));
     up.inject(&remote_arp_reply());
     let got = collect(&sw, &peers);
-    let seqs: Vec<u32> = got[0].iter().map(|f| seq_of(&parse_encap(f).inner)).collect();
+    let seqs: Vec<u32> = got[0]
+        .iter()
+        .map(|f| seq_of(&parse_encap(f).inner))
+        .collect();
     // The first ones were held, in order; the rest were dropped and counted.
     assert_sequence(&seqs, t.neigh_queued as u32, "held frames");
     assert_eq!(drops(&sw, DropReason::Tunnel), t.neigh_queue_overflow);
@@ -354,7 +372,11 @@ fn frames_over_the_underlay_mtu_are_dropped_and_counted() {
 fn set_tunnel_chooses_the_vni_per_flow() {
     let flows = [flow(
         100,
-        &[("in_port", "vm"), ("eth_type", "0x0800"), ("ip_dst", "198.18.0.3")],
+        &[
+            ("in_port", "vm"),
+            ("eth_type", "0x0800"),
+            ("ip_dst", "198.18.0.3"),
+        ],
         &["set_tunnel:200", "output:vx100"],
     )];
     let (sw, up, vm) = setup(None, &flows);
@@ -395,7 +417,10 @@ fn two_vnis_with_overlapping_addresses_stay_apart() {
     a.inject(&broadcast(1, 3));
     b.inject(&broadcast(1, 4));
     let got = collect(&sw, &p);
-    assert!(got[1].is_empty() && got[2].is_empty(), "tenants leaked locally");
+    assert!(
+        got[1].is_empty() && got[2].is_empty(),
+        "tenants leaked locally"
+    );
     let mut vnis: Vec<(u32, u32)> = got[0]
         .iter()
         .map(|f| {
@@ -425,20 +450,109 @@ fn config_rejects_bad_overlay_settings() {
     };
     bad(vec![vxlan("vx", 1, REMOTE, None)], "port[0].type");
     bad(
-        vec![uplink(None), PortConfig { ip: Some("198.18.0.5/24".into()), ..mem_port("u2") }],
+        vec![
+            uplink(None),
+            PortConfig {
+                ip: Some("198.18.0.5/24".into()),
+                ..mem_port("u2")
+            },
+        ],
         "port[1].ip",
     );
     bad(
-        vec![uplink(None), vxlan("a", 1, REMOTE, None), vxlan("b", 1, REMOTE, None)],
+        vec![
+            uplink(None),
+            vxlan("a", 1, REMOTE, None),
+            vxlan("b", 1, REMOTE, None),
+        ],
         "port[2].vni",
     );
-    bad(vec![PortConfig { gateway: Some([198, 18, 1, 1].into()), ..uplink(None) }], "gateway");
-    bad(vec![PortConfig { mtu: Some(100), ..uplink(None) }], "port[0].mtu");
-    bad(vec![PortConfig { mtu: Some(1400), ..mem_port("m") }], "port[0].mtu");
-    bad(vec![PortConfig { vlan: Some(access(10)), ..uplink(None) }], "port[0].vlan");
-    bad(vec![uplink(None), vxlan("v", 1, [224, 0, 0, 1], None)], "port[1].remote_ip");
-    bad(vec![mem_port_vlan("t", Some(trunk(&[10, 10], None)))], "vlan.allowed");
-    bad(vec![mem_port_vlan("t", Some(trunk(&[], None)))], "vlan.allowed");
+    bad(
+        vec![PortConfig {
+            gateway: Some([198, 18, 1, 1].into()),
+            ..uplink(None)
+        }],
+        "gateway",
+    );
+    bad(
+        vec![PortConfig {
+            mtu: Some(100),
+            ..uplink(None)
+        }],
+        "port[0].mtu",
+    );
+    bad(
+        vec![PortConfig {
+            mtu: Some(1400),
+            ..mem_port("m")
+        }],
+        "port[0].mtu",
+    );
+    bad(
+        vec![PortConfig {
+            vlan: Some(access(10)),
+            ..uplink(None)
+        }],
+        "port[0].vlan",
+    );
+    bad(
+        vec![uplink(None), vxlan("v", 1, [224, 0, 0, 1], None)],
+        "port[1].remote_ip",
+    );
+    bad(
+        vec![mem_port_vlan("t", Some(trunk(&[10, 10], None)))],
+        "vlan.allowed",
+    );
+    bad(
+        vec![mem_port_vlan("t", Some(trunk(&[], None)))],
+        "vlan.allowed",
+    );
     bad(vec![mem_port_vlan("a", Some(access(4095)))], "vlan.tag");
-    bad(vec![mem_port_vlan("t", Some(trunk(&[10], Some(0))))], "vlan.native");
+    bad(
+        vec![mem_port_vlan("t", Some(trunk(&[10], Some(0))))],
+        "vlan.native",
+    );
+}
+
+#[test]
+fn a_neighbour_learned_on_one_pmd_releases_frames_held_on_another() {
+    let ncpu = std::thread::available_parallelism().unwrap().get();
+    if ncpu < 2 {
+        panic!("this test needs 2 CPUs for 2 PMDs; the machine has {ncpu}");
+    }
+    let cfg = switch::Config {
+        switch: switch_cfg(&[ncpu - 2, ncpu - 1]),
+        ports: vec![
+            uplink(None),
+            mem_port_vlan("vm", Some(access(10))),
+            vxlan("vx100", 100, REMOTE, Some(10)),
+        ],
+        flows: Vec::new(),
+    };
+    let sw = Switch::start(&cfg).unwrap();
+    let ports = sw.ports();
+    assert_ne!(
+        ports[0].rxq_pmds, ports[1].rxq_pmds,
+        "uplink and vm should be polled by different PMDs"
+    );
+    let up = sw.mem_peer("uplink").unwrap();
+    let vm = sw.mem_peer("vm").unwrap();
+    let peers = [up.clone(), vm.clone()];
+    for seq in 0..3 {
+        vm.inject(&unicast(1, 2, seq));
+    }
+    let got = collect(&sw, &peers);
+    assert_eq!(got[0].len(), 1);
+    assert!(is_arp_request_for(&got[0][0], REMOTE));
+    // The reply reaches the uplink's PMD, which announces it to the vm's PMD.
+    up.inject(&remote_arp_reply());
+    settle(&sw, &peers);
+    // The announcement is applied between the peer's bursts; a barrier round trip covers it.
+    sw.barrier().unwrap();
+    let got = collect(&sw, &peers);
+    let seqs: Vec<u32> = got[0]
+        .iter()
+        .map(|f| seq_of(&parse_encap(f).inner))
+        .collect();
+    assert_sequence(&seqs, 3, "frames held on the other PMD");
 }

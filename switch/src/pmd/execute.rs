@@ -14,8 +14,8 @@ use ports::Packet;
 use super::tx::TxPort;
 use super::vlan::{self, PortVlan};
 use crate::stats::{DropReason, PmdStats};
-use crate::tunnel::encap::{self, TxCtx};
-use crate::tunnel::Tunnel;
+use crate::tunnel::encap;
+use crate::tunnel::{Tunnel, TxCtx};
 
 /// The action list of frames no rule matched.
 pub(crate) const NORMAL: &[Action] = &[Action::Normal];
@@ -164,9 +164,7 @@ fn normal(out: &mut Out<'_>, in_port: PortNo, key: &FlowKey, pkt: &mut Packet, m
     // Flood within the frame's VLAN: only to ports that carry it.
     let vid = key.vlan_vid();
     let vlans = out.vlans;
-    let floods_to = |p: PortNo| {
-        p != in_port && vlans.get(p.index()).is_none_or(|v| v.carries(vid))
-    };
+    let floods_to = |p: PortNo| p != in_port && vlans.get(p.index()).is_none_or(|v| v.carries(vid));
     let flood = out.flood;
     let mut left = flood.iter().filter(|&&p| floods_to(p)).count();
     if left == 0 {

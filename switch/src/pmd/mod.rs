@@ -32,8 +32,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::stats::{PmdSnapshot, PmdStats, RxqCounters, StatsMirror};
 use clock::Clock;
-use crate::tunnel::encap::TxCtx;
-use crate::tunnel::{decap, Tunnel, Underlay, VxlanPort};
+use crate::tunnel::{decap, Tunnel, TxCtx, Underlay, VxlanPort};
 use execute::{execute, Out, NORMAL};
 use idle::Sleeper;
 use lookup::{Decision, Misses};
@@ -94,6 +93,9 @@ pub(crate) enum PmdCmd {
     /// The other PMDs, for MAC announcements (applied between their bursts; a sleeping
     /// peer applies them when traffic wakes it, before deciding that traffic).
     Peers(Vec<Sender<PmdCmd>>),
+    /// The other PMDs' wake eventfds, so urgent announcements (neighbours that release
+    /// held frames) wake a sleeping peer.
+    PeerWakes(Vec<Arc<EventFd>>),
     /// Reply with a [`PmdReport`].
     Report(Sender<PmdReport>),
     /// Reply once everything sent before has been applied.
@@ -128,6 +130,7 @@ pub(crate) struct Pmd {
     cmds: Receiver<PmdCmd>,
     wake: Arc<EventFd>,
     peers: Vec<Sender<PmdCmd>>,
+    peer_wakes: Vec<Arc<EventFd>>,
     mirror: StatsMirror,
 
     rxqs: Vec<RxqEntry>,
@@ -175,6 +178,7 @@ impl Pmd {
             cmds,
             wake,
             peers: Vec::new(),
+            peer_wakes: Vec::new(),
             mirror,
             rxqs: Vec::new(),
             txs: Vec::new(),
@@ -350,7 +354,13 @@ impl Pmd {
                 None => NORMAL,
             };
             // Per frame: a decapsulated frame's in-port is its vxlan port.
-            execute(&mut burst[i], &keys[i], keys[i].in_port(), actions, &mut out);
+            execute(
+                &mut burst[i],
+                &keys[i],
+                keys[i].in_port(),
+                actions,
+                &mut out,
+            );
         }
         for port in out.dirty.drain(..) {
             if let Some(Some(tx)) = out.txs.get_mut(port.index()) {
@@ -371,8 +381,12 @@ impl Pmd {
 
     /// Overlay timer work: ARP retries, giving up on silent next hops.
     fn tunnel_tick(&mut self, now: Instant) {
-        self.tunnel
-            .tick(now, &mut self.txs, &mut self.dirty, &mut self.stats);
+        self.tunnel.tick(&mut TxCtx {
+            txs: &mut self.txs,
+            dirty: &mut self.dirty,
+            stats: &mut self.stats,
+            now,
+        });
         self.flush_dirty();
     }
 
@@ -381,6 +395,10 @@ impl Pmd {
         if !self.tunnel.announce.is_empty() {
             for peer in &self.peers {
                 let _ = peer.try_send(PmdCmd::Neighbours(self.tunnel.announce.clone()));
+            }
+            // A peer may hold frames for these neighbours: wake it if it sleeps.
+            for wake in &self.peer_wakes {
+                let _ = wake.write(1);
             }
             self.tunnel.announce.clear();
         }
@@ -448,16 +466,14 @@ impl Pmd {
             }
             PmdCmd::Neighbours(entries) => {
                 let now = Instant::now();
+                let mut cx = TxCtx {
+                    txs: &mut self.txs,
+                    dirty: &mut self.dirty,
+                    stats: &mut self.stats,
+                    now,
+                };
                 for (ip, mac) in entries {
-                    self.tunnel.learn(
-                        ip,
-                        mac,
-                        now,
-                        false,
-                        &mut self.txs,
-                        &mut self.dirty,
-                        &mut self.stats,
-                    );
+                    self.tunnel.learn(ip, mac, false, &mut cx);
                 }
                 self.flush_dirty();
             }
@@ -499,6 +515,7 @@ impl Pmd {
             }
             PmdCmd::FlushFdb => self.fdb.flush(),
             PmdCmd::Peers(peers) => self.peers = peers,
+            PmdCmd::PeerWakes(wakes) => self.peer_wakes = wakes,
             PmdCmd::Report(reply) => {
                 let now = Instant::now();
                 let report = PmdReport {

@@ -92,7 +92,10 @@ mod test {
         reply(&mut p, MAC, IP, &asked);
         let rep = parse(p.data()).unwrap();
         assert_eq!(rep.operation, ArpOperation::Reply);
-        assert_eq!((rep.source_hardware_addr, rep.source_protocol_addr), (MAC, IP));
+        assert_eq!(
+            (rep.source_hardware_addr, rep.source_protocol_addr),
+            (MAC, IP)
+        );
         assert_eq!(rep.target_hardware_addr, peer);
         assert_eq!(&p.data()[..6], &peer.0);
         // Truncated or non-ARP frames parse to nothing.

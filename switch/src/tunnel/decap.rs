@@ -10,8 +10,7 @@ use flowtable::wire::ArpOperation;
 use flowtable::FlowKey;
 use ports::Packet;
 
-use super::encap::TxCtx;
-use super::{arp, Tunnel, Underlay};
+use super::{arp, Tunnel, TxCtx, Underlay};
 use crate::pmd::tx;
 use crate::pmd::vlan::PortVlan;
 use crate::stats::DropReason;
@@ -125,7 +124,7 @@ fn arp_rx(t: &mut Tunnel, u: &Underlay, pkt: &mut Packet, cx: &mut TxCtx<'_>) {
         ArpOperation::Request if for_us => {
             if usable {
                 // The asker is about to talk to us; we will answer it.
-                t.learn(spa, sha, cx.now, true, cx.txs, cx.dirty, cx.stats);
+                t.learn(spa, sha, true, cx);
             }
             arp::reply(pkt, u.mac, u.ip, &a);
             if tx::enqueue(cx.txs, cx.dirty, cx.stats, u.port, pkt) {
@@ -135,13 +134,13 @@ fn arp_rx(t: &mut Tunnel, u: &Underlay, pkt: &mut Packet, cx: &mut TxCtx<'_>) {
         ArpOperation::Reply => {
             t.stats.arp_replies_received += 1;
             if usable && (for_us || t.neigh.knows(u32::from(spa))) {
-                t.learn(spa, sha, cx.now, true, cx.txs, cx.dirty, cx.stats);
+                t.learn(spa, sha, true, cx);
             }
         }
         _ => {
             // Someone else's request (or a gratuitous one): refresh a neighbour we know.
             if usable && t.neigh.knows(u32::from(spa)) {
-                t.learn(spa, sha, cx.now, true, cx.txs, cx.dirty, cx.stats);
+                t.learn(spa, sha, true, cx);
             }
             t.stats.underlay_other += 1;
             cx.stats.drop(DropReason::Tunnel);

@@ -3,7 +3,6 @@
 //! resolution queue).
 
 use std::net::Ipv4Addr;
-use std::time::Instant;
 
 use flowtable::wire::{
     vxlan, EtherType, EthernetPacket, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket,
@@ -14,21 +13,13 @@ use ports::Packet;
 use tracing::warn;
 
 use super::neigh::Lookup;
-use super::{Tunnel, ENCAP_LEN};
-use crate::pmd::tx::{self, TxPort};
+use super::{Tunnel, TxCtx, ENCAP_LEN};
+use crate::pmd::tx;
 use crate::pmd::vlan::{self, PortVlan};
-use crate::stats::{DropReason, PmdStats};
+use crate::stats::DropReason;
 
 /// TTL of the outer IPv4 header.
 const OUTER_TTL: u8 = 64;
-
-/// Where encapsulated frames go: the PMD's tx batches.
-pub(crate) struct TxCtx<'a> {
-    pub txs: &'a mut [Option<TxPort>],
-    pub dirty: &'a mut Vec<PortNo>,
-    pub stats: &'a mut PmdStats,
-    pub now: Instant,
-}
 
 /// The outer UDP source port for a flow: from its key's hash, in 49152..=65535 (RFC 7348
 /// section 5), so one flow keeps one port and different flows spread over underlay paths.
@@ -117,7 +108,7 @@ pub(crate) fn output(
                 cx.stats.drop(DropReason::NoPort);
             }
             if probe {
-                t.send_request(&u, next_hop, cx.txs, cx.dirty, cx.stats);
+                t.send_request(&u, next_hop, cx);
             }
         }
         Lookup::Pending { request } => {
@@ -129,7 +120,7 @@ pub(crate) fn output(
                 cx.stats.drop(DropReason::Tunnel);
             }
             if request {
-                t.send_request(&u, next_hop, cx.txs, cx.dirty, cx.stats);
+                t.send_request(&u, next_hop, cx);
             }
         }
         Lookup::Full => {

@@ -108,6 +108,14 @@ impl LogLimit {
     }
 }
 
+/// Where frames the overlay sends go: the PMD's tx batches, and the time.
+pub(crate) struct TxCtx<'a> {
+    pub txs: &'a mut [Option<TxPort>],
+    pub dirty: &'a mut Vec<PortNo>,
+    pub stats: &'a mut PmdStats,
+    pub now: Instant,
+}
+
 /// One PMD's overlay state.
 pub(crate) struct Tunnel {
     pub underlay: Option<Underlay>,
@@ -191,20 +199,17 @@ impl Tunnel {
 
     /// Records `ip` at `mac` and sends what was held for it. `announce` when learned here
     /// (not from a peer's announcement).
-    pub fn learn(
-        &mut self,
-        ip: Ipv4Addr,
-        mac: MacAddr,
-        now: Instant,
-        announce: bool,
-        txs: &mut [Option<TxPort>],
-        dirty: &mut Vec<PortNo>,
-        stats: &mut PmdStats,
-    ) {
+    pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, announce: bool, cx: &mut TxCtx<'_>) {
+        let TxCtx {
+            txs,
+            dirty,
+            stats,
+            now,
+        } = cx;
         let Some(u) = self.underlay else {
             return;
         };
-        if self.neigh.learn(u32::from(ip), mac, now) {
+        if self.neigh.learn(u32::from(ip), mac, *now) {
             self.stats.neigh_updates += 1;
             if announce {
                 self.announce.push((ip, mac));
@@ -222,36 +227,23 @@ impl Tunnel {
 
     /// Timer work (about once a second): repeats ARP requests for unresolved next hops and
     /// drops frames held for those that never answered.
-    pub fn tick(
-        &mut self,
-        now: Instant,
-        txs: &mut [Option<TxPort>],
-        dirty: &mut Vec<PortNo>,
-        stats: &mut PmdStats,
-    ) {
+    pub fn tick(&mut self, cx: &mut TxCtx<'_>) {
         let Some(u) = self.underlay else {
             return;
         };
-        let dropped = self.neigh.tick(now, &mut self.retry);
+        let dropped = self.neigh.tick(cx.now, &mut self.retry);
         self.stats.neigh_timeout_drops += dropped;
-        stats.drops[DropReason::Tunnel as usize] += dropped;
+        cx.stats.drops[DropReason::Tunnel as usize] += dropped;
         for i in 0..self.retry.len() {
             let target = Ipv4Addr::from(self.retry[i]);
-            self.send_request(&u, target, txs, dirty, stats);
+            self.send_request(&u, target, cx);
         }
     }
 
     /// Sends an ARP request for `target` out of the underlay.
-    fn send_request(
-        &mut self,
-        u: &Underlay,
-        target: Ipv4Addr,
-        txs: &mut [Option<TxPort>],
-        dirty: &mut Vec<PortNo>,
-        stats: &mut PmdStats,
-    ) {
+    fn send_request(&mut self, u: &Underlay, target: Ipv4Addr, cx: &mut TxCtx<'_>) {
         arp::request(&mut self.scratch, u.mac, u.ip, target);
-        if tx::enqueue(txs, dirty, stats, u.port, &mut self.scratch) {
+        if tx::enqueue(cx.txs, cx.dirty, cx.stats, u.port, &mut self.scratch) {
             self.stats.arp_requests_sent += 1;
         }
     }

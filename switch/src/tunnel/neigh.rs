@@ -33,8 +33,15 @@ pub(crate) const EXPIRE: Duration = Duration::from_secs(180);
 
 #[derive(Clone, Copy, Debug)]
 enum State {
-    Incomplete { sent: Instant, tries: u8 },
-    Reachable { mac: MacAddr, confirmed: Instant, probed: Option<Instant> },
+    Incomplete {
+        sent: Instant,
+        tries: u8,
+    },
+    Reachable {
+        mac: MacAddr,
+        confirmed: Instant,
+        probed: Option<Instant>,
+    },
 }
 
 /// What a next-hop lookup found.
@@ -99,15 +106,22 @@ impl NeighCache {
                 return Lookup::Full;
             }
         }
-        self.entries
-            .insert(ip, State::Incomplete { sent: now, tries: 1 });
+        self.entries.insert(
+            ip,
+            State::Incomplete {
+                sent: now,
+                tries: 1,
+            },
+        );
         Lookup::Pending { request: true }
     }
 
     /// Drops expired entries (no frames are held for reachable ones).
     fn evict(&mut self, now: Instant) {
         self.entries.retain(|_, s| match s {
-            State::Reachable { confirmed, .. } => now.saturating_duration_since(*confirmed) < EXPIRE,
+            State::Reachable { confirmed, .. } => {
+                now.saturating_duration_since(*confirmed) < EXPIRE
+            }
             State::Incomplete { .. } => true,
         });
     }
@@ -180,7 +194,9 @@ impl NeighCache {
                     false
                 }
             }
-            State::Reachable { confirmed, .. } => now.saturating_duration_since(*confirmed) < EXPIRE,
+            State::Reachable { confirmed, .. } => {
+                now.saturating_duration_since(*confirmed) < EXPIRE
+            }
         });
         let mut dropped = 0;
         let entries = &self.entries;
@@ -303,8 +319,20 @@ mod test {
         let t0 = Instant::now();
         c.learn(IP, MAC, t0);
         let t = t0 + REFRESH;
-        assert_eq!(c.lookup(IP, t), Lookup::Mac { mac: MAC, probe: true });
-        assert_eq!(c.lookup(IP, t), Lookup::Mac { mac: MAC, probe: false });
+        assert_eq!(
+            c.lookup(IP, t),
+            Lookup::Mac {
+                mac: MAC,
+                probe: true
+            }
+        );
+        assert_eq!(
+            c.lookup(IP, t),
+            Lookup::Mac {
+                mac: MAC,
+                probe: false
+            }
+        );
         let mut retry = Vec::with_capacity(8);
         c.tick(t0 + EXPIRE, &mut retry);
         assert!(!c.knows(IP));

@@ -44,23 +44,91 @@ impl TunnelStats {
     /// Every counter with its name and help text, in a fixed order (for exporters).
     pub fn fields(&self) -> [(&'static str, &'static str, u64); 17] {
         [
-            ("encap_packets", "Frames encapsulated into VXLAN.", self.encap_packets),
-            ("decap_packets", "VXLAN frames decapsulated to a vxlan port.", self.decap_packets),
-            ("mtu_drops", "Inner frames too large for the underlay MTU, dropped.", self.mtu_drops),
-            ("no_underlay_drops", "Frames to a VXLAN port without an underlay, dropped.", self.no_underlay_drops),
-            ("no_route_drops", "Frames to an off-link VTEP without a gateway, dropped.", self.no_route_drops),
-            ("neigh_misses", "Next-hop lookups without a usable neighbour entry.", self.neigh_misses),
-            ("neigh_queued", "Frames held while their next hop was resolved.", self.neigh_queued),
-            ("neigh_queue_overflow", "Frames dropped because the resolution queue was full.", self.neigh_queue_overflow),
-            ("neigh_timeout_drops", "Held frames dropped because the next hop never answered.", self.neigh_timeout_drops),
-            ("neigh_updates", "Neighbour entries learned or changed.", self.neigh_updates),
-            ("arp_requests_sent", "ARP requests sent to resolve next hops.", self.arp_requests_sent),
-            ("arp_replies_sent", "ARP replies sent for the underlay address.", self.arp_replies_sent),
-            ("arp_replies_received", "ARP replies received.", self.arp_replies_received),
-            ("decap_unknown_vni", "VXLAN frames for no configured vxlan port, dropped.", self.decap_unknown_vni),
-            ("decap_not_local", "VXLAN frames to another address, dropped.", self.decap_not_local),
-            ("decap_malformed", "VXLAN frames whose outer headers do not parse, dropped.", self.decap_malformed),
-            ("underlay_other", "Uplink frames neither VXLAN to us nor ARP, dropped.", self.underlay_other),
+            (
+                "encap_packets",
+                "Frames encapsulated into VXLAN.",
+                self.encap_packets,
+            ),
+            (
+                "decap_packets",
+                "VXLAN frames decapsulated to a vxlan port.",
+                self.decap_packets,
+            ),
+            (
+                "mtu_drops",
+                "Inner frames too large for the underlay MTU, dropped.",
+                self.mtu_drops,
+            ),
+            (
+                "no_underlay_drops",
+                "Frames to a VXLAN port without an underlay, dropped.",
+                self.no_underlay_drops,
+            ),
+            (
+                "no_route_drops",
+                "Frames to an off-link VTEP without a gateway, dropped.",
+                self.no_route_drops,
+            ),
+            (
+                "neigh_misses",
+                "Next-hop lookups without a usable neighbour entry.",
+                self.neigh_misses,
+            ),
+            (
+                "neigh_queued",
+                "Frames held while their next hop was resolved.",
+                self.neigh_queued,
+            ),
+            (
+                "neigh_queue_overflow",
+                "Frames dropped because the resolution queue was full.",
+                self.neigh_queue_overflow,
+            ),
+            (
+                "neigh_timeout_drops",
+                "Held frames dropped because the next hop never answered.",
+                self.neigh_timeout_drops,
+            ),
+            (
+                "neigh_updates",
+                "Neighbour entries learned or changed.",
+                self.neigh_updates,
+            ),
+            (
+                "arp_requests_sent",
+                "ARP requests sent to resolve next hops.",
+                self.arp_requests_sent,
+            ),
+            (
+                "arp_replies_sent",
+                "ARP replies sent for the underlay address.",
+                self.arp_replies_sent,
+            ),
+            (
+                "arp_replies_received",
+                "ARP replies received.",
+                self.arp_replies_received,
+            ),
+            (
+                "decap_unknown_vni",
+                "VXLAN frames for no configured vxlan port, dropped.",
+                self.decap_unknown_vni,
+            ),
+            (
+                "decap_not_local",
+                "VXLAN frames to another address, dropped.",
+                self.decap_not_local,
+            ),
+            (
+                "decap_malformed",
+                "VXLAN frames whose outer headers do not parse, dropped.",
+                self.decap_malformed,
+            ),
+            (
+                "underlay_other",
+                "Uplink frames neither VXLAN to us nor ARP, dropped.",
+                self.underlay_other,
+            ),
         ]
     }
 }
