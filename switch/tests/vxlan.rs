@@ -556,3 +556,17 @@ fn a_neighbour_learned_on_one_pmd_releases_frames_held_on_another() {
         .collect();
     assert_sequence(&seqs, 3, "frames held on the other PMD");
 }
+
+#[test]
+fn the_overlay_example_config_is_valid() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/overlay.toml");
+    let cfg = switch::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cfg.ports
+            .iter()
+            .filter(|p| p.kind == PortType::Vxlan)
+            .count(),
+        2
+    );
+}
