@@ -1,0 +1,516 @@
+//! The overlay against real peers, in network namespaces: `vswitchd` processes with AF_XDP
+//! uplinks on veth pairs, the Linux kernel's own vxlan devices as remote VTEPs, and "guests"
+//! that are network namespaces behind a veth pair whose switch end is an AF_XDP port (the
+//! guest's kernel stack pings; no VM).
+//!
+//! Every namespace and interface is created per test with names made unique by the test's
+//! tag and this process's pid, and removed on drop (deleting a namespace deletes the veths
+//! in it). IPv6 is disabled in every namespace, so the only frames are the ones the test
+//! causes. Addresses: underlay 198.18.0.0/24, overlay 198.19.0.0/24.
+//!
+//! Needs root, `ip` (iproute2), `ping` (iputils-ping) and `sysctl` (procps).
+
+mod common;
+
+use std::process::{Command, Output};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::*;
+use nix::sys::signal::Signal;
+
+/// One test at a time: each starts one or two switches and several namespaces, and the
+/// machine has two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Runs a command; panics with its output if it fails or cannot start.
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: cannot start ({e}); is the tool installed?"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn ip(args: &[&str]) -> Output {
+    run(Command::new("ip").args(args))
+}
+
+fn require_tools() {
+    for (tool, package) in [
+        ("ip", "iproute2"),
+        ("ping", "iputils-ping"),
+        ("sysctl", "procps"),
+    ] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+            .unwrap_or(false);
+        assert!(found, "{tool} is not installed (Debian package {package})");
+    }
+}
+
+/// A network namespace, deleted (with every interface in it) on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(name: String) -> Netns {
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        ip(&["netns", "add", &name]);
+        let ns = Netns(name);
+        ns.exec(&[
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ]);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `ip -n NS ...`.
+    fn ip(&self, args: &[&str]) -> Output {
+        let mut c = Command::new("ip");
+        c.args(["-n", &self.0]).args(args);
+        run(&mut c)
+    }
+
+    /// A command inside the namespace.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).args(args);
+        c
+    }
+
+    fn exec(&self, args: &[&str]) -> Output {
+        run(&mut self.cmd(args))
+    }
+
+    /// An interface's received-frame counter.
+    fn rx_packets(&self, ifname: &str) -> u64 {
+        let out = self.exec(&[
+            "cat",
+            &format!("/sys/class/net/{ifname}/statistics/rx_packets"),
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+
+    /// Pings `dst` `count` times; true if every request got its reply. `-w` only bounds a
+    /// hung test; nothing here depends on how fast the answers come.
+    fn ping(&self, dst: &str, count: u32) -> bool {
+        let out = self
+            .cmd(&["ping", "-n", "-c", &count.to_string(), "-w", "60", dst])
+            .output()
+            .expect("ping runs");
+        eprintln!(
+            "[{}] ping {dst}: {}{}",
+            self.0,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.status.success()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// A veth pair with `a` in namespace `na` and `b` in `nb`, both up.
+fn veth(na: &Netns, a: &str, nb: &Netns, b: &str) {
+    ip(&[
+        "link", "add", a, "netns", &na.0, "type", "veth", "peer", "name", b, "netns", &nb.0,
+    ]);
+    na.ip(&["link", "set", a, "up"]);
+    nb.ip(&["link", "set", b, "up"]);
+}
+
+/// Names unique to one test in this process: `tag` (one letter) and the pid.
+struct Names {
+    tag: &'static str,
+    pid: u32,
+}
+
+impl Names {
+    fn new(tag: &'static str) -> Names {
+        Names {
+            tag,
+            pid: std::process::id() % 1_000_000,
+        }
+    }
+
+    /// A namespace name.
+    fn ns(&self, what: &str) -> String {
+        format!("vsw-{}{}-{what}", self.tag, self.pid)
+    }
+
+    /// An interface name (at most 15 bytes).
+    fn ifname(&self, what: &str) -> String {
+        let n = format!("{}{}{what}", self.tag, self.pid);
+        assert!(n.len() <= 15, "interface name {n:?} too long");
+        n
+    }
+}
+
+/// A guest: a namespace with `addr/24` and `mac` on a veth whose other end (`sw_if`, in
+/// `sw`) becomes an AF_XDP switch port.
+struct Guest {
+    ns: Netns,
+    ifname: String,
+}
+
+fn guest(names: &Names, what: &str, sw: &Netns, addr: &str, mac: &str) -> (Guest, String) {
+    let ns = Netns::new(names.ns(what));
+    let sw_if = names.ifname(&format!("{what}s"));
+    let ifname = names.ifname(&format!("{what}k"));
+    veth(sw, &sw_if, &ns, &ifname);
+    ns.ip(&["link", "set", &ifname, "address", mac]);
+    ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", &ifname]);
+    (Guest { ns, ifname }, sw_if)
+}
+
+/// The kernel's vxlan device `name` in `ns`: VNI `vni`, from `local` to `remote` over `dev`,
+/// overlay address `addr/24` and MAC `mac`.
+#[allow(clippy::too_many_arguments)]
+fn kernel_vxlan(
+    ns: &Netns,
+    name: &str,
+    vni: u32,
+    local: &str,
+    remote: &str,
+    dev: &str,
+    addr: &str,
+    mac: &str,
+) {
+    ns.ip(&[
+        "link",
+        "add",
+        name,
+        "address",
+        mac,
+        "type",
+        "vxlan",
+        "id",
+        &vni.to_string(),
+        "local",
+        local,
+        "remote",
+        remote,
+        "dstport",
+        "4789",
+        "dev",
+        dev,
+    ]);
+    ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", name]);
+    ns.ip(&["link", "set", name, "up"]);
+}
+
+/// A `vswitchd` running inside namespace `ns` from `config`; stopped with SIGTERM by
+/// [`Switchd::stop`] (or killed by PID on drop).
+struct Switchd {
+    proc: Proc,
+}
+
+impl Switchd {
+    fn start(ns: &Netns, dir: &Scratch, name: &str, config: &str) -> Switchd {
+        let path = dir.file(&format!("{name}.toml"), config);
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns.0, VSWITCHD, "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "info");
+        let mut proc = Proc::spawn(name, cmd);
+        proc.wait_for("vswitchd running", Duration::from_secs(30));
+        Switchd { proc }
+    }
+
+    /// Stops it and returns its log (with the totals it prints on the way out).
+    fn stop(mut self) -> String {
+        let status = self.proc.stop(Signal::SIGTERM, Duration::from_secs(20));
+        assert!(
+            status.success(),
+            "{} exited with {status}:\n{}",
+            self.proc.name,
+            self.proc.log
+        );
+        std::mem::take(&mut self.proc.log)
+    }
+}
+
+/// Packets dropped for `reason`, from the totals `vswitchd` logs when it stops.
+fn drop_total(log: &str, reason: &str) -> u64 {
+    let field = format!("reason={reason} ");
+    let line = log
+        .lines()
+        .find(|l| l.contains("drop totals") && l.contains(&field))
+        .unwrap_or_else(|| panic!("no drop totals for {reason} in the log:\n{log}"));
+    number_after(line, "packets=")
+}
+
+fn afxdp_port(name: &str, ifname: &str, extra: &str) -> String {
+    format!("[[port]]\nname = \"{name}\"\ntype = \"afxdp\"\ninterface = \"{ifname}\"\n{extra}\n")
+}
+
+fn vxlan_port(name: &str, vni: u32, remote: &str, tag: u16) -> String {
+    format!(
+        "[[port]]\nname = \"{name}\"\ntype = \"vxlan\"\nvni = {vni}\nremote_ip = \"{remote}\"\nvlan = {{ mode = \"access\", tag = {tag} }}\n"
+    )
+}
+
+fn switch_section() -> String {
+    format!("[switch]\npmd_cores = [{}]\n", last_cpu())
+}
+
+const GUEST_MAC: &str = "02:00:00:00:01:01";
+const FAR_MAC: &str = "02:00:00:00:01:02";
+
+/// One switch with an AF_XDP uplink to a namespace whose kernel vxlan device (VNI 100) holds
+/// 198.19.0.2, and one guest (198.19.0.1, VLAN 10 <-> VNI 100).
+struct KernelPeer {
+    guest: Guest,
+    far: Netns,
+    far_vx: String,
+    _sw_ns: Netns,
+    _dir: Scratch,
+    switchd: Switchd,
+}
+
+fn kernel_peer(tag: &'static str) -> KernelPeer {
+    require_tools();
+    let names = Names::new(tag);
+    let dir = Scratch::new(&format!("overlay-{tag}"));
+    let sw_ns = Netns::new(names.ns("sw"));
+    let far = Netns::new(names.ns("far"));
+    let (up, upk) = (names.ifname("up"), names.ifname("upk"));
+    veth(&sw_ns, &up, &far, &upk);
+    far.ip(&["addr", "add", "198.18.0.2/24", "dev", &upk]);
+    let far_vx = names.ifname("vx");
+    kernel_vxlan(
+        &far,
+        &far_vx,
+        100,
+        "198.18.0.2",
+        "198.18.0.1",
+        &upk,
+        "198.19.0.2",
+        FAR_MAC,
+    );
+    let (guest, g_sw) = guest(&names, "g", &sw_ns, "198.19.0.1", GUEST_MAC);
+    let config = format!(
+        "{}\n{}\n{}\n{}",
+        switch_section(),
+        afxdp_port("uplink", &up, "ip = \"198.18.0.1/24\""),
+        afxdp_port("vm", &g_sw, "vlan = { mode = \"access\", tag = 10 }"),
+        vxlan_port("vx100", 100, "198.18.0.2", 10),
+    );
+    let switchd = Switchd::start(&sw_ns, &dir, &format!("vswitchd-{tag}"), &config);
+    KernelPeer {
+        guest,
+        far,
+        far_vx,
+        _sw_ns: sw_ns,
+        _dir: dir,
+        switchd,
+    }
+}
+
+/// Issue test 1: a guest behind the switch pings an address on the kernel's vxlan device in
+/// another namespace, through the AF_XDP uplink (ARP for the overlay address crosses the
+/// tunnel too).
+#[test]
+fn guest_pings_kernel_vxlan_through_afxdp_uplink() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = kernel_peer("k");
+    let ok = t.guest.ns.ping("198.19.0.2", 3);
+    let log = t.switchd.stop();
+    assert!(
+        ok,
+        "guest could not ping the kernel vxlan peer; vswitchd log:\n{log}"
+    );
+    // The far side really received VXLAN: its vxlan device counted frames.
+    assert!(t.far.rx_packets(&t.far_vx) >= 3);
+}
+
+/// Issue test 4: the first frame to a VTEP the switch has never resolved is held while it
+/// ARPs, then delivered. Static neighbours on both overlay ends make the guest's single
+/// echo request the very first frame the switch sees, and `ping -c 1` never retransmits: the
+/// reply proves that frame was not lost.
+#[test]
+fn first_frame_to_unresolved_vtep_is_delivered_after_arp() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = kernel_peer("a");
+    let g = &t.guest;
+    g.ns.ip(&[
+        "neigh",
+        "replace",
+        "198.19.0.2",
+        "lladdr",
+        FAR_MAC,
+        "dev",
+        &g.ifname,
+        "nud",
+        "permanent",
+    ]);
+    t.far.ip(&[
+        "neigh",
+        "replace",
+        "198.19.0.1",
+        "lladdr",
+        GUEST_MAC,
+        "dev",
+        &t.far_vx,
+        "nud",
+        "permanent",
+    ]);
+    let ok = g.ns.ping("198.19.0.2", 1);
+    let log = t.switchd.stop();
+    assert!(ok, "the first echo request was lost; vswitchd log:\n{log}");
+    assert_eq!(drop_total(&log, "tunnel"), 0, "overlay drops:\n{log}");
+}
+
+/// Issue test 2: two switches, each with its AF_XDP uplink in its own namespace (a veth
+/// between them), VXLAN between them; a guest on each side pings the other.
+#[test]
+fn two_switches_carry_vxlan_between_their_guests() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let names = Names::new("t");
+    let dir = Scratch::new("overlay-t");
+    let ns_a = Netns::new(names.ns("swa"));
+    let ns_b = Netns::new(names.ns("swb"));
+    let (up_a, up_b) = (names.ifname("ua"), names.ifname("ub"));
+    veth(&ns_a, &up_a, &ns_b, &up_b);
+    let (ga, ga_sw) = guest(&names, "ga", &ns_a, "198.19.0.1", GUEST_MAC);
+    let (gb, gb_sw) = guest(&names, "gb", &ns_b, "198.19.0.2", FAR_MAC);
+    let config = |up: &str, ip: &str, vm: &str, remote: &str| {
+        format!(
+            "{}\n{}\n{}\n{}",
+            switch_section(),
+            afxdp_port("uplink", up, &format!("ip = \"{ip}/24\"")),
+            afxdp_port("vm", vm, "vlan = { mode = \"access\", tag = 10 }"),
+            vxlan_port("vx100", 100, remote, 10),
+        )
+    };
+    let sw_a = Switchd::start(
+        &ns_a,
+        &dir,
+        "vswitchd-a",
+        &config(&up_a, "198.18.0.1", &ga_sw, "198.18.0.2"),
+    );
+    let sw_b = Switchd::start(
+        &ns_b,
+        &dir,
+        "vswitchd-b",
+        &config(&up_b, "198.18.0.2", &gb_sw, "198.18.0.1"),
+    );
+    let a_to_b = ga.ns.ping("198.19.0.2", 3);
+    let b_to_a = gb.ns.ping("198.19.0.1", 3);
+    let (log_a, log_b) = (sw_a.stop(), sw_b.stop());
+    assert!(
+        a_to_b && b_to_a,
+        "a->b {a_to_b}, b->a {b_to_a}\nswitch A:\n{log_a}\nswitch B:\n{log_b}"
+    );
+}
+
+/// Issue test 3: two tenants on one switch, VLAN 10 <-> VNI 100 and VLAN 20 <-> VNI 200, to
+/// two kernel VTEPs; both tenants use the same addresses and MACs. Each tenant reaches its
+/// own far side, and nothing (ARP broadcasts and broadcast pings included) reaches the other
+/// tenant's guest or VTEP.
+#[test]
+fn tenants_with_overlapping_addresses_leak_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let names = Names::new("i");
+    let dir = Scratch::new("overlay-i");
+    let sw = Netns::new(names.ns("sw"));
+    // The underlay: a bridge in its own namespace joins the switch and two far VTEPs.
+    let wire = Netns::new(names.ns("wire"));
+    wire.ip(&["link", "add", "br0", "type", "bridge"]);
+    wire.ip(&["link", "set", "br0", "up"]);
+    let up = names.ifname("up");
+    let w0 = names.ifname("w0");
+    veth(&sw, &up, &wire, &w0);
+    wire.ip(&["link", "set", &w0, "master", "br0"]);
+    let far = |what: &str, underlay: &str, vni: u32| {
+        let ns = Netns::new(names.ns(what));
+        let (w, k) = (
+            names.ifname(&format!("w{what}")),
+            names.ifname(&format!("{what}k")),
+        );
+        veth(&wire, &w, &ns, &k);
+        wire.ip(&["link", "set", &w, "master", "br0"]);
+        ns.ip(&["addr", "add", &format!("{underlay}/24"), "dev", &k]);
+        let vx = names.ifname(&format!("{what}v"));
+        kernel_vxlan(
+            &ns,
+            &vx,
+            vni,
+            underlay,
+            "198.18.0.1",
+            &k,
+            "198.19.0.2",
+            FAR_MAC,
+        );
+        (ns, vx)
+    };
+    let (far_a, vx_a) = far("fa", "198.18.0.2", 100);
+    let (far_b, vx_b) = far("fb", "198.18.0.3", 200);
+    let (ga, ga_sw) = guest(&names, "ga", &sw, "198.19.0.1", GUEST_MAC);
+    let (gb, gb_sw) = guest(&names, "gb", &sw, "198.19.0.1", GUEST_MAC);
+    let config = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}",
+        switch_section(),
+        afxdp_port("uplink", &up, "ip = \"198.18.0.1/24\""),
+        afxdp_port("vma", &ga_sw, "vlan = { mode = \"access\", tag = 10 }"),
+        afxdp_port("vmb", &gb_sw, "vlan = { mode = \"access\", tag = 20 }"),
+        vxlan_port("vxa", 100, "198.18.0.2", 10),
+        vxlan_port("vxb", 200, "198.18.0.3", 20),
+    );
+    let switchd = Switchd::start(&sw, &dir, "vswitchd-i", &config);
+
+    // Tenant A talks (ARP broadcast, pings, a broadcast ping); B's side must see nothing.
+    let (b_guest0, b_vtep0) = (gb.ns.rx_packets(&gb.ifname), far_b.rx_packets(&vx_b));
+    let a_ok = ga.ns.ping("198.19.0.2", 3);
+    let _ = ga
+        .ns
+        .cmd(&["ping", "-n", "-b", "-c", "2", "-w", "5", "198.19.0.255"])
+        .output();
+    let (b_guest1, b_vtep1) = (gb.ns.rx_packets(&gb.ifname), far_b.rx_packets(&vx_b));
+    let a_reached = far_a.rx_packets(&vx_a);
+
+    // Then tenant B; A's side must see nothing new.
+    let (a_guest0, a_vtep0) = (ga.ns.rx_packets(&ga.ifname), far_a.rx_packets(&vx_a));
+    let b_ok = gb.ns.ping("198.19.0.2", 3);
+    let _ = gb
+        .ns
+        .cmd(&["ping", "-n", "-b", "-c", "2", "-w", "5", "198.19.0.255"])
+        .output();
+    let (a_guest1, a_vtep1) = (ga.ns.rx_packets(&ga.ifname), far_a.rx_packets(&vx_a));
+    let b_reached = far_b.rx_packets(&vx_b);
+
+    let log = switchd.stop();
+    assert!(
+        a_ok && b_ok,
+        "tenant A ping {a_ok}, tenant B ping {b_ok}; log:\n{log}"
+    );
+    assert!(
+        a_reached >= 3 && b_reached >= 3,
+        "VTEPs saw A {a_reached}, B {b_reached}"
+    );
+    assert_eq!(
+        (b_guest1 - b_guest0, b_vtep1 - b_vtep0),
+        (0, 0),
+        "tenant A's traffic reached tenant B (guest, VTEP)"
+    );
+    assert_eq!(
+        (a_guest1 - a_guest0, a_vtep1 - a_vtep0),
+        (0, 0),
+        "tenant B's traffic reached tenant A (guest, VTEP)"
+    );
+}
