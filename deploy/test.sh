@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 # qemu-system-x86 busybox-static cpio kmod: real Linux guests (deploy/guest/build-image.sh).
 # prometheus: promtool lints /metrics, and a real Prometheus scrapes the switch
 # (api/tests/metrics.rs).
+# iputils-ping procps: the overlay namespace tests (api/tests/overlay.rs) ping and sysctl.
 packages=(ca-certificates gcc libc6-dev pkg-config iproute2 coreutils dpdk-dev
-          qemu-system-x86 busybox-static cpio kmod prometheus)
+          qemu-system-x86 busybox-static cpio kmod prometheus iputils-ping procps)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
