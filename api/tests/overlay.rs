@@ -245,10 +245,11 @@ impl Switchd {
 
 /// Packets dropped for `reason`, from the totals `vswitchd` logs when it stops.
 fn drop_total(log: &str, reason: &str) -> u64 {
-    let field = format!("reason={reason} ");
+    // tracing writes `reason="tunnel"` (a &str field) or `reason=tunnel`.
+    let (quoted, bare) = (format!("reason=\"{reason}\""), format!("reason={reason} "));
     let line = log
         .lines()
-        .find(|l| l.contains("drop totals") && l.contains(&field))
+        .find(|l| l.contains("drop totals") && (l.contains(&quoted) || l.contains(&bare)))
         .unwrap_or_else(|| panic!("no drop totals for {reason} in the log:\n{log}"));
     number_after(line, "packets=")
 }
