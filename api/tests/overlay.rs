@@ -282,14 +282,13 @@ struct KernelPeer {
     switchd: Switchd,
 }
 
-fn kernel_peer(tag: &'static str) -> KernelPeer {
-    require_tools();
-    let names = Names::new(tag);
-    let dir = Scratch::new(&format!("overlay-{tag}"));
-    let sw_ns = Netns::new(names.ns("sw"));
+/// The far side of the underlay: namespace `far` with 198.18.0.2 on the veth peer of the
+/// switch's uplink (returned: the uplink's name) and the kernel vxlan device (VNI 100,
+/// 198.19.0.2) whose name is returned too.
+fn far_vtep(names: &Names, sw_ns: &Netns) -> (Netns, String, String) {
     let far = Netns::new(names.ns("far"));
     let (up, upk) = (names.ifname("up"), names.ifname("upk"));
-    veth(&sw_ns, &up, &far, &upk);
+    veth(sw_ns, &up, &far, &upk);
     far.ip(&["addr", "add", "198.18.0.2/24", "dev", &upk]);
     let far_vx = names.ifname("vx");
     kernel_vxlan(
@@ -302,6 +301,15 @@ fn kernel_peer(tag: &'static str) -> KernelPeer {
         "198.19.0.2",
         FAR_MAC,
     );
+    (far, far_vx, up)
+}
+
+fn kernel_peer(tag: &'static str) -> KernelPeer {
+    require_tools();
+    let names = Names::new(tag);
+    let dir = Scratch::new(&format!("overlay-{tag}"));
+    let sw_ns = Netns::new(names.ns("sw"));
+    let (far, far_vx, up) = far_vtep(&names, &sw_ns);
     let (guest, g_sw) = guest(&names, "g", &sw_ns, "198.19.0.1", GUEST_MAC);
     let config = format!(
         "{}\n{}\n{}\n{}",
@@ -336,6 +344,54 @@ fn guest_pings_kernel_vxlan_through_afxdp_uplink() {
     );
     // The far side really received VXLAN: its vxlan device counted frames.
     assert!(t.far.rx_packets(&t.far_vx) >= 3);
+}
+
+/// Issue test 1 with a real Linux guest: a QEMU (TCG) VM on a vhost-user port of the switch
+/// (VLAN 10 <-> VNI 100) pings the kernel vxlan device's address through the AF_XDP uplink.
+#[test]
+fn qemu_guest_pings_kernel_vxlan_through_afxdp_uplink() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !require_peer(qemu_guest::QEMU, "qemu-system-x86", "VSWITCH_SKIP_QEMU") {
+        return;
+    }
+    require_tools();
+    let image = qemu_guest::image();
+    let names = Names::new("q");
+    let dir = Scratch::new("overlay-q");
+    let sw_ns = Netns::new(names.ns("sw"));
+    let (far, far_vx, up) = far_vtep(&names, &sw_ns);
+    let sock = dir.path("vm.sock");
+    let config = format!(
+        "{}\n{}\n[[port]]\nname = \"vm\"\ntype = \"vhost-user\"\nsocket = \"{}\"\nvlan = {{ mode = \"access\", tag = 10 }}\n\n{}",
+        switch_section(),
+        afxdp_port("uplink", &up, "ip = \"198.18.0.1/24\""),
+        sock.display(),
+        vxlan_port("vx100", 100, "198.18.0.2", 10),
+    );
+    let switchd = Switchd::start(&sw_ns, &dir, "vswitchd-q", &config);
+    let mut vm = Proc::spawn(
+        "guest (pinger)",
+        qemu_guest::command(
+            &image,
+            &sock,
+            "52:54:00:12:01:01",
+            "vs.role=pinger vs.ip=198.19.0.1/24 vs.peer=198.19.0.2 vs.count=3 vs.wait=60",
+        ),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while qemu_guest::verdict(&vm.log).is_none() && std::time::Instant::now() < deadline {
+        vm.drain_for(Duration::from_millis(200));
+    }
+    let verdict = qemu_guest::verdict(&vm.log).map(str::to_string);
+    let _ = vm.stop(Signal::SIGTERM, Duration::from_secs(20));
+    let log = switchd.stop();
+    assert_eq!(
+        verdict.as_deref(),
+        Some("VSWITCH-TEST: PASS 3/3"),
+        "guest console:\n{}\nvswitchd:\n{log}",
+        vm.log
+    );
+    assert!(far.rx_packets(&far_vx) >= 3);
 }
 
 /// Issue test 4: the first frame to a VTEP the switch has never resolved is held while it

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+pub mod qemu_guest;
+
 /// The daemon under test.
 pub const VSWITCHD: &str = env!("CARGO_BIN_EXE_vswitchd");
 
