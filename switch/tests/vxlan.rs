@@ -61,6 +61,7 @@ fn tunnel_stats(sw: &Switch) -> TunnelStats {
         total.neigh_misses += t.neigh_misses;
         total.neigh_queued += t.neigh_queued;
         total.neigh_queue_overflow += t.neigh_queue_overflow;
+        total.neigh_timeout_drops += t.neigh_timeout_drops;
         total.arp_requests_sent += t.arp_requests_sent;
         total.arp_replies_sent += t.arp_replies_sent;
         total.arp_replies_received += t.arp_replies_received;
@@ -569,4 +570,39 @@ fn the_overlay_example_config_is_valid() {
             .count(),
         2
     );
+}
+
+#[test]
+fn an_unanswered_next_hop_is_asked_again_then_its_frames_dropped() {
+    // Retries run from the PMD's timer, also while it sleeps for lack of traffic.
+    let (sw, up, vm) = setup(None, &[]);
+    let peers = [up.clone(), vm.clone()];
+    vm.inject(&unicast(1, 2, 0));
+    settle(&sw, &peers);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while tunnel_stats(&sw).neigh_timeout_drops == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            tunnel_stats(&sw)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let t = tunnel_stats(&sw);
+    assert_eq!(
+        (t.arp_requests_sent, t.neigh_timeout_drops),
+        (3, 1),
+        "{t:?}"
+    );
+    let requests = up.drain();
+    assert_eq!(requests.len(), 3);
+    assert!(requests.iter().all(|f| is_arp_request_for(f, REMOTE)));
+    assert_eq!(drops(&sw, DropReason::Tunnel), 1);
+    // A later frame starts a new resolution.
+    vm.inject(&unicast(1, 2, 1));
+    up.inject(&remote_arp_reply());
+    let got = collect(&sw, &peers);
+    assert!(got[0]
+        .iter()
+        .any(|f| f.len() > 60 && seq_of(&parse_encap(f).inner) == 1));
 }

@@ -256,6 +256,8 @@ impl Pmd {
                         let woke = clock.now_ns();
                         self.stats.idle_ns += woke.saturating_sub(end);
                         now = woke;
+                        // Timers run while idle too (ARP retries for held frames).
+                        self.timers(&clock, now, &mut last_age, age_every);
                         continue;
                     }
                 }
@@ -265,11 +267,7 @@ impl Pmd {
             if now.saturating_sub(last_publish) >= publish_every {
                 self.publish();
                 last_publish = now;
-                if now.saturating_sub(last_age) >= age_every {
-                    self.fdb.age(clock.instant(now));
-                    self.tunnel_tick(clock.instant(now));
-                    last_age = now;
-                }
+                self.timers(&clock, now, &mut last_age, age_every);
             }
         }
         self.publish();
@@ -321,7 +319,7 @@ impl Pmd {
             decap::underlay_rx(tunnel, &mut burst[..n], &mut keys[..n], vlans, &mut cx)
         } else {
             match vlans.get(in_port.index()) {
-                Some(v) if *v != PortVlan::Any => {
+                Some(v) if !matches!(v, PortVlan::Any) => {
                     vlan::ingress_burst(v, &mut burst[..n], &mut keys[..n], stats)
                 }
                 _ => n,
@@ -376,6 +374,17 @@ impl Pmd {
             if let Some(Some(tx)) = self.txs.get_mut(port.index()) {
                 tx.flush(&mut self.stats);
             }
+        }
+    }
+
+    /// About once per [`AGE_EVERY`] (`age_every` ns on `clock`): MAC aging and the overlay's
+    /// timers.
+    fn timers(&mut self, clock: &Clock, now: u64, last_age: &mut u64, age_every: u64) {
+        if now.saturating_sub(*last_age) >= age_every {
+            let t = clock.instant(now);
+            self.fdb.age(t);
+            self.tunnel_tick(t);
+            *last_age = now;
         }
     }
 
