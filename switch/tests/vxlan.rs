@@ -606,3 +606,34 @@ fn an_unanswered_next_hop_is_asked_again_then_its_frames_dropped() {
         .iter()
         .any(|f| f.len() > 60 && seq_of(&parse_encap(f).inner) == 1));
 }
+
+#[test]
+fn a_vxlan_port_with_its_own_local_ip_uses_it_both_ways() {
+    const LOCAL2: [u8; 4] = [198, 18, 0, 9];
+    let mut vx = vxlan("vx100", 100, REMOTE, Some(10));
+    vx.local_ip = Some(LOCAL2.into());
+    let (sw, p) = switch_from(
+        vec![uplink(None), mem_port_vlan("vm", Some(access(10))), vx],
+        &[],
+    );
+    let p: Vec<MemPeer> = p.into_iter().flatten().collect();
+    let (up, vm) = (&p[0], &p[1]);
+    // ARP for the port's address is answered, with the switch's MAC.
+    up.inject(&arp_frame(1, REMOTE_MAC, REMOTE, [0; 6], LOCAL2));
+    let got = collect(&sw, &p);
+    assert_eq!(got[0].len(), 1);
+    assert_eq!(&got[0][0][22..28], &LOCAL_MAC, "sender MAC");
+    assert_eq!(&got[0][0][28..32], &LOCAL2, "sender address");
+    // Decap accepts VXLAN to it; encap sends from it.
+    up.inject(&vxlan_frame(REMOTE, LOCAL2, 100, &broadcast(7, 1)));
+    let got = collect(&sw, &p);
+    assert_eq!(got[1], vec![broadcast(7, 1)]);
+    vm.inject(&unicast(1, 7, 2));
+    let got = collect(&sw, &p);
+    assert_eq!(got[0].len(), 1);
+    let h = PacketHeaders::from_ethernet_slice(&got[0][0]).unwrap();
+    let Some(NetHeaders::Ipv4(ip, _)) = h.net else {
+        panic!("not IPv4")
+    };
+    assert_eq!((ip.source, ip.destination), (LOCAL2, REMOTE));
+}

@@ -118,7 +118,7 @@ fn arp_rx(t: &mut Tunnel, u: &Underlay, pkt: &mut Packet, cx: &mut TxCtx<'_>) {
     };
     let spa = a.source_protocol_addr;
     let sha = a.source_hardware_addr;
-    let for_us = a.target_protocol_addr == u.ip;
+    let for_us = t.is_local(a.target_protocol_addr);
     let usable = u.on_link(spa) && !spa.is_unspecified() && !sha.is_multicast();
     match a.operation {
         ArpOperation::Request if for_us => {
@@ -126,7 +126,7 @@ fn arp_rx(t: &mut Tunnel, u: &Underlay, pkt: &mut Packet, cx: &mut TxCtx<'_>) {
                 // The asker is about to talk to us; we will answer it.
                 t.learn(spa, sha, true, cx);
             }
-            arp::reply(pkt, u.mac, u.ip, &a);
+            arp::reply(pkt, u.mac, a.target_protocol_addr, &a);
             if tx::enqueue(cx.txs, cx.dirty, cx.stats, u.port, pkt) {
                 t.stats.arp_replies_sent += 1;
             }

@@ -189,6 +189,12 @@ impl Tunnel {
         0
     }
 
+    /// Whether `ip` is one of this node's VTEP addresses (the underlay's, or a vxlan port's
+    /// `local_ip`): ARP for it is answered.
+    pub fn is_local(&self, ip: Ipv4Addr) -> bool {
+        self.underlay.is_some_and(|u| u.ip == ip) || self.by_vni.iter().any(|p| p.local == Some(ip))
+    }
+
     /// The vxlan port for frames from `remote` with `vni`.
     #[inline]
     pub fn port_for(&self, vni: Vni, remote: Ipv4Addr) -> Option<&VxlanPort> {
