@@ -228,9 +228,18 @@ impl Switchd {
     fn start(ns: &Netns, dir: &Scratch, name: &str, config: &str) -> Switchd {
         let path = dir.file(&format!("{name}.toml"), config);
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &ns.0, VSWITCHD, "--config"])
-            .arg(&path)
-            .env("RUST_LOG", "info");
+        // No REST API: nothing here needs it (each namespace has its own loopback anyway).
+        cmd.args([
+            "netns",
+            "exec",
+            &ns.0,
+            VSWITCHD,
+            "--api-listen",
+            "off",
+            "--config",
+        ])
+        .arg(&path)
+        .env("RUST_LOG", "info");
         let mut proc = Proc::spawn(name, cmd);
         proc.wait_for("vswitchd running", Duration::from_secs(30));
         Switchd { proc }
