@@ -637,3 +637,88 @@ fn a_vxlan_port_with_its_own_local_ip_uses_it_both_ways() {
     };
     assert_eq!((ip.source, ip.destination), (LOCAL2, REMOTE));
 }
+
+#[test]
+fn off_link_vteps_go_through_the_gateway_or_are_dropped_without_one() {
+    const GW: [u8; 4] = [198, 18, 0, 254];
+    const GW_MAC: [u8; 6] = [0x02, 0xee, 0, 0, 0, 0xfe];
+    const FAR: [u8; 4] = [198, 18, 7, 2];
+    let with_gw = PortConfig {
+        gateway: Some(GW.into()),
+        ..uplink(None)
+    };
+    let (sw, p) = switch_from(
+        vec![
+            with_gw,
+            mem_port_vlan("vm", Some(access(10))),
+            vxlan("vxfar", 100, FAR, Some(10)),
+        ],
+        &[],
+    );
+    let p: Vec<MemPeer> = p.into_iter().flatten().collect();
+    p[1].inject(&unicast(1, 2, 0));
+    let got = collect(&sw, &p);
+    assert_eq!(got[0].len(), 1);
+    assert!(
+        is_arp_request_for(&got[0][0], GW),
+        "resolves the gateway, not the VTEP"
+    );
+    p[0].inject(&arp_frame(2, GW_MAC, GW, LOCAL_MAC, LOCAL));
+    let got = collect(&sw, &p);
+    assert_eq!(got[0].len(), 1);
+    let h = PacketHeaders::from_ethernet_slice(&got[0][0]).unwrap();
+    let Some(etherparse::LinkHeader::Ethernet2(eth)) = h.link else {
+        panic!("no Ethernet")
+    };
+    let Some(NetHeaders::Ipv4(ip, _)) = h.net else {
+        panic!("not IPv4")
+    };
+    assert_eq!(eth.destination, GW_MAC, "sent to the gateway's MAC");
+    assert_eq!(ip.destination, FAR, "addressed to the far VTEP");
+
+    // Without a gateway: counted and dropped.
+    let (sw, p) = switch_from(
+        vec![
+            uplink(None),
+            mem_port_vlan("vm", Some(access(10))),
+            vxlan("vxfar", 100, FAR, Some(10)),
+        ],
+        &[],
+    );
+    let p: Vec<MemPeer> = p.into_iter().flatten().collect();
+    p[1].inject(&unicast(1, 2, 0));
+    let got = collect(&sw, &p);
+    assert!(got[0].is_empty());
+    assert_eq!(tunnel_stats(&sw).no_route_drops, 1);
+    assert_eq!(drops(&sw, DropReason::Tunnel), 1);
+}
+
+#[test]
+fn removing_the_uplink_drops_held_frames_and_later_output_is_counted() {
+    let (sw, up, vm) = setup(None, &[]);
+    let peers = [up.clone(), vm.clone()];
+    for seq in 0..4 {
+        vm.inject(&unicast(1, 2, seq));
+    }
+    settle(&sw, &peers);
+    assert_eq!(tunnel_stats(&sw).neigh_queued, 4);
+    sw.del_port("uplink").unwrap();
+    assert_eq!(
+        drops(&sw, DropReason::Tunnel),
+        4,
+        "held frames dropped with the uplink"
+    );
+    vm.inject(&unicast(1, 2, 4));
+    settle(&sw, &[vm.clone()]);
+    let t: u64 = sw.stats().iter().map(|s| s.tunnel.no_underlay_drops).sum();
+    assert_eq!(t, 1);
+    // A new uplink brings the overlay back.
+    sw.add_port(uplink(None)).unwrap();
+    let up = sw.mem_peer("uplink").unwrap();
+    up.inject(&remote_arp_reply());
+    settle(&sw, &[up.clone()]);
+    vm.inject(&unicast(1, 2, 5));
+    let got = collect(&sw, &[up.clone(), vm.clone()]);
+    assert_eq!(got[0].len(), 1);
+    assert_eq!(seq_of(&parse_encap(&got[0][0]).inner), 5);
+}
