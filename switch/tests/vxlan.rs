@@ -709,14 +709,14 @@ fn removing_the_uplink_drops_held_frames_and_later_output_is_counted() {
         "held frames dropped with the uplink"
     );
     vm.inject(&unicast(1, 2, 4));
-    settle(&sw, &[vm.clone()]);
+    settle(&sw, std::slice::from_ref(&vm));
     let t: u64 = sw.stats().iter().map(|s| s.tunnel.no_underlay_drops).sum();
     assert_eq!(t, 1);
     // A new uplink brings the overlay back.
     sw.add_port(uplink(None)).unwrap();
     let up = sw.mem_peer("uplink").unwrap();
     up.inject(&remote_arp_reply());
-    settle(&sw, &[up.clone()]);
+    settle(&sw, std::slice::from_ref(&up));
     vm.inject(&unicast(1, 2, 5));
     let got = collect(&sw, &[up.clone(), vm.clone()]);
     assert_eq!(got[0].len(), 1);
