@@ -725,12 +725,6 @@ impl Config {
                         ),
                     )));
                 }
-                if !self.ports.iter().any(|p| p.ip.is_some()) {
-                    return Err(at(problem(
-                        vec![key("type")],
-                        "a vxlan port needs an underlay: a port with `ip` (afxdp, tap or memory)",
-                    )));
-                }
             }
         }
         let resolve = |name: &str| {
