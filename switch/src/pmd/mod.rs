@@ -31,8 +31,8 @@ use ports::{Packet, RxQueue, TxQueue, BURST};
 use tracing::{debug, error, info, warn};
 
 use crate::stats::{PmdSnapshot, PmdStats, RxqCounters, StatsMirror};
-use clock::Clock;
 use crate::tunnel::{decap, Tunnel, TxCtx, Underlay, VxlanPort};
+use clock::Clock;
 use execute::{execute, Out, NORMAL};
 use idle::Sleeper;
 use lookup::{Decision, Misses};
