@@ -449,6 +449,20 @@ impl Classifier {
         }
     }
 
+    /// The actions of the rule at `idx` (the per-frame accessor: [`Classifier::rule`] also
+    /// rebuilds the rule's match). Empty when `idx` names no installed rule.
+    #[inline]
+    pub fn actions(&self, idx: RuleIdx) -> &[Action] {
+        match self
+            .slots
+            .get(idx.0 as usize)
+            .and_then(|sl| sl.actions.as_ref())
+        {
+            Some(a) => a,
+            None => &[],
+        }
+    }
+
     /// The rule at `idx`.
     ///
     /// # Panics

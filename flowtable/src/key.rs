@@ -141,11 +141,24 @@ impl FlowKey {
     }
 
     /// The hash of the whole key (the EMC's hash).
+    ///
+    /// Words are mixed in pairs, each pair by one folded multiply of its two (position-keyed)
+    /// words, as wyhash does: 7 multiplies for 13 words instead of 13, all independent. A
+    /// pair whose first word equals its position constant contributes 0 whatever the second
+    /// word is; that makes such keys collide in the cache (a miss, never a wrong hit: the EMC
+    /// compares whole keys), the same trade wyhash makes.
     #[inline]
     pub fn hash(&self) -> u64 {
+        let w = &self.words;
         let mut acc = 0u64;
-        for i in 0..KEY_WORDS {
-            acc = acc.wrapping_add(mix_word(self.words[i], i));
+        let mut i = 0;
+        while i + 1 < KEY_WORDS {
+            let m = (w[i] ^ POSITION[i]) as u128 * (w[i + 1] ^ POSITION[i + 1]) as u128;
+            acc = acc.wrapping_add((m >> 64) as u64 ^ m as u64);
+            i += 2;
+        }
+        if i < KEY_WORDS {
+            acc = acc.wrapping_add(mix_word(w[i], i));
         }
         finish_hash(acc)
     }

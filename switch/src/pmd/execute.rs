@@ -4,6 +4,7 @@
 //! The last output of a frame moves its buffer into the tx batch (a pointer swap); earlier
 //! outputs (and all but the last port of a flood) copy it.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use flowtable::fdb::{L2Domain, Learned};
@@ -48,7 +49,9 @@ pub(crate) fn execute(
     let last_out = actions
         .iter()
         .rposition(|a| matches!(a, Action::Output(_) | Action::Normal));
-    let mut key = *key;
+    // Copied only by the actions that change it (VLAN push/pop, set_tunnel): most frames
+    // just output.
+    let mut key = Cow::Borrowed(key);
     // The VNI a `set_tunnel` chose for later outputs to vxlan ports.
     let mut tun: Option<Vni> = None;
     for (i, action) in actions.iter().enumerate() {
@@ -61,7 +64,7 @@ pub(crate) fn execute(
             Action::PushVlan { vid, pcp } => {
                 // The logical tag (access port, native VLAN) goes into the bytes first, so
                 // the new tag stacks on it as the key says.
-                if !vlan::materialize(pkt, &key) || !push_vlan(pkt, &mut key, vid, pcp) {
+                if !vlan::materialize(pkt, &key) || !push_vlan(pkt, key.to_mut(), vid, pcp) {
                     out.stats.drop(DropReason::Malformed);
                     return;
                 }
@@ -71,10 +74,10 @@ pub(crate) fn execute(
                     out.stats.drop(DropReason::Malformed);
                     return;
                 }
-                pop_vlan(pkt, &mut key)
+                pop_vlan(pkt, key.to_mut())
             }
             Action::SetTunnel(vni) => {
-                key.set_tun_id(vni.get());
+                key.to_mut().set_tun_id(vni.get());
                 tun = Some(vni);
             }
         }

@@ -348,7 +348,7 @@ impl Pmd {
         };
         for i in 0..n {
             let actions = match decisions[i] {
-                Some(idx) => &classifier.rule(idx).actions[..],
+                Some(idx) => classifier.actions(idx),
                 None => NORMAL,
             };
             // Per frame: a decapsulated frame's in-port is its vxlan port.
