@@ -177,7 +177,9 @@ fn startup_state(
     args: &Args,
 ) -> anyhow::Result<(State, bool)> {
     let Some(store) = store else {
-        warn!("no --state-dir: API changes are not persisted");
+        if args.api_listen.0.is_some() || args.api_socket.is_some() {
+            warn!("no --state-dir: API changes are not persisted");
+        }
         return Ok((
             State::from_config(&file.cloned().unwrap_or_default()),
             false,

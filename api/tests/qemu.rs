@@ -173,7 +173,12 @@ mode = "{mode}"
     );
 
     let mut sw_cmd = Command::new(VSWITCHD);
-    sw_cmd.arg("--config").arg(&cfg).env("RUST_LOG", "info");
+    // No API: parallel tests must not compete for its default port.
+    sw_cmd
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--api-listen", "off"])
+        .env("RUST_LOG", "info");
     // Server mode: the sockets exist once vswitchd runs. Client mode: the switch retries
     // until QEMU has created them (QEMU waits at start-up until the backend connects).
     let mut sw = Proc::spawn("vswitchd", sw_cmd);

@@ -52,6 +52,8 @@ actions = ["output:vm2"]
         ),
     );
     let child = Command::new(VSWITCHD)
+        // No API: parallel tests must not compete for its default port.
+        .args(["--api-listen", "off"])
         .arg("--config")
         .arg(&cfg)
         .env("RUST_LOG", "info")
@@ -110,6 +112,8 @@ fn run_expecting_failure(text: &str) -> String {
     let dir = Scratch::new("bad");
     let cfg = dir.file("bad.toml", text);
     let out = Command::new(VSWITCHD)
+        // No API: parallel tests must not compete for its default port.
+        .args(["--api-listen", "off"])
         .arg("--config")
         .arg(&cfg)
         .output()
@@ -143,6 +147,8 @@ fn check_flag_validates_only() {
     let dir = Scratch::new("check");
     let cfg = dir.file("ok.toml", "[switch]\npmd_cores = [0]\n");
     let out = Command::new(VSWITCHD)
+        // No API: parallel tests must not compete for its default port.
+        .args(["--api-listen", "off"])
         .arg("--config")
         .arg(&cfg)
         .arg("--check")

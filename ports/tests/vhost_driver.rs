@@ -116,6 +116,7 @@ pub fn memfd(size: u64) -> File {
 pub const MRG: u64 = VIRTIO_NET_F_MRG_RXBUF;
 pub const EVENT_IDX: u64 = VIRTIO_F_RING_EVENT_IDX;
 pub const INDIRECT: u64 = VIRTIO_F_RING_INDIRECT_DESC;
+pub const IN_ORDER: u64 = ports::vhost::handler::VIRTIO_F_IN_ORDER;
 
 impl Guest {
     /// Connects to a server-mode port at `path` (retrying while the socket appears).

@@ -13,6 +13,7 @@
 //! | `vswitch_pmd_{busy,idle}_iterations_total`, `vswitch_pmd_sleeps_total` | counter | pmd |
 //! | `vswitch_pmd_{busy,idle}_seconds_total` (written by `seconds`) | counter | pmd |
 //! | `vswitch_pmd_info` (1, with the PMD's CPU) | gauge | pmd, core |
+//! | `vswitch_tunnel_<counter>_total` (VXLAN and underlay: encap/decap, neighbour misses, ARP, drops; one family per [`switch::tunnel::stats::TunnelStats`] field) | counter | pmd |
 //! | `vswitch_flows`, `vswitch_ports` | gauge | |
 
 use std::collections::HashMap;
@@ -95,6 +96,9 @@ pub fn describe() {
     ];
     for (name, unit, help) in counters {
         describe_counter!(name, unit, help);
+    }
+    for (field, help, _) in switch::tunnel::stats::TunnelStats::default().fields() {
+        describe_counter!(format!("vswitch_tunnel_{field}_total"), Count, help);
     }
     let gauges: [(&'static str, &'static str); 9] = [
         (
@@ -201,6 +205,9 @@ fn record_pmd(snap: &PmdSnapshot, names: &HashMap<PortNo, &str>) {
     counter!("vswitch_pmd_idle_iterations_total", &labels).absolute(s.idle_iterations);
     counter!("vswitch_pmd_sleeps_total", &labels).absolute(s.sleeps);
     counter!("vswitch_pmd_rx_packets_total", &labels).absolute(s.rx_packets);
+    for (field, _, v) in snap.tunnel.fields() {
+        counter!(format!("vswitch_tunnel_{field}_total"), &labels).absolute(v);
+    }
     gauge!("vswitch_classifier_subtables", &labels).set(snap.subtables as f64);
     gauge!("vswitch_pmd_rules", &labels).set(snap.rules as f64);
     gauge!("vswitch_fdb_entries", &labels).set(snap.mac_entries as f64);

@@ -244,6 +244,8 @@ fn every_family_has_help_and_type_and_counters_end_in_total() {
     }
     // 19 + 2 counter families, 9 gauge families less `vswitch_port_connected` (no vhost-user
     // port here).
-    assert_eq!(families, 29, "families:\n{text}");
+    // 29 datapath families and one per tunnel counter.
+    let tunnel = switch::tunnel::stats::TunnelStats::default().fields().len();
+    assert_eq!(families, 29 + tunnel, "families:\n{text}");
     sw.shutdown();
 }
