@@ -13,7 +13,9 @@
 # Environment:  WARMUP=3 (s before measuring)  SAMPLES=5 (show-port-stats samples per window)
 #               REPEAT=3 (rounds over all switches, interleaved; the table shows the mean,
 #               the per-round totals and each round's own ratios)
-#               ONLY="vswitchd vswitchd-busy dpdk-vhost ovs-dpdk" (subset, in that order)
+#               ONLY="vswitchd vswitchd-busy dpdk-vhost ovs-dpdk" (subset, in that order);
+#               also "vswitchd-alt": the vswitchd binary named by VSWITCHD_ALT (A/B of two builds
+#               in one run, e.g. a copy of target/release/vswitchd from before a change)
 #               KEEP_HUGEPAGES=1 (leave nr_hugepages as set instead of restoring it)
 set -euo pipefail
 
@@ -241,8 +243,8 @@ measure_guest_inner() {
 }
 
 # ---------------------------------------------------------------- the switches
-run_vswitchd() {     # run_vswitchd LABEL SLEEP_US|""
-    local label=$1 sleep_us=$2 d=$WORK/r$ROUND-$1 cfg pid r
+run_vswitchd() {     # run_vswitchd LABEL SLEEP_US|"" [BINARY]
+    local label=$1 sleep_us=$2 bin=${3:-$VSWITCHD} d=$WORK/r$ROUND-$1 cfg pid r
     mkdir -p "$d"
     cfg=$d/vswitch.toml
     {
@@ -259,7 +261,7 @@ run_vswitchd() {     # run_vswitchd LABEL SLEEP_US|""
     # vhost-user connection threads) unpinned, and refuses pmd_cores outside its own affinity
     # mask, so it cannot start under `taskset -c 0`: once it runs, move every thread but the
     # PMDs to CPU 0 (threads they start later inherit that).
-    RUST_LOG=info "$VSWITCHD" --config "$cfg" >"$d/vswitchd.log" 2>&1 &
+    RUST_LOG=info "$bin" --config "$cfg" --api-listen off >"$d/vswitchd.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
     if ! wait_for "$d/vswitchd.log" "vswitchd running" 20; then
@@ -367,6 +369,8 @@ run_one() {          # run_one NAME: sets RESULT="p0 p1 peak" or ""
     case $1 in
         vswitchd) run_vswitchd vswitchd "" ;;
         vswitchd-busy) run_vswitchd vswitchd-busy 0 ;;
+        vswitchd-alt) [[ -x ${VSWITCHD_ALT:-} ]] || die "vswitchd-alt needs VSWITCHD_ALT=<binary>"
+                      run_vswitchd vswitchd-alt "" "$VSWITCHD_ALT" ;;
         dpdk-vhost) run_dpdk_vhost ;;
         ovs-dpdk) run_ovs ;;
         *) die "unknown switch $1" ;;

@@ -245,6 +245,9 @@ impl Pmd {
             } else {
                 self.stats.idle_iterations += 1;
                 self.stats.idle_ns += spent;
+                // An empty poll re-reads the guests' avail indices; a pause between polls
+                // leaves their cache lines to the guest's writes a little longer.
+                std::hint::spin_loop();
                 if let Some(after) = sleep_after {
                     if end.saturating_sub(last_rx) >= after {
                         self.publish();
