@@ -1,0 +1,212 @@
+//! AF_XDP port against a real peer: a veth whose other end lives in a namespace the test
+//! makes. Frames sent from the namespace with an AF_PACKET socket must arrive on the port's
+//! rx queue byte for byte, and frames the port transmits must arrive at the peer the same.
+//! Needs root (CI is root).
+
+mod netns;
+
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use netns::{ip_output, test_frame, Netns, PacketSocket, Veth, TEST_ETHERTYPE};
+use ports::afxdp::{AfXdpError, AfXdpPort, XdpMode};
+use ports::{Packet, Port, RxQueue, BURST};
+
+const PEER_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x00, 0x00, 0x01];
+const SWITCH_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x00, 0x00, 0x02];
+/// A guard against a hang, not a timing assertion.
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// Polls `rxq` until `want` frames with the test ethertype arrived (or [`LIMIT`]).
+fn rx_test_frames(rxq: &mut dyn RxQueue, want: usize) -> Vec<Vec<u8>> {
+    let mut pkts: Vec<Packet> = (0..BURST).map(|_| Packet::new()).collect();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + LIMIT;
+    while got.len() < want && Instant::now() < deadline {
+        let n = rxq.rx_burst(&mut pkts);
+        for p in &pkts[..n] {
+            if p.len() > 14 && p.data()[12..14] == TEST_ETHERTYPE.to_be_bytes() {
+                got.push(p.data().to_vec());
+            }
+        }
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    got
+}
+
+/// Peer -> port and port -> peer, checked byte for byte, in one XDP mode.
+fn exchange(mode: XdpMode) {
+    let ns = Netns::new();
+    let veth = Veth::new(&ns);
+    let mut port = AfXdpPort::open_with_mode(&veth.host, 1, mode).expect("open afxdp port");
+    assert_eq!(port.kind(), "afxdp");
+    assert_eq!(port.n_rxq(), 1);
+    assert_eq!(
+        port.xdp_mode(),
+        if mode == XdpMode::Auto {
+            XdpMode::Driver
+        } else {
+            mode
+        }
+    );
+    let mut rxq = port.take_rxq(0).unwrap();
+    assert!(port.take_rxq(0).is_err(), "an rx queue is taken once");
+    assert!(port.take_rxq(1).is_err());
+    let mut txq = port.txq(0).unwrap();
+    let peer = PacketSocket::open(Some(&ns), &veth.peer);
+
+    // Peer -> port: sizes from the minimum to a full 1500-byte payload.
+    let sent: Vec<Vec<u8>> = (0..200u32)
+        .map(|i| {
+            test_frame(
+                PEER_MAC,
+                SWITCH_MAC,
+                i,
+                [46, 64, 200, 1000, 1500][i as usize % 5],
+            )
+        })
+        .collect();
+    for f in &sent {
+        peer.send(f);
+    }
+    let got = rx_test_frames(rxq.as_mut(), sent.len());
+    assert_eq!(
+        got.len(),
+        sent.len(),
+        "frames from the peer reached the XSK"
+    );
+    assert_eq!(got, sent, "frames arrive byte for byte, in order");
+
+    // Port -> peer, in bursts.
+    let out: Vec<Vec<u8>> = (0..300u32)
+        .map(|i| {
+            test_frame(
+                SWITCH_MAC,
+                PEER_MAC,
+                1000 + i,
+                [46, 128, 1500][i as usize % 3],
+            )
+        })
+        .collect();
+    for chunk in out.chunks(BURST) {
+        let mut pkts: Vec<Packet> = chunk
+            .iter()
+            .map(|f| {
+                let mut p = Packet::new();
+                assert!(p.copy_from(f));
+                p
+            })
+            .collect();
+        let mut done = 0;
+        let deadline = Instant::now() + LIMIT;
+        while done < pkts.len() && Instant::now() < deadline {
+            done += txq.tx_burst(&mut pkts[done..]);
+        }
+        assert_eq!(done, pkts.len(), "tx queue took the burst");
+    }
+    let back = peer.recv_test_frames(out.len(), LIMIT);
+    assert_eq!(
+        back.len(),
+        out.len(),
+        "frames from the port reached the peer"
+    );
+    assert_eq!(back, out, "frames leave byte for byte, in order");
+}
+
+#[test]
+fn driver_mode_exchanges_frames_with_peer() {
+    exchange(XdpMode::Driver);
+}
+
+#[test]
+fn generic_mode_exchanges_frames_with_peer() {
+    exchange(XdpMode::Skb);
+}
+
+#[test]
+fn auto_mode_picks_native_xdp_on_veth() {
+    exchange(XdpMode::Auto);
+}
+
+#[test]
+fn idle_queue_sleeps_on_the_socket_fd_and_wakes_on_traffic() {
+    let ns = Netns::new();
+    let veth = Veth::new(&ns);
+    let mut port = AfXdpPort::open(&veth.host, 1).unwrap();
+    let mut rxq = port.take_rxq(0).unwrap();
+    let peer = PacketSocket::open(Some(&ns), &veth.peer);
+    // Drain whatever the link brought up (IPv6 solicitations, say).
+    let mut pkts: Vec<Packet> = (0..BURST).map(|_| Packet::new()).collect();
+    while rxq.rx_burst(&mut pkts) > 0 {}
+    assert!(rxq.enable_notify(), "an empty queue lets the PMD sleep");
+    let fd = rxq.wait_fd().expect("afxdp has a wait fd").as_raw_fd();
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    peer.send(&test_frame(PEER_MAC, SWITCH_MAC, 7, 60));
+    // SAFETY: `pfd` is one live pollfd.
+    let r = unsafe { libc::poll(&mut pfd, 1, LIMIT.as_millis() as i32) };
+    assert_eq!(r, 1, "the socket fd became readable");
+    assert!(pfd.revents & libc::POLLIN != 0);
+    assert!(
+        !rxq.enable_notify(),
+        "a queue holding frames refuses to sleep"
+    );
+    rxq.disable_notify();
+    rxq.ack_wakeup();
+    let got = rx_test_frames(rxq.as_mut(), 1);
+    assert_eq!(got, vec![test_frame(PEER_MAC, SWITCH_MAC, 7, 60)]);
+}
+
+#[test]
+fn two_ports_on_two_interfaces_and_drop_detaches() {
+    let ns = Netns::new();
+    let a = Veth::new(&ns);
+    let b = Veth::new(&ns);
+    let mut pa = AfXdpPort::open(&a.host, 1).unwrap();
+    let mut pb = AfXdpPort::open(&b.host, 1).unwrap();
+    assert!(ip_output(&["link", "show", &a.host]).contains("xdp"));
+    let mut ra = pa.take_rxq(0).unwrap();
+    let mut rb = pb.take_rxq(0).unwrap();
+    let sa = PacketSocket::open(Some(&ns), &a.peer);
+    let sb = PacketSocket::open(Some(&ns), &b.peer);
+    let fa = test_frame(PEER_MAC, SWITCH_MAC, 1, 100);
+    let fb = test_frame(PEER_MAC, SWITCH_MAC, 2, 100);
+    sa.send(&fa);
+    sb.send(&fb);
+    assert_eq!(rx_test_frames(ra.as_mut(), 1), vec![fa]);
+    assert_eq!(rx_test_frames(rb.as_mut(), 1), vec![fb]);
+    drop(ra);
+    drop(pa);
+    assert!(
+        !ip_output(&["link", "show", &a.host]).contains("xdp"),
+        "dropping the port detached its program"
+    );
+    assert!(ip_output(&["link", "show", &b.host]).contains("xdp"));
+    // The interface can be bound again.
+    let _again = AfXdpPort::open(&a.host, 1).unwrap();
+}
+
+#[test]
+fn bad_interface_and_queue_counts_are_clear_errors() {
+    let e = AfXdpPort::open("vsw-no-such0", 1)
+        .err()
+        .expect("no such interface");
+    assert!(matches!(e, AfXdpError::Interface { .. }), "{e}");
+    assert!(e.to_string().contains("vsw-no-such0"), "{e}");
+    assert!(matches!(
+        AfXdpPort::open("lo", 0),
+        Err(AfXdpError::BadQueues(0))
+    ));
+    let ns = Netns::new();
+    let veth = Veth::new(&ns);
+    // veth has one queue: binding queue 1 fails and says which step.
+    let e = AfXdpPort::open(&veth.host, 2)
+        .err()
+        .expect("queue 1 does not exist");
+    assert!(e.to_string().contains("queue 1"), "{e}");
+}
