@@ -23,6 +23,7 @@ pub mod fault;
 pub mod mem;
 pub mod packet;
 pub mod port;
+pub mod tap;
 pub mod vhost;
 
 pub use packet::Packet;
