@@ -119,6 +119,19 @@ impl Port for TapPort {
     }
 }
 
+/// True when the kernel refused `RWF_NOWAIT` on this tap (a tun driver without nowait
+/// support): nothing was transferred, and the queue must use plain I/O from now on.
+fn nowait_refused(res: &[i32], interface: &str) -> bool {
+    let refused = res.contains(&-libc::EOPNOTSUPP);
+    if refused {
+        warn!(
+            interface,
+            "tap: no nowait I/O through io_uring; using plain read/write"
+        );
+    }
+    refused
+}
+
 struct TapRxq {
     dev: Arc<TapDev>,
     interface: Arc<str>,
@@ -133,21 +146,27 @@ struct TapRxq {
 impl TapRxq {
     /// Fills `res[..n]` with read results, through io_uring or plain reads.
     fn read(&mut self, n: usize) {
-        let fd = self.dev.fd().as_raw_fd();
-        match &mut self.uring {
-            Some(u) => u.read(fd, &mut self.bufs[..n], &mut self.res[..n]),
-            None => {
-                for i in 0..n {
-                    self.res[i] = match self.dev.read(&mut self.bufs[i]) {
-                        Ok(len) => len as i32,
-                        Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
-                    };
-                    if self.res[i] < 0 {
-                        // Nothing more queued: skip the remaining reads.
-                        self.res[i + 1..n].fill(-libc::EAGAIN);
-                        break;
-                    }
-                }
+        if let Some(u) = &mut self.uring {
+            u.read(
+                self.dev.fd().as_raw_fd(),
+                &mut self.bufs[..n],
+                &mut self.res[..n],
+            );
+            if !nowait_refused(&self.res[..n], &self.interface) {
+                return;
+            }
+            // Refused reads transferred nothing: read plainly from now on.
+            self.uring = None;
+        }
+        for i in 0..n {
+            self.res[i] = match self.dev.read(&mut self.bufs[i]) {
+                Ok(len) => len as i32,
+                Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+            };
+            if self.res[i] < 0 {
+                // Nothing more queued: skip the remaining reads.
+                self.res[i + 1..n].fill(-libc::EAGAIN);
+                break;
             }
         }
     }
@@ -210,15 +229,21 @@ impl TxQueue for TapTxq {
         let mut sent = 0;
         for chunk in pkts.chunks(BURST) {
             let n = chunk.len();
-            match &mut self.uring {
-                Some(u) => u.write(self.dev.fd().as_raw_fd(), chunk, &mut self.res[..n]),
-                None => {
-                    for (r, p) in self.res.iter_mut().zip(chunk) {
-                        *r = match self.dev.write(p.data()) {
-                            Ok(len) => len as i32,
-                            Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
-                        };
-                    }
+            if let Some(u) = &mut self.uring {
+                u.write(self.dev.fd().as_raw_fd(), chunk, &mut self.res[..n]);
+                if nowait_refused(&self.res[..n], &self.interface) {
+                    self.uring = None;
+                }
+            } else {
+                self.res[..n].fill(-libc::EOPNOTSUPP);
+            }
+            // Plain writes: the fallback, and any write io_uring refused.
+            for (r, p) in self.res.iter_mut().zip(chunk) {
+                if *r == -libc::EOPNOTSUPP {
+                    *r = match self.dev.write(p.data()) {
+                        Ok(len) => len as i32,
+                        Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+                    };
                 }
             }
             for &r in &self.res[..n] {
