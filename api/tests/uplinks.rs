@@ -19,7 +19,12 @@ fn start(dir: &Scratch, ports: &str) -> Proc {
         &format!("[switch]\npmd_cores = [{}]\n{ports}", common::last_cpu()),
     );
     let mut cmd = Command::new(VSWITCHD);
-    cmd.arg("--config").arg(&cfg).env("RUST_LOG", "info");
+    cmd.arg("--config")
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(dir.path("state"))
+        .args(["--api-listen", "off"])
+        .env("RUST_LOG", "info");
     let mut p = Proc::spawn("vswitchd", cmd);
     p.wait_for("vswitchd running", Duration::from_secs(30));
     p
@@ -109,6 +114,7 @@ fn missing_interface_is_refused_with_its_name() {
     let out = Command::new(VSWITCHD)
         .arg("--config")
         .arg(&cfg)
+        .args(["--api-listen", "off"])
         .output()
         .unwrap();
     assert!(!out.status.success());
