@@ -96,6 +96,39 @@ impl Veth {
     }
 }
 
+impl Veth {
+    /// A pair with `queues` rx and tx queues on each end.
+    pub fn with_queues(ns: &Netns, queues: u16) -> Veth {
+        let host = unique("vxa");
+        let peer = unique("vxb");
+        let q = queues.to_string();
+        ip(&[
+            "link",
+            "add",
+            &host,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
+            "netns",
+            &ns.name,
+        ]);
+        let v = Veth { host, peer };
+        ip(&["link", "set", &v.host, "up"]);
+        ns.exec(&["ip", "link", "set", &v.peer, "up"]);
+        v
+    }
+}
+
 impl Drop for Veth {
     fn drop(&mut self) {
         let _ = Command::new("ip")
