@@ -299,3 +299,30 @@ fn pmds_sharing_one_socket_transmit_concurrently() {
         assert_eq!(seqs, (0..200).map(|i| t * 1000 + i).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn an_undrained_queue_shows_in_the_kernel_counters() {
+    let ns = Netns::new();
+    let veth = Veth::new(&ns);
+    let port = AfXdpPort::open(&veth.host, 1).unwrap();
+    let before = port
+        .kernel_stats(0)
+        .expect("counters of a queue the port holds");
+    assert_eq!(before.rx_invalid_descs, 0);
+    let peer = PacketSocket::open(Some(&ns), &veth.peer);
+    // More frames than the socket has rx frames (1024), and nobody drains the ring.
+    for i in 0..3000u32 {
+        peer.send(&test_frame(PEER_MAC, SWITCH_MAC, i, 60));
+    }
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let st = port.kernel_stats(0).unwrap();
+        let lost = st.rx_dropped + st.rx_ring_full + st.rx_fill_ring_empty_descs;
+        if lost > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no kernel drop counted: {st:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(port.kernel_stats(1), None, "no such queue");
+}

@@ -28,6 +28,7 @@ use tracing::info;
 
 use crate::port::{Port, PortError, RxQueue, TxQueue};
 use queue::{AfXdpRxq, AfXdpTxq, SharedTx};
+pub use socket::XskStats;
 use xdp_prog::{XdpLink, XdpProgram, XskMap, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
 
 /// The most queues a port binds.
@@ -203,6 +204,12 @@ impl AfXdpPort {
         } else {
             XdpMode::Skb
         }
+    }
+
+    /// The kernel's counters of rx queue `q`'s socket, while the port still holds the
+    /// queue (before [`Port::take_rxq`]); each queue logs its totals when dropped.
+    pub fn kernel_stats(&self, q: usize) -> Option<XskStats> {
+        self.rxqs.get(q)?.as_ref()?.kernel_stats().ok()
     }
 
     /// The interface name.

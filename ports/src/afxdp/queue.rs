@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use xdpilone::xdp::XdpDesc;
 
-use super::socket::{RxSide, TxSide};
+use super::socket::{statistics, RxSide, TxSide, XskStats};
 use super::umem::{frame_base, FRAME_SIZE};
 use crate::packet::Packet;
 use crate::port::{RxQueue, TxQueue};
@@ -33,6 +33,32 @@ impl AfXdpRxq {
         // need_wakeup: only when the kernel says so (a driver that ran out of fill buffers).
         if rx.fill.needs_wakeup() {
             rx.fill.wake();
+        }
+    }
+}
+
+impl AfXdpRxq {
+    /// The kernel's counters for this queue's socket.
+    pub fn kernel_stats(&self) -> std::io::Result<XskStats> {
+        statistics(self.rx.ring.as_raw_fd())
+    }
+}
+
+impl Drop for AfXdpRxq {
+    fn drop(&mut self) {
+        // The kernel's own drop counters (a full rx ring means the PMD fell behind), logged
+        // once when the queue goes away.
+        if let Ok(st) = self.kernel_stats() {
+            tracing::info!(
+                interface = %self.interface,
+                rx_dropped = st.rx_dropped,
+                rx_ring_full = st.rx_ring_full,
+                rx_fill_ring_empty = st.rx_fill_ring_empty_descs,
+                rx_invalid = st.rx_invalid_descs,
+                tx_invalid = st.tx_invalid_descs,
+                bad_desc = self.rx.bad_desc,
+                "afxdp queue closed: kernel socket totals"
+            );
         }
     }
 }

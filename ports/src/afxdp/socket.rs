@@ -185,6 +185,47 @@ pub(crate) fn open(interface: &str, info: &IfInfo, queue: u32) -> Result<Xsk, Af
     })
 }
 
+/// The kernel's per-socket counters (`struct xdp_statistics`, Linux 5.9+ layout).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct XskStats {
+    /// Frames dropped for reasons other than invalid descriptors.
+    pub rx_dropped: u64,
+    /// Invalid rx descriptors.
+    pub rx_invalid_descs: u64,
+    /// Invalid tx descriptors.
+    pub tx_invalid_descs: u64,
+    /// Frames dropped because the rx ring was full (the PMD did not keep up).
+    pub rx_ring_full: u64,
+    /// Times the fill ring was empty when a frame arrived.
+    pub rx_fill_ring_empty_descs: u64,
+    /// Times the tx ring was empty when the kernel looked.
+    pub tx_ring_empty_descs: u64,
+}
+
+const XDP_STATISTICS: libc::c_int = 7;
+
+/// `getsockopt(fd, SOL_XDP, XDP_STATISTICS)`.
+pub(crate) fn statistics(fd: RawFd) -> io::Result<XskStats> {
+    let mut st = XskStats::default();
+    let mut len = std::mem::size_of::<XskStats>() as libc::socklen_t;
+    // SAFETY: `st` is a live `#[repr(C)]` struct of six u64 and `len` its size; the kernel
+    // writes at most `len` bytes (fewer on kernels with the older, shorter layout).
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            SOL_XDP,
+            XDP_STATISTICS,
+            (&mut st as *mut XskStats).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
 /// `getsockopt(fd, SOL_XDP, XDP_OPTIONS)`.
 fn xdp_options(fd: RawFd) -> io::Result<u32> {
     let mut opts: u32 = 0;
