@@ -12,6 +12,11 @@
 //! driver supports it and falls back to copy mode (logged). The program is attached in the
 //! driver's native mode when offered, else in generic (SKB) mode (logged). Dropping the port
 //! detaches the program and closes the sockets.
+//!
+//! Limits: UMEM frames are 4 KiB, so in copy mode (the kernel keeps 256 bytes of headroom)
+//! frames up to 3840 bytes are received; larger ones are dropped by the kernel (counted in
+//! [`XskStats`]). A frame handed to `tx_burst` that does not fit a UMEM frame is counted as
+//! taken, dropped and logged (rate-limited), not transmitted.
 
 mod queue;
 #[allow(unsafe_code)]
