@@ -407,6 +407,8 @@ pub fn stop_forwarding(p: &mut Proc) -> (u64, u64) {
 /// Removes the runtime directory DPDK leaves behind for `--file-prefix={prefix}`.
 pub fn remove_dpdk_runtime(prefix: &str) {
     let _ = std::fs::remove_dir_all(std::path::Path::new("/var/run/dpdk").join(prefix));
+}
+
 /// Runs `ip args...`, panicking with its stderr on failure (or naming the missing package).
 pub fn ip(args: &[&str]) {
     let out = Command::new("ip")
