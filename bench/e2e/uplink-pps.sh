@@ -114,7 +114,7 @@ CFG
     kill "$SW_PID"; wait "$SW_PID" 2>/dev/null || true
     SW_PID=
     # Where the frames that did not make it went (the switch's own drop counters).
-    grep -E "drop totals" "$SCRATCH/vswitchd.log" | sed 's/^.*INFO [^ ]* //' >&2 || true
+    grep -E "drop totals|kernel socket totals" "$SCRATCH/vswitchd.log" | sed 's/^.*INFO [^ ]* //' >&2 || true
 }
 
 run_bridge() {
