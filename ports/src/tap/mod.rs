@@ -43,6 +43,11 @@ fn batch() -> Option<Batch> {
     }
 }
 
+/// True when this process can create an io_uring (so tap queues batch through it).
+pub fn io_uring_available() -> bool {
+    Batch::new().is_ok()
+}
+
 /// A tap port: one rx queue, a tx handle per PMD (each with its own io_uring).
 pub struct TapPort {
     dev: Arc<TapDev>,
