@@ -326,3 +326,32 @@ fn an_undrained_queue_shows_in_the_kernel_counters() {
     }
     assert_eq!(port.kernel_stats(1), None, "no such queue");
 }
+
+#[test]
+fn oversized_frames_are_reported_not_sent() {
+    let ns = Netns::new();
+    let veth = Veth::new(&ns);
+    let mut port = AfXdpPort::open(&veth.host, 1).unwrap();
+    let mut txq = port.txq(0).unwrap();
+    let peer = PacketSocket::open(Some(&ns), &veth.peer);
+    let a = test_frame(SWITCH_MAC, PEER_MAC, 1, 60);
+    let big = test_frame(SWITCH_MAC, PEER_MAC, 2, 5000); // more than a 4 KiB UMEM frame
+    let b = test_frame(SWITCH_MAC, PEER_MAC, 3, 60);
+    let mut pkts: Vec<Packet> = [&a, &big, &b]
+        .iter()
+        .map(|f| {
+            let mut p = Packet::new();
+            assert!(p.copy_from(f));
+            p
+        })
+        .collect();
+    assert_eq!(
+        txq.tx_burst(&mut pkts),
+        2,
+        "two sent, the big one reported as not sent"
+    );
+    assert_eq!(pkts[0].data(), &a[..]);
+    assert_eq!(pkts[1].data(), &b[..], "sent frames first, in order");
+    assert_eq!(pkts[2].data(), &big[..]);
+    assert_eq!(peer.recv_test_frames(2, LIMIT), vec![a, b]);
+}

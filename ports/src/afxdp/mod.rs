@@ -15,8 +15,9 @@
 //!
 //! Limits: UMEM frames are 4 KiB, so in copy mode (the kernel keeps 256 bytes of headroom)
 //! frames up to 3840 bytes are received; larger ones are dropped by the kernel (counted in
-//! [`XskStats`]). A frame handed to `tx_burst` that does not fit a UMEM frame is counted as
-//! taken, dropped and logged (rate-limited), not transmitted.
+//! [`XskStats`]). A frame handed to `tx_burst` that does not fit a UMEM frame is not sent:
+//! it is moved behind the sent ones, so the caller counts it as dropped, and logged
+//! (rate-limited).
 
 mod queue;
 #[allow(unsafe_code)]

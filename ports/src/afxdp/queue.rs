@@ -143,8 +143,8 @@ fn reap(tx: &mut TxSide) {
     c.release();
 }
 
-/// Copies `pkts` into free tx frames and onto the tx ring; returns how many were taken
-/// (sent, or dropped as unsendable) and how many of those were dropped.
+/// Copies `pkts` into free tx frames and onto the tx ring; returns how many of them were
+/// dealt with (a prefix: sent, or passed over as unsendable) and how many were passed over.
 fn enqueue(tx: &mut TxSide, pkts: &[Packet]) -> (usize, u64) {
     let want = pkts.len().min(tx.free.len()) as u32;
     if want == 0 {
@@ -159,19 +159,18 @@ fn enqueue(tx: &mut TxSide, pkts: &[Packet]) -> (usize, u64) {
     let cap = w.capacity() as usize;
     for p in pkts.iter().take(cap) {
         let frame = p.data();
-        if frame.is_empty() || frame.len() > FRAME_SIZE as usize {
-            // Taken (so the caller does not count it twice) but not sent.
+        if !sendable(p) {
+            // Passed over (the caller learns it was not sent: see `tx_burst`).
             dropped += 1;
             taken += 1;
             continue;
         }
         let Some(addr) = free.pop() else { break };
         if !area.write(addr, frame) {
-            // Cannot happen for a frame base and a length within FRAME_SIZE.
+            // Cannot happen for a frame base and a length within FRAME_SIZE; stop here and
+            // let the caller count the rest as not sent.
             free.push(addr);
-            dropped += 1;
-            taken += 1;
-            continue;
+            break;
         }
         let desc = XdpDesc {
             addr,
@@ -189,12 +188,18 @@ fn enqueue(tx: &mut TxSide, pkts: &[Packet]) -> (usize, u64) {
     (taken, dropped)
 }
 
+/// True for a frame the tx path can put in one UMEM frame.
+fn sendable(p: &Packet) -> bool {
+    !p.is_empty() && p.len() <= FRAME_SIZE as usize
+}
+
 impl TxQueue for AfXdpTxq {
     fn tx_burst(&mut self, pkts: &mut [Packet]) -> usize {
         let mut guard = self.lock();
         let tx = &mut *guard;
         reap(tx);
         let (taken, dropped) = enqueue(tx, pkts);
+        let mut sent = taken;
         if dropped > 0 {
             tx.oversize += dropped;
             warn_limited!(
@@ -202,12 +207,22 @@ impl TxQueue for AfXdpTxq {
                 total = tx.oversize,
                 "afxdp: dropped empty frames or frames larger than a UMEM frame"
             );
+            // Move the frames that went out to the front, in order, so the caller counts
+            // the unsendable ones as dropped (and their bytes as not sent).
+            let mut w = 0;
+            for i in 0..taken {
+                if sendable(&pkts[i]) {
+                    pkts.swap(w, i);
+                    w += 1;
+                }
+            }
+            sent = w;
         }
         // need_wakeup: kick with sendto only when the kernel asks (copy mode always does,
         // zero-copy drivers when idle) and descriptors wait in the ring.
         if tx.ring.pending() > 0 && tx.ring.needs_wakeup() {
             tx.ring.wake();
         }
-        taken
+        sent
     }
 }
