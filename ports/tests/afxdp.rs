@@ -310,8 +310,8 @@ fn an_undrained_queue_shows_in_the_kernel_counters() {
         .expect("counters of a queue the port holds");
     assert_eq!(before.rx_invalid_descs, 0);
     let peer = PacketSocket::open(Some(&ns), &veth.peer);
-    // More frames than the socket has rx frames (1024), and nobody drains the ring.
-    for i in 0..3000u32 {
+    // More frames than the socket has rx frames (4096), and nobody drains the ring.
+    for i in 0..6000u32 {
         peer.send(&test_frame(PEER_MAC, SWITCH_MAC, i, 60));
     }
     let deadline = Instant::now() + LIMIT;

@@ -19,7 +19,7 @@ use super::umem::{UmemArea, FRAME_SIZE};
 use super::AfXdpError;
 
 /// Frames (and fill/rx ring entries) per socket for receiving.
-pub const RX_FRAMES: u32 = 1024;
+pub const RX_FRAMES: u32 = 4096;
 /// Frames (and tx/completion ring entries) per socket for transmitting.
 pub const TX_FRAMES: u32 = 1024;
 
