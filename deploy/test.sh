@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 # qemu-system-x86 busybox-static cpio kmod: real Linux guests (deploy/guest/build-image.sh).
 # prometheus: promtool lints /metrics, and a real Prometheus scrapes the switch
 # (api/tests/metrics.rs).
-# iputils-ping procps: the overlay namespace tests (api/tests/overlay.rs) ping and sysctl.
+# iputils-ping procps: the overlay namespace tests (api/tests/overlay.rs) ping and sysctl;
+# iproute2 and iputils-ping also serve the afxdp/tap uplink tests (api/tests/uplinks.rs).
 packages=(ca-certificates gcc libc6-dev pkg-config iproute2 coreutils dpdk-dev
           qemu-system-x86 busybox-static cpio kmod prometheus iputils-ping procps)
 missing=()

@@ -8,18 +8,22 @@
 //! This crate holds the trait, the buffer, [`vhost`] (vhost-user guest ports: the protocol via
 //! the `vhost` crate, guest memory via `vm-memory`, and our own split-ring fast path), and
 //! ports that need no privileges: [`mem`], an in-memory port pair for tests, and [`fault`], a
-//! seeded fault injector. AF_XDP and tap come next behind the same trait.
+//! seeded fault injector; [`afxdp`] (AF_XDP uplinks with our own XDP program) and [`tap`]
+//! (kernel tap interfaces, batched with io_uring).
 //!
 //! Layering: depends on `flowtable` only for shared newtypes; knows nothing of the pipeline.
 #![deny(missing_docs)]
 // `unsafe` is denied everywhere but the modules that need it for speed or syscalls, which
-// allow it explicitly (today `vhost::hostmem`); each block there has a `// SAFETY:` comment.
+// allow it explicitly (`vhost::hostmem`; `afxdp::{umem, socket, xdp_prog}` for the kernel
+// rings, the UMEM and bpf(2); `tap::{dev, uring}`); each block there has a `// SAFETY:` comment.
 #![deny(unsafe_code)]
 
+pub mod afxdp;
 pub mod fault;
 pub mod mem;
 pub mod packet;
 pub mod port;
+pub mod tap;
 pub mod vhost;
 
 pub use packet::Packet;

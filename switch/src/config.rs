@@ -480,6 +480,9 @@ impl PortConfig {
                 }
             }
         }
+        if let Some(ifname) = &self.interface {
+            validate_ifname(ifname).map_err(|m| problem(vec![key("interface")], m))?;
+        }
         if let Some(v) = &self.vlan {
             v.validate().map_err(|mut p| {
                 p.path.insert(0, key("vlan"));
@@ -539,6 +542,25 @@ impl PortConfig {
         }
         Ok(())
     }
+}
+
+/// A Linux interface name: 1 to 15 bytes, no '/', ':', whitespace or NUL, not "." or "..".
+fn validate_ifname(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 15 {
+        return Err(format!(
+            "{name:?} must be 1 to 15 characters (a Linux interface name)"
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("{name:?} is not a valid interface name"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| matches!(c, '/' | ':' | '\0') || c.is_whitespace())
+    {
+        return Err(format!("{name:?} must not contain {c:?}"));
+    }
+    Ok(())
 }
 
 fn validate_name(name: &str) -> Result<(), String> {
@@ -808,6 +830,19 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod test {
     use super::parse_cpu_list;
+
+    #[test]
+    fn interface_names() {
+        use super::validate_ifname;
+        assert!(validate_ifname("eth1").is_ok());
+        assert!(validate_ifname("veth-a.10").is_ok());
+        assert!(validate_ifname("").is_err());
+        assert!(validate_ifname("sixteen-chars-xx").is_err());
+        assert!(validate_ifname("a/b").unwrap_err().contains("'/'"));
+        assert!(validate_ifname("a b").is_err());
+        assert!(validate_ifname("eth0:1").is_err());
+        assert!(validate_ifname("..").is_err());
+    }
 
     #[test]
     fn cpu_lists() {

@@ -13,7 +13,9 @@ use crossbeam_channel::{unbounded, Sender};
 use flowtable::fdb::L2Domain;
 use flowtable::{MacAddr, PortNo, Rule, RuleId};
 use nix::sys::eventfd::{EfdFlags, EventFd};
+use ports::afxdp::AfXdpPort;
 use ports::mem::{self, MemPeer};
+use ports::tap::TapPort;
 use ports::vhost::VhostUserPort;
 use ports::{Port, PortError};
 use tracing::{info, warn};
@@ -309,10 +311,13 @@ impl Switch {
                 self.attach(cfg, Box::new(port))
             }
             PortType::Vxlan => self.add_vxlan(cfg),
-            kind => Err(SwitchError::Unsupported {
-                name: cfg.name,
-                kind: kind.as_str(),
-            }),
+            PortType::Afxdp | PortType::Tap => {
+                let port = open_uplink(&cfg).map_err(|source| SwitchError::Port {
+                    name: cfg.name.clone(),
+                    source,
+                })?;
+                self.attach(cfg, port)
+            }
         }
     }
 
@@ -824,6 +829,16 @@ impl Switch {
             .find(|p| p.info.no == no)
             .map(|p| p.info.config.name.clone())
     }
+}
+
+/// Opens an `afxdp` or `tap` port on its kernel interface.
+fn open_uplink(cfg: &PortConfig) -> Result<Box<dyn Port>, PortError> {
+    // `validate` guarantees the interface is set for these types.
+    let interface = cfg.interface.as_deref().unwrap_or("");
+    Ok(match cfg.kind {
+        PortType::Tap => Box::new(TapPort::open(interface)?),
+        _ => Box::new(AfXdpPort::open(interface, cfg.queues.unwrap_or(1))?),
+    })
 }
 
 impl Drop for Switch {

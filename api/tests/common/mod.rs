@@ -408,3 +408,123 @@ pub fn stop_forwarding(p: &mut Proc) -> (u64, u64) {
 pub fn remove_dpdk_runtime(prefix: &str) {
     let _ = std::fs::remove_dir_all(std::path::Path::new("/var/run/dpdk").join(prefix));
 }
+
+/// Runs `ip args...`, panicking with its stderr on failure (or naming the missing package).
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `ip` (Debian package iproute2 is required): {e}"));
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A short name unique to this test process and call: `{prefix}{pid}{n}` (<= 15 chars).
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{}{n}", std::process::id() % 100_000)
+}
+
+/// A network namespace, deleted on drop (also when the test fails).
+pub struct Netns {
+    /// Its name under /run/netns.
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates a namespace with a unique name, loopback up.
+    pub fn new() -> Netns {
+        let ns = Netns {
+            name: unique_name("vswa"),
+        };
+        ip(&["netns", "add", &ns.name]);
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Runs a command inside the namespace, panicking on failure.
+    pub fn exec(&self, cmd: &[&str]) {
+        let mut args = vec!["netns", "exec", &self.name];
+        args.extend_from_slice(cmd);
+        ip(&args);
+    }
+
+    /// Runs a command inside the namespace and returns whether it succeeded, and its output.
+    pub fn try_exec(&self, cmd: &[&str]) -> (bool, String) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run `ip netns exec` (iproute2): {e}"));
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    /// Gives interface `ifname` (already in this namespace) address `cidr` and brings it up.
+    pub fn addr(&self, ifname: &str, cidr: &str) {
+        self.exec(&["ip", "addr", "add", cidr, "dev", ifname]);
+        self.exec(&["ip", "link", "set", ifname, "up"]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A veth pair: `host` stays in this namespace (the switch's side), `peer` is in `ns`.
+/// Deleted on drop.
+pub struct Veth {
+    /// The switch's end.
+    pub host: String,
+    /// The end inside the namespace.
+    pub peer: String,
+}
+
+impl Veth {
+    /// Creates the pair; the host end is brought up, the peer is left to the test.
+    pub fn new(ns: &Netns) -> Veth {
+        let v = Veth {
+            host: unique_name("vha"),
+            peer: unique_name("vhb"),
+        };
+        ip(&[
+            "link", "add", &v.host, "type", "veth", "peer", "name", &v.peer, "netns", &ns.name,
+        ]);
+        ip(&["link", "set", &v.host, "up"]);
+        v
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Fails with the package to install when `ping` (iputils-ping) is missing.
+pub fn require_ping() {
+    let ok = Command::new("ping").arg("-V").output().is_ok();
+    assert!(
+        ok,
+        "ping not found: install Debian's iputils-ping (deploy/test.sh does)"
+    );
+}
