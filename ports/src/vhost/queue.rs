@@ -12,9 +12,12 @@
 //! most once. Any violation marks the ring broken ([`SplitRing::fault`]): it moves nothing
 //! more until the frontend restarts it, and only this ring is affected.
 //!
-//! Guest memory is only touched through vm-memory's bounds-checked volatile accessors, so an
-//! address outside the mapped regions is an error, never an access. Descriptors are copied into
-//! our stack before they are used (no double fetch); the payload is copied exactly once.
+//! Guest memory is only touched through the memory table's range-checked accessors
+//! ([`super::hostmem::HostRegion`]: one range check, then a copy or an atomic), so an address
+//! outside the mapped regions is an error, never an access. Descriptors are copied into our
+//! stack before they are used (no double fetch); the payload is copied exactly once. The
+//! common chain, one plain descriptor holding header and frame, takes a fast path with the
+//! same checks as the general walk.
 //!
 //! The ring's own layout (offsets below) is little-endian, as virtio 1.x requires.
 

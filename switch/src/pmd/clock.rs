@@ -58,6 +58,20 @@ impl Clock {
         }
     }
 
+    /// Re-derives the counter's rate from the whole span since the clock was made: the
+    /// longer the span, the smaller the error of the 10 ms start-up calibration, so PMD time
+    /// and `Instant` do not drift apart. The reading may step by the old error (a few
+    /// microseconds per second at most); callers take differences with `saturating_sub`.
+    pub fn recalibrate(&mut self) {
+        if let Some(t) = &mut self.tsc {
+            let cycles = rdtsc().wrapping_sub(t.origin);
+            let ns = self.origin.elapsed().as_nanos() as u64;
+            if cycles > 0 && ns > 0 {
+                t.ns_per_cycle_q32 = ((u128::from(ns) << 32) / u128::from(cycles)) as u64;
+            }
+        }
+    }
+
     /// The `Instant` `ns` nanoseconds after the clock was made (for tables keyed by `Instant`).
     #[inline]
     pub fn instant(&self, ns: u64) -> Instant {
@@ -122,6 +136,14 @@ mod test {
             (got - want).abs() < want / 5,
             "tsc {} says {got} ns, Instant {want} ns",
             clock.uses_tsc()
+        );
+        let mut clock = clock;
+        clock.recalibrate();
+        let (c, t2) = (clock.now_ns(), Instant::now());
+        let want = t2.duration_since(clock.origin).as_nanos() as i64;
+        assert!(
+            (c as i64 - want).abs() < want / 20,
+            "after recalibration: {c} ns against Instant's {want} ns"
         );
         let i = clock.instant(b);
         assert!(i >= clock.origin && i.duration_since(clock.origin).as_nanos() as u64 == b);

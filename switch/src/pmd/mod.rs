@@ -208,7 +208,7 @@ impl Pmd {
             );
         }
         // Pinned first, so the counter read below is the core's own.
-        let clock = Clock::new(CLOCK_CALIBRATION);
+        let mut clock = Clock::new(CLOCK_CALIBRATION);
         info!(pmd = self.cfg.index, core = self.cfg.core, "PMD started");
         let publish_every = PUBLISH_EVERY.as_nanos() as u64;
         let age_every = AGE_EVERY.as_nanos() as u64;
@@ -260,7 +260,7 @@ impl Pmd {
                         self.stats.idle_ns += woke.saturating_sub(end);
                         now = woke;
                         // Timers run while idle too (ARP retries for held frames).
-                        self.timers(&clock, now, &mut last_age, age_every);
+                        self.timers(&mut clock, now, &mut last_age, age_every);
                         continue;
                     }
                 }
@@ -270,7 +270,7 @@ impl Pmd {
             if now.saturating_sub(last_publish) >= publish_every {
                 self.publish();
                 last_publish = now;
-                self.timers(&clock, now, &mut last_age, age_every);
+                self.timers(&mut clock, now, &mut last_age, age_every);
             }
         }
         self.publish();
@@ -382,8 +382,11 @@ impl Pmd {
 
     /// About once per [`AGE_EVERY`] (`age_every` ns on `clock`): MAC aging and the overlay's
     /// timers.
-    fn timers(&mut self, clock: &Clock, now: u64, last_age: &mut u64, age_every: u64) {
+    fn timers(&mut self, clock: &mut Clock, now: u64, last_age: &mut u64, age_every: u64) {
         if now.saturating_sub(*last_age) >= age_every {
+            // Once a second: the counter's rate from everything since start, so PMD time
+            // keeps agreeing with `Instant` (which control messages and peers use).
+            clock.recalibrate();
             let t = clock.instant(now);
             self.fdb.age(t);
             self.tunnel_tick(t);
