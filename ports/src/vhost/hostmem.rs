@@ -47,6 +47,21 @@ impl HostRegion {
         })
     }
 
+    /// The view of `[off, off + len)` of this region alone (a ring: its accesses are then
+    /// checked against the ring's own bounds), or `None` if that range is not inside it.
+    pub fn sub(&self, off: u64, len: u64) -> Option<HostRegion> {
+        if !self.fits(off, len) {
+            return None;
+        }
+        // `off <= self.len`, which fits in usize: the region is mapped in this process.
+        let base = self.base.as_ptr().wrapping_add(off as usize);
+        Some(HostRegion {
+            gpa: self.gpa.checked_add(off)?,
+            len,
+            base: NonNull::new(base)?,
+        })
+    }
+
     /// Guest physical start.
     #[inline]
     pub fn gpa(&self) -> u64 {
@@ -94,6 +109,28 @@ impl HostRegion {
                     self.base.as_ptr().add(off as usize),
                     src.len(),
                 );
+                true
+            },
+            None => false,
+        }
+    }
+
+    /// Copies `a` and then `b` right after it into the region at guest address `gpa` (a
+    /// header and a frame): one range check for both. False (nothing written) unless all of
+    /// `a.len() + b.len()` bytes lie inside this region.
+    #[inline(always)]
+    pub fn write_gpa2(&self, gpa: u64, a: &[u8], b: &[u8]) -> bool {
+        let Some(total) = a.len().checked_add(b.len()) else {
+            return false;
+        };
+        match self.offset(gpa, total as u64) {
+            // SAFETY: `offset` checked that `[off, off + a.len() + b.len())` lies inside the
+            // live mapping (see `new`); `a` and `b` are switch memory, so no range overlaps
+            // guest memory. Plain byte writes into guest memory, as a device does.
+            Some(off) => unsafe {
+                let dst = self.base.as_ptr().add(off as usize);
+                std::ptr::copy_nonoverlapping(a.as_ptr(), dst, a.len());
+                std::ptr::copy_nonoverlapping(b.as_ptr(), dst.add(a.len()), b.len());
                 true
             },
             None => false,
@@ -221,8 +258,41 @@ mod test {
         assert!(h.read_gpa(0x10ffa, &mut b));
         assert_eq!(b, [9, 8, 7, 6, 5, 4]);
         assert!(!h.write_gpa(0x10ffb, &[0; 6]), "crosses the end");
+        assert!(h.write_gpa2(0x10ff8, &[1, 2], &[3, 4, 5, 6, 7, 8]));
+        let mut e = [0u8; 8];
+        assert!(h.read_gpa(0x10ff8, &mut e));
+        assert_eq!(
+            e,
+            [1, 2, 3, 4, 5, 6, 7, 8],
+            "header then frame, back to back"
+        );
+        assert!(
+            !h.write_gpa2(0x10ff9, &[0; 2], &[0; 6]),
+            "the pair crosses the end"
+        );
+        assert!(!h.write_gpa2(0xfff0, &[0; 2], &[]), "below the region");
         assert!(!h.read_gpa(0xfffe, &mut b), "starts below the region");
         assert!(!h.read_gpa(u64::MAX, &mut b));
+    }
+
+    #[test]
+    fn sub_views_are_bounded_by_their_own_range() {
+        let r = region(4096, 0x10000);
+        let h = HostRegion::new(&r).unwrap();
+        assert!(h.sub(4000, 97).is_none(), "past the end");
+        assert!(h.sub(u64::MAX, 2).is_none());
+        let v = h.sub(1024, 64).unwrap();
+        assert_eq!(v.gpa(), 0x10400);
+        assert!(v.write(60, &[7, 8, 9, 10]));
+        assert!(
+            !v.write(61, &[0; 4]),
+            "past the view, though inside the region"
+        );
+        let mut b = [0u8; 4];
+        assert!(h.read(1084, &mut b));
+        assert_eq!(b, [7, 8, 9, 10], "the view writes the region's bytes");
+        assert!(v.read_gpa(0x1043c, &mut b));
+        assert!(!v.read_gpa(0x103ff, &mut [0u8; 1]), "below the view");
     }
 
     #[test]

@@ -345,6 +345,15 @@ impl GuestMemoryTable {
         self.write_slow(buf, gpa, hint)
     }
 
+    /// Copies `a` then `b` into guest memory at `gpa`, if all of it lies inside the hinted
+    /// region; false (nothing written) otherwise, and the caller takes a general path.
+    #[inline(always)]
+    pub fn write2(&self, a: &[u8], b: &[u8], gpa: u64, hint: &Cell<usize>) -> bool {
+        self.hosts
+            .get(hint.get())
+            .is_some_and(|r| r.write_gpa2(gpa, a, b))
+    }
+
     #[cold]
     #[inline(never)]
     fn write_slow(&self, buf: &[u8], gpa: u64, hint: &Cell<usize>) -> bool {
