@@ -416,6 +416,55 @@ impl Classifier {
         f
     }
 
+    /// The decision every frame from `in_port` gets, when the rule set makes it independent
+    /// of everything but the in-port: `Some(Some(rule))` when one rule matches all of that
+    /// port's frames and no rule that could match any of them has an equal or higher
+    /// priority; `Some(None)` when no rule can match that port's frames at all (they take
+    /// `normal`); `None` when the answer depends on other fields (or on how equal-priority
+    /// rules are ordered), and each frame must be looked up.
+    ///
+    /// OVS-DPDK calls this "simple match": with port-to-port rules (service chains, the
+    /// `in_port=X actions=output:Y` of an NFV switch) or no rules at all, a PMD can skip the
+    /// exact-match cache and the classifier for a whole burst. Conservative: a subtable whose
+    /// mask keeps any field besides the in-port is assumed to hold a rule for `in_port` (it is
+    /// not searched), so such a subtable with a high enough priority makes the answer `None`.
+    /// Cost: at most one probe per subtable, stopping at the first one that decides.
+    pub fn port_decision(&self, in_port: crate::PortNo) -> Option<Option<RuleIdx>> {
+        let mut in_port_only = FlowKey::ZERO;
+        in_port_only.set_in_port(crate::PortNo(u32::MAX));
+        let mut key = FlowKey::ZERO;
+        key.set_in_port(in_port);
+        let mut best: Option<(u32, u32)> = None;
+        for p in &self.order {
+            if best.is_some_and(|(_, prio)| p.max_priority < prio) {
+                // Sorted by max priority: nothing later can match as well as `best`.
+                break;
+            }
+            let st = self.subtables[p.st as usize].as_ref()?;
+            let mask_words = st.mask.words();
+            let only_in_port = mask_words
+                .iter()
+                .zip(in_port_only.words())
+                .all(|(m, allowed)| m & !allowed == 0);
+            if !only_in_port {
+                // A rule here may match some of the port's frames at a priority at least as
+                // high as `best`'s: the answer depends on the frame.
+                return None;
+            }
+            if let Some(head) = st.find(&key, st.hash(&key), &self.slots) {
+                let prio = self.slots[head as usize].priority;
+                match best {
+                    // Equal priorities in two subtables: the lookup's pick depends on their
+                    // rank, which changes with traffic.
+                    Some((_, b)) if b == prio => return None,
+                    Some((_, b)) if b > prio => {}
+                    _ => best = Some((head, prio)),
+                }
+            }
+        }
+        Some(best.map(|(head, _)| RuleIdx(head)))
+    }
+
     /// Counts a lookup that found `f` (and re-ranks when due).
     #[inline]
     fn count_lookup(&mut self, f: Found) -> Option<RuleIdx> {

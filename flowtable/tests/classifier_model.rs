@@ -335,6 +335,94 @@ proptest! {
     }
 }
 
+/// Rule sets for the port-decision check: mostly in-port-only and catch-all rules (which
+/// decide a port), some with other fields (which make it depend on the frame).
+fn arb_port_rules() -> impl Strategy<Value = Vec<(usize, FlowKey, u32)>> {
+    let shape = prop_oneof![4 => Just(6usize), 2 => Just(0usize), 1 => 0..SHAPES];
+    prop::collection::vec((shape, arb_key(), 0u32..6), 0..12)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// When `port_decision` says a port's frames are decided, every lookup of a frame from
+    /// that port finds exactly that rule (or none); with only in-port and catch-all rules of
+    /// distinct priorities it always decides.
+    #[test]
+    fn port_decision_agrees_with_every_lookup(
+        rules in arb_port_rules(),
+        keys in prop::collection::vec(arb_key(), 64),
+    ) {
+        let mut c = Classifier::new();
+        let mut simple_distinct = true;
+        let mut prios = std::collections::HashSet::new();
+        for (i, (shape, value, prio)) in rules.iter().enumerate() {
+            simple_distinct &= matches!(shape, 0 | 6) && prios.insert(*prio);
+            c.insert(Rule {
+                id: RuleId(i as u64),
+                priority: *prio,
+                matches: Match::from_parts(*value, shape_mask(*shape)),
+                actions: Arc::from(vec![Action::Output(PortNo(i as u32))]),
+            })
+            .unwrap();
+        }
+        for port in 0..4u32 {
+            let decided = c.port_decision(PortNo(port));
+            if simple_distinct {
+                prop_assert!(decided.is_some(), "in-port and catch-all rules decide port {port}");
+            }
+            let Some(d) = decided else { continue };
+            for k in &keys {
+                let mut k = *k;
+                k.set_in_port_raw(port);
+                prop_assert_eq!(c.lookup_quiet(&k), d, "port {} key {:?}", port, k);
+            }
+        }
+    }
+}
+
+#[test]
+fn port_decision_cases() {
+    let rule = |id: u64, prio: u32, shape: usize, port: u32| {
+        let mut v = FlowKey::ZERO;
+        v.set_in_port_raw(port);
+        v.set_ip_dst(0x0a00_0001);
+        Rule {
+            id: RuleId(id),
+            priority: prio,
+            matches: Match::from_parts(v, shape_mask(shape)),
+            actions: Arc::from(vec![]),
+        }
+    };
+    let mut c = Classifier::new();
+    assert_eq!(c.port_decision(PortNo(1)), Some(None), "no rules: normal");
+    c.insert(rule(1, 100, 6, 1)).unwrap();
+    c.insert(rule(2, 100, 6, 2)).unwrap();
+    let r1 = c.get(RuleId(1));
+    assert_eq!(c.port_decision(PortNo(1)), Some(r1));
+    assert_eq!(
+        c.port_decision(PortNo(3)),
+        Some(None),
+        "no rule names port 3"
+    );
+    // A more specific rule below the port rule changes nothing.
+    c.insert(rule(3, 50, 8, 1)).unwrap();
+    assert_eq!(c.port_decision(PortNo(1)), Some(r1));
+    // One above it (even for another port: conservative) makes frames decide.
+    c.insert(rule(4, 200, 8, 2)).unwrap();
+    assert_eq!(c.port_decision(PortNo(1)), None);
+    c.remove(RuleId(4));
+    assert_eq!(c.port_decision(PortNo(1)), Some(r1));
+    // A catch-all of equal priority: which one wins depends on the probe order.
+    c.insert(rule(5, 100, 0, 0)).unwrap();
+    assert_eq!(c.port_decision(PortNo(1)), None);
+    assert_eq!(
+        c.port_decision(PortNo(3)),
+        Some(c.get(RuleId(5))),
+        "only the catch-all"
+    );
+}
+
 #[test]
 fn classifier_hits_add_up() {
     let mut c = Classifier::new();
