@@ -17,6 +17,8 @@ pub(crate) mod decap;
 pub(crate) mod encap;
 pub(crate) mod neigh;
 pub mod stats;
+#[cfg(test)]
+mod tests;
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -204,7 +206,8 @@ impl Tunnel {
     }
 
     /// Records `ip` at `mac` and sends what was held for it. `announce` when learned here
-    /// (not from a peer's announcement).
+    /// (not from a peer's announcement): then new mappings, and confirmations of known ones
+    /// (rate-limited, see [`neigh::Learn::Refresh`]), are queued for the peer PMDs.
     pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, announce: bool, cx: &mut TxCtx<'_>) {
         let TxCtx {
             txs,
@@ -215,17 +218,25 @@ impl Tunnel {
         let Some(u) = self.underlay else {
             return;
         };
-        if self.neigh.learn(u32::from(ip), mac, *now) {
-            self.stats.neigh_updates += 1;
-            if announce {
-                self.announce.push((ip, mac));
+        let tell = match self.neigh.learn(u32::from(ip), mac, *now) {
+            neigh::Learn::New => {
+                self.stats.neigh_updates += 1;
+                true
             }
+            neigh::Learn::Refresh => true,
+            neigh::Learn::Quiet => false,
+        };
+        if tell && announce {
+            self.announce.push((ip, mac));
         }
+        let released = &mut self.stats.neigh_released;
         self.neigh.release(u32::from(ip), |pkt| {
             if let Some(eth) = pkt.data_mut().get_mut(..6) {
                 eth.copy_from_slice(&mac.0);
             }
-            if !tx::enqueue(txs, dirty, stats, u.port, pkt) {
+            if tx::enqueue(txs, dirty, stats, u.port, pkt) {
+                *released += 1;
+            } else {
                 stats.drop(DropReason::NoPort);
             }
         });

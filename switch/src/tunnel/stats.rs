@@ -18,6 +18,8 @@ pub struct TunnelStats {
     pub neigh_misses: u64,
     /// Frames held while their next hop was being resolved.
     pub neigh_queued: u64,
+    /// Held frames sent once their next hop resolved.
+    pub neigh_released: u64,
     /// Frames dropped because the resolution queue was full.
     pub neigh_queue_overflow: u64,
     /// Held frames dropped because their next hop never answered.
@@ -42,7 +44,7 @@ pub struct TunnelStats {
 
 impl TunnelStats {
     /// Every counter with its name and help text, in a fixed order (for exporters).
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 17] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 18] {
         [
             (
                 "encap_packets",
@@ -78,6 +80,11 @@ impl TunnelStats {
                 "neigh_queued",
                 "Frames held while their next hop was resolved.",
                 self.neigh_queued,
+            ),
+            (
+                "neigh_released",
+                "Held frames sent once their next hop resolved.",
+                self.neigh_released,
             ),
             (
                 "neigh_queue_overflow",
