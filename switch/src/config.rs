@@ -169,7 +169,8 @@ pub struct VlanConfig {
     /// Access VLAN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<u16>,
-    /// Trunk: VLANs carried.
+    /// Trunk: VLANs carried; omitted, every VLAN 1..=4094 (OVS's default for a port
+    /// without a VLAN setting).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed: Option<Vec<u16>>,
     /// Trunk: the VLAN of untagged frames (carried even if `allowed` does not list it).
@@ -218,7 +219,8 @@ pub struct PortConfig {
     /// vxlan: the local VTEP (default: the uplink's address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_ip: Option<Ipv4Addr>,
-    /// VLAN mode; absent means the untagged domain.
+    /// VLAN mode; absent means the untagged domain only (tagged frames from the port are
+    /// dropped, and `normal` sends it no VLAN's frames).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlan: Option<VlanConfig>,
 }
@@ -626,16 +628,14 @@ impl VlanConfig {
                         "is for access mode; trunks use `allowed` and `native`",
                     ));
                 }
-                let allowed = self
-                    .allowed
-                    .as_ref()
-                    .filter(|a| !a.is_empty())
-                    .ok_or_else(|| {
-                        problem(
-                            vec![key("allowed")],
-                            "a trunk needs at least one allowed VLAN",
-                        )
-                    })?;
+                // `allowed` omitted: every VLAN 1..=4094. An empty list is a mistake.
+                let allowed = self.allowed.as_deref().unwrap_or_default();
+                if self.allowed.as_ref().is_some_and(Vec::is_empty) {
+                    return Err(problem(
+                        vec![key("allowed")],
+                        "lists no VLAN (omit `allowed` for every VLAN)",
+                    ));
+                }
                 let mut seen = HashSet::new();
                 for &v in allowed {
                     vid("allowed", v)?;

@@ -198,3 +198,21 @@ fn missing_file_is_named() {
     assert!(matches!(e, ConfigError::Read { .. }));
     assert!(e.to_string().contains("/nonexistent/vswitch.toml"));
 }
+
+#[test]
+fn a_trunk_without_allowed_means_every_vlan_and_an_empty_list_is_refused() {
+    let cfg = Config::from_toml(
+        "[[port]]\nname = \"t\"\ntype = \"memory\"\nvlan = { mode = \"trunk\" }\n",
+        "t.toml",
+    )
+    .unwrap();
+    let vlan = cfg.ports[0].vlan.as_ref().unwrap();
+    assert_eq!(vlan.allowed, None);
+    let e = refused(
+        "[[port]]\nname = \"t\"\ntype = \"memory\"\nvlan = { mode = \"trunk\", allowed = [] }\n",
+    );
+    assert!(
+        e.contains("port[0].vlan.allowed") && e.contains("omit `allowed`"),
+        "{e}"
+    );
+}

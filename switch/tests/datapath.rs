@@ -131,7 +131,17 @@ fn normal_learns_and_floods() {
 
 #[test]
 fn normal_keeps_vlans_apart() {
-    let (sw, peers) = switch_with(&["p1", "p2", "p3"], &[]);
+    // Trunks of every VLAN (ports without `vlan` carry none).
+    let every = || Some(trunk_all());
+    let (sw, peers) = switch_from(
+        vec![
+            mem_port_vlan("p1", every()),
+            mem_port_vlan("p2", every()),
+            mem_port_vlan("p3", every()),
+        ],
+        &[],
+    );
+    let peers: Vec<_> = peers.into_iter().flatten().collect();
     // Host 1 is learned in VLAN 10 on p1.
     peers[0].inject(&udp_frame(1, [0xff; 6], 255, Some(10), 1));
     let _ = collect(&sw, &peers);
@@ -160,7 +170,14 @@ fn vlan_push_and_pop() {
         ),
         flow(90, &[("in_port", "trunk")], &["drop"]),
     ];
-    let (sw, peers) = switch_with(&["access", "trunk"], &flows);
+    let (sw, peers) = switch_from(
+        vec![
+            mem_port_vlan("access", None),
+            mem_port_vlan("trunk", Some(trunk(&[10, 11], None))),
+        ],
+        &flows,
+    );
+    let peers: Vec<_> = peers.into_iter().flatten().collect();
     let plain = unicast(1, 2, 7);
     let tagged = udp_frame(1, mac(2), 2, Some(10), 7);
     peers[0].inject(&plain);
