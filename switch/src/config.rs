@@ -206,7 +206,9 @@ pub struct PortConfig {
     /// The underlay gateway (on the `ip` subnet), for VTEPs off that subnet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<Ipv4Addr>,
-    /// The underlay MTU (largest outer IPv4 packet), default 1500: larger inner frames are
+    /// The underlay MTU (largest outer IPv4 packet), 576..=9216 (`afxdp`: at most 3826).
+    /// Default: the interface's own MTU (`afxdp`, `tap`; read when the port opens, clamped
+    /// to what the port carries) or 1500 (`memory`). Inner frames too large for it are
     /// dropped and counted, never fragmented.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u16>,
@@ -529,10 +531,22 @@ impl PortConfig {
             }
         }
         if let Some(mtu) = self.mtu {
-            if !(576..=9216).contains(&mtu) {
+            let range = crate::tunnel::MTU_RANGE;
+            if !range.contains(&mtu) {
                 return Err(problem(
                     vec![key("mtu")],
-                    format!("{mtu} is out of range 576..=9216"),
+                    format!("{mtu} is out of range {}..={}", range.start(), range.end()),
+                ));
+            }
+            let cap = ports::afxdp::MAX_MTU;
+            if self.kind == PortType::Afxdp && mtu > cap {
+                return Err(problem(
+                    vec![key("mtu")],
+                    format!(
+                        "{mtu} is more than an afxdp port carries: its 4 KiB UMEM frames hold \
+                         frames of at most {} bytes, so its MTU is at most {cap}",
+                        ports::afxdp::MAX_RX_FRAME
+                    ),
                 ));
             }
         }

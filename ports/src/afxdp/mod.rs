@@ -14,10 +14,11 @@
 //! detaches the program and closes the sockets.
 //!
 //! Limits: UMEM frames are 4 KiB, so in copy mode (the kernel keeps 256 bytes of headroom)
-//! frames up to 3840 bytes are received; larger ones are dropped by the kernel (counted in
-//! [`XskStats`]). A frame handed to `tx_burst` that does not fit a UMEM frame is not sent:
-//! it is moved behind the sent ones, so the caller counts it as dropped, and logged
-//! (rate-limited).
+//! frames up to [`MAX_RX_FRAME`] (3840) bytes are received; larger ones are dropped by the
+//! kernel (counted in [`XskStats`]). An underlay over AF_XDP therefore carries IPv4 packets
+//! of at most [`MAX_MTU`] (3826) bytes. A frame handed to `tx_burst` that does not fit a
+//! UMEM frame is not sent: it is moved behind the sent ones, so the caller counts it as
+//! dropped, and logged (rate-limited).
 
 mod queue;
 #[allow(unsafe_code)]
@@ -39,6 +40,16 @@ use xdp_prog::{XdpLink, XdpProgram, XskMap, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MO
 
 /// The most queues a port binds.
 pub const MAX_QUEUES: u16 = 64;
+
+/// Headroom the kernel keeps in front of a received frame in a UMEM frame (the kernel's
+/// `XDP_PACKET_HEADROOM`).
+const XDP_PACKET_HEADROOM: u32 = 256;
+/// The largest frame (Ethernet header included) a socket receives: a UMEM frame less the
+/// kernel's headroom.
+pub const MAX_RX_FRAME: usize = (umem::FRAME_SIZE - XDP_PACKET_HEADROOM) as usize;
+/// The largest IPv4 packet (an underlay MTU) an AF_XDP port carries both ways: a
+/// [`MAX_RX_FRAME`] less its 14-byte Ethernet header.
+pub const MAX_MTU: u16 = (MAX_RX_FRAME - 14) as u16;
 
 /// Where the XDP program is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

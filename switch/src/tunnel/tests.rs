@@ -196,3 +196,54 @@ fn a_resolution_on_one_pmd_is_answered_through_another_that_already_knows() {
     assert_eq!(b.t.stats.neigh_timeout_drops, 0);
     assert_eq!(b.t.stats.neigh_released, 1);
 }
+
+/// The underlay MTU: `mtu` if set, else the interface's (clamped to what the port type
+/// carries), else 1500. `lo` (MTU 65536) stands for a jumbo interface.
+#[test]
+fn the_underlay_mtu_comes_from_the_config_or_the_interface() {
+    use crate::config::{PortConfig, PortType};
+    let port = |kind: PortType, interface: Option<&str>, mtu: Option<u16>| PortConfig {
+        name: "up".into(),
+        kind,
+        socket: None,
+        mode: None,
+        queues: None,
+        interface: interface.map(str::to_string),
+        ip: Some("198.18.0.1/24".into()),
+        gateway: None,
+        mtu,
+        vni: None,
+        remote_ip: None,
+        local_ip: None,
+        vlan: None,
+    };
+    let lo: u32 = std::fs::read_to_string("/sys/class/net/lo/mtu")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(lo > 9216, "lo's MTU is {lo}");
+    assert_eq!(
+        super::underlay_mtu(&port(PortType::Memory, None, None)),
+        1500
+    );
+    assert_eq!(
+        super::underlay_mtu(&port(PortType::Afxdp, Some("lo"), None)),
+        ports::afxdp::MAX_MTU,
+        "clamped to what 4 KiB UMEM frames carry"
+    );
+    assert_eq!(ports::afxdp::MAX_MTU, 3826);
+    assert_eq!(
+        super::underlay_mtu(&port(PortType::Tap, Some("lo"), None)),
+        9216
+    );
+    assert_eq!(
+        super::underlay_mtu(&port(PortType::Afxdp, Some("lo"), Some(1400))),
+        1400
+    );
+    assert_eq!(
+        super::underlay_mtu(&port(PortType::Tap, Some("vsw-nosuch9"), None)),
+        1500,
+        "unreadable: the default"
+    );
+}
