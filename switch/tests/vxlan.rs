@@ -54,22 +54,7 @@ fn tunnel_stats(sw: &Switch) -> TunnelStats {
     sw.barrier().unwrap();
     let mut total = TunnelStats::default();
     for s in sw.stats() {
-        let t = &s.tunnel;
-        total.encap_packets += t.encap_packets;
-        total.decap_packets += t.decap_packets;
-        total.mtu_drops += t.mtu_drops;
-        total.neigh_misses += t.neigh_misses;
-        total.neigh_queued += t.neigh_queued;
-        total.neigh_queue_overflow += t.neigh_queue_overflow;
-        total.neigh_timeout_drops += t.neigh_timeout_drops;
-        total.arp_requests_sent += t.arp_requests_sent;
-        total.arp_replies_sent += t.arp_replies_sent;
-        total.arp_replies_received += t.arp_replies_received;
-        total.decap_unknown_vni += t.decap_unknown_vni;
-        total.decap_not_local += t.decap_not_local;
-        total.decap_malformed += t.decap_malformed;
-        total.underlay_other += t.underlay_other;
-        total.no_route_drops += t.no_route_drops;
+        total.add(&s.tunnel);
     }
     total
 }
