@@ -242,7 +242,9 @@ fn keep_off_pmd_cores(pmd_cores: &[usize]) {
     }
 }
 
-/// Logs each port's and each drop reason's totals over all PMDs.
+/// Logs each port's and each drop reason's totals over all PMDs, then the overlay's
+/// counters (one line: `tunnel totals: encap_packets=N decap_packets=N ...`, every
+/// [`switch::tunnel::stats::TunnelStats`] field, summed).
 fn log_totals(sw: &Switch) {
     let stats = sw.stats();
     for port in sw.ports() {
@@ -264,6 +266,16 @@ fn log_totals(sw: &Switch) {
         let n: u64 = stats.iter().map(|s| s.stats.drops_of(why)).sum();
         info!(reason = why.as_str(), packets = n, "drop totals");
     }
+    let mut tunnel = switch::tunnel::stats::TunnelStats::default();
+    for s in &stats {
+        tunnel.add(&s.tunnel);
+    }
+    let counters: Vec<String> = tunnel
+        .fields()
+        .iter()
+        .map(|(name, _, n)| format!("{name}={n}"))
+        .collect();
+    info!("tunnel totals: {}", counters.join(" "));
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default `info` level.

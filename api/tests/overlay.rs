@@ -269,6 +269,16 @@ fn drop_total(log: &str, reason: &str) -> u64 {
     number_after(line, "packets=")
 }
 
+/// Overlay counter `counter`, from the `tunnel totals: name=N ...` line `vswitchd` logs
+/// when it stops (summed over its PMDs).
+fn tunnel_total(log: &str, counter: &str) -> u64 {
+    let line = log
+        .lines()
+        .find(|l| l.contains("tunnel totals:"))
+        .unwrap_or_else(|| panic!("no tunnel totals in the log:\n{log}"));
+    number_after(line, &format!(" {counter}="))
+}
+
 fn afxdp_port(name: &str, ifname: &str, extra: &str) -> String {
     format!("[[port]]\nname = \"{name}\"\ntype = \"afxdp\"\ninterface = \"{ifname}\"\n{extra}\n")
 }
@@ -320,11 +330,22 @@ fn far_vtep(names: &Names, sw_ns: &Netns) -> (Netns, String, String) {
 }
 
 fn kernel_peer(tag: &'static str) -> KernelPeer {
+    kernel_peer_with_mtu(tag, None)
+}
+
+/// [`kernel_peer`], with the underlay veth's MTU (both ends) set to `mtu` before the switch
+/// starts; its config sets no `mtu`.
+fn kernel_peer_with_mtu(tag: &'static str, mtu: Option<u16>) -> KernelPeer {
     require_tools();
     let names = Names::new(tag);
     let dir = Scratch::new(&format!("overlay-{tag}"));
     let sw_ns = Netns::new(names.ns("sw"));
     let (far, far_vx, up) = far_vtep(&names, &sw_ns);
+    if let Some(mtu) = mtu {
+        let mtu = mtu.to_string();
+        sw_ns.ip(&["link", "set", &up, "mtu", &mtu]);
+        far.ip(&["link", "set", &names.ifname("upk"), "mtu", &mtu]);
+    }
     let (guest, g_sw) = guest(&names, "g", &sw_ns, "198.19.0.1", GUEST_MAC);
     let config = format!(
         "{}\n{}\n{}\n{}",
@@ -413,7 +434,8 @@ fn qemu_guest_pings_kernel_vxlan_through_afxdp_uplink() {
 /// Issue test 4: the first frame to a VTEP the switch has never resolved is held while it
 /// ARPs, then delivered. Static neighbours on both overlay ends make the guest's single
 /// echo request the very first frame the switch sees, and `ping -c 1` never retransmits: the
-/// reply proves that frame was not lost.
+/// reply proves that frame was not lost, and the switch's tunnel totals that it was held
+/// (queued while the ARP request went out, then released, none dropped).
 #[test]
 fn first_frame_to_unresolved_vtep_is_delivered_after_arp() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -448,6 +470,79 @@ fn first_frame_to_unresolved_vtep_is_delivered_after_arp() {
         "the first echo request was lost; vswitchd log:\n{log}"
     );
     assert_eq!(drop_total(&log, "tunnel"), 0, "overlay drops:\n{log}");
+    let queued = tunnel_total(&log, "neigh_queued");
+    assert!(
+        queued >= 1,
+        "the first frame was not held (resolved before it?):\n{log}"
+    );
+    assert!(tunnel_total(&log, "neigh_misses") >= queued, "{log}");
+    assert!(tunnel_total(&log, "arp_requests_sent") >= 1, "{log}");
+    assert_eq!(
+        tunnel_total(&log, "neigh_released"),
+        queued,
+        "every held frame was sent:\n{log}"
+    );
+    assert_eq!(tunnel_total(&log, "neigh_queue_overflow"), 0, "{log}");
+    assert_eq!(tunnel_total(&log, "neigh_timeout_drops"), 0, "{log}");
+}
+
+/// The underlay MTU comes from the uplink interface when the config sets none: with the
+/// veth at 1400, an inner frame whose outer packet would be 1418 bytes is dropped by the
+/// switch, counted and logged, while one of 1378 bytes crosses. (With the old fixed default
+/// of 1500 the switch would have sent the 1418-byte packet, for the link to drop uncounted.)
+#[test]
+fn underlay_mtu_defaults_to_the_interface_mtu() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = kernel_peer_with_mtu("m", Some(1400));
+    // ICMP payload 1300: inner frame 14 + 20 + 8 + 1300 = 1342, outer packet 1378.
+    let fits = t.guest.ns.cmd(&[
+        "ping",
+        "-n",
+        "-c",
+        "1",
+        "-W",
+        "10",
+        "-s",
+        "1300",
+        "198.19.0.2",
+    ]);
+    let fits = run_status(fits);
+    // Payload 1340: outer packet 1418 > 1400.
+    let too_big = t.guest.ns.cmd(&[
+        "ping",
+        "-n",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "-s",
+        "1340",
+        "198.19.0.2",
+    ]);
+    let too_big = run_status(too_big);
+    let log = t.switchd.stop();
+    assert!(fits, "1378-byte outer packets cross a 1400 MTU:\n{log}");
+    assert!(!too_big, "a 1418-byte outer packet went through:\n{log}");
+    assert!(
+        log.contains("underlay MTU from the interface") && log.contains("mtu=1400"),
+        "{log}"
+    );
+    assert!(tunnel_total(&log, "mtu_drops") >= 1, "{log}");
+    assert!(
+        log.contains("inner frame too large for the underlay MTU"),
+        "no MTU drop log line:\n{log}"
+    );
+}
+
+/// Whether a command ran and succeeded (its output goes to the test's stderr).
+fn run_status(mut cmd: Command) -> bool {
+    let out = cmd.output().expect("command runs");
+    eprintln!(
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.status.success()
 }
 
 /// Issue test 2: two switches, each with its AF_XDP uplink in its own namespace (a veth

@@ -355,3 +355,64 @@ fn oversized_frames_are_reported_not_sent() {
     assert_eq!(pkts[2].data(), &big[..]);
     assert_eq!(peer.recv_test_frames(2, LIMIT), vec![a, b]);
 }
+
+/// A `tracing` writer into a shared buffer, to read what a call logged.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+/// Runs `f` with this thread's log going to a buffer; returns its result and the log.
+fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let cap = Captured::default();
+    let sub = tracing_subscriber::fmt()
+        .with_writer(cap.clone())
+        .with_ansi(false)
+        .finish();
+    let out = tracing::subscriber::with_default(sub, f);
+    let log = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
+    (out, log)
+}
+
+#[test]
+fn binding_fewer_queues_than_the_interface_has_is_warned() {
+    let ns = Netns::new();
+    let veth = Veth::with_queues(&ns, 4);
+    let (port, log) = logged(|| AfXdpPort::open(&veth.host, 1));
+    let port = port.unwrap();
+    assert_eq!(port.interface_rx_queues(), Some(4));
+    assert_eq!(port.n_rxq(), 1);
+    let line = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("rx queues"))
+        .unwrap_or_else(|| panic!("no warning about unbound queues:\n{log}"));
+    assert!(
+        line.contains(&veth.host) && line.contains("rx_queues=4") && line.contains("queues=1"),
+        "{line}"
+    );
+    drop(port);
+    // Every queue bound: nothing to warn about.
+    let (port, log) = logged(|| AfXdpPort::open(&veth.host, 4));
+    assert_eq!(port.unwrap().interface_rx_queues(), Some(4));
+    assert!(!log.contains("WARN"), "{log}");
+    // A single-queue veth with one socket: no warning either.
+    let one = Veth::new(&ns);
+    let (port, log) = logged(|| AfXdpPort::open(&one.host, 1));
+    assert_eq!(port.unwrap().interface_rx_queues(), Some(1));
+    assert!(!log.contains("WARN"), "{log}");
+}

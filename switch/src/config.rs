@@ -169,7 +169,8 @@ pub struct VlanConfig {
     /// Access VLAN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<u16>,
-    /// Trunk: VLANs carried.
+    /// Trunk: VLANs carried; omitted, every VLAN 1..=4094 (OVS's default for a port
+    /// without a VLAN setting).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed: Option<Vec<u16>>,
     /// Trunk: the VLAN of untagged frames (carried even if `allowed` does not list it).
@@ -205,7 +206,9 @@ pub struct PortConfig {
     /// The underlay gateway (on the `ip` subnet), for VTEPs off that subnet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<Ipv4Addr>,
-    /// The underlay MTU (largest outer IPv4 packet), default 1500: larger inner frames are
+    /// The underlay MTU (largest outer IPv4 packet), 576..=9216 (`afxdp`: at most 3826).
+    /// Default: the interface's own MTU (`afxdp`, `tap`; read when the port opens, clamped
+    /// to what the port carries) or 1500 (`memory`). Inner frames too large for it are
     /// dropped and counted, never fragmented.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u16>,
@@ -218,7 +221,8 @@ pub struct PortConfig {
     /// vxlan: the local VTEP (default: the uplink's address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_ip: Option<Ipv4Addr>,
-    /// VLAN mode; absent means the untagged domain.
+    /// VLAN mode; absent means the untagged domain only (tagged frames from the port are
+    /// dropped, and `normal` sends it no VLAN's frames).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlan: Option<VlanConfig>,
 }
@@ -527,10 +531,22 @@ impl PortConfig {
             }
         }
         if let Some(mtu) = self.mtu {
-            if !(576..=9216).contains(&mtu) {
+            let range = crate::tunnel::MTU_RANGE;
+            if !range.contains(&mtu) {
                 return Err(problem(
                     vec![key("mtu")],
-                    format!("{mtu} is out of range 576..=9216"),
+                    format!("{mtu} is out of range {}..={}", range.start(), range.end()),
+                ));
+            }
+            let cap = ports::afxdp::MAX_MTU;
+            if self.kind == PortType::Afxdp && mtu > cap {
+                return Err(problem(
+                    vec![key("mtu")],
+                    format!(
+                        "{mtu} is more than an afxdp port carries: its 4 KiB UMEM frames hold \
+                         frames of at most {} bytes, so its MTU is at most {cap}",
+                        ports::afxdp::MAX_RX_FRAME
+                    ),
                 ));
             }
         }
@@ -626,16 +642,14 @@ impl VlanConfig {
                         "is for access mode; trunks use `allowed` and `native`",
                     ));
                 }
-                let allowed = self
-                    .allowed
-                    .as_ref()
-                    .filter(|a| !a.is_empty())
-                    .ok_or_else(|| {
-                        problem(
-                            vec![key("allowed")],
-                            "a trunk needs at least one allowed VLAN",
-                        )
-                    })?;
+                // `allowed` omitted: every VLAN 1..=4094. An empty list is a mistake.
+                let allowed = self.allowed.as_deref().unwrap_or_default();
+                if self.allowed.as_ref().is_some_and(Vec::is_empty) {
+                    return Err(problem(
+                        vec![key("allowed")],
+                        "lists no VLAN (omit `allowed` for every VLAN)",
+                    ));
+                }
                 let mut seen = HashSet::new();
                 for &v in allowed {
                     vid("allowed", v)?;

@@ -655,7 +655,7 @@ fn underlay_of(cfg: &PortConfig, no: PortNo) -> Option<Underlay> {
         prefix_len,
         gateway: cfg.gateway,
         mac: interface_mac.unwrap_or(MacAddr([0x02, 0x76, o[0], o[1], o[2], o[3]])),
-        mtu: cfg.mtu.unwrap_or(tunnel::DEFAULT_MTU),
+        mtu: tunnel::underlay_mtu(cfg),
     })
 }
 

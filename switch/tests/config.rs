@@ -198,3 +198,47 @@ fn missing_file_is_named() {
     assert!(matches!(e, ConfigError::Read { .. }));
     assert!(e.to_string().contains("/nonexistent/vswitch.toml"));
 }
+
+#[test]
+fn a_trunk_without_allowed_means_every_vlan_and_an_empty_list_is_refused() {
+    let cfg = Config::from_toml(
+        "[[port]]\nname = \"t\"\ntype = \"memory\"\nvlan = { mode = \"trunk\" }\n",
+        "t.toml",
+    )
+    .unwrap();
+    let vlan = cfg.ports[0].vlan.as_ref().unwrap();
+    assert_eq!(vlan.allowed, None);
+    let e = refused(
+        "[[port]]\nname = \"t\"\ntype = \"memory\"\nvlan = { mode = \"trunk\", allowed = [] }\n",
+    );
+    assert!(
+        e.contains("port[0].vlan.allowed") && e.contains("omit `allowed`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_afxdp_mtu_its_umem_frames_cannot_carry_is_refused() {
+    let port = |kind: &str, mtu: u16| {
+        format!(
+            "[[port]]\nname = \"up\"\ntype = \"{kind}\"\ninterface = \"eth9\"\nip = \"198.18.0.1/24\"\nmtu = {mtu}\n"
+        )
+    };
+    let e = refused(&port("afxdp", 9000));
+    assert!(e.starts_with("bad.toml:6:"), "{e}");
+    assert!(
+        e.contains("port[0].mtu") && e.contains("9000") && e.contains("at most 3826"),
+        "{e}"
+    );
+    assert!(Config::from_toml(&port("afxdp", 3826), "ok.toml").is_ok());
+    // A tap carries jumbo frames.
+    assert!(Config::from_toml(&port("tap", 9000), "ok.toml").is_ok());
+    // The same check guards ports added later (the API's path), before any interface is
+    // touched.
+    let sw = switch::Switch::new(&switch::config::SwitchConfig::default()).unwrap();
+    let cfg = Config::from_toml(&port("tap", 9000), "ok.toml").unwrap();
+    let mut up = cfg.ports[0].clone();
+    up.kind = PortType::Afxdp;
+    let e = sw.add_port(up).unwrap_err().to_string();
+    assert!(e.contains("mtu") && e.contains("3826"), "{e}");
+}

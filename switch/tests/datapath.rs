@@ -131,7 +131,17 @@ fn normal_learns_and_floods() {
 
 #[test]
 fn normal_keeps_vlans_apart() {
-    let (sw, peers) = switch_with(&["p1", "p2", "p3"], &[]);
+    // Trunks of every VLAN (ports without `vlan` carry none).
+    let every = || Some(trunk_all());
+    let (sw, peers) = switch_from(
+        vec![
+            mem_port_vlan("p1", every()),
+            mem_port_vlan("p2", every()),
+            mem_port_vlan("p3", every()),
+        ],
+        &[],
+    );
+    let peers: Vec<_> = peers.into_iter().flatten().collect();
     // Host 1 is learned in VLAN 10 on p1.
     peers[0].inject(&udp_frame(1, [0xff; 6], 255, Some(10), 1));
     let _ = collect(&sw, &peers);
@@ -160,7 +170,14 @@ fn vlan_push_and_pop() {
         ),
         flow(90, &[("in_port", "trunk")], &["drop"]),
     ];
-    let (sw, peers) = switch_with(&["access", "trunk"], &flows);
+    let (sw, peers) = switch_from(
+        vec![
+            mem_port_vlan("access", None),
+            mem_port_vlan("trunk", Some(trunk(&[10, 11], None))),
+        ],
+        &flows,
+    );
+    let peers: Vec<_> = peers.into_iter().flatten().collect();
     let plain = unicast(1, 2, 7);
     let tagged = udp_frame(1, mac(2), 2, Some(10), 7);
     peers[0].inject(&plain);
@@ -344,4 +361,44 @@ fn idle_pmd_sleeps_and_wakes_on_traffic() {
         assert_eq!(got.map(|f| seq_of(&f)), Some(seq), "woken by the frame");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+#[test]
+fn learned_macs_age_out_and_unknown_unicast_floods_again() {
+    let ncpu = std::thread::available_parallelism().unwrap().get();
+    let cfg = switch::Config {
+        switch: switch::config::SwitchConfig {
+            mac_aging_secs: 1,
+            ..switch_cfg(&[ncpu - 1])
+        },
+        ports: ["p1", "p2", "p3"].iter().map(|n| mem_port(n)).collect(),
+        flows: Vec::new(),
+    };
+    let sw = switch::Switch::start(&cfg).unwrap();
+    let peers: Vec<_> = ["p1", "p2", "p3"]
+        .iter()
+        .map(|n| sw.mem_peer(n).unwrap())
+        .collect();
+    // Host 2 speaks once: learned on p2.
+    peers[1].inject(&broadcast(2, 0));
+    let _ = collect(&sw, &peers);
+    peers[0].inject(&unicast(1, 2, 1));
+    let got = collect(&sw, &peers);
+    assert_eq!((got[1].len(), got[2].len()), (1, 0), "known: unicast to p2");
+    assert!(sw.fdb().unwrap().iter().any(|e| e.mac.0 == mac(2)));
+    // Silent for longer than the aging time (plus the PMD's once-a-second sweep).
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        sw.fdb().unwrap().iter().all(|e| e.mac.0 != mac(2)),
+        "host 2 still in the MAC table: {:?}",
+        sw.fdb().unwrap()
+    );
+    peers[0].inject(&unicast(1, 2, 2));
+    let got = collect(&sw, &peers);
+    assert_eq!(
+        (got[1].len(), got[2].len()),
+        (1, 1),
+        "aged out: unknown unicast flooded again"
+    );
+    assert_eq!(got[2], vec![unicast(1, 2, 2)]);
 }

@@ -1,5 +1,6 @@
 //! Port VLAN modes under `normal`, between in-memory ports: access, trunk, native VLAN,
-//! unconfigured ports; isolation (broadcasts included), learning per VLAN, drops counted.
+//! unconfigured ports (the untagged domain only), trunks of every VLAN; isolation
+//! (broadcasts included), learning per VLAN, drops counted.
 
 mod common;
 
@@ -136,6 +137,7 @@ fn unconfigured_ports_are_the_untagged_domain() {
             mem_port_vlan("u1", None),
             mem_port_vlan("u2", None),
             mem_port_vlan("a10", Some(access(10))),
+            mem_port_vlan("t10", Some(trunk(&[10], None))),
         ],
         &[],
     );
@@ -144,16 +146,124 @@ fn unconfigured_ports_are_the_untagged_domain() {
     p[0].inject(&broadcast(1, 1));
     let got = collect(&sw, &p);
     assert_eq!(got[1], vec![broadcast(1, 1)]);
-    assert!(got[2].is_empty(), "untagged domain leaked into VLAN 10");
-    // VLAN 10 reaches an unconfigured port tagged (it carries every VLAN, as in OVS).
+    assert!(
+        got[2].is_empty() && got[3].is_empty(),
+        "untagged domain leaked into VLAN 10"
+    );
+    // A VLAN 10 broadcast does not reach the unconfigured ports.
     p[2].inject(&broadcast(2, 2));
     let got = collect(&sw, &p);
-    assert_eq!(got[0], vec![udp_frame(2, [0xff; 6], 255, Some(10), 2)]);
-    // And a tagged frame from it reaches the access port untagged.
-    p[1].inject(&udp_frame(3, mac(2), 2, Some(10), 3));
+    assert!(
+        got[0].is_empty() && got[1].is_empty(),
+        "VLAN 10 reached the untagged domain: {got:?}"
+    );
+    assert_eq!(got[3], vec![udp_frame(2, [0xff; 6], 255, Some(10), 2)]);
+    // Nor does VLAN 10 unicast to a MAC learned in the untagged domain (host 1): VLAN 10
+    // floods within itself instead.
+    p[3].inject(&udp_frame(3, mac(1), 1, Some(10), 3));
     let got = collect(&sw, &p);
-    assert_eq!(got[2], vec![unicast(3, 2, 3)]);
-    assert!(got[0].is_empty());
+    assert!(got[0].is_empty() && got[1].is_empty(), "{got:?}");
+    assert_eq!(got[2], vec![unicast(3, 1, 3)]);
+}
+
+#[test]
+fn a_tagged_frame_from_an_unconfigured_port_is_dropped_not_bridged_into_the_vlan() {
+    let (sw, p) = switch_from(
+        vec![
+            mem_port_vlan("guest", None),
+            mem_port_vlan("u2", None),
+            mem_port_vlan("a10", Some(access(10))),
+            mem_port_vlan("t10", Some(trunk(&[10], None))),
+        ],
+        &[],
+    );
+    let p = peers(p);
+    // Host 2 lives in VLAN 10 behind the access port (learned).
+    p[2].inject(&broadcast(2, 0));
+    let _ = collect(&sw, &p);
+    let before = vlan_drops(&sw);
+    // The guest tries VLAN 10: broadcast, unicast to host 2, and a priority tag.
+    p[0].inject(&udp_frame(1, [0xff; 6], 255, Some(10), 1));
+    p[0].inject(&udp_frame(1, mac(2), 2, Some(10), 2));
+    p[0].inject(&udp_frame(1, mac(2), 2, Some(0), 3));
+    let got = collect(&sw, &p);
+    assert!(got.iter().all(Vec::is_empty), "{got:?}");
+    assert_eq!(vlan_drops(&sw) - before, 3);
+    // Host 1 was not learned anywhere.
+    assert!(sw.fdb().unwrap().iter().all(|e| e.mac.0 != mac(1)));
+    // Untagged, the guest still works.
+    p[0].inject(&broadcast(1, 4));
+    let got = collect(&sw, &p);
+    assert_eq!(got[1], vec![broadcast(1, 4)]);
+    assert!(got[2].is_empty() && got[3].is_empty());
+}
+
+#[test]
+fn a_trunk_without_allowed_carries_every_vlan() {
+    // The explicit way to get OVS's default (a port carrying every VLAN).
+    let (sw, p) = switch_from(
+        vec![
+            mem_port_vlan("all", Some(trunk_all())),
+            mem_port_vlan("a10", Some(access(10))),
+            mem_port_vlan("a4094", Some(access(4094))),
+            mem_port_vlan("u", None),
+        ],
+        &[],
+    );
+    let p = peers(p);
+    p[1].inject(&broadcast(1, 1));
+    p[2].inject(&broadcast(2, 2));
+    let got = collect(&sw, &p);
+    assert_eq!(
+        got[0],
+        vec![
+            udp_frame(1, [0xff; 6], 255, Some(10), 1),
+            udp_frame(2, [0xff; 6], 255, Some(4094), 2)
+        ]
+    );
+    assert!(got[3].is_empty());
+    // Tagged frames of any VLAN are taken and reach that VLAN only.
+    p[0].inject(&udp_frame(3, [0xff; 6], 255, Some(10), 3));
+    p[0].inject(&udp_frame(3, [0xff; 6], 255, Some(4094), 4));
+    p[0].inject(&udp_frame(3, [0xff; 6], 255, Some(77), 5));
+    let got = collect(&sw, &p);
+    assert_eq!(got[1], vec![broadcast(3, 3)]);
+    assert_eq!(got[2], vec![broadcast(3, 4)]);
+    assert!(got[3].is_empty());
+    // Untagged frames: no native VLAN, dropped.
+    let before = vlan_drops(&sw);
+    p[0].inject(&broadcast(3, 6));
+    let got = collect(&sw, &p);
+    assert!(got.iter().all(Vec::is_empty), "{got:?}");
+    assert_eq!(vlan_drops(&sw) - before, 1);
+}
+
+#[test]
+fn rules_still_tag_frames_to_an_unconfigured_port() {
+    // `normal` never sends VLAN frames there, but a rule's explicit output does, as it says.
+    let flows = [
+        flow(100, &[("in_port", "a10")], &["output:u"]),
+        flow(100, &[("in_port", "u2")], &["push_vlan:20", "output:u"]),
+    ];
+    let (sw, p) = switch_from(
+        vec![
+            mem_port_vlan("a10", Some(access(10))),
+            mem_port_vlan("u", None),
+            mem_port_vlan("u2", None),
+        ],
+        &flows,
+    );
+    let p = peers(p);
+    p[0].inject(&unicast(1, 2, 1));
+    p[2].inject(&unicast(3, 2, 2));
+    let got = collect(&sw, &p);
+    assert_eq!(
+        got[1],
+        vec![
+            udp_frame(1, mac(2), 2, Some(10), 1),
+            udp_frame(3, mac(2), 2, Some(20), 2)
+        ]
+    );
 }
 
 #[test]
@@ -188,4 +298,36 @@ fn rules_see_the_logical_vlan() {
     p[1].inject(&udp_frame(2, mac(1), 1, Some(10), 2));
     let got = collect(&sw, &p);
     assert_eq!(got[0], vec![udp_frame(2, mac(1), 1, Some(11), 2)]);
+}
+
+#[test]
+fn normal_sends_no_vlan_to_an_unconfigured_port_even_where_a_rule_taught_it_a_mac() {
+    // A rule moves the guest's frames into VLAN 10 before `normal`, which learns the guest's
+    // MAC in VLAN 10 on its (unconfigured) port. Answers in VLAN 10 still do not go there.
+    let flows = [flow(100, &[("in_port", "u")], &["push_vlan:10", "normal"])];
+    let (sw, p) = switch_from(
+        vec![
+            mem_port_vlan("u", None),
+            mem_port_vlan("a10", Some(access(10))),
+            mem_port_vlan("t10", Some(trunk(&[10], None))),
+        ],
+        &flows,
+    );
+    let p = peers(p);
+    p[0].inject(&broadcast(1, 1));
+    let got = collect(&sw, &p);
+    assert_eq!(got[1], vec![broadcast(1, 1)], "the rule's VLAN 10 flood");
+    assert!(sw
+        .fdb()
+        .unwrap()
+        .iter()
+        .any(|e| e.mac.0 == mac(1) && e.port == sw.port_no("u").unwrap()));
+    p[1].inject(&unicast(2, 1, 2));
+    let got = collect(&sw, &p);
+    assert!(got[0].is_empty(), "VLAN 10 sent to an unconfigured port");
+    assert_eq!(
+        got[2],
+        vec![udp_frame(2, mac(1), 1, Some(10), 2)],
+        "flooded in VLAN 10"
+    );
 }

@@ -54,22 +54,7 @@ fn tunnel_stats(sw: &Switch) -> TunnelStats {
     sw.barrier().unwrap();
     let mut total = TunnelStats::default();
     for s in sw.stats() {
-        let t = &s.tunnel;
-        total.encap_packets += t.encap_packets;
-        total.decap_packets += t.decap_packets;
-        total.mtu_drops += t.mtu_drops;
-        total.neigh_misses += t.neigh_misses;
-        total.neigh_queued += t.neigh_queued;
-        total.neigh_queue_overflow += t.neigh_queue_overflow;
-        total.neigh_timeout_drops += t.neigh_timeout_drops;
-        total.arp_requests_sent += t.arp_requests_sent;
-        total.arp_replies_sent += t.arp_replies_sent;
-        total.arp_replies_received += t.arp_replies_received;
-        total.decap_unknown_vni += t.decap_unknown_vni;
-        total.decap_not_local += t.decap_not_local;
-        total.decap_malformed += t.decap_malformed;
-        total.underlay_other += t.underlay_other;
-        total.no_route_drops += t.no_route_drops;
+        total.add(&s.tunnel);
     }
     total
 }
@@ -347,8 +332,41 @@ fn resolution_queue_overflow_is_counted() {
     assert_eq!(drops(&sw, DropReason::Tunnel), t.neigh_queue_overflow);
 }
 
+/// Everything logged in this test process, from every thread (PMDs log on their own).
+fn captured_log() -> String {
+    use std::sync::{Arc, Mutex, OnceLock};
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+    static LOG: OnceLock<Captured> = OnceLock::new();
+    let cap = LOG.get_or_init(|| {
+        let cap = Captured::default();
+        tracing_subscriber::fmt()
+            .with_writer(cap.clone())
+            .with_ansi(false)
+            .init();
+        cap
+    });
+    String::from_utf8_lossy(&cap.0.lock().unwrap()).into_owned()
+}
+
 #[test]
 fn frames_over_the_underlay_mtu_are_dropped_and_counted() {
+    captured_log(); // from here on, logs are kept
     let (sw, up, vm) = setup(Some(576), &[]);
     let peers = [up.clone(), vm.clone()];
     up.inject(&arp_frame(1, REMOTE_MAC, REMOTE, [0; 6], LOCAL));
@@ -367,6 +385,19 @@ fn frames_over_the_underlay_mtu_are_dropped_and_counted() {
     assert_eq!(parse_encap(&got[0][0]).inner.len(), 540);
     assert_eq!(tunnel_stats(&sw).mtu_drops, 1);
     assert_eq!(drops(&sw, DropReason::Tunnel), 1);
+    // And a log line says so, with the sizes.
+    let log = captured_log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("inner frame too large for the underlay MTU"))
+        .unwrap_or_else(|| panic!("no MTU drop log line in:\n{log}"));
+    assert!(
+        line.contains("WARN")
+            && line.contains("port=")
+            && line.contains("inner_len=541")
+            && line.contains("mtu=576"),
+        "{line}"
+    );
 }
 
 #[test]

@@ -14,10 +14,19 @@
 //! detaches the program and closes the sockets.
 //!
 //! Limits: UMEM frames are 4 KiB, so in copy mode (the kernel keeps 256 bytes of headroom)
-//! frames up to 3840 bytes are received; larger ones are dropped by the kernel (counted in
-//! [`XskStats`]). A frame handed to `tx_burst` that does not fit a UMEM frame is not sent:
-//! it is moved behind the sent ones, so the caller counts it as dropped, and logged
-//! (rate-limited).
+//! frames up to [`MAX_RX_FRAME`] (3840) bytes are received; larger ones are dropped by the
+//! kernel (counted in [`XskStats`]). An underlay over AF_XDP therefore carries IPv4 packets
+//! of at most [`MAX_MTU`] (3826) bytes. A frame handed to `tx_burst` that does not fit a
+//! UMEM frame is not sent: it is moved behind the sent ones, so the caller counts it as
+//! dropped, and logged (rate-limited).
+//!
+//! Queues: the program redirects only the frames of the queues that have a socket
+//! (`0..queues`); the kernel stack gets the rest. When the interface has more rx queues than
+//! the port binds, [`AfXdpPort::open`] logs a warning naming the interface, its rx queue
+//! count and `queues`: RSS spreads flows (VXLAN's too, by their UDP source port) over every
+//! queue, so most traffic would bypass the switch. It is a warning, not a refusal, because
+//! the operator may have steered the traffic to the bound queues (`ethtool -L IF combined
+//! N`, ntuple rules); see [`AfXdpPort::interface_rx_queues`].
 
 mod queue;
 #[allow(unsafe_code)]
@@ -30,7 +39,7 @@ mod xdp_prog;
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::port::{Port, PortError, RxQueue, TxQueue};
 use queue::{AfXdpRxq, AfXdpTxq, SharedTx};
@@ -39,6 +48,16 @@ use xdp_prog::{XdpLink, XdpProgram, XskMap, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MO
 
 /// The most queues a port binds.
 pub const MAX_QUEUES: u16 = 64;
+
+/// Headroom the kernel keeps in front of a received frame in a UMEM frame (the kernel's
+/// `XDP_PACKET_HEADROOM`).
+const XDP_PACKET_HEADROOM: u32 = 256;
+/// The largest frame (Ethernet header included) a socket receives: a UMEM frame less the
+/// kernel's headroom.
+pub const MAX_RX_FRAME: usize = (umem::FRAME_SIZE - XDP_PACKET_HEADROOM) as usize;
+/// The largest IPv4 packet (an underlay MTU) an AF_XDP port carries both ways: a
+/// [`MAX_RX_FRAME`] less its 14-byte Ethernet header.
+pub const MAX_MTU: u16 = (MAX_RX_FRAME - 14) as u16;
 
 /// Where the XDP program is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +128,18 @@ pub struct AfXdpPort {
     rxqs: Vec<Option<AfXdpRxq>>,
     txs: Vec<SharedTx>,
     zero_copy: bool,
+    interface_rx_queues: Option<u32>,
+}
+
+/// How many rx queues `interface` has (its `queues/rx-*` entries in sysfs); `None` if that
+/// cannot be read.
+pub fn interface_rx_queues(interface: &str) -> Option<u32> {
+    let dir = std::fs::read_dir(format!("/sys/class/net/{interface}/queues")).ok()?;
+    let n = dir
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        .count();
+    u32::try_from(n).ok().filter(|&n| n > 0)
 }
 
 impl AfXdpPort {
@@ -135,6 +166,18 @@ impl AfXdpPort {
             }
         };
         let info = socket::if_info(interface)?;
+        let rx_queues = interface_rx_queues(interface);
+        if let Some(n) = rx_queues.filter(|&n| n > u32::from(queues)) {
+            warn!(
+                interface,
+                rx_queues = n,
+                queues,
+                "afxdp: the interface has {n} rx queues but `queues` = {queues} binds only \
+                 queues 0..{queues}: frames RSS puts on the others go to the kernel stack, not \
+                 the switch. Set `queues = {n}`, or steer the traffic to the bound queues \
+                 (e.g. `ethtool -L {interface} combined {queues}`)"
+            );
+        }
         let map = XskMap::new(u32::from(queues)).map_err(xdp_err("creating the XSKMAP"))?;
         let mut rxqs = Vec::new();
         let mut txs = Vec::new();
@@ -195,7 +238,15 @@ impl AfXdpPort {
             rxqs,
             txs,
             zero_copy,
+            interface_rx_queues: rx_queues,
         })
+    }
+
+    /// The interface's rx queue count when the port was opened (`None` if sysfs did not
+    /// say). More than [`Port::n_rxq`] means some traffic bypasses the switch (warned at
+    /// open).
+    pub fn interface_rx_queues(&self) -> Option<u32> {
+        self.interface_rx_queues
     }
 
     /// True when every socket is bound in zero-copy mode.

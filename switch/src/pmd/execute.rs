@@ -105,7 +105,7 @@ fn emit(
         out.stats.drop(DropReason::InPort);
         return;
     }
-    let port_vlan = out.vlans.get(port.index()).unwrap_or(&PortVlan::Any);
+    let port_vlan = out.vlans.get(port.index()).unwrap_or(&PortVlan::Untagged);
     if out.tunnel.vxlan_port(port).is_some() {
         let mut cx = TxCtx {
             txs: out.txs,
@@ -158,16 +158,18 @@ fn normal(out: &mut Out<'_>, in_port: PortNo, key: &FlowKey, pkt: &mut Packet, m
         }
     }
     let dst = key.eth_dst();
+    let vid = key.vlan_vid();
+    let vlans = out.vlans;
+    let carries = |p: PortNo| vlans.get(p.index()).is_none_or(|v| v.carries(vid));
     if !dst.is_multicast() {
-        if let Some(port) = out.fdb.lookup(dom, dst, out.now) {
+        // Learned where a rule moved the frame into another VLAN: not a port of this one.
+        if let Some(port) = out.fdb.lookup(dom, dst, out.now).filter(|&p| carries(p)) {
             emit(out, in_port, port, key, None, pkt, mv);
             return;
         }
     }
     // Flood within the frame's VLAN: only to ports that carry it.
-    let vid = key.vlan_vid();
-    let vlans = out.vlans;
-    let floods_to = |p: PortNo| p != in_port && vlans.get(p.index()).is_none_or(|v| v.carries(vid));
+    let floods_to = |p: PortNo| p != in_port && carries(p);
     let flood = out.flood;
     let mut left = flood.iter().filter(|&&p| floods_to(p)).count();
     if left == 0 {

@@ -322,10 +322,8 @@ impl Pmd {
             decap::underlay_rx(tunnel, &mut burst[..n], &mut keys[..n], vlans, &mut cx)
         } else {
             match vlans.get(in_port.index()) {
-                Some(v) if !matches!(v, PortVlan::Any) => {
-                    vlan::ingress_burst(v, &mut burst[..n], &mut keys[..n], stats)
-                }
-                _ => n,
+                Some(v) => vlan::ingress_burst(v, &mut burst[..n], &mut keys[..n], stats),
+                None => n,
             }
         };
 
@@ -495,7 +493,7 @@ impl Pmd {
             PmdCmd::DelPort(port) => {
                 let dropped = self.tunnel.del_port(port);
                 self.stats.drops[crate::stats::DropReason::Tunnel as usize] += dropped;
-                self.set_vlan(port, PortVlan::Any);
+                self.set_vlan(port, PortVlan::default());
                 self.rxqs.retain(|r| r.port != port);
                 if let Some(slot) = self.txs.get_mut(port.index()) {
                     if let Some(mut tx) = slot.take() {

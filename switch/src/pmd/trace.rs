@@ -101,22 +101,23 @@ impl Pmd {
         };
         let normal = actions.contains(&Action::Normal).then(|| {
             let dst = key.eth_dst();
+            let carries = |p: PortNo| {
+                self.vlans
+                    .get(p.index())
+                    .is_none_or(|v| v.carries(key.vlan_vid()))
+            };
+            // As `normal` does: a learned port that does not carry the VLAN is not used.
             let learned = (!dst.is_multicast())
                 .then(|| self.fdb.lookup(domain, dst, Instant::now()))
-                .flatten();
+                .flatten()
+                .filter(|&p| carries(p));
             match learned {
                 Some(port) => NormalOutcome::Learned(port),
                 None => NormalOutcome::Flood(
                     self.flood
                         .iter()
                         .copied()
-                        .filter(|&p| {
-                            p != req.in_port
-                                && self
-                                    .vlans
-                                    .get(p.index())
-                                    .is_none_or(|v| v.carries(key.vlan_vid()))
-                        })
+                        .filter(|&p| p != req.in_port && carries(p))
                         .collect(),
                 ),
             }

@@ -5,12 +5,15 @@
 //! - **access** (`tag`): frames arrive untagged and belong to VLAN `tag`; tagged frames are
 //!   dropped (`vlan` drop reason); frames leave untagged.
 //! - **trunk** (`allowed`, `native`): tagged frames of an allowed VLAN (or of the native
-//!   one) are taken as they are;
-//!   untagged frames belong to `native` (dropped without one); frames of `native` leave
+//!   one) are taken as they are; `allowed` omitted means every VLAN 1..=4094.
+//!   Untagged frames belong to `native` (dropped without one); frames of `native` leave
 //!   untagged, the others tagged.
-//! - **no `vlan`** ([`PortVlan::Any`]): untagged frames are in the untagged domain; a tagged
-//!   frame keeps its own VLAN and nothing is pushed or popped (OVS's default "trunk of
-//!   everything").
+//! - **no `vlan`** ([`PortVlan::Untagged`]): the port is in the untagged domain only.
+//!   Untagged frames are taken; tagged frames are dropped (`vlan` drop reason), so a guest
+//!   cannot inject into a tenant VLAN; `normal` sends it only untagged-domain frames. A
+//!   frame an explicit rule tagged (`push_vlan` then `output:`) leaves as the rule made it.
+//!   (Unlike OVS's default, which trunks every VLAN: that is `{ mode = "trunk" }` without
+//!   `allowed` here.)
 //!
 //! The VLAN a frame belongs to is written into its key at ingress (`vlan_tci` with
 //! `VLAN_PRESENT`), whatever its bytes carry: rules and `normal` see the logical VLAN. The
@@ -31,9 +34,9 @@ const SET_WORDS: usize = 4096 / 64;
 /// A port's VLAN mode as the PMD uses it.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub(crate) enum PortVlan {
-    /// No `vlan` setting: frames keep what they carry.
+    /// No `vlan` setting: the untagged domain only; tagged frames are not taken.
     #[default]
-    Any,
+    Untagged,
     /// Access port of one VLAN.
     Access(u16),
     /// Trunk: the allowed VLANs as a bit set, and the native VLAN.
@@ -49,17 +52,23 @@ impl PortVlan {
     /// Resolves a validated config.
     pub fn from_config(cfg: Option<&VlanConfig>) -> PortVlan {
         let Some(cfg) = cfg else {
-            return PortVlan::Any;
+            return PortVlan::Untagged;
         };
         match cfg.mode {
             VlanMode::Access => PortVlan::Access(cfg.tag.unwrap_or(0) & VLAN_VID_MASK),
             VlanMode::Trunk => {
                 let mut allowed = Box::new([0u64; SET_WORDS]);
-                // The native VLAN is carried too, listed or not.
-                for &v in cfg.allowed.iter().flatten().chain(cfg.native.iter()) {
+                let mut add = |v: u16| {
                     let v = usize::from(v & VLAN_VID_MASK);
                     allowed[v / 64] |= 1 << (v % 64);
+                };
+                match &cfg.allowed {
+                    Some(list) => list.iter().copied().for_each(&mut add),
+                    // No list: every VLAN.
+                    None => (1..=4094).for_each(&mut add),
                 }
+                // The native VLAN is carried too, listed or not.
+                cfg.native.into_iter().for_each(add);
                 PortVlan::Trunk {
                     allowed,
                     native: cfg.native.map(|n| n & VLAN_VID_MASK),
@@ -69,12 +78,12 @@ impl PortVlan {
     }
 
     /// Puts the frame's logical VLAN into `key`. False when the port does not take the
-    /// frame (a tagged frame on an access port, a VLAN the trunk does not allow, an untagged
-    /// frame on a trunk without a native VLAN).
+    /// frame (a tagged frame on an access port or a port without `vlan`, a VLAN the trunk
+    /// does not allow, an untagged frame on a trunk without a native VLAN).
     #[inline]
     pub fn ingress(&self, key: &mut FlowKey) -> bool {
         match self {
-            PortVlan::Any => true,
+            PortVlan::Untagged => key.vlan_vid().is_none(),
             PortVlan::Access(tag) => {
                 if key.vlan_vid().is_some() {
                     return false;
@@ -99,11 +108,13 @@ impl PortVlan {
     #[inline]
     pub fn carries(&self, vid: Option<u16>) -> bool {
         match (self, vid) {
-            (PortVlan::Any, _) => true,
+            (PortVlan::Untagged, None) => true,
             (PortVlan::Access(tag), Some(v)) => *tag == v,
             (PortVlan::Trunk { allowed, .. }, Some(v)) => in_set(allowed, v),
             // Configured ports never take untagged-domain frames: those are of no VLAN.
             (_, None) => false,
+            // A port without `vlan` takes no VLAN.
+            (PortVlan::Untagged, Some(_)) => false,
         }
     }
 
@@ -111,7 +122,8 @@ impl PortVlan {
     #[inline]
     fn tagged_on_egress(&self, vid: u16) -> bool {
         match self {
-            PortVlan::Any => true,
+            // Only a rule sends a VLAN's frame here (`normal` never does): as it says.
+            PortVlan::Untagged => true,
             PortVlan::Access(tag) => *tag != vid,
             PortVlan::Trunk { native, .. } => *native != Some(vid),
         }
@@ -127,6 +139,10 @@ pub(crate) fn ingress_burst(
     stats: &mut PmdStats,
 ) -> usize {
     let n = burst.len().min(keys.len());
+    // The common case, a port without `vlan` receiving untagged frames: nothing to do.
+    if matches!(port, PortVlan::Untagged) && keys[..n].iter().all(|k| k.vlan_vid().is_none()) {
+        return n;
+    }
     let mut w = 0;
     for i in 0..n {
         let mut k = keys[i];
@@ -252,6 +268,40 @@ mod test {
     }
 
     #[test]
+    fn no_vlan_is_the_untagged_domain_only() {
+        let u = PortVlan::from_config(None);
+        assert_eq!(u, PortVlan::Untagged);
+        let mut k = extract(frame(None).data(), PortNo(1));
+        assert!(u.ingress(&mut k));
+        assert_eq!(k.vlan_vid(), None);
+        for tag in [0, 1, 10, 4094] {
+            let mut k = extract(frame(Some(tag)).data(), PortNo(1));
+            assert!(!u.ingress(&mut k), "tagged {tag} taken");
+            assert!(!u.carries(Some(tag)));
+        }
+        assert!(u.carries(None));
+    }
+
+    #[test]
+    fn trunk_without_allowed_carries_every_vlan() {
+        let all = PortVlan::from_config(Some(&VlanConfig {
+            mode: VlanMode::Trunk,
+            tag: None,
+            allowed: None,
+            native: None,
+        }));
+        for v in [1, 10, 2000, 4094] {
+            let mut k = extract(frame(Some(v)).data(), PortNo(1));
+            assert!(all.ingress(&mut k));
+            assert_eq!(k.vlan_vid(), Some(v));
+            assert!(all.carries(Some(v)));
+        }
+        assert!(!all.carries(None), "no native: not the untagged domain");
+        let mut k = extract(frame(None).data(), PortNo(1));
+        assert!(!all.ingress(&mut k));
+    }
+
+    #[test]
     fn egress_pushes_and_pops() {
         // Untagged from an access port of VLAN 10, out of a trunk: tag pushed.
         let mut p = frame(None);
@@ -265,10 +315,10 @@ mod test {
         // The trunk's native VLAN leaves untagged.
         assert!(egress(&mut p, &k, &trunk(&[10], Some(10))));
         assert_eq!(p.data()[..], frame(None).data()[..]);
-        // Tagged in, tagged out of an unconfigured port: untouched.
+        // Tagged (by a rule), out of an unconfigured port: untouched.
         let mut p = frame(Some(10));
         let k = extract(p.data(), PortNo(1));
-        assert!(egress(&mut p, &k, &PortVlan::Any));
+        assert!(egress(&mut p, &k, &PortVlan::Untagged));
         assert_eq!(p.data()[..], frame(Some(10)).data()[..]);
         // materialize writes the logical tag once.
         let mut p = frame(None);

@@ -17,6 +17,8 @@ pub(crate) mod decap;
 pub(crate) mod encap;
 pub(crate) mod neigh;
 pub mod stats;
+#[cfg(test)]
+mod tests;
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -24,13 +26,18 @@ use std::time::{Duration, Instant};
 use flowtable::{MacAddr, PortNo, Vni};
 use ports::Packet;
 
+use crate::config::{PortConfig, PortType};
 use crate::pmd::tx::{self, TxPort};
 use crate::stats::{DropReason, PmdStats};
 use neigh::NeighCache;
 use stats::TunnelStats;
+use tracing::{info, warn};
 
-/// The underlay MTU when the uplink does not set one.
+/// The underlay MTU when the uplink does not set one and has no interface to ask (a memory
+/// port), or the interface's cannot be read.
 pub const DEFAULT_MTU: u16 = 1500;
+/// Underlay MTUs a config may set; an interface's own MTU above the top is clamped to it.
+pub const MTU_RANGE: std::ops::RangeInclusive<u16> = 576..=9216;
 /// Bytes VXLAN adds in front of the inner frame: Ethernet 14, IPv4 20, UDP 8, VXLAN 8.
 pub const ENCAP_LEN: usize = 50;
 
@@ -67,6 +74,50 @@ impl Underlay {
     /// Whether `ip` is on the underlay's subnet.
     pub fn on_link(&self, ip: Ipv4Addr) -> bool {
         self.next_hop(ip) == Some(ip)
+    }
+}
+
+/// The MTU of underlay port `cfg`, decided when it is opened: its `mtu` if set (validated:
+/// within [`MTU_RANGE`], and for `afxdp` at most [`ports::afxdp::MAX_MTU`]); else, for an
+/// `afxdp` or `tap` port, the interface's own MTU from sysfs, clamped (with a warning) to
+/// what the port carries; else [`DEFAULT_MTU`].
+pub(crate) fn underlay_mtu(cfg: &PortConfig) -> u16 {
+    if let Some(mtu) = cfg.mtu {
+        return mtu;
+    }
+    let (interface, cap) = match (cfg.kind, cfg.interface.as_deref()) {
+        (PortType::Afxdp, Some(i)) => (i, ports::afxdp::MAX_MTU.min(*MTU_RANGE.end())),
+        (PortType::Tap, Some(i)) => (i, *MTU_RANGE.end()),
+        _ => return DEFAULT_MTU,
+    };
+    let path = format!("/sys/class/net/{interface}/mtu");
+    let read = std::fs::read_to_string(&path).map_err(|e| e.to_string());
+    match read.and_then(|t| t.trim().parse::<u32>().map_err(|e| e.to_string())) {
+        Ok(mtu) if mtu > u32::from(cap) => {
+            warn!(
+                port = %cfg.name,
+                interface,
+                interface_mtu = mtu,
+                mtu = cap,
+                "the interface's MTU is more than this port carries: the underlay MTU is \
+                 clamped (larger inner frames are dropped and counted; set `mtu` to choose)"
+            );
+            cap
+        }
+        Ok(mtu) => {
+            info!(port = %cfg.name, interface, mtu, "underlay MTU from the interface");
+            mtu as u16
+        }
+        Err(error) => {
+            warn!(
+                port = %cfg.name,
+                interface,
+                %error,
+                mtu = DEFAULT_MTU,
+                "cannot read the interface's MTU from {path}; using the default"
+            );
+            DEFAULT_MTU
+        }
     }
 }
 
@@ -204,7 +255,8 @@ impl Tunnel {
     }
 
     /// Records `ip` at `mac` and sends what was held for it. `announce` when learned here
-    /// (not from a peer's announcement).
+    /// (not from a peer's announcement): then new mappings, and confirmations of known ones
+    /// (rate-limited, see [`neigh::Learn::Refresh`]), are queued for the peer PMDs.
     pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, announce: bool, cx: &mut TxCtx<'_>) {
         let TxCtx {
             txs,
@@ -215,17 +267,25 @@ impl Tunnel {
         let Some(u) = self.underlay else {
             return;
         };
-        if self.neigh.learn(u32::from(ip), mac, *now) {
-            self.stats.neigh_updates += 1;
-            if announce {
-                self.announce.push((ip, mac));
+        let tell = match self.neigh.learn(u32::from(ip), mac, *now) {
+            neigh::Learn::New => {
+                self.stats.neigh_updates += 1;
+                true
             }
+            neigh::Learn::Refresh => true,
+            neigh::Learn::Quiet => false,
+        };
+        if tell && announce {
+            self.announce.push((ip, mac));
         }
+        let released = &mut self.stats.neigh_released;
         self.neigh.release(u32::from(ip), |pkt| {
             if let Some(eth) = pkt.data_mut().get_mut(..6) {
                 eth.copy_from_slice(&mac.0);
             }
-            if !tx::enqueue(txs, dirty, stats, u.port, pkt) {
+            if tx::enqueue(txs, dirty, stats, u.port, pkt) {
+                *released += 1;
+            } else {
                 stats.drop(DropReason::NoPort);
             }
         });

@@ -5,6 +5,11 @@
 //! arrive on; that PMD learns them and announces them to its peers (as MAC learning does),
 //! so a PMD that asked gets its answer between two bursts. Nothing here is shared.
 //!
+//! Confirmations are announced too, not only new mappings ([`Learn::Refresh`], at most once
+//! per [`ANNOUNCE_EVERY`] per neighbour): the PMD that re-probes an entry is often not the
+//! one the answer reaches, and an answer that only refreshed the receiver's own entry would
+//! leave the asker's to expire, and its frames to be dropped after every retry.
+//!
 //! Entry life: a miss creates an `Incomplete` entry and the caller sends an ARP request;
 //! requests are repeated every [`RETRY`] up to [`MAX_TRIES`], after which the held frames
 //! are dropped and the entry forgotten. An answer makes it `Reachable`. A reachable entry
@@ -31,6 +36,10 @@ pub(crate) const MAX_TRIES: u8 = 3;
 pub(crate) const REFRESH: Duration = Duration::from_secs(60);
 /// Age after which an unconfirmed entry is forgotten.
 pub(crate) const EXPIRE: Duration = Duration::from_secs(180);
+/// Least time between two announcements of the same unchanged neighbour. Equal to
+/// [`RETRY`], so of the requests a peer repeats [`RETRY`] apart, at least every second
+/// one's answer is announced to it.
+pub(crate) const ANNOUNCE_EVERY: Duration = RETRY;
 
 #[derive(Clone, Copy, Debug)]
 enum State {
@@ -42,7 +51,21 @@ enum State {
         mac: MacAddr,
         confirmed: Instant,
         probed: Option<Instant>,
+        /// When [`NeighCache::learn`] last reported this mapping as worth announcing.
+        announced: Instant,
     },
+}
+
+/// What [`NeighCache::learn`] made of an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Learn {
+    /// A new or changed mapping, or the end of a resolution: announce it.
+    New,
+    /// The same mapping confirmed, not announced for [`ANNOUNCE_EVERY`]: announce it, so
+    /// peers that asked (or will soon re-probe) refresh their own entries.
+    Refresh,
+    /// The same mapping confirmed again shortly after an announcement: nothing to tell.
+    Quiet,
 }
 
 /// What a next-hop lookup found.
@@ -101,6 +124,7 @@ impl NeighCache {
                 mac,
                 confirmed,
                 probed,
+                ..
             }) => {
                 let age = now.saturating_duration_since(*confirmed);
                 if age < REFRESH {
@@ -169,18 +193,35 @@ impl NeighCache {
         self.entries.contains_key(&ip)
     }
 
-    /// Records that `ip` is at `mac`; returns whether that is news (a new or changed
-    /// mapping, or the end of a resolution), which is worth announcing to peers.
-    pub fn learn(&mut self, ip: u32, mac: MacAddr, now: Instant) -> bool {
-        let old = self.entries.insert(
+    /// Records that `ip` is at `mac` (confirmed now) and says whether to announce it.
+    pub fn learn(&mut self, ip: u32, mac: MacAddr, now: Instant) -> Learn {
+        if let Some(State::Reachable {
+            mac: m,
+            confirmed,
+            probed,
+            announced,
+        }) = self.entries.get_mut(&ip)
+        {
+            if *m == mac {
+                *confirmed = now;
+                *probed = None;
+                if now.saturating_duration_since(*announced) < ANNOUNCE_EVERY {
+                    return Learn::Quiet;
+                }
+                *announced = now;
+                return Learn::Refresh;
+            }
+        }
+        self.entries.insert(
             ip,
             State::Reachable {
                 mac,
                 confirmed: now,
                 probed: None,
+                announced: now,
             },
         );
-        !matches!(old, Some(State::Reachable { mac: m, .. }) if m == mac)
+        Learn::New
     }
 
     /// Passes every frame held for `ip`, oldest first, to `send`, and takes the buffers back
@@ -285,7 +326,7 @@ mod test {
         let mut other = Packet::new();
         other.copy_from(&[9; 20]);
         assert!(c.hold(IP + 1, &mut other));
-        assert!(c.learn(IP, MAC, t0));
+        assert_eq!(c.learn(IP, MAC, t0), Learn::New);
         let mut got = Vec::new();
         c.release(IP, |p| got.push(p.data()[0]));
         assert_eq!(got, [0, 1, 2]);
@@ -297,7 +338,19 @@ mod test {
                 probe: false
             }
         );
-        assert!(!c.learn(IP, MAC, t0), "same mapping is no news");
+        assert_eq!(
+            c.learn(IP, MAC, t0),
+            Learn::Quiet,
+            "same mapping, just told"
+        );
+        assert_eq!(
+            c.learn(IP, MAC, t0 + ANNOUNCE_EVERY),
+            Learn::Refresh,
+            "a confirmation is worth telling peers again after a while"
+        );
+        assert_eq!(c.learn(IP, MAC, t0 + ANNOUNCE_EVERY), Learn::Quiet);
+        let other = MacAddr([2, 0, 0, 0, 0, 3]);
+        assert_eq!(c.learn(IP, other, t0 + ANNOUNCE_EVERY), Learn::New);
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub struct TunnelStats {
     pub neigh_misses: u64,
     /// Frames held while their next hop was being resolved.
     pub neigh_queued: u64,
+    /// Held frames sent once their next hop resolved.
+    pub neigh_released: u64,
     /// Frames dropped because the resolution queue was full.
     pub neigh_queue_overflow: u64,
     /// Held frames dropped because their next hop never answered.
@@ -41,8 +43,50 @@ pub struct TunnelStats {
 }
 
 impl TunnelStats {
+    /// Adds `o` into `self`, counter by counter (totals over PMDs).
+    pub fn add(&mut self, o: &TunnelStats) {
+        let TunnelStats {
+            encap_packets,
+            decap_packets,
+            mtu_drops,
+            no_underlay_drops,
+            no_route_drops,
+            neigh_misses,
+            neigh_queued,
+            neigh_released,
+            neigh_queue_overflow,
+            neigh_timeout_drops,
+            neigh_updates,
+            arp_requests_sent,
+            arp_replies_sent,
+            arp_replies_received,
+            decap_unknown_vni,
+            decap_not_local,
+            decap_malformed,
+            underlay_other,
+        } = o;
+        self.encap_packets += encap_packets;
+        self.decap_packets += decap_packets;
+        self.mtu_drops += mtu_drops;
+        self.no_underlay_drops += no_underlay_drops;
+        self.no_route_drops += no_route_drops;
+        self.neigh_misses += neigh_misses;
+        self.neigh_queued += neigh_queued;
+        self.neigh_released += neigh_released;
+        self.neigh_queue_overflow += neigh_queue_overflow;
+        self.neigh_timeout_drops += neigh_timeout_drops;
+        self.neigh_updates += neigh_updates;
+        self.arp_requests_sent += arp_requests_sent;
+        self.arp_replies_sent += arp_replies_sent;
+        self.arp_replies_received += arp_replies_received;
+        self.decap_unknown_vni += decap_unknown_vni;
+        self.decap_not_local += decap_not_local;
+        self.decap_malformed += decap_malformed;
+        self.underlay_other += underlay_other;
+    }
+
     /// Every counter with its name and help text, in a fixed order (for exporters).
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 17] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 18] {
         [
             (
                 "encap_packets",
@@ -78,6 +122,11 @@ impl TunnelStats {
                 "neigh_queued",
                 "Frames held while their next hop was resolved.",
                 self.neigh_queued,
+            ),
+            (
+                "neigh_released",
+                "Held frames sent once their next hop resolved.",
+                self.neigh_released,
             ),
             (
                 "neigh_queue_overflow",

@@ -199,6 +199,16 @@ pub fn trunk(allowed: &[u16], native: Option<u16>) -> switch::config::VlanConfig
     }
 }
 
+/// A trunk of every VLAN (`allowed` omitted).
+pub fn trunk_all() -> switch::config::VlanConfig {
+    switch::config::VlanConfig {
+        mode: switch::config::VlanMode::Trunk,
+        tag: None,
+        allowed: None,
+        native: None,
+    }
+}
+
 /// A memory port with a VLAN setting.
 pub fn mem_port_vlan(name: &str, vlan: Option<switch::config::VlanConfig>) -> PortConfig {
     PortConfig {
