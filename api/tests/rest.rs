@@ -576,3 +576,72 @@ fn failed_state_write_changes_nothing() {
     assert!(!state_file(&sw).contains("\"c\""), "{}", state_file(&sw));
     sw.stop();
 }
+
+/// A port that any flow uses cannot be deleted, whichever spelling the flow parser accepted
+/// (`"output :c"`, `" output: c "`, a numeric `in_port = 3` naming port "3"): the refusal
+/// names each flow and the field, the state file keeps restoring, and once the flows are
+/// gone the ports can go.
+#[test]
+fn port_delete_refused_for_every_spelling_the_parser_accepts() {
+    let dir = Scratch::new("rest-portuse");
+    let sw = Vswitchd::start(&dir, Some(TWO_PORTS), &[]);
+    for name in ["c", "3"] {
+        let body = json!({"name": name, "type": "memory"}).to_string();
+        assert_eq!(sw.auth("POST", "/v1/ports", Some(&body)).0, 201);
+    }
+    let mut ids = Vec::new();
+    for body in [
+        r#"{"match": {"in_port": "a"}, "actions": ["output :c"]}"#,
+        r#"{"match": {"in_port": "b"}, "actions": ["normal", " output: c "]}"#,
+        r#"{"match": {"in_port": 3}, "actions": ["drop"]}"#,
+    ] {
+        let (s, v) = sw.auth("POST", "/v1/flows", Some(body));
+        assert_eq!(s, 201, "{body}: {v}");
+        ids.push(v["id"].as_u64().unwrap());
+    }
+    let before = state_file(&sw);
+    let (s, v) = sw.auth("DELETE", "/v1/ports/c", None);
+    assert_eq!((s, field(&v)), (409, "name"), "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains(&format!("flow {} (actions[0])", ids[0]))
+            && e.contains(&format!("flow {} (actions[1])", ids[1])),
+        "{e}"
+    );
+    let (s, v) = sw.auth("DELETE", "/v1/ports/3", None);
+    assert_eq!((s, field(&v)), (409, "name"), "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains(&format!("flow {} (match.in_port)", ids[2])),
+        "{e}"
+    );
+    assert_eq!(
+        state_file(&sw),
+        before,
+        "a refused delete changed the state"
+    );
+    let (_, ports) = sw.call("GET", "/v1/ports", None, None);
+    assert_eq!(ports.as_array().unwrap().len(), 4, "{ports}");
+    sw.stop();
+
+    // The state still restores: same ports, same flows.
+    let sw = Vswitchd::start(&dir, None, &[]);
+    let (_, flows) = sw.call("GET", "/v1/flows", None, None);
+    let got: Vec<u64> = flows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(got, [1, ids[0], ids[1], ids[2]], "{flows}");
+    for id in &ids {
+        assert_eq!(sw.auth("DELETE", &format!("/v1/flows/{id}"), None).0, 204);
+    }
+    assert_eq!(sw.auth("DELETE", "/v1/ports/c", None).0, 204);
+    assert_eq!(sw.auth("DELETE", "/v1/ports/3", None).0, 204);
+    sw.stop();
+    let sw = Vswitchd::start(&dir, None, &[]);
+    let (_, ports) = sw.call("GET", "/v1/ports", None, None);
+    assert_eq!(ports.as_array().unwrap().len(), 2, "{ports}");
+    sw.stop();
+}
