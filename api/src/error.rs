@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use switch::config::PathSeg;
+use switch::config::{PathSeg, PortType};
 use switch::SwitchError;
 
 /// An error answer.
@@ -81,11 +81,31 @@ impl ApiError {
                 ApiError::not_found("id", format!("no flow with id {id}"))
             }
             e @ SwitchError::Unsupported { .. } => ApiError::bad("type", e.to_string()),
-            e @ SwitchError::Port { .. } => ApiError::bad("socket", e.to_string()),
+            // Without the port's type the field is unknown: see [`ApiError::from_add_port`].
+            e @ SwitchError::Port { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, e.to_string(), None)
+            }
             e @ SwitchError::PmdTimeout(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None)
             }
             e => ApiError::internal(e.to_string()),
+        }
+    }
+
+    /// Maps an error of adding a port of type `kind`: a port that could not be opened names
+    /// the field saying what to open (`socket` for vhost-user, `interface` for afxdp and
+    /// tap; none for the others, whose opening involves no field).
+    pub fn from_add_port(e: SwitchError, kind: PortType) -> ApiError {
+        match e {
+            e @ SwitchError::Port { .. } => {
+                let field = match kind {
+                    PortType::VhostUser => Some("socket"),
+                    PortType::Afxdp | PortType::Tap => Some("interface"),
+                    PortType::Memory | PortType::Vxlan => None,
+                };
+                ApiError::new(StatusCode::BAD_REQUEST, e.to_string(), field)
+            }
+            e => ApiError::from_switch(e, None),
         }
     }
 }

@@ -645,3 +645,84 @@ fn port_delete_refused_for_every_spelling_the_parser_accepts() {
     assert_eq!(ports.as_array().unwrap().len(), 2, "{ports}");
     sw.stop();
 }
+
+/// A missing required field is named (serde reports it at the enclosing object: the field
+/// is joined to that path); a wrong method on a known path is a JSON 405 naming the method
+/// and the allowed ones; a tap or afxdp port that cannot open names `interface`.
+#[test]
+fn missing_fields_wrong_methods_and_open_failures_name_the_culprit() {
+    let dir = Scratch::new("rest-errs");
+    let sw = Vswitchd::start(&dir, Some(TWO_PORTS), &[]);
+    let before = state_file(&sw);
+    for (path, body, want) in [
+        ("/v1/ports", r#"{"type": "memory"}"#, "name"),
+        ("/v1/ports", r#"{"name": "x"}"#, "type"),
+        ("/v1/flows", r#"{"priority": 5}"#, "actions"),
+        ("/v1/flows/bulk", r#"{}"#, "flows"),
+        (
+            "/v1/flows/bulk",
+            r#"{"flows": [{"actions": ["drop"]}, {"priority": 1}]}"#,
+            "flows[1].actions",
+        ),
+        ("/v1/trace", r#"{"hex": "00"}"#, "in_port"),
+    ] {
+        let (s, v) = sw.auth("POST", path, Some(body));
+        assert_eq!((s, field(&v)), (400, want), "{path} {body}: {v}");
+        let e = v["error"].as_str().unwrap_or_default();
+        assert!(e.contains("missing field"), "{path} {body}: {v}");
+    }
+
+    for (method, path, allowed) in [
+        ("GET", "/v1/trace", &["POST"][..]),
+        ("GET", "/v1/flows/bulk", &["POST"]),
+        ("PUT", "/v1/ports", &["GET", "POST"]),
+        ("PATCH", "/v1/flows/1", &["DELETE"]),
+        ("POST", "/healthz", &["GET"]),
+    ] {
+        let (s, v) = sw.auth(method, path, None);
+        assert_eq!(s, 405, "{method} {path}: {v}");
+        let e = v["error"].as_str().unwrap_or_default();
+        assert!(e.contains(method), "{method} {path}: {v}");
+        for m in allowed {
+            assert!(e.contains(m), "{method} {path}: {m} not named: {v}");
+        }
+    }
+
+    // Still axum's answer underneath: the Allow header stays, the body is JSON.
+    let raw = {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(sw.addr).unwrap();
+        write!(
+            c,
+            "GET /v1/trace HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = String::new();
+        c.read_to_string(&mut raw).unwrap();
+        raw.to_ascii_lowercase()
+    };
+    assert!(raw.starts_with("http/1.1 405"), "{raw}");
+    assert!(raw.contains("\r\nallow: post\r\n"), "{raw}");
+    assert!(raw.contains("content-type: application/json"), "{raw}");
+
+    let (s, v) = sw.auth(
+        "POST",
+        "/v1/ports",
+        Some(r#"{"name": "t", "type": "tap", "interface": "lo"}"#),
+    );
+    assert_eq!((s, field(&v)), (400, "interface"), "{v}");
+    let ifname = common::unique_name("vswnone");
+    let body = json!({"name": "x", "type": "afxdp", "interface": ifname}).to_string();
+    let (s, v) = sw.auth("POST", "/v1/ports", Some(&body));
+    assert_eq!((s, field(&v)), (400, "interface"), "{v}");
+    let sock = dir.path("no-such-dir/vm.sock");
+    let body = json!({"name": "v", "type": "vhost-user", "socket": sock}).to_string();
+    let (s, v) = sw.auth("POST", "/v1/ports", Some(&body));
+    assert_eq!((s, field(&v)), (400, "socket"), "{v}");
+    assert_eq!(
+        state_file(&sw),
+        before,
+        "a refused request changed the state"
+    );
+    sw.stop();
+}

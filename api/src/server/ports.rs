@@ -114,8 +114,10 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<PortView>), ApiError> {
     let v = blocking(&app, move |app| {
         let name = cfg.name.clone();
+        let kind = cfg.kind;
         app.change(|sw| {
-            sw.add_port(cfg)?;
+            sw.add_port(cfg)
+                .map_err(|e| ApiError::from_add_port(e, kind))?;
             Ok(((), Undo::DelPort(name.clone())))
         })?;
         Ok(view(app, find(app, &name)?))
