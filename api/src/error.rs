@@ -13,6 +13,10 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Body.
     pub body: ErrorBody,
+    /// A PMD did not confirm a change in time ([`SwitchError::PmdTimeout`]): the switch's
+    /// control plane holds the change and it is queued to the PMDs, so it is made, only not
+    /// confirmed. [`App::change`](crate::app::App::change) persists such a change.
+    pub unconfirmed: bool,
 }
 
 /// The JSON body of every error.
@@ -33,6 +37,7 @@ impl ApiError {
                 error: error.into(),
                 field: field.map(str::to_string),
             },
+            unconfirmed: false,
         }
     }
 
@@ -85,9 +90,10 @@ impl ApiError {
             e @ SwitchError::Port { .. } => {
                 ApiError::new(StatusCode::BAD_REQUEST, e.to_string(), None)
             }
-            e @ SwitchError::PmdTimeout(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None)
-            }
+            e @ SwitchError::PmdTimeout(_) => ApiError {
+                unconfirmed: true,
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None)
+            },
             e => ApiError::internal(e.to_string()),
         }
     }

@@ -726,3 +726,102 @@ fn missing_fields_wrong_methods_and_open_failures_name_the_culprit() {
     );
     sw.stop();
 }
+
+/// The ids of the flows and the names of the ports in the state file.
+fn persisted(sw: &Vswitchd) -> (Vec<u64>, Vec<String>) {
+    let st: Value = serde_json::from_str(&state_file(sw)).unwrap();
+    let flows = st["flow"]
+        .as_array()
+        .map(|a| a.iter().map(|f| f["id"].as_u64().unwrap()).collect())
+        .unwrap_or_default();
+    let ports = st["port"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| p["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    (flows, ports)
+}
+
+/// The ids of the running switch's flows and the names of its ports, through the API.
+fn live(sw: &Vswitchd) -> (Vec<u64>, Vec<String>) {
+    let (s, flows) = sw.call("GET", "/v1/flows", None, None);
+    assert_eq!(s, 200, "{flows}");
+    let (s, ports) = sw.call("GET", "/v1/ports", None, None);
+    assert_eq!(s, 200, "{ports}");
+    (
+        flows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_u64().unwrap())
+            .collect(),
+        ports
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect(),
+    )
+}
+
+/// With the PMD thread stopped (ptrace), no change can be confirmed. Each one is still
+/// accepted whole: answered 503 "accepted and saved, not confirmed", written to the state
+/// file, and applied by the PMD once it runs again, so the file always describes what the
+/// switch does, and a restart restores the same switch.
+#[test]
+fn a_change_no_pmd_confirms_is_accepted_whole() {
+    let dir = Scratch::new("rest-stall");
+    let sw = Vswitchd::start(&dir, Some(TWO_PORTS), &[]);
+    let frozen = common::FrozenThread::freeze(sw.proc.pid(), "pmd0");
+    let accepted = |what: &str, (s, v): (u16, Value)| {
+        assert_eq!(s, 503, "{what}: {v}");
+        let e = v["error"].as_str().unwrap_or_default();
+        assert!(
+            e.contains("accepted and saved") && e.contains("not confirmed"),
+            "{what}: {v}"
+        );
+    };
+    accepted(
+        "add flow",
+        sw.auth(
+            "POST",
+            "/v1/flows",
+            Some(r#"{"priority": 200, "match": {"in_port": "a"}, "actions": ["output:b"]}"#),
+        ),
+    );
+    assert_eq!(persisted(&sw), (vec![1, 2], vec!["a".into(), "b".into()]));
+    accepted(
+        "add port",
+        sw.auth(
+            "POST",
+            "/v1/ports",
+            Some(r#"{"name": "c", "type": "memory"}"#),
+        ),
+    );
+    assert_eq!(persisted(&sw).1, ["a", "b", "c"]);
+    accepted("delete flow", sw.auth("DELETE", "/v1/flows/1", None));
+    assert_eq!(persisted(&sw).0, [2]);
+
+    accepted("delete port", sw.auth("DELETE", "/v1/ports/c", None));
+    assert_eq!(persisted(&sw), (vec![2], vec!["a".into(), "b".into()]));
+
+    // The PMD runs again and applies what was queued, in order: flow 2 decides the frame.
+    drop(frozen);
+    let (s, t) = sw.call(
+        "POST",
+        "/v1/trace",
+        Some(r#"{"in_port": "a", "fields": {"ip_dst": "198.18.0.7", "ip_proto": "udp"}}"#),
+        None,
+    );
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(t["rule"], json!({"id": 2, "priority": 200}), "{t}");
+    let running = live(&sw);
+    assert_eq!(running, persisted(&sw));
+    sw.stop();
+    let sw = Vswitchd::start(&dir, None, &[]);
+    assert_eq!(live(&sw), running, "the restart restored another switch");
+    sw.stop();
+}
