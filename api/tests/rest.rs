@@ -825,3 +825,57 @@ fn a_change_no_pmd_confirms_is_accepted_whole() {
     assert_eq!(live(&sw), running, "the restart restored another switch");
     sw.stop();
 }
+
+/// A change waiting for a stopped PMD (a port delete holds the switch's lock while it waits,
+/// up to 5 s) stalls neither the API's thread nor the reads that do not need that lock:
+/// `/metrics`, `GET /v1/ports` and `GET /v1/stats` wait for the lock on the blocking pool,
+/// and `/healthz` and `/openapi.json` answer at once meanwhile.
+#[test]
+fn a_stalled_change_stalls_neither_healthz_nor_the_api_thread() {
+    use std::time::{Duration, Instant};
+
+    let dir = Scratch::new("rest-nostall");
+    let sw = Vswitchd::start(&dir, Some(TWO_PORTS), &[]);
+    assert_eq!(
+        sw.auth(
+            "POST",
+            "/v1/ports",
+            Some(r#"{"name": "c", "type": "memory"}"#)
+        )
+        .0,
+        201
+    );
+    let frozen = common::FrozenThread::freeze(sw.proc.pid(), "pmd0");
+    let (addr, token) = (sw.addr, sw.token());
+    let deleting = std::thread::spawn(move || {
+        api::ctl::http::Endpoint::Tcp(addr.to_string())
+            .request("DELETE", "/v1/ports/c", Some(&token), None)
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // Each of these needs the switch's lock: they wait for the delete.
+    let readers: Vec<_> = ["/metrics", "/v1/ports", "/v1/ports/a", "/v1/stats"]
+        .into_iter()
+        .map(|path| std::thread::spawn(move || (path, common::http_get(addr, path))))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for path in ["/healthz", "/openapi.json"] {
+        let t = Instant::now();
+        let (s, _, body) = common::http_get(sw.addr, path);
+        assert_eq!(s, 200, "{path}: {body}");
+        let waited = t.elapsed();
+        assert!(
+            waited < Duration::from_secs(1),
+            "{path} waited {waited:?} behind a stalled change"
+        );
+    }
+    let r = deleting.join().unwrap();
+    assert_eq!(r.status, 503, "{}", r.body);
+    // Resumed first: a reader of the PMD's published counters may wait for the PMD itself.
+    drop(frozen);
+    for reader in readers {
+        let (path, (s, _, body)) = reader.join().unwrap();
+        assert_eq!(s, 200, "{path}: {body}");
+    }
+    sw.stop();
+}

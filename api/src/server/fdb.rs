@@ -60,13 +60,16 @@ pub async fn list(
     if vlan.is_some() && vni.is_some() {
         return Err(ApiError::bad("vni", "give vlan or vni, not both"));
     }
-    let entries = blocking(&app, |app| Ok(app.switch.fdb()?)).await?;
-    let names: std::collections::HashMap<u32, String> = app
-        .switch
-        .ports()
-        .into_iter()
-        .map(|p| (p.no.0, p.config.name))
-        .collect();
+    let (entries, names) = blocking(&app, |app| {
+        let names: std::collections::HashMap<u32, String> = app
+            .switch
+            .ports()
+            .into_iter()
+            .map(|p| (p.no.0, p.config.name))
+            .collect();
+        Ok((app.switch.fdb()?, names))
+    })
+    .await?;
     let out = entries
         .into_iter()
         .filter_map(|e| {

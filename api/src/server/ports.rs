@@ -93,14 +93,17 @@ fn find(app: &App, name: &str) -> Result<PortInfo, ApiError> {
 /// All ports, in creation order.
 #[utoipa::path(get, path = "/v1/ports", tag = "ports",
     responses((status = 200, body = [PortView])))]
-pub async fn list(State(app): State<Arc<App>>) -> Json<Vec<PortView>> {
-    Json(
-        app.switch
+pub async fn list(State(app): State<Arc<App>>) -> Result<Json<Vec<PortView>>, ApiError> {
+    let ports = blocking(&app, |app| {
+        Ok(app
+            .switch
             .ports()
             .into_iter()
-            .map(|p| view(&app, p))
-            .collect(),
-    )
+            .map(|p| view(app, p))
+            .collect())
+    })
+    .await?;
+    Ok(Json(ports))
 }
 
 /// Creates a port (body: a `[[port]]` of the config file, as JSON).
@@ -134,8 +137,8 @@ pub async fn show(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
 ) -> Result<Json<PortView>, ApiError> {
-    let p = find(&app, &name)?;
-    Ok(Json(view(&app, p)))
+    let v = blocking(&app, move |app| Ok(view(app, find(app, &name)?))).await?;
+    Ok(Json(v))
 }
 
 /// Deletes a port. Refused (409) while any flow uses it, as `in_port` or an `output`, in any

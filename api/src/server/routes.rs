@@ -113,10 +113,11 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    // Rendering reads the PMDs' published mirrors only; it never waits for a PMD.
-    let body = crate::metrics::render(&app.switch);
-    ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], body)
+async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse, ApiError> {
+    // Rendering reads the PMDs' published mirrors only and never asks a PMD, but it takes
+    // the switch's lock, which a change holds while it waits for the PMDs.
+    let body = blocking(&app, |app| Ok(crate::metrics::render(&app.switch))).await?;
+    Ok(([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], body))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
@@ -127,7 +128,10 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     )
 }
 
-/// Runs `f` on the blocking pool: switch calls wait for the PMDs.
+/// Runs `f` on the blocking pool. Every handler that calls the switch goes through here, also
+/// reads: switch calls take the switch's lock, which a change holds while it waits (up to
+/// the PMD timeout) for the PMDs, and the API's runtime is a single thread that must stay
+/// free for every other request (`/healthz` above all).
 pub async fn blocking<T: Send + 'static>(
     app: &Arc<App>,
     f: impl FnOnce(&App) -> Result<T, ApiError> + Send + 'static,
