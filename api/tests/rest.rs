@@ -879,3 +879,55 @@ fn a_stalled_change_stalls_neither_healthz_nor_the_api_thread() {
     }
     sw.stop();
 }
+
+/// (mac, port, vlan) of each entry of a `GET /v1/fdb` answer, sorted.
+fn fdb_entries(v: &Value) -> Vec<(String, String, Option<u64>)> {
+    let mut out: Vec<_> = v
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|e| {
+            (
+                e["mac"].as_str().unwrap().to_string(),
+                e["port"].as_str().unwrap().to_string(),
+                e["vlan"].as_u64(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// MACs learned through traffic on access ports of VLANs 10 and 20 and an untagged port:
+/// `?vlan=N` lists one VLAN's, `?vlan=0` the untagged ones, and `?vni=N` those of the local
+/// VLAN the vxlan port with VNI N is bridged into (learning is per local VLAN).
+#[test]
+fn fdb_lists_learned_macs_by_vlan_and_by_vni() {
+    let sw = common::learned_vlan_switch();
+    let e = |mac: &str, port: &str, vlan: Option<u64>| {
+        (format!("02:00:00:00:00:{mac}"), port.to_string(), vlan)
+    };
+    let (s, all) = sw.get("/v1/fdb");
+    assert_eq!(s, 200, "{all}");
+    assert_eq!(fdb_entries(&all).len(), 5, "{all}");
+    let vlan10 = vec![e("0a", "a", Some(10)), e("0b", "b", Some(10))];
+    let vlan20 = vec![e("0c", "c", Some(20)), e("0d", "d", Some(20))];
+    for (query, want) in [
+        ("?vlan=10", vlan10.clone()),
+        ("?vlan=20", vlan20.clone()),
+        ("?vlan=0", vec![e("0e", "e", None)]),
+        ("?vlan=30", vec![]),
+        ("?vni=5001", vlan20.clone()),
+    ] {
+        let (s, v) = sw.get(&format!("/v1/fdb{query}"));
+        assert_eq!(s, 200, "{query}: {v}");
+        assert_eq!(fdb_entries(&v), want, "{query}: {v}");
+    }
+    let (s, v) = sw.get("/v1/fdb?vlan=10");
+    assert_eq!(v[0]["domain"], "vlan 10", "{v}");
+    assert!(v[0]["age_secs"].as_u64().is_some_and(|a| a < 60), "{v}");
+    let (s2, v2) = sw.get("/v1/fdb?vni=5002");
+    assert_eq!((s, s2, field(&v2)), (200, 404, "vni"), "{v2}");
+    let (s, v) = sw.get("/v1/fdb?vni=5001&vlan=20");
+    assert_eq!((s, field(&v)), (400, "vni"), "{v}");
+}
