@@ -254,7 +254,10 @@ fn fdb_show_by_vlan_and_vni_and_trace_from_hex() {
     // 10's, but to `e` (no vlan setting: it carries every VLAN).
     let hex = hex.replacen("0b", "99", 1);
     let out = ctl.ok(&["trace", "c", "--hex", &hex]);
-    assert!(out.contains("normal: flood in vlan 20 to d,e,vx\n"), "{out}");
+    assert!(
+        out.contains("normal: flood in vlan 20 to d,e,vx\n"),
+        "{out}"
+    );
     let (ok, _, err) = ctl.run(&["trace", "a", "--hex", "0z"]);
     assert!(!ok && err.contains("hex"), "{err}");
 }
