@@ -931,3 +931,85 @@ fn fdb_lists_learned_macs_by_vlan_and_by_vni() {
     let (s, v) = sw.get("/v1/fdb?vni=5001&vlan=20");
     assert_eq!((s, field(&v)), (400, "vni"), "{v}");
 }
+
+/// The OpenAPI document describes the port and flow bodies field by field (they were bare
+/// objects): names, types, enums, what is required, and where the bodies are used.
+#[test]
+fn openapi_describes_port_and_flow_bodies() {
+    let sw = common::InProcess::start("");
+    let (s, doc) = sw.get("/openapi.json");
+    assert_eq!(s, 200);
+    let schemas = &doc["components"]["schemas"];
+    let port = &schemas["PortConfig"];
+    for f in [
+        "name",
+        "type",
+        "socket",
+        "mode",
+        "queues",
+        "interface",
+        "ip",
+        "gateway",
+        "mtu",
+        "vni",
+        "remote_ip",
+        "local_ip",
+        "vlan",
+    ] {
+        assert!(
+            port["properties"][f].is_object(),
+            "PortConfig.{f} missing: {port}"
+        );
+    }
+    assert_eq!(port["required"], json!(["name", "type"]), "{port}");
+    assert_eq!(
+        schemas["PortType"]["enum"],
+        json!(["memory", "vhost-user", "afxdp", "tap", "vxlan"]),
+        "{}",
+        schemas["PortType"]
+    );
+    let flow = &schemas["FlowConfig"];
+    for f in ["priority", "match", "actions"] {
+        assert!(
+            flow["properties"][f].is_object(),
+            "FlowConfig.{f} missing: {flow}"
+        );
+    }
+    assert_eq!(flow["required"], json!(["actions"]), "{flow}");
+    assert_eq!(flow["properties"]["actions"]["type"], "array", "{flow}");
+    assert!(
+        flow["properties"]["match"]["additionalProperties"]["$ref"]
+            .as_str()
+            .is_some_and(|r| r.ends_with("/MatchValue")),
+        "{flow}"
+    );
+
+    let body = |path: &str| {
+        doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(body("/v1/ports"), "#/components/schemas/PortConfig");
+    assert_eq!(body("/v1/flows"), "#/components/schemas/FlowConfig");
+    assert_eq!(
+        schemas["PortView"]["properties"]["config"]["$ref"],
+        "#/components/schemas/PortConfig"
+    );
+    assert_eq!(
+        schemas["BulkFlows"]["properties"]["flows"]["items"]["$ref"],
+        "#/components/schemas/FlowConfig"
+    );
+    // Operation ids are unique, as OpenAPI requires (client generators name calls by them).
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|p| p.as_object().unwrap().values())
+        .map(|op| op["operationId"].as_str().unwrap())
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "duplicate operation ids among {ids:?}");
+}

@@ -35,7 +35,7 @@ pub struct FdbView {
 /// Learned MACs; `?vlan=N` selects one VLAN (`?vlan=0`: untagged); `?vni=N` the local VLAN(s)
 /// the vxlan port(s) with VNI N bridge it into (learning is per local VLAN; 404 when no
 /// vxlan port carries N).
-#[utoipa::path(get, path = "/v1/fdb", tag = "fdb",
+#[utoipa::path(get, path = "/v1/fdb", operation_id = "list_fdb", tag = "fdb",
     params(("vlan" = Option<u16>, Query, description = "only this VLAN (0: untagged)"),
         ("vni" = Option<u32>, Query,
             description = "only the local VLAN the vxlan port with this VNI maps it to")),
@@ -143,7 +143,7 @@ fn vni_domains(ports: &[PortInfo], vni: u32) -> BTreeSet<Option<u16>> {
 }
 
 /// Forgets every learned MAC.
-#[utoipa::path(delete, path = "/v1/fdb", tag = "fdb",
+#[utoipa::path(delete, path = "/v1/fdb", operation_id = "flush_fdb", tag = "fdb",
     responses((status = 204), (status = 401, body = ErrorBody)))]
 pub async fn flush(State(app): State<Arc<App>>) -> Result<StatusCode, ApiError> {
     blocking(&app, |app| Ok(app.switch.flush_fdb()?)).await?;

@@ -12,6 +12,7 @@ mod flows;
 mod json;
 mod ports;
 mod routes;
+mod schema;
 mod stats;
 mod trace;
 

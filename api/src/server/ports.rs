@@ -25,7 +25,7 @@ pub struct PortView {
     /// The port's name.
     pub name: String,
     /// Its config, as in the config file's `[[port]]`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::schema::PortConfig)]
     pub config: PortConfig,
     /// Datapath port number.
     pub port_no: u32,
@@ -91,7 +91,7 @@ fn find(app: &App, name: &str) -> Result<PortInfo, ApiError> {
 }
 
 /// All ports, in creation order.
-#[utoipa::path(get, path = "/v1/ports", tag = "ports",
+#[utoipa::path(get, path = "/v1/ports", operation_id = "list_ports", tag = "ports",
     responses((status = 200, body = [PortView])))]
 pub async fn list(State(app): State<Arc<App>>) -> Result<Json<Vec<PortView>>, ApiError> {
     let ports = blocking(&app, |app| {
@@ -107,8 +107,9 @@ pub async fn list(State(app): State<Arc<App>>) -> Result<Json<Vec<PortView>>, Ap
 }
 
 /// Creates a port (body: a `[[port]]` of the config file, as JSON).
-#[utoipa::path(post, path = "/v1/ports", tag = "ports",
-    request_body(content = Object, description = "a [[port]] table: name, type, socket, mode, queues, ..."),
+#[utoipa::path(post, path = "/v1/ports", operation_id = "create_port", tag = "ports",
+    request_body(content = super::schema::PortConfig,
+        description = "a [[port]] table of the config file, as JSON"),
     responses((status = 201, body = PortView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create(
@@ -130,7 +131,7 @@ pub async fn create(
 }
 
 /// One port.
-#[utoipa::path(get, path = "/v1/ports/{name}", tag = "ports",
+#[utoipa::path(get, path = "/v1/ports/{name}", operation_id = "show_port", tag = "ports",
     params(("name" = String, Path, description = "port name")),
     responses((status = 200, body = PortView), (status = 404, body = ErrorBody)))]
 pub async fn show(
@@ -144,7 +145,7 @@ pub async fn show(
 /// Deletes a port. Refused (409) while any flow uses it, as `in_port` or an `output`, in any
 /// spelling the flow parser accepts (the error names each flow's id and field): delete them
 /// first, so the persisted state always restores.
-#[utoipa::path(delete, path = "/v1/ports/{name}", tag = "ports",
+#[utoipa::path(delete, path = "/v1/ports/{name}", operation_id = "delete_port", tag = "ports",
     params(("name" = String, Path, description = "port name")),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody)))]

@@ -91,7 +91,7 @@ pub struct ClassifierView {
 
 /// Per-PMD counters: busy/idle time, rx queues, cache and classifier hits and misses, drops
 /// by reason.
-#[utoipa::path(get, path = "/v1/stats", tag = "stats",
+#[utoipa::path(get, path = "/v1/stats", operation_id = "show_stats", tag = "stats",
     responses((status = 200, body = StatsView)))]
 pub async fn show(State(app): State<Arc<App>>) -> Result<Json<StatsView>, ApiError> {
     Ok(Json(blocking(&app, |app| Ok(read(app))).await?))
