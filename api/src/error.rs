@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use switch::config::PathSeg;
+use switch::config::{PathSeg, PortType};
 use switch::SwitchError;
 
 /// An error answer.
@@ -13,6 +13,10 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Body.
     pub body: ErrorBody,
+    /// A PMD did not confirm a change in time ([`SwitchError::PmdTimeout`]): the switch's
+    /// control plane holds the change and it is queued to the PMDs, so it is made, only not
+    /// confirmed. [`App::change`](crate::app::App::change) persists such a change.
+    pub unconfirmed: bool,
 }
 
 /// The JSON body of every error.
@@ -33,6 +37,7 @@ impl ApiError {
                 error: error.into(),
                 field: field.map(str::to_string),
             },
+            unconfirmed: false,
         }
     }
 
@@ -81,11 +86,32 @@ impl ApiError {
                 ApiError::not_found("id", format!("no flow with id {id}"))
             }
             e @ SwitchError::Unsupported { .. } => ApiError::bad("type", e.to_string()),
-            e @ SwitchError::Port { .. } => ApiError::bad("socket", e.to_string()),
-            e @ SwitchError::PmdTimeout(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None)
+            // Without the port's type the field is unknown: see [`ApiError::from_add_port`].
+            e @ SwitchError::Port { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, e.to_string(), None)
             }
+            e @ SwitchError::PmdTimeout(_) => ApiError {
+                unconfirmed: true,
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None)
+            },
             e => ApiError::internal(e.to_string()),
+        }
+    }
+
+    /// Maps an error of adding a port of type `kind`: a port that could not be opened names
+    /// the field saying what to open (`socket` for vhost-user, `interface` for afxdp and
+    /// tap; none for the others, whose opening involves no field).
+    pub fn from_add_port(e: SwitchError, kind: PortType) -> ApiError {
+        match e {
+            e @ SwitchError::Port { .. } => {
+                let field = match kind {
+                    PortType::VhostUser => Some("socket"),
+                    PortType::Afxdp | PortType::Tap => Some("interface"),
+                    PortType::Memory | PortType::Vxlan => None,
+                };
+                ApiError::new(StatusCode::BAD_REQUEST, e.to_string(), field)
+            }
+            e => ApiError::from_switch(e, None),
         }
     }
 }

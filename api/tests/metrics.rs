@@ -1,8 +1,9 @@
 //! `/metrics` against real consumers: `promtool check metrics` lints vswitchd's exposition, and
 //! a real Prometheus (Debian's `prometheus`, started here on a free loopback port with its own
-//! storage) scrapes a switch with traffic flowing, after which every query of the Grafana
-//! dashboard (read from deploy/grafana/vswitch-dashboard.json) returns data through
-//! Prometheus's HTTP API.
+//! storage, using the shipped deploy/prometheus/prometheus.yml with only the target rewritten)
+//! scrapes a switch with traffic flowing, after which every query of the Grafana dashboard
+//! (read from deploy/grafana/vswitch-dashboard.json) returns data through Prometheus's HTTP
+//! API.
 
 mod common;
 
@@ -160,9 +161,33 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
+/// deploy/prometheus/prometheus.yml as shipped, with only its target (the API's default
+/// address) replaced by `target`, and its scrape interval.
+fn shipped_prometheus_config(target: SocketAddr) -> (String, Duration) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/prometheus/prometheus.yml"
+    );
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let default = format!("\"{}\"", api::server::DEFAULT_LISTEN);
+    assert_eq!(
+        text.matches(&default).count(),
+        1,
+        "{path}: one target, the API's default address {default}"
+    );
+    let interval = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("scrape_interval:"))
+        .and_then(|v| v.trim().strip_suffix('s')?.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or_else(|| panic!("{path}: no scrape_interval in whole seconds"));
+    (text.replace(&default, &format!("\"{target}\"")), interval)
+}
+
 /// Every query of every panel in the dashboard, with Grafana's interval variables replaced
-/// by values that suit a 1 s scrape interval.
-fn dashboard_queries() -> Vec<(String, String)> {
+/// by what Grafana would use with scrape interval `scrape`: `$__rate_interval` is four
+/// scrape intervals, `$__interval` one.
+fn dashboard_queries(scrape: Duration) -> Vec<(String, String)> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../deploy/grafana/vswitch-dashboard.json"
@@ -190,8 +215,8 @@ fn dashboard_queries() -> Vec<(String, String)> {
                 .as_str()
                 .unwrap_or_else(|| panic!("panel {title:?}: a target without expr"));
             let expr = expr
-                .replace("$__rate_interval", "10s")
-                .replace("$__interval", "1s");
+                .replace("$__rate_interval", &format!("{}s", 4 * scrape.as_secs()))
+                .replace("$__interval", &format!("{}s", scrape.as_secs()));
             assert!(
                 !expr.contains('$'),
                 "panel {title:?}: a variable this test does not substitute in {expr}"
@@ -236,7 +261,6 @@ fn prometheus_scrapes_the_switch_and_every_dashboard_query_has_data() {
     {
         return;
     }
-    let queries = dashboard_queries();
     let dir = Scratch::new("metrics-prometheus");
     let cfg = format!(
         r#"
@@ -292,15 +316,22 @@ actions = ["output:b"]
         std::thread::spawn(move || traffic(&app.switch, &stop))
     };
 
-    let prom: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let prom_cfg = dir.file(
-        "prometheus.yml",
-        &format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: vswitch\n    static_configs:\n      \
-             - targets: [\"{target}\"]\n"
-        ),
+    // The shipped scrape config, pointed at this test's switch.
+    let (prom_text, scrape) = shipped_prometheus_config(target);
+    let queries = dashboard_queries(scrape);
+    let prom_cfg = dir.file("prometheus.yml", &prom_text);
+    let check = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&prom_cfg)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "promtool check config on the shipped prometheus.yml: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
     );
+    let prom: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut cmd = Command::new("prometheus");
     cmd.arg(format!("--config.file={}", prom_cfg.display()))
         .arg(format!(
@@ -310,8 +341,10 @@ actions = ["output:b"]
         .arg(format!("--web.listen-address={prom}"));
     let mut prometheus = Proc::spawn("prometheus", cmd);
 
-    // Every query answers with numbers once a few scrapes have landed.
-    let deadline = Instant::now() + Duration::from_secs(90);
+    // Every query answers with numbers once a few scrapes have landed (a rate needs two
+    // within its window).
+    let wait = Duration::from_secs(90).max(9 * scrape);
+    let deadline = Instant::now() + wait;
     let mut pending: Vec<&(String, String)> = queries.iter().collect();
     let mut last_error = String::new();
     while !pending.is_empty() && Instant::now() < deadline {
@@ -330,7 +363,7 @@ actions = ["output:b"]
     prometheus.drain_for(Duration::from_millis(100));
     assert!(
         pending.is_empty(),
-        "{} dashboard queries without data after 90 s; last: {last_error}\n\
+        "{} dashboard queries without data after {wait:?}; last: {last_error}\n\
          targets: {targets:?}\nprometheus log:\n{}",
         pending.len(),
         prometheus.log

@@ -576,3 +576,440 @@ fn failed_state_write_changes_nothing() {
     assert!(!state_file(&sw).contains("\"c\""), "{}", state_file(&sw));
     sw.stop();
 }
+
+/// A port that any flow uses cannot be deleted, whichever spelling the flow parser accepted
+/// (`"output :c"`, `" output: c "`, a numeric `in_port = 3` naming port "3"): the refusal
+/// names each flow and the field, the state file keeps restoring, and once the flows are
+/// gone the ports can go.
+#[test]
+fn port_delete_refused_for_every_spelling_the_parser_accepts() {
+    let dir = Scratch::new("rest-portuse");
+    let sw = Vswitchd::start(&dir, Some(TWO_PORTS), &[]);
+    for name in ["c", "3"] {
+        let body = json!({"name": name, "type": "memory"}).to_string();
+        assert_eq!(sw.auth("POST", "/v1/ports", Some(&body)).0, 201);
+    }
+    let mut ids = Vec::new();
+    for body in [
+        r#"{"match": {"in_port": "a"}, "actions": ["output :c"]}"#,
+        r#"{"match": {"in_port": "b"}, "actions": ["normal", " output: c "]}"#,
+        r#"{"match": {"in_port": 3}, "actions": ["drop"]}"#,
+    ] {
+        let (s, v) = sw.auth("POST", "/v1/flows", Some(body));
+        assert_eq!(s, 201, "{body}: {v}");
+        ids.push(v["id"].as_u64().unwrap());
+    }
+    let before = state_file(&sw);
+    let (s, v) = sw.auth("DELETE", "/v1/ports/c", None);
+    assert_eq!((s, field(&v)), (409, "name"), "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains(&format!("flow {} (actions[0])", ids[0]))
+            && e.contains(&format!("flow {} (actions[1])", ids[1])),
+        "{e}"
+    );
+    let (s, v) = sw.auth("DELETE", "/v1/ports/3", None);
+    assert_eq!((s, field(&v)), (409, "name"), "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains(&format!("flow {} (match.in_port)", ids[2])),
+        "{e}"
+    );
+    assert_eq!(
+        state_file(&sw),
+        before,
+        "a refused delete changed the state"
+    );
+    let (_, ports) = sw.call("GET", "/v1/ports", None, None);
+    assert_eq!(ports.as_array().unwrap().len(), 4, "{ports}");
+    sw.stop();
+
+    // The state still restores: same ports, same flows.
+    let sw = Vswitchd::start(&dir, None, &[]);
+    let (_, flows) = sw.call("GET", "/v1/flows", None, None);
+    let got: Vec<u64> = flows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(got, [1, ids[0], ids[1], ids[2]], "{flows}");
+    for id in &ids {
+        assert_eq!(sw.auth("DELETE", &format!("/v1/flows/{id}"), None).0, 204);
+    }
+    assert_eq!(sw.auth("DELETE", "/v1/ports/c", None).0, 204);
+    assert_eq!(sw.auth("DELETE", "/v1/ports/3", None).0, 204);
+    sw.stop();
+    let sw = Vswitchd::start(&dir, None, &[]);
+    let (_, ports) = sw.call("GET", "/v1/ports", None, None);
+    assert_eq!(ports.as_array().unwrap().len(), 2, "{ports}");
+    sw.stop();
+}
+
+/// A missing required field is named (serde reports it at the enclosing object: the field
+/// is joined to that path); a wrong method on a known path is a JSON 405 naming the method
+/// and the allowed ones; a tap or afxdp port that cannot open names `interface`.
+#[test]
+fn missing_fields_wrong_methods_and_open_failures_name_the_culprit() {
+    let dir = Scratch::new("rest-errs");
+    let sw = Vswitchd::start(&dir, Some(TWO_PORTS), &[]);
+    let before = state_file(&sw);
+    for (path, body, want) in [
+        ("/v1/ports", r#"{"type": "memory"}"#, "name"),
+        ("/v1/ports", r#"{"name": "x"}"#, "type"),
+        ("/v1/flows", r#"{"priority": 5}"#, "actions"),
+        ("/v1/flows/bulk", r#"{}"#, "flows"),
+        (
+            "/v1/flows/bulk",
+            r#"{"flows": [{"actions": ["drop"]}, {"priority": 1}]}"#,
+            "flows[1].actions",
+        ),
+        ("/v1/trace", r#"{"hex": "00"}"#, "in_port"),
+    ] {
+        let (s, v) = sw.auth("POST", path, Some(body));
+        assert_eq!((s, field(&v)), (400, want), "{path} {body}: {v}");
+        let e = v["error"].as_str().unwrap_or_default();
+        assert!(e.contains("missing field"), "{path} {body}: {v}");
+    }
+
+    for (method, path, allowed) in [
+        ("GET", "/v1/trace", &["POST"][..]),
+        ("GET", "/v1/flows/bulk", &["POST"]),
+        ("PUT", "/v1/ports", &["GET", "POST"]),
+        ("PATCH", "/v1/flows/1", &["DELETE"]),
+        ("POST", "/healthz", &["GET"]),
+    ] {
+        let (s, v) = sw.auth(method, path, None);
+        assert_eq!(s, 405, "{method} {path}: {v}");
+        let e = v["error"].as_str().unwrap_or_default();
+        assert!(e.contains(method), "{method} {path}: {v}");
+        for m in allowed {
+            assert!(e.contains(m), "{method} {path}: {m} not named: {v}");
+        }
+    }
+
+    // Still axum's answer underneath: the Allow header stays, the body is JSON.
+    let raw = {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(sw.addr).unwrap();
+        write!(
+            c,
+            "GET /v1/trace HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = String::new();
+        c.read_to_string(&mut raw).unwrap();
+        raw.to_ascii_lowercase()
+    };
+    assert!(raw.starts_with("http/1.1 405"), "{raw}");
+    assert!(raw.contains("\r\nallow: post\r\n"), "{raw}");
+    assert!(raw.contains("content-type: application/json"), "{raw}");
+
+    let (s, v) = sw.auth(
+        "POST",
+        "/v1/ports",
+        Some(r#"{"name": "t", "type": "tap", "interface": "lo"}"#),
+    );
+    assert_eq!((s, field(&v)), (400, "interface"), "{v}");
+    let ifname = common::unique_name("vswnone");
+    let body = json!({"name": "x", "type": "afxdp", "interface": ifname}).to_string();
+    let (s, v) = sw.auth("POST", "/v1/ports", Some(&body));
+    assert_eq!((s, field(&v)), (400, "interface"), "{v}");
+    let sock = dir.path("no-such-dir/vm.sock");
+    let body = json!({"name": "v", "type": "vhost-user", "socket": sock}).to_string();
+    let (s, v) = sw.auth("POST", "/v1/ports", Some(&body));
+    assert_eq!((s, field(&v)), (400, "socket"), "{v}");
+    assert_eq!(
+        state_file(&sw),
+        before,
+        "a refused request changed the state"
+    );
+    sw.stop();
+}
+
+/// The ids of the flows and the names of the ports in the state file.
+fn persisted(sw: &Vswitchd) -> (Vec<u64>, Vec<String>) {
+    let st: Value = serde_json::from_str(&state_file(sw)).unwrap();
+    let flows = st["flow"]
+        .as_array()
+        .map(|a| a.iter().map(|f| f["id"].as_u64().unwrap()).collect())
+        .unwrap_or_default();
+    let ports = st["port"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| p["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    (flows, ports)
+}
+
+/// The ids of the running switch's flows and the names of its ports, through the API.
+fn live(sw: &Vswitchd) -> (Vec<u64>, Vec<String>) {
+    let (s, flows) = sw.call("GET", "/v1/flows", None, None);
+    assert_eq!(s, 200, "{flows}");
+    let (s, ports) = sw.call("GET", "/v1/ports", None, None);
+    assert_eq!(s, 200, "{ports}");
+    (
+        flows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_u64().unwrap())
+            .collect(),
+        ports
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect(),
+    )
+}
+
+/// With the PMD thread stopped (ptrace), no change can be confirmed. Each one is still
+/// accepted whole: answered 503 "accepted and saved, not confirmed", written to the state
+/// file, and applied by the PMD once it runs again, so the file always describes what the
+/// switch does, and a restart restores the same switch.
+#[test]
+fn a_change_no_pmd_confirms_is_accepted_whole() {
+    let dir = Scratch::new("rest-stall");
+    let sw = Vswitchd::start(&dir, Some(TWO_PORTS), &[]);
+    let frozen = common::FrozenThread::freeze(sw.proc.pid(), "pmd0");
+    let accepted = |what: &str, (s, v): (u16, Value)| {
+        assert_eq!(s, 503, "{what}: {v}");
+        let e = v["error"].as_str().unwrap_or_default();
+        assert!(
+            e.contains("accepted and saved") && e.contains("not confirmed"),
+            "{what}: {v}"
+        );
+    };
+    accepted(
+        "add flow",
+        sw.auth(
+            "POST",
+            "/v1/flows",
+            Some(r#"{"priority": 200, "match": {"in_port": "a"}, "actions": ["output:b"]}"#),
+        ),
+    );
+    assert_eq!(persisted(&sw), (vec![1, 2], vec!["a".into(), "b".into()]));
+    accepted(
+        "add port",
+        sw.auth(
+            "POST",
+            "/v1/ports",
+            Some(r#"{"name": "c", "type": "memory"}"#),
+        ),
+    );
+    assert_eq!(persisted(&sw).1, ["a", "b", "c"]);
+    accepted("delete flow", sw.auth("DELETE", "/v1/flows/1", None));
+    assert_eq!(persisted(&sw).0, [2]);
+
+    accepted("delete port", sw.auth("DELETE", "/v1/ports/c", None));
+    assert_eq!(persisted(&sw), (vec![2], vec!["a".into(), "b".into()]));
+
+    // The PMD runs again and applies what was queued, in order: flow 2 decides the frame.
+    drop(frozen);
+    let (s, t) = sw.call(
+        "POST",
+        "/v1/trace",
+        Some(r#"{"in_port": "a", "fields": {"ip_dst": "198.18.0.7", "ip_proto": "udp"}}"#),
+        None,
+    );
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(t["rule"], json!({"id": 2, "priority": 200}), "{t}");
+    let running = live(&sw);
+    assert_eq!(running, persisted(&sw));
+    sw.stop();
+    let sw = Vswitchd::start(&dir, None, &[]);
+    assert_eq!(live(&sw), running, "the restart restored another switch");
+    sw.stop();
+}
+
+/// A change waiting for a stopped PMD (a port delete holds the switch's lock while it waits,
+/// up to 5 s) stalls neither the API's thread nor the reads that do not need that lock:
+/// `/metrics`, `GET /v1/ports` and `GET /v1/stats` wait for the lock on the blocking pool,
+/// and `/healthz` and `/openapi.json` answer at once meanwhile.
+#[test]
+fn a_stalled_change_stalls_neither_healthz_nor_the_api_thread() {
+    use std::time::{Duration, Instant};
+
+    let dir = Scratch::new("rest-nostall");
+    let sw = Vswitchd::start(&dir, Some(TWO_PORTS), &[]);
+    assert_eq!(
+        sw.auth(
+            "POST",
+            "/v1/ports",
+            Some(r#"{"name": "c", "type": "memory"}"#)
+        )
+        .0,
+        201
+    );
+    let frozen = common::FrozenThread::freeze(sw.proc.pid(), "pmd0");
+    let (addr, token) = (sw.addr, sw.token());
+    let deleting = std::thread::spawn(move || {
+        api::ctl::http::Endpoint::Tcp(addr.to_string())
+            .request("DELETE", "/v1/ports/c", Some(&token), None)
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // Each of these needs the switch's lock: they wait for the delete.
+    let readers: Vec<_> = ["/metrics", "/v1/ports", "/v1/ports/a", "/v1/stats"]
+        .into_iter()
+        .map(|path| std::thread::spawn(move || (path, common::http_get(addr, path))))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for path in ["/healthz", "/openapi.json"] {
+        let t = Instant::now();
+        let (s, _, body) = common::http_get(sw.addr, path);
+        assert_eq!(s, 200, "{path}: {body}");
+        let waited = t.elapsed();
+        assert!(
+            waited < Duration::from_secs(1),
+            "{path} waited {waited:?} behind a stalled change"
+        );
+    }
+    let r = deleting.join().unwrap();
+    assert_eq!(r.status, 503, "{}", r.body);
+    // Resumed first: a reader of the PMD's published counters may wait for the PMD itself.
+    drop(frozen);
+    for reader in readers {
+        let (path, (s, _, body)) = reader.join().unwrap();
+        assert_eq!(s, 200, "{path}: {body}");
+    }
+    sw.stop();
+}
+
+/// (mac, port, vlan) of each entry of a `GET /v1/fdb` answer, sorted.
+fn fdb_entries(v: &Value) -> Vec<(String, String, Option<u64>)> {
+    let mut out: Vec<_> = v
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|e| {
+            (
+                e["mac"].as_str().unwrap().to_string(),
+                e["port"].as_str().unwrap().to_string(),
+                e["vlan"].as_u64(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// MACs learned through traffic on access ports of VLANs 10 and 20 and an untagged port:
+/// `?vlan=N` lists one VLAN's, `?vlan=0` the untagged ones, and `?vni=N` those of the local
+/// VLAN the vxlan port with VNI N is bridged into (learning is per local VLAN).
+#[test]
+fn fdb_lists_learned_macs_by_vlan_and_by_vni() {
+    let sw = common::learned_vlan_switch();
+    let e = |mac: &str, port: &str, vlan: Option<u64>| {
+        (format!("02:00:00:00:00:{mac}"), port.to_string(), vlan)
+    };
+    let (s, all) = sw.get("/v1/fdb");
+    assert_eq!(s, 200, "{all}");
+    assert_eq!(fdb_entries(&all).len(), 5, "{all}");
+    let vlan10 = vec![e("0a", "a", Some(10)), e("0b", "b", Some(10))];
+    let vlan20 = vec![e("0c", "c", Some(20)), e("0d", "d", Some(20))];
+    for (query, want) in [
+        ("?vlan=10", vlan10.clone()),
+        ("?vlan=20", vlan20.clone()),
+        ("?vlan=0", vec![e("0e", "e", None)]),
+        ("?vlan=30", vec![]),
+        ("?vni=5001", vlan20.clone()),
+    ] {
+        let (s, v) = sw.get(&format!("/v1/fdb{query}"));
+        assert_eq!(s, 200, "{query}: {v}");
+        assert_eq!(fdb_entries(&v), want, "{query}: {v}");
+    }
+    let (s, v) = sw.get("/v1/fdb?vlan=10");
+    assert_eq!(v[0]["domain"], "vlan 10", "{v}");
+    assert!(v[0]["age_secs"].as_u64().is_some_and(|a| a < 60), "{v}");
+    let (s2, v2) = sw.get("/v1/fdb?vni=5002");
+    assert_eq!((s, s2, field(&v2)), (200, 404, "vni"), "{v2}");
+    let (s, v) = sw.get("/v1/fdb?vni=5001&vlan=20");
+    assert_eq!((s, field(&v)), (400, "vni"), "{v}");
+}
+
+/// The OpenAPI document describes the port and flow bodies field by field (they were bare
+/// objects): names, types, enums, what is required, and where the bodies are used.
+#[test]
+fn openapi_describes_port_and_flow_bodies() {
+    let sw = common::InProcess::start("");
+    let (s, doc) = sw.get("/openapi.json");
+    assert_eq!(s, 200);
+    let schemas = &doc["components"]["schemas"];
+    let port = &schemas["PortConfig"];
+    for f in [
+        "name",
+        "type",
+        "socket",
+        "mode",
+        "queues",
+        "interface",
+        "ip",
+        "gateway",
+        "mtu",
+        "vni",
+        "remote_ip",
+        "local_ip",
+        "vlan",
+    ] {
+        assert!(
+            port["properties"][f].is_object(),
+            "PortConfig.{f} missing: {port}"
+        );
+    }
+    assert_eq!(port["required"], json!(["name", "type"]), "{port}");
+    assert_eq!(
+        schemas["PortType"]["enum"],
+        json!(["memory", "vhost-user", "afxdp", "tap", "vxlan"]),
+        "{}",
+        schemas["PortType"]
+    );
+    let flow = &schemas["FlowConfig"];
+    for f in ["priority", "match", "actions"] {
+        assert!(
+            flow["properties"][f].is_object(),
+            "FlowConfig.{f} missing: {flow}"
+        );
+    }
+    assert_eq!(flow["required"], json!(["actions"]), "{flow}");
+    assert_eq!(flow["properties"]["actions"]["type"], "array", "{flow}");
+    assert!(
+        flow["properties"]["match"]["additionalProperties"]["$ref"]
+            .as_str()
+            .is_some_and(|r| r.ends_with("/MatchValue")),
+        "{flow}"
+    );
+
+    let body = |path: &str| {
+        doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(body("/v1/ports"), "#/components/schemas/PortConfig");
+    assert_eq!(body("/v1/flows"), "#/components/schemas/FlowConfig");
+    assert_eq!(
+        schemas["PortView"]["properties"]["config"]["$ref"],
+        "#/components/schemas/PortConfig"
+    );
+    assert_eq!(
+        schemas["BulkFlows"]["properties"]["flows"]["items"]["$ref"],
+        "#/components/schemas/FlowConfig"
+    );
+    // Operation ids are unique, as OpenAPI requires (client generators name calls by them).
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|p| p.as_object().unwrap().values())
+        .map(|op| op["operationId"].as_str().unwrap())
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "duplicate operation ids among {ids:?}");
+}

@@ -190,3 +190,74 @@ fn vswitchctl_round_trips_over_tcp_and_unix_socket() {
     assert!(!ok && err.contains("none"), "{err}");
     sw.stop();
 }
+
+/// `fdb show --vlan N` and `--vni N` list what the switch learned through traffic, one VLAN
+/// at a time; `trace --hex` takes a whole frame and shows where `normal` sends it.
+#[test]
+fn fdb_show_by_vlan_and_vni_and_trace_from_hex() {
+    let dir = Scratch::new("ctl-fdb");
+    let sw = common::learned_vlan_switch();
+    // The in-process API has no auth; a token file keeps the host's default one out of it.
+    let token = dir.file("token", "unused\n");
+    let ctl = Ctl {
+        args: vec![
+            "--server".into(),
+            sw.addr.to_string(),
+            "--token-file".into(),
+            token.display().to_string(),
+        ],
+    };
+    let macs = |table: &str| -> Vec<String> {
+        let mut lines = table.lines();
+        assert!(
+            lines.next().is_some_and(|h| h.starts_with("DOMAIN")),
+            "{table}"
+        );
+        let mut m: Vec<String> = lines
+            .map(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                // DOMAIN is two words for a VLAN ("vlan 10"), one for "untagged".
+                let at = cols.iter().position(|c| c.starts_with("02:")).unwrap();
+                format!("{} {} {}", cols[..at].join(" "), cols[at], cols[at + 1])
+            })
+            .collect();
+        m.sort();
+        m
+    };
+    assert_eq!(
+        macs(&ctl.ok(&["fdb", "show", "--vlan", "10"])),
+        ["vlan 10 02:00:00:00:00:0a a", "vlan 10 02:00:00:00:00:0b b"]
+    );
+    assert_eq!(
+        macs(&ctl.ok(&["fdb", "show", "--vlan", "0"])),
+        ["untagged 02:00:00:00:00:0e e"]
+    );
+    assert_eq!(
+        macs(&ctl.ok(&["fdb", "show", "--vni", "5001"])),
+        ["vlan 20 02:00:00:00:00:0c c", "vlan 20 02:00:00:00:00:0d d"]
+    );
+    assert_eq!(macs(&ctl.ok(&["fdb", "show"])).len(), 5);
+    let (ok, _, err) = ctl.run(&["fdb", "show", "--vni", "5002"]);
+    assert!(!ok && err.contains("vni") && err.contains("404"), "{err}");
+
+    // 02:00:00:00:00:0b <- 02:00:00:00:00:0a, EtherType 0x88b5, as hex with separators.
+    let hex = format!(
+        "02:00:00:00:00:0b 02:00:00:00:00:0a 88b5 {}",
+        "00".repeat(46)
+    );
+    let out = ctl.ok(&["trace", "a", "--hex", &hex]);
+    assert!(out.contains("in_port=a"), "{out}");
+    assert!(out.contains("eth_dst=02:00:00:00:00:0b"), "{out}");
+    assert!(out.contains("classifier: no match (normal)"), "{out}");
+    assert!(out.contains("normal: vlan 10 learned on b"), "{out}");
+    // An unknown destination floods to the ports carrying the in-port's VLAN: not to VLAN
+    // 10's, but to `e` (no vlan setting: it carries every VLAN).
+    let hex = hex.replacen("0b", "99", 1);
+    let out = ctl.ok(&["trace", "c", "--hex", &hex]);
+    assert!(
+        out.contains("normal: flood in vlan 20 to d,e,vx\n"),
+        "{out}"
+    );
+    let (ok, _, err) = ctl.run(&["trace", "a", "--hex", "0z"]);
+    assert!(!ok && err.contains("hex"), "{err}");
+}

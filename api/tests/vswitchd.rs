@@ -159,3 +159,70 @@ fn check_flag_validates_only() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
 }
+
+/// A `Cpus_allowed_list` such as `0`, `0-1` or `0,2-3`.
+fn cpu_list(text: &str) -> Vec<usize> {
+    let mut cpus = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => cpus.extend(a.parse::<usize>().unwrap()..=b.parse().unwrap()),
+            None => cpus.push(part.parse().unwrap()),
+        }
+    }
+    cpus
+}
+
+/// Every thread of vswitchd but the PMDs (main, API runtime and its blocking pool, vhost-user
+/// connection threads of ports from the config and of ports added through the API) may run
+/// only off the PMD core; each PMD is pinned to its core. Needs 2 CPUs or more (the PMD gets
+/// the last one).
+#[test]
+fn control_threads_stay_off_the_pmd_cores() {
+    let pmd_core = common::last_cpu();
+    assert!(pmd_core >= 1, "this test needs 2 CPUs or more");
+    let dir = Scratch::new("affinity");
+    let config = format!(
+        "[switch]\npmd_cores = [{pmd_core}]\n\n[[port]]\nname = \"vm1\"\ntype = \"vhost-user\"\nsocket = \"{}\"\n",
+        dir.path("vm1.sock").display()
+    );
+    let sw = common::Vswitchd::start(&dir, Some(&config), &[]);
+    // A port added through the API: its connection thread starts on the blocking pool.
+    let body = serde_json::json!({
+        "name": "vm2", "type": "vhost-user", "socket": dir.path("vm2.sock")
+    })
+    .to_string();
+    let (s, v) = sw.auth("POST", "/v1/ports", Some(&body));
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(common::http_get(sw.addr, "/metrics").0, 200);
+
+    let pid = sw.proc.pid();
+    let threads = common::threads(pid);
+    let mut names = Vec::new();
+    for (tid, name) in &threads {
+        let path = format!("/proc/{pid}/task/{tid}/status");
+        let Ok(status) = std::fs::read_to_string(&path) else {
+            continue; // exited meanwhile
+        };
+        let allowed = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap_or_else(|| panic!("{path}: no Cpus_allowed_list"));
+        let cpus = cpu_list(allowed);
+        if name.starts_with("pmd") {
+            assert_eq!(cpus, [pmd_core], "PMD thread {name} ({tid})");
+        } else {
+            assert!(
+                !cpus.is_empty() && !cpus.contains(&pmd_core),
+                "thread {name} ({tid}) may run on the PMD core {pmd_core}: {allowed}"
+            );
+        }
+        names.push(name.clone());
+    }
+    for want in ["vswitchd", "api", "pmd0", "vhu-vm1.sock", "vhu-vm2.sock"] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "no thread {want:?} among {names:?}"
+        );
+    }
+    sw.stop();
+}

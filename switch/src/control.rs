@@ -1,6 +1,8 @@
 //! The control handle: creates PMD threads, ports and rules, and sends each change to the
 //! PMDs as a message they apply between bursts. Every mutating call returns once all PMDs
-//! have applied it (a barrier), so "the call returned" means "the change is in effect".
+//! have applied it (a barrier), so "the call returned" means "the change is in effect"; if a
+//! PMD does not answer in time the call fails with [`SwitchError::PmdTimeout`], the change
+//! made but not confirmed.
 //!
 //! Locks here guard control-plane state only; no PMD ever takes them.
 
@@ -35,7 +37,8 @@ use crate::tunnel::{self, Underlay, VxlanPort};
 /// How long a control call waits for the PMDs to apply a change.
 const PMD_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Why a control operation failed. Nothing was changed when an error is returned.
+/// Why a control operation failed. Nothing was changed when an error is returned, except
+/// for [`SwitchError::PmdTimeout`].
 #[derive(Debug, thiserror::Error)]
 pub enum SwitchError {
     /// The request is invalid.
@@ -66,7 +69,9 @@ pub enum SwitchError {
         /// What failed.
         source: PortError,
     },
-    /// A PMD did not answer in time.
+    /// A PMD did not answer in time. From a mutating call this means the change is made but
+    /// not confirmed: the control plane holds it whole and it is queued to every PMD in
+    /// order, so each PMD applies it when it works through its queue.
     #[error("PMD {0} did not apply the change within {PMD_TIMEOUT:?}")]
     PmdTimeout(usize),
     /// A thread or OS resource could not be created.
@@ -299,9 +304,12 @@ impl Switch {
                         source,
                     })?;
                 let name = cfg.name.clone();
-                let no = self.attach(cfg, Box::new(port))?;
-                self.lock().peers.insert(name, peer);
-                Ok(no)
+                let added = self.attach(cfg, Box::new(port));
+                // Unconfirmed, the port is added all the same: so is its test side.
+                if matches!(added, Ok(_) | Err(SwitchError::PmdTimeout(_))) {
+                    self.lock().peers.insert(name, peer);
+                }
+                added
             }
             PortType::VhostUser => {
                 let port = open_vhost_user(&cfg).map_err(|source| SwitchError::Port {

@@ -110,10 +110,12 @@ enum FlowCmd {
 
 #[derive(Debug, Subcommand)]
 enum FdbCmd {
-    /// Learned MACs, optionally of one VLAN (0: untagged) or VNI.
+    /// Learned MACs, optionally of one VLAN or of the VLAN a VNI is bridged into.
     Show {
+        /// Only this VLAN (0: untagged).
         #[arg(long)]
         vlan: Option<u16>,
+        /// Only the local VLAN the vxlan port with this VNI maps it to.
         #[arg(long, conflicts_with = "vlan")]
         vni: Option<u32>,
     },

@@ -1,11 +1,15 @@
-//! `/v1/fdb`: learned MACs (all, or one VLAN's or VNI's), and flushing them.
+//! `/v1/fdb`: learned MACs (all, or one VLAN's, or the local VLAN a VNI is bridged into), and
+//! flushing them.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
+use switch::config::{PortType, VlanMode};
+use switch::PortInfo;
 
 use super::routes::blocking;
 use crate::app::App;
@@ -28,11 +32,15 @@ pub struct FdbView {
     pub age_secs: u64,
 }
 
-/// Learned MACs; `?vlan=N` or `?vni=N` selects one domain (`?vlan=0`: untagged).
-#[utoipa::path(get, path = "/v1/fdb", tag = "fdb",
+/// Learned MACs; `?vlan=N` selects one VLAN (`?vlan=0`: untagged); `?vni=N` the local VLAN(s)
+/// the vxlan port(s) with VNI N bridge it into (learning is per local VLAN; 404 when no
+/// vxlan port carries N).
+#[utoipa::path(get, path = "/v1/fdb", operation_id = "list_fdb", tag = "fdb",
     params(("vlan" = Option<u16>, Query, description = "only this VLAN (0: untagged)"),
-        ("vni" = Option<u32>, Query, description = "only this VNI")),
-    responses((status = 200, body = [FdbView]), (status = 400, body = ErrorBody)))]
+        ("vni" = Option<u32>, Query,
+            description = "only the local VLAN the vxlan port with this VNI maps it to")),
+    responses((status = 200, body = [FdbView]), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 pub async fn list(
     State(app): State<Arc<App>>,
     RawQuery(q): RawQuery,
@@ -60,13 +68,26 @@ pub async fn list(
     if vlan.is_some() && vni.is_some() {
         return Err(ApiError::bad("vni", "give vlan or vni, not both"));
     }
-    let entries = blocking(&app, |app| Ok(app.switch.fdb()?)).await?;
-    let names: std::collections::HashMap<u32, String> = app
-        .switch
-        .ports()
-        .into_iter()
-        .map(|p| (p.no.0, p.config.name))
-        .collect();
+    let (entries, names, vni_vlans) = blocking(&app, move |app| {
+        let ports = app.switch.ports();
+        let vni_vlans = match vni {
+            Some(want) => {
+                let vlans = vni_domains(&ports, want);
+                if vlans.is_empty() {
+                    return Err(ApiError::not_found(
+                        "vni",
+                        format!("no vxlan port carries VNI {want}"),
+                    ));
+                }
+                vlans
+            }
+            None => BTreeSet::new(),
+        };
+        let names: HashMap<u32, String> =
+            ports.into_iter().map(|p| (p.no.0, p.config.name)).collect();
+        Ok((app.switch.fdb()?, names, vni_vlans))
+    })
+    .await?;
     let out = entries
         .into_iter()
         .filter_map(|e| {
@@ -75,7 +96,7 @@ pub async fn list(
             let keep = match (vlan, vni) {
                 (Some(0), _) => v.is_none() && n.is_none(),
                 (Some(want), _) => v == Some(want),
-                (_, Some(want)) => n == Some(want),
+                (_, Some(want)) => n == Some(want) || (n.is_none() && vni_vlans.contains(&v)),
                 _ => true,
             };
             keep.then(|| FdbView {
@@ -94,8 +115,35 @@ pub async fn list(
     Ok(Json(out))
 }
 
+/// The local VLANs (`None`: untagged) that VNI `vni` is bridged into: MACs are learned per
+/// local VLAN, and a vxlan port's VLAN setting maps its VNI to one (access `tag`), or, for
+/// a trunk, to its `native` and `allowed` VLANs; without a setting, the untagged domain.
+/// Empty when no vxlan port carries the VNI.
+fn vni_domains(ports: &[PortInfo], vni: u32) -> BTreeSet<Option<u16>> {
+    let mut vlans = BTreeSet::new();
+    for p in ports {
+        let c = &p.config;
+        if c.kind != PortType::Vxlan || c.vni != Some(vni) {
+            continue;
+        }
+        match &c.vlan {
+            None => {
+                vlans.insert(None);
+            }
+            Some(v) => match v.mode {
+                VlanMode::Access => vlans.extend(v.tag.map(Some)),
+                VlanMode::Trunk => {
+                    vlans.extend(v.native.map(Some));
+                    vlans.extend(v.allowed.iter().flatten().map(|&a| Some(a)));
+                }
+            },
+        }
+    }
+    vlans
+}
+
 /// Forgets every learned MAC.
-#[utoipa::path(delete, path = "/v1/fdb", tag = "fdb",
+#[utoipa::path(delete, path = "/v1/fdb", operation_id = "flush_fdb", tag = "fdb",
     responses((status = 204), (status = 401, body = ErrorBody)))]
 pub async fn flush(State(app): State<Arc<App>>) -> Result<StatusCode, ApiError> {
     blocking(&app, |app| Ok(app.switch.flush_fdb()?)).await?;

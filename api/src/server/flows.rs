@@ -25,7 +25,7 @@ pub struct FlowView {
     pub priority: u32,
     /// Match fields (absent: wildcard); `in_port` names a port.
     #[serde(rename = "match")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, super::schema::MatchValue>)]
     pub matches: BTreeMap<String, MatchValue>,
     /// Actions, e.g. `output:vm2`, `normal`, `drop`, `push_vlan:10`.
     pub actions: Vec<String>,
@@ -50,7 +50,7 @@ impl FlowView {
 #[serde(deny_unknown_fields)]
 pub struct BulkFlows {
     /// The flows.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<super::schema::FlowConfig>)]
     pub flows: Vec<FlowConfig>,
 }
 
@@ -67,7 +67,7 @@ pub struct Created {
 pub struct MatchQuery {
     /// The match, as in a flow.
     #[serde(rename = "match", default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, super::schema::MatchValue>)]
     pub matches: BTreeMap<String, MatchValue>,
     /// Only flows of this priority.
     pub priority: Option<u32>,
@@ -81,7 +81,7 @@ pub struct Deleted {
 }
 
 /// All flows with their hit counters, in id order.
-#[utoipa::path(get, path = "/v1/flows", tag = "flows",
+#[utoipa::path(get, path = "/v1/flows", operation_id = "list_flows", tag = "flows",
     responses((status = 200, body = [FlowView])))]
 pub async fn list(State(app): State<Arc<App>>) -> Result<Json<Vec<FlowView>>, ApiError> {
     let flows = blocking(&app, |app| Ok(app.switch.flows()?)).await?;
@@ -94,8 +94,9 @@ pub async fn list(State(app): State<Arc<App>>) -> Result<Json<Vec<FlowView>>, Ap
 }
 
 /// Creates one flow (body: a `[[flow]]` of the config file, as JSON).
-#[utoipa::path(post, path = "/v1/flows", tag = "flows",
-    request_body(content = Object, description = "a [[flow]] table: priority, match, actions"),
+#[utoipa::path(post, path = "/v1/flows", operation_id = "create_flow", tag = "flows",
+    request_body(content = super::schema::FlowConfig,
+        description = "a [[flow]] table of the config file, as JSON"),
     responses((status = 201, body = FlowView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody)))]
 pub async fn create(
@@ -115,7 +116,7 @@ pub async fn create(
 
 /// Creates many flows at once: all valid and installed, or none (the error names
 /// `flows[i]...`).
-#[utoipa::path(post, path = "/v1/flows/bulk", tag = "flows",
+#[utoipa::path(post, path = "/v1/flows/bulk", operation_id = "create_flows_bulk", tag = "flows",
     request_body = BulkFlows,
     responses((status = 201, body = Created), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody)))]
@@ -141,7 +142,7 @@ pub async fn create_bulk(
 }
 
 /// Deletes one flow.
-#[utoipa::path(delete, path = "/v1/flows/{id}", tag = "flows",
+#[utoipa::path(delete, path = "/v1/flows/{id}", operation_id = "delete_flow", tag = "flows",
     params(("id" = u64, Path, description = "flow id")),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 401, body = ErrorBody)))]
@@ -168,7 +169,7 @@ pub async fn delete_one(
 }
 
 /// Deletes every flow whose match equals the given one (compared as compiled matches).
-#[utoipa::path(post, path = "/v1/flows/delete", tag = "flows",
+#[utoipa::path(post, path = "/v1/flows/delete", operation_id = "delete_flows_matching", tag = "flows",
     request_body = MatchQuery,
     responses((status = 200, body = Deleted), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody)))]
@@ -194,7 +195,7 @@ pub async fn delete_matching(
 }
 
 /// Deletes every flow.
-#[utoipa::path(delete, path = "/v1/flows", tag = "flows",
+#[utoipa::path(delete, path = "/v1/flows", operation_id = "delete_all_flows", tag = "flows",
     responses((status = 200, body = Deleted), (status = 401, body = ErrorBody)))]
 pub async fn delete_all(State(app): State<Arc<App>>) -> Result<Json<Deleted>, ApiError> {
     let deleted = blocking(&app, |app| {

@@ -41,7 +41,57 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 msg.truncate(i);
             }
         }
-        let field = (path != "." && path != "?").then_some(path);
+        let at = (path != "." && path != "?").then_some(path);
+        let field = match missing_field(&msg) {
+            Some(name) => Some(match at {
+                Some(at) => format!("{at}.{name}"),
+                None => name.to_string(),
+            }),
+            None => at,
+        };
         ApiError::new(axum::http::StatusCode::BAD_REQUEST, msg, field.as_deref())
     })
+}
+
+/// The field serde names in "missing field `x`". serde reports a missing field at the
+/// object that lacks it (`.` for the top level), so the caller joins the two.
+fn missing_field(msg: &str) -> Option<&str> {
+    let rest = msg.strip_prefix("missing field `")?;
+    rest.split_once('`').map(|(name, _)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        a: u32,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        top: u32,
+        list: Vec<Inner>,
+    }
+
+    fn field_of(json: &str) -> Option<String> {
+        parse::<Outer>(json.as_bytes()).unwrap_err().body.field
+    }
+
+    #[test]
+    fn missing_fields_are_named_with_their_path() {
+        assert_eq!(field_of(r#"{"list": []}"#).as_deref(), Some("top"));
+        assert_eq!(
+            field_of(r#"{"top": 1, "list": [{"a": 1}, {}]}"#).as_deref(),
+            Some("list[1].a")
+        );
+        assert_eq!(
+            field_of(r#"{"top": 1, "list": [{"a": "x"}]}"#).as_deref(),
+            Some("list[0].a")
+        );
+        assert_eq!(field_of(r#"{"top": 1"#), None);
+    }
 }

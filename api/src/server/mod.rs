@@ -2,7 +2,9 @@
 //! and `/metrics` on a TCP address and/or a unix socket, stopped gracefully on request.
 //!
 //! Handlers never run switch calls on the runtime's thread: every [`Switch`](switch::Switch)
-//! call that may wait for the PMDs goes through `spawn_blocking`.
+//! call, reads included (they take the switch's lock, which a change holds while it waits
+//! for the PMDs), goes through `spawn_blocking`, so a slow change never stalls `/healthz`
+//! or any request that does not need the switch.
 
 mod auth;
 mod fdb;
@@ -10,6 +12,7 @@ mod flows;
 mod json;
 mod ports;
 mod routes;
+mod schema;
 mod stats;
 mod trace;
 

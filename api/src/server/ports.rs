@@ -1,14 +1,18 @@
 //! `/v1/ports`: list, create, show, delete.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use flowtable::action::Action;
+use flowtable::PortNo;
 use serde::Serialize;
 use switch::config::PortConfig;
 use switch::stats::PortCounters;
-use switch::PortInfo;
+use switch::{PortInfo, Switch};
+use tracing::warn;
 
 use super::json::Body;
 use super::routes::blocking;
@@ -21,7 +25,7 @@ pub struct PortView {
     /// The port's name.
     pub name: String,
     /// Its config, as in the config file's `[[port]]`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::schema::PortConfig)]
     pub config: PortConfig,
     /// Datapath port number.
     pub port_no: u32,
@@ -87,21 +91,25 @@ fn find(app: &App, name: &str) -> Result<PortInfo, ApiError> {
 }
 
 /// All ports, in creation order.
-#[utoipa::path(get, path = "/v1/ports", tag = "ports",
+#[utoipa::path(get, path = "/v1/ports", operation_id = "list_ports", tag = "ports",
     responses((status = 200, body = [PortView])))]
-pub async fn list(State(app): State<Arc<App>>) -> Json<Vec<PortView>> {
-    Json(
-        app.switch
+pub async fn list(State(app): State<Arc<App>>) -> Result<Json<Vec<PortView>>, ApiError> {
+    let ports = blocking(&app, |app| {
+        Ok(app
+            .switch
             .ports()
             .into_iter()
-            .map(|p| view(&app, p))
-            .collect(),
-    )
+            .map(|p| view(app, p))
+            .collect())
+    })
+    .await?;
+    Ok(Json(ports))
 }
 
 /// Creates a port (body: a `[[port]]` of the config file, as JSON).
-#[utoipa::path(post, path = "/v1/ports", tag = "ports",
-    request_body(content = Object, description = "a [[port]] table: name, type, socket, mode, queues, ..."),
+#[utoipa::path(post, path = "/v1/ports", operation_id = "create_port", tag = "ports",
+    request_body(content = super::schema::PortConfig,
+        description = "a [[port]] table of the config file, as JSON"),
     responses((status = 201, body = PortView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create(
@@ -110,8 +118,10 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<PortView>), ApiError> {
     let v = blocking(&app, move |app| {
         let name = cfg.name.clone();
+        let kind = cfg.kind;
         app.change(|sw| {
-            sw.add_port(cfg)?;
+            sw.add_port(cfg)
+                .map_err(|e| ApiError::from_add_port(e, kind))?;
             Ok(((), Undo::DelPort(name.clone())))
         })?;
         Ok(view(app, find(app, &name)?))
@@ -121,20 +131,21 @@ pub async fn create(
 }
 
 /// One port.
-#[utoipa::path(get, path = "/v1/ports/{name}", tag = "ports",
+#[utoipa::path(get, path = "/v1/ports/{name}", operation_id = "show_port", tag = "ports",
     params(("name" = String, Path, description = "port name")),
     responses((status = 200, body = PortView), (status = 404, body = ErrorBody)))]
 pub async fn show(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
 ) -> Result<Json<PortView>, ApiError> {
-    let p = find(&app, &name)?;
-    Ok(Json(view(&app, p)))
+    let v = blocking(&app, move |app| Ok(view(app, find(app, &name)?))).await?;
+    Ok(Json(v))
 }
 
-/// Deletes a port. Refused (409) while flows name it: delete them first, so the persisted
-/// state always restores.
-#[utoipa::path(delete, path = "/v1/ports/{name}", tag = "ports",
+/// Deletes a port. Refused (409) while any flow uses it, as `in_port` or an `output`, in any
+/// spelling the flow parser accepts (the error names each flow's id and field): delete them
+/// first, so the persisted state always restores.
+#[utoipa::path(delete, path = "/v1/ports/{name}", operation_id = "delete_port", tag = "ports",
     params(("name" = String, Path, description = "port name")),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
@@ -145,19 +156,18 @@ pub async fn delete(
     blocking(&app, move |app| {
         app.change_persisted_first(
             |sw, mut state| {
-                find(app, &name)?;
-                let users: Vec<String> = sw
-                    .flow_configs()
-                    .iter()
-                    .filter(|(_, f)| names_port(f, &name))
-                    .map(|(id, _)| id.0.to_string())
-                    .collect();
+                let port = find(app, &name)?;
+                let users = users_of(sw, port.no);
                 if !users.is_empty() {
+                    let list: Vec<String> = users
+                        .iter()
+                        .map(|(id, field)| format!("flow {id} ({field})"))
+                        .collect();
                     return Err(ApiError::new(
                         StatusCode::CONFLICT,
                         format!(
-                            "port {name:?} is used by flow(s) {}; delete them first",
-                            users.join(", ")
+                            "port {name:?} is used by {}; delete them first",
+                            list.join(", ")
                         ),
                         Some("name"),
                     ));
@@ -172,16 +182,40 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// True when the flow's match or actions name the port.
-fn names_port(f: &switch::config::FlowConfig, name: &str) -> bool {
-    let in_port = f.matches.get("in_port").is_some_and(|v| match v {
-        switch::config::MatchValue::Text(t) => t == name,
-        switch::config::MatchValue::Int(_) => false,
-    });
-    in_port
-        || f.actions.iter().any(|a| {
-            a.trim()
-                .strip_prefix("output:")
-                .is_some_and(|p| p.trim() == name)
-        })
+/// The flows that use port `no`, each with the field that names it (`match.in_port`,
+/// `actions[i]`), in id order. Every flow is compiled against the current ports with the
+/// switch's own parser, so every spelling it accepts counts (`"output :b"`, a numeric
+/// `in_port` naming a port called "3"): the decision is made on what the switch runs, not
+/// on the text.
+fn users_of(sw: &Switch, no: PortNo) -> Vec<(u64, String)> {
+    let ports: HashMap<String, PortNo> = sw
+        .ports()
+        .into_iter()
+        .map(|p| (p.config.name, p.no))
+        .collect();
+    let resolve = |name: &str| ports.get(name).copied();
+    let mut users = Vec::new();
+    for (id, flow) in sw.flow_configs() {
+        let compiled = match flow.compile(&resolve) {
+            Ok(c) => c,
+            Err(p) => {
+                // Cannot happen through the API (flows are compiled when added and ports
+                // they use cannot go); such a flow uses no port that exists.
+                warn!(flow = id.0, "a flow no longer compiles: {p}");
+                continue;
+            }
+        };
+        let m = &compiled.matches;
+        if m.mask().in_port_raw() != 0 && m.value().in_port() == no {
+            users.push((id.0, "match.in_port".to_string()));
+        }
+        // `drop` is only ever alone (and compiles to no action), so compiled action `i` is
+        // the flow's `actions[i]`.
+        for (i, a) in compiled.actions.iter().enumerate() {
+            if *a == Action::Output(no) {
+                users.push((id.0, format!("actions[{i}]")));
+            }
+        }
+    }
+    users
 }

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use utoipa::OpenApi;
@@ -48,7 +49,7 @@ pub fn router(app: Arc<App>) -> Router {
         .routes(routes!(trace::trace))
         .split_for_parts();
     let doc = Arc::new(doc);
-    Router::new()
+    let routes = Router::new()
         .merge(api)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -65,17 +66,58 @@ pub fn router(app: Arc<App>) -> Router {
             auth::require_token,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(app)
+        .with_state(app);
+    // axum answers a known path asked with another method with a bare 405, and adds its
+    // `Allow` header only after the layers on the routes have run: a layer around the whole
+    // router sees the final answer and gives it the JSON error body.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn(method_not_allowed))
+}
+
+/// Middleware: turns axum's empty 405 into `{"error", "field": null}` naming the method and
+/// the allowed ones (from the `Allow` header, which is kept); the status stays 405.
+async fn method_not_allowed(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let res = next.run(req).await;
+    if res.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return res;
+    }
+    let allow = res.headers().get(header::ALLOW).cloned();
+    let allowed = allow
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "none".into());
+    let mut out = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} is not allowed on {path}; allowed: {allowed}"),
+        None,
+    )
+    .into_response();
+    if let Some(v) = allow {
+        out.headers_mut().insert(header::ALLOW, v);
+    }
+    out
 }
 
 async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    // Rendering reads the PMDs' published mirrors only; it never waits for a PMD.
-    let body = crate::metrics::render(&app.switch);
-    ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], body)
+async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse, ApiError> {
+    // Rendering reads the PMDs' published mirrors only and never asks a PMD, but it takes
+    // the switch's lock, which a change holds while it waits for the PMDs.
+    let body = blocking(&app, |app| Ok(crate::metrics::render(&app.switch))).await?;
+    Ok(([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], body))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
@@ -86,7 +128,10 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     )
 }
 
-/// Runs `f` on the blocking pool: switch calls wait for the PMDs.
+/// Runs `f` on the blocking pool. Every handler that calls the switch goes through here, also
+/// reads: switch calls take the switch's lock, which a change holds while it waits (up to
+/// the PMD timeout) for the PMDs, and the API's runtime is a single thread that must stay
+/// free for every other request (`/healthz` above all).
 pub async fn blocking<T: Send + 'static>(
     app: &Arc<App>,
     f: impl FnOnce(&App) -> Result<T, ApiError> + Send + 'static,

@@ -8,7 +8,9 @@ use axum::Json;
 use serde::Serialize;
 use switch::DropReason;
 
+use super::routes::blocking;
 use crate::app::App;
+use crate::error::ApiError;
 
 /// Datapath statistics.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -89,9 +91,13 @@ pub struct ClassifierView {
 
 /// Per-PMD counters: busy/idle time, rx queues, cache and classifier hits and misses, drops
 /// by reason.
-#[utoipa::path(get, path = "/v1/stats", tag = "stats",
+#[utoipa::path(get, path = "/v1/stats", operation_id = "show_stats", tag = "stats",
     responses((status = 200, body = StatsView)))]
-pub async fn show(State(app): State<Arc<App>>) -> Json<StatsView> {
+pub async fn show(State(app): State<Arc<App>>) -> Result<Json<StatsView>, ApiError> {
+    Ok(Json(blocking(&app, |app| Ok(read(app))).await?))
+}
+
+fn read(app: &App) -> StatsView {
     let names: BTreeMap<u32, String> = app
         .switch
         .ports()
@@ -150,5 +156,5 @@ pub async fn show(State(app): State<Arc<App>>) -> Json<StatsView> {
             }
         })
         .collect();
-    Json(StatsView { pmds, drops })
+    StatsView { pmds, drops }
 }

@@ -71,7 +71,7 @@ pub enum NormalView {
 
 /// Traces a frame through the in-port's PMD: key extraction, exact-match cache, classifier,
 /// and `normal`'s MAC table. Nothing is forwarded, learned or counted.
-#[utoipa::path(post, path = "/v1/trace", tag = "trace",
+#[utoipa::path(post, path = "/v1/trace", operation_id = "trace", tag = "trace",
     request_body = TraceRequest,
     responses((status = 200, body = TraceView), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody)))]

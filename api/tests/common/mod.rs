@@ -528,3 +528,191 @@ pub fn require_ping() {
         "ping not found: install Debian's iputils-ping (deploy/test.sh does)"
     );
 }
+
+/// The threads of process `pid`: (thread id, name).
+pub fn threads(pid: Pid) -> Vec<(Pid, String)> {
+    let dir = format!("/proc/{pid}/task");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir}: {e}")) {
+        let e = e.unwrap();
+        let Ok(tid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        // A thread may exit between the listing and the read.
+        if let Ok(comm) = std::fs::read_to_string(e.path().join("comm")) {
+            out.push((Pid::from_raw(tid), comm.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// One thread of another process, stopped with ptrace (`PTRACE_SEIZE`, then
+/// `PTRACE_INTERRUPT`): only that thread stops, the rest of the process runs on. It resumes
+/// when this is dropped (also when the test fails). ptrace ties a tracee to the tracing
+/// thread: create and drop it on the same thread. Needs root (or CAP_SYS_PTRACE).
+pub struct FrozenThread {
+    tid: Pid,
+}
+
+impl FrozenThread {
+    /// Stops the thread of `pid` named `name` (e.g. `pmd0`) and waits until it is stopped.
+    pub fn freeze(pid: Pid, name: &str) -> FrozenThread {
+        use nix::sys::ptrace;
+        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+        let tid = threads(pid)
+            .into_iter()
+            .find(|(_, n)| n == name)
+            .unwrap_or_else(|| panic!("process {pid} has no thread named {name:?}"))
+            .0;
+        ptrace::seize(tid, ptrace::Options::empty())
+            .unwrap_or_else(|e| panic!("PTRACE_SEIZE of {name} ({tid}): {e}"));
+        let frozen = FrozenThread { tid };
+        ptrace::interrupt(tid).unwrap_or_else(|e| panic!("PTRACE_INTERRUPT of {name}: {e}"));
+        match waitpid(tid, Some(WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::PtraceEvent(..) | WaitStatus::Stopped(..)) => frozen,
+            other => panic!("{name} ({tid}) did not stop: {other:?}"),
+        }
+    }
+}
+
+impl Drop for FrozenThread {
+    fn drop(&mut self) {
+        let _ = nix::sys::ptrace::detach(self.tid, None);
+    }
+}
+
+/// A switch and its API server in this process (no state dir, no token), so a test can
+/// inject frames on its memory ports and see the API's answer.
+pub struct InProcess {
+    /// The switch and its control-plane companions.
+    pub app: std::sync::Arc<api::app::App>,
+    server: Option<api::server::Server>,
+    /// The API's TCP address.
+    pub addr: std::net::SocketAddr,
+}
+
+impl InProcess {
+    /// Starts the switch `toml` describes (its PMD on the last CPU) and serves its API on a
+    /// free loopback port.
+    pub fn start(toml: &str) -> InProcess {
+        let text = format!("[switch]\npmd_cores = [{}]\n{toml}", last_cpu());
+        let cfg = switch::Config::from_toml(&text, "test.toml").unwrap();
+        let app = std::sync::Arc::new(api::app::App::new(
+            switch::Switch::start(&cfg).unwrap(),
+            None,
+            cfg.switch.clone(),
+            None,
+        ));
+        let server = api::server::Server::start(
+            app.clone(),
+            &api::server::Endpoints {
+                tcp: Some("127.0.0.1:0".parse().unwrap()),
+                unix: None,
+            },
+        )
+        .unwrap();
+        let addr = server.tcp_addr.unwrap();
+        InProcess {
+            app,
+            server: Some(server),
+            addr,
+        }
+    }
+
+    /// Sends a broadcast frame from MAC `02:00:00:00:00:{last:02x}` into memory port `port`.
+    pub fn send_from(&self, port: &str, last: u8) {
+        let mut f = vec![0u8; 60];
+        f[..6].copy_from_slice(&[0xff; 6]);
+        f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, last]);
+        f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+        let peer = self.app.switch.mem_peer(port).unwrap();
+        assert!(peer.inject(&f), "port {port}: the rx queue is full");
+    }
+
+    /// Waits until the switch has learned `n` MACs.
+    pub fn wait_learned(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.app.switch.fdb().unwrap();
+            if got.len() == n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "learned {} MACs, not {n}: {got:?}",
+                got.len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `GET path`: (status, JSON body).
+    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = api::ctl::http::Endpoint::Tcp(self.addr.to_string())
+            .request("GET", path, None, None)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let v = serde_json::from_str(&r.body)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}: {:?}", r.body));
+        (r.status, v)
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
+    }
+}
+
+/// Ports for the learning tests: VLAN 10 (`a`, `b`), VLAN 20 (`c`, `d`, and vxlan port `vx`
+/// bridging VNI 5001 into it, no underlay needed to exist), and untagged `e`.
+pub const VLAN_PORTS: &str = r#"
+[[port]]
+name = "a"
+type = "memory"
+vlan = { mode = "access", tag = 10 }
+
+[[port]]
+name = "b"
+type = "memory"
+vlan = { mode = "access", tag = 10 }
+
+[[port]]
+name = "c"
+type = "memory"
+vlan = { mode = "access", tag = 20 }
+
+[[port]]
+name = "d"
+type = "memory"
+vlan = { mode = "access", tag = 20 }
+
+[[port]]
+name = "e"
+type = "memory"
+
+[[port]]
+name = "vx"
+type = "vxlan"
+vni = 5001
+remote_ip = "198.18.0.2"
+vlan = { mode = "access", tag = 20 }
+"#;
+
+/// [`VLAN_PORTS`] with one MAC learned on each memory port: `02:00:00:00:00:0a` on `a`,
+/// `..:0b` on `b`, and so on to `..:0e` on `e`.
+pub fn learned_vlan_switch() -> InProcess {
+    let sw = InProcess::start(VLAN_PORTS);
+    for (port, last) in [
+        ("a", 0x0a),
+        ("b", 0x0b),
+        ("c", 0x0c),
+        ("d", 0x0d),
+        ("e", 0x0e),
+    ] {
+        sw.send_from(port, last);
+    }
+    sw.wait_learned(5);
+    sw
+}
