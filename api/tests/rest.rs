@@ -316,6 +316,10 @@ fn fdb_stats_and_trace() {
     assert_eq!(s, 200, "{t}");
     assert_eq!(t["rule"], json!({"id": 1, "priority": 100}));
     assert_eq!(t["actions"], json!(["output:b"]));
+    assert_eq!(
+        t["port_decided"], false,
+        "the rule looks at more than the in-port"
+    );
     assert_eq!(t["emc"], "miss");
     assert!(t["normal"].is_null());
     let key = t["key"].as_str().unwrap();

@@ -108,6 +108,10 @@ pub struct PmdStats {
     pub sleeps: u64,
     /// Frames received on all of this PMD's rx queues.
     pub rx_packets: u64,
+    /// Frames decided by their in-port alone, without a cache or classifier lookup: the
+    /// rules give every frame of that port one decision ([`flowtable::Classifier::port_decision`],
+    /// OVS's "simple match"). The frames of other ports go to the exact-match cache.
+    pub port_decided: u64,
     /// Exact-match cache hits.
     pub emc_hits: u64,
     /// Exact-match cache misses (each one a classifier lookup).

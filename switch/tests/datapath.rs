@@ -32,9 +32,9 @@ fn forwards_by_rule_both_ways() {
     let stats = sw.stats();
     let s = &stats[0].stats;
     assert_eq!(s.rx_packets, 200);
-    assert_eq!(s.emc_misses, 2, "one classifier lookup per flow");
-    assert_eq!(s.emc_hits, 198);
-    assert_eq!(s.classifier_hits, 2);
+    // In-port rules decide every frame of their port: no cache or classifier lookup.
+    assert_eq!(s.port_decided, 200);
+    assert_eq!((s.emc_hits, s.emc_misses, s.classifier_hits), (0, 0, 0));
     let p1 = sw.port_no("p1").unwrap();
     assert_eq!(s.ports[p1.index()].rx_packets, 100);
     assert_eq!(s.ports[p1.index()].tx_packets, 100);
@@ -83,6 +83,67 @@ fn priority_and_masks_decide() {
         vec![2]
     );
     assert_eq!(sw.stats()[0].stats.drops_of(DropReason::Rule), 1);
+}
+
+/// A port whose frames one in-port rule decides skips the cache, until a higher-priority
+/// rule that looks at more than the in-port arrives; then every frame is looked up (and the
+/// specific rule wins where it matches), and after it goes the port is decided again.
+#[test]
+fn port_decided_until_a_specific_rule_overrides() {
+    let (sw, peers) = switch_with(
+        &["p1", "p2", "p3"],
+        &[flow(10, &[("in_port", "p1")], &["output:p2"])],
+    );
+    let s = |sw: &switch::Switch| sw.stats()[0].stats.clone();
+    for i in 0..10 {
+        peers[0].inject(&unicast(1, 5, i));
+    }
+    let got = collect(&sw, &peers);
+    assert_eq!(got[1].len(), 10);
+    assert_eq!((s(&sw).port_decided, s(&sw).emc_misses), (10, 0));
+    let decided = |sw: &switch::Switch| sw.trace("p1", unicast(1, 130, 0)).unwrap().port_decided;
+    assert!(decided(&sw), "trace says the port is decided");
+
+    let ids = sw
+        .add_flows(&[flow(
+            20,
+            &[("eth_type", "0x0800"), ("ip_dst", "198.18.0.130")],
+            &["output:p3"],
+        )])
+        .unwrap();
+    peers[0].inject(&unicast(1, 5, 100));
+    peers[0].inject(&unicast(1, 130, 101));
+    let got = collect(&sw, &peers);
+    assert_eq!(
+        got[1].iter().map(|f| seq_of(f)).collect::<Vec<_>>(),
+        vec![100]
+    );
+    assert_eq!(
+        got[2].iter().map(|f| seq_of(f)).collect::<Vec<_>>(),
+        vec![101]
+    );
+    assert_eq!(
+        s(&sw).port_decided,
+        10,
+        "looked up while the specific rule exists"
+    );
+    assert!(!decided(&sw));
+    assert_eq!(s(&sw).emc_misses, 2);
+
+    sw.del_flow(ids[0]).unwrap();
+    peers[0].inject(&unicast(1, 130, 102));
+    let got = collect(&sw, &peers);
+    assert_eq!(
+        got[1].iter().map(|f| seq_of(f)).collect::<Vec<_>>(),
+        vec![102]
+    );
+    assert_eq!(s(&sw).port_decided, 11, "decided again");
+    let hits: Vec<u64> = sw.flows().unwrap().iter().map(|f| f.hits).collect();
+    assert_eq!(
+        hits,
+        vec![12],
+        "every frame the in-port rule decided is counted"
+    );
 }
 
 #[test]

@@ -318,6 +318,7 @@ fn stats_text(v: &Value) -> String {
                 s(&p["core"]),
                 format!("{:.1}%", p["busy_ratio"].as_f64().unwrap_or(0.0) * 100.0),
                 s(&p["rx_packets"]),
+                s(&p["port"]["hits"]),
                 s(&p["emc"]["hits"]),
                 s(&p["emc"]["misses"]),
                 s(&p["classifier"]["hits"]),
@@ -337,6 +338,7 @@ fn stats_text(v: &Value) -> String {
             "CORE",
             "BUSY",
             "RX-PKTS",
+            "PORT-HIT",
             "EMC-HIT",
             "EMC-MISS",
             "CLS-HIT",
@@ -364,6 +366,9 @@ fn trace_text(v: &Value) -> String {
         (Some("hit"), r) => format!("hit (cached: flow {})", s(r)),
         (e, _) => e.unwrap_or("?").to_string(),
     };
+    if v["port_decided"].as_bool() == Some(true) {
+        out.push_str("port: every frame of the in-port takes one decision (cache skipped)\n");
+    }
     out.push_str(&format!("emc: {emc}\n"));
     let rule = match &v["rule"] {
         Value::Null => "no match (normal)".to_string(),

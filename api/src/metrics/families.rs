@@ -193,6 +193,10 @@ fn record_pmd(snap: &PmdSnapshot, names: &HashMap<PortNo, &str>) {
             .absolute(s.drops_of(why));
     }
     let level = |l: &'static str| [("pmd", pmd.clone()), ("level", l.to_string())];
+    // Levels in order: the in-port alone, the exact-match cache, the classifier; each
+    // level's misses are the next one's lookups.
+    counter!("vswitch_cache_hits_total", &level("port")).absolute(s.port_decided);
+    counter!("vswitch_cache_misses_total", &level("port")).absolute(s.emc_hits + s.emc_misses);
     counter!("vswitch_cache_hits_total", &level("emc")).absolute(s.emc_hits);
     counter!("vswitch_cache_misses_total", &level("emc")).absolute(s.emc_misses);
     counter!("vswitch_cache_hits_total", &level("classifier")).absolute(s.classifier_hits);

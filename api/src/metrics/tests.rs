@@ -139,6 +139,9 @@ fn counters_equal_the_traffic_sent() {
 
     // Two flows (to 2 and to 9): each misses the EMC once and then hits.
     let cache = |name, level| value(&text, name, &[("pmd", "0"), ("level", level)]);
+    // Port a's rule looks at more than the in-port: every frame goes on to the cache.
+    assert_eq!(cache("vswitch_cache_hits_total", "port"), 0.0);
+    assert_eq!(cache("vswitch_cache_misses_total", "port"), 57.0);
     assert_eq!(cache("vswitch_cache_misses_total", "emc"), 2.0);
     assert_eq!(cache("vswitch_cache_hits_total", "emc"), 55.0);
     assert_eq!(cache("vswitch_cache_hits_total", "classifier"), 1.0);

@@ -44,6 +44,9 @@ pub struct PmdView {
     pub rx_packets: u64,
     /// Rx queues it polls.
     pub rxqs: Vec<RxqView>,
+    /// Frames decided by their in-port alone (the rules give every frame of the port one
+    /// decision); the misses are the frames that went on to the exact-match cache.
+    pub port: CacheView,
     /// Exact-match cache.
     pub emc: CacheView,
     /// Classifier.
@@ -63,12 +66,12 @@ pub struct RxqView {
     pub queue: usize,
 }
 
-/// Exact-match cache counters.
+/// Counters of one decision level (in-port, exact-match cache).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CacheView {
-    /// Frames decided by the cache.
+    /// Frames decided at this level.
     pub hits: u64,
-    /// Frames the cache did not know (each one a classifier lookup).
+    /// Frames passed on to the next level (after the cache: a classifier lookup each).
     pub misses: u64,
 }
 
@@ -139,6 +142,10 @@ fn read(app: &App) -> StatsView {
                         queue: *q,
                     })
                     .collect(),
+                port: CacheView {
+                    hits: st.port_decided,
+                    misses: st.emc_hits + st.emc_misses,
+                },
                 emc: CacheView {
                     hits: st.emc_hits,
                     misses: st.emc_misses,

@@ -35,6 +35,9 @@ pub struct TraceView {
     pub pmd: usize,
     /// The frame's flow key (fields with non-zero values), `field=value,...`.
     pub key: String,
+    /// True when the rules give every frame of the in-port one decision (the datapath then
+    /// skips the cache and the classifier: `emc` and `rule` still show what they hold).
+    pub port_decided: bool,
     /// `hit` (the cache holds a decision) or `miss` (the classifier decides).
     pub emc: String,
     /// On a cache hit, the rule the cached decision names (null: no rule, `normal`).
@@ -103,6 +106,7 @@ pub async fn trace(
         Ok(TraceView {
             pmd: t.pmd,
             key: key_text(&t.key, &name(t.key.in_port())),
+            port_decided: t.port_decided,
             emc: emc.to_string(),
             emc_rule,
             rule: t

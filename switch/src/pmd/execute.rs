@@ -42,9 +42,17 @@ pub(crate) fn execute(
     actions: &[Action],
     out: &mut Out<'_>,
 ) {
-    if actions.is_empty() {
-        out.stats.drop(DropReason::Rule);
-        return;
+    match actions {
+        [] => {
+            out.stats.drop(DropReason::Rule);
+            return;
+        }
+        // The common list (port-to-port rules): no key copy, no search for the last output.
+        [Action::Output(port)] => {
+            emit(out, in_port, *port, key, None, pkt, true);
+            return;
+        }
+        _ => {}
     }
     let last_out = actions
         .iter()
@@ -92,6 +100,7 @@ pub(crate) fn execute(
 /// Appends `pkt` to `port`'s tx batch: moves it when `mv`, copies it otherwise. The bytes
 /// then get the tag (or lose it) as `port`'s VLAN mode wants for the key's VLAN; a vxlan
 /// port encapsulates towards the uplink instead.
+#[inline(always)]
 fn emit(
     out: &mut Out<'_>,
     in_port: PortNo,
@@ -107,13 +116,7 @@ fn emit(
     }
     let port_vlan = out.vlans.get(port.index()).unwrap_or(&PortVlan::Untagged);
     if out.tunnel.vxlan_port(port).is_some() {
-        let mut cx = TxCtx {
-            txs: out.txs,
-            dirty: out.dirty,
-            stats: out.stats,
-            now: out.now,
-        };
-        encap::output(out.tunnel, port, port_vlan, key, tun, pkt, mv, &mut cx);
+        emit_vxlan(out, port, port_vlan, key, tun, pkt, mv);
         return;
     }
     let Some(Some(tx)) = out.txs.get_mut(port.index()) else {
@@ -135,6 +138,27 @@ fn emit(
         return;
     }
     tx.commit();
+}
+
+/// [`emit`] to a vxlan port: encapsulated towards the uplink (kept out of line, so the plain
+/// output stays small where it is inlined).
+#[inline(never)]
+fn emit_vxlan(
+    out: &mut Out<'_>,
+    port: PortNo,
+    port_vlan: &PortVlan,
+    key: &FlowKey,
+    tun: Option<Vni>,
+    pkt: &mut Packet,
+    mv: bool,
+) {
+    let mut cx = TxCtx {
+        txs: out.txs,
+        dirty: out.dirty,
+        stats: out.stats,
+        now: out.now,
+    };
+    encap::output(out.tunnel, port, port_vlan, key, tun, pkt, mv, &mut cx);
 }
 
 /// The L2 domain of a frame: its outer VLAN, or the untagged domain.

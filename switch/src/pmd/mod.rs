@@ -146,6 +146,9 @@ pub(crate) struct Pmd {
     sleeper: Sleeper,
 
     classifier: Classifier,
+    /// Per port number: the decision all its frames get when the rules make it depend on the
+    /// in-port alone (recomputed on every rule or port change), else `None`.
+    port_decisions: Vec<Option<Decision>>,
     emc: Emc<Decision>,
     fdb: MacTable,
     announce: Vec<(L2Domain, MacAddr, PortNo)>,
@@ -188,6 +191,7 @@ impl Pmd {
             dirty: Vec::with_capacity(64),
             sleeper,
             classifier: Classifier::new(),
+            port_decisions: Vec::new(),
             announce: Vec::with_capacity(BURST),
             burst: (0..BURST).map(|_| Packet::new()).collect(),
             keys: vec![FlowKey::ZERO; BURST],
@@ -287,6 +291,7 @@ impl Pmd {
             misses,
             emc,
             classifier,
+            port_decisions,
             fdb,
             txs,
             dirty,
@@ -312,7 +317,8 @@ impl Pmd {
         // Overlay hook: the underlay's frames are consumed (ARP) or decapsulated, each then
         // with its vxlan port as in-port; other ports apply their VLAN mode. Either way the
         // frames left are moved to the front.
-        let n = if tunnel.is_underlay(in_port) {
+        let underlay = tunnel.is_underlay(in_port);
+        let n = if underlay {
             let mut cx = TxCtx {
                 txs,
                 dirty,
@@ -327,14 +333,25 @@ impl Pmd {
             }
         };
 
-        lookup::decide(
-            &keys[..n],
-            &mut decisions[..n],
-            emc,
-            classifier,
-            misses,
-            stats,
-        );
+        // A port whose frames all take one decision skips the cache and the classifier (its
+        // decapsulated frames have other in-ports, so never the underlay's).
+        match port_decisions.get(in_port.index()) {
+            Some(&Some(d)) if !underlay => {
+                decisions[..n].fill(d);
+                if let Some(idx) = d {
+                    classifier.count_hits(idx, n as u64);
+                }
+                stats.port_decided += n as u64;
+            }
+            _ => lookup::decide(
+                &keys[..n],
+                &mut decisions[..n],
+                emc,
+                classifier,
+                misses,
+                stats,
+            ),
+        }
 
         let mut out = Out {
             txs,
@@ -468,6 +485,7 @@ impl Pmd {
                 }
                 self.stats.port_mut(port);
                 self.sleeper = Sleeper::new(&self.rxqs, &self.wake);
+                self.refresh_port_decisions();
                 debug!(pmd = self.cfg.index, %port, "port added");
             }
             PmdCmd::AddVxlan { port, vlan, vxlan } => {
@@ -503,6 +521,7 @@ impl Pmd {
                 self.flood.retain(|&p| p != port);
                 self.fdb.flush_port(port);
                 self.sleeper = Sleeper::new(&self.rxqs, &self.wake);
+                self.refresh_port_decisions();
                 debug!(pmd = self.cfg.index, %port, "port deleted");
             }
             PmdCmd::Rules(ops) => {
@@ -519,6 +538,7 @@ impl Pmd {
                     }
                 }
                 self.emc.invalidate();
+                self.refresh_port_decisions();
             }
             PmdCmd::Learned(entries) => {
                 let now = Instant::now();
@@ -553,6 +573,19 @@ impl Pmd {
             PmdCmd::Shutdown => return Flow::Stop,
         }
         Flow::Continue
+    }
+
+    /// Recomputes which of this PMD's rx ports have all their frames decided by the in-port
+    /// alone. At most one probe per subtable per port, on rule and port changes only.
+    fn refresh_port_decisions(&mut self) {
+        self.port_decisions.clear();
+        for r in &self.rxqs {
+            let i = r.port.index();
+            if self.port_decisions.len() <= i {
+                self.port_decisions.resize(i + 1, None);
+            }
+            self.port_decisions[i] = self.classifier.port_decision(r.port);
+        }
     }
 
     fn set_vlan(&mut self, port: PortNo, vlan: PortVlan) {

@@ -46,6 +46,9 @@ pub struct Trace {
     pub pmd: usize,
     /// The frame's flow key.
     pub key: FlowKey,
+    /// True when the rules give every frame of the in-port one decision: the datapath then
+    /// skips the cache and the classifier for that port ([`flowtable::Classifier::port_decision`]).
+    pub port_decided: bool,
     /// The cache's view.
     pub emc: EmcProbe,
     /// The rule the classifier picks (highest priority match, the same one its lookup
@@ -122,9 +125,12 @@ impl Pmd {
                 ),
             }
         });
+        let port_decided = !self.tunnel.is_underlay(req.in_port)
+            && matches!(self.port_decisions.get(req.in_port.index()), Some(Some(_)));
         Trace {
             pmd: self.cfg.index,
             key,
+            port_decided,
             emc,
             rule: best,
             actions,

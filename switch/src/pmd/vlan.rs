@@ -181,7 +181,7 @@ pub(crate) fn materialize(pkt: &mut Packet, key: &FlowKey) -> bool {
 /// Makes `pkt`'s bytes what `port` wants for a frame whose logical VLAN is the key's: pops
 /// the tag on an access port or the trunk's native VLAN, pushes it where the frame arrived
 /// untagged and leaves tagged. False if the frame is too short to edit.
-#[inline]
+#[inline(always)]
 pub(crate) fn egress(pkt: &mut Packet, key: &FlowKey, port: &PortVlan) -> bool {
     let Some(vid) = key.vlan_vid() else {
         return true;
