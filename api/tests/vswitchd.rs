@@ -108,8 +108,10 @@ actions = ["output:vm2"]
     assert!(log.contains("stopping") && log.contains("stopped"), "{log}");
 }
 
-fn run_expecting_failure(text: &str) -> String {
-    let dir = Scratch::new("bad");
+/// Runs vswitchd on config `text` (in a scratch directory of its own, named after `tag`),
+/// expects it to refuse to start, and returns its stderr.
+fn run_expecting_failure(tag: &str, text: &str) -> String {
+    let dir = Scratch::new(tag);
     let cfg = dir.file("bad.toml", text);
     let out = Command::new(VSWITCHD)
         // No API: parallel tests must not compete for its default port.
@@ -126,6 +128,7 @@ fn run_expecting_failure(text: &str) -> String {
 #[test]
 fn bad_config_is_refused_with_line_and_field() {
     let err = run_expecting_failure(
+        "bad-flow",
         "[switch]\npmd_cores = [0]\n\n[[port]]\nname = \"vm1\"\ntype = \"memory\"\n\n[[flow]]\nmatch = { in_port = \"vm1\" }\nactions = [\"output:nowhere\"]\n",
     );
     assert!(err.contains("bad.toml:10:"), "{err}");
@@ -138,6 +141,7 @@ fn bad_config_is_refused_with_line_and_field() {
 fn port_that_cannot_open_starts_nothing() {
     // Every port type is supported now; an AF_XDP port on a missing interface cannot open.
     let err = run_expecting_failure(
+        "bad-port",
         "[switch]\npmd_cores = [0]\n\n[[port]]\nname = \"vm1\"\ntype = \"memory\"\n\n[[port]]\nname = \"vm2\"\ntype = \"afxdp\"\ninterface = \"vsw-nosuch1\"\n",
     );
     assert!(err.contains("vm2") && err.contains("vsw-nosuch1"), "{err}");

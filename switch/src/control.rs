@@ -4,14 +4,21 @@
 //! PMD does not answer in time the call fails with [`SwitchError::PmdTimeout`], the change
 //! made but not confirmed.
 //!
-//! Locks here guard control-plane state only; no PMD ever takes them.
+//! Two locks guard the control plane, and no PMD ever takes either:
+//! - the *change* lock serializes the mutating calls and is held through each one's wait
+//!   for the PMDs (so a port being deleted is closed before another call can reuse its name
+//!   or socket);
+//! - the *state* lock guards the tables readers need (ports, flows, memory peers) and is
+//!   held only to read or update them, never while waiting for a PMD: a change sends its
+//!   commands and its barrier under it, then waits outside it. A PMD slow to confirm stalls
+//!   the next change, but never a read ([`Switch::ports`], [`Switch::stats`], ...).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{unbounded, Sender};
+use crossbeam_channel::{unbounded, Receiver, Sender};
 use flowtable::fdb::L2Domain;
 use flowtable::{MacAddr, PortNo, Rule, RuleId};
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -155,8 +162,35 @@ struct PmdHandle {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Requests sent to every PMD, whose answers are not collected yet. A change sends its
+/// barrier under the state lock, right behind its commands, and waits outside it.
+#[must_use = "the PMDs' answers must be waited for"]
+struct Replies<T>(Vec<Receiver<T>>);
+
+impl<T> Replies<T> {
+    /// Collects the answers, in PMD order, waiting up to [`PMD_TIMEOUT`] for each.
+    fn wait(self) -> Result<Vec<T>, SwitchError> {
+        self.0
+            .iter()
+            .enumerate()
+            .map(|(i, rx)| {
+                rx.recv_timeout(PMD_TIMEOUT)
+                    .map_err(|_| SwitchError::PmdTimeout(i))
+            })
+            .collect()
+    }
+
+    /// Waits for barrier answers: every PMD has applied everything sent before.
+    fn confirmed(self) -> Result<(), SwitchError> {
+        self.wait().map(drop)
+    }
+}
+
 /// A running switch.
 pub struct Switch {
+    /// Serializes mutating calls; held while they wait for the PMDs. Readers never take it.
+    change: Mutex<()>,
+    /// The control plane's tables; never held while waiting for a PMD.
     state: Mutex<State>,
     pmds: Vec<PmdHandle>,
 }
@@ -221,6 +255,7 @@ impl Switch {
             });
         }
         let sw = Switch {
+            change: Mutex::new(()),
             state: Mutex::new(State {
                 next_port: 1,
                 next_rule: 1,
@@ -255,6 +290,11 @@ impl Switch {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Takes the change lock (see the module doc). Taken before the state lock, never after.
+    fn changing(&self) -> MutexGuard<'_, ()> {
+        self.change.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn send(&self, pmd: usize, cmd: PmdCmd) {
         let h = &self.pmds[pmd];
         // The PMD owns the receiver until it exits; a send after that is moot.
@@ -269,33 +309,34 @@ impl Switch {
         }
     }
 
-    /// Sends every PMD a request carrying a reply channel and collects the answers, in PMD
-    /// order. All requests go out before waiting, so the PMDs answer in parallel.
-    fn ask<T>(&self, request: impl Fn(Sender<T>) -> PmdCmd) -> Result<Vec<T>, SwitchError> {
+    /// Sends every PMD a request carrying a reply channel, without waiting.
+    fn request<T>(&self, request: impl Fn(Sender<T>) -> PmdCmd) -> Replies<T> {
         let mut replies = Vec::with_capacity(self.pmds.len());
         for i in 0..self.pmds.len() {
             let (tx, rx) = crossbeam_channel::bounded(1);
             self.send(i, request(tx));
             replies.push(rx);
         }
-        replies
-            .iter()
-            .enumerate()
-            .map(|(i, rx)| {
-                rx.recv_timeout(PMD_TIMEOUT)
-                    .map_err(|_| SwitchError::PmdTimeout(i))
-            })
-            .collect()
+        Replies(replies)
+    }
+
+    /// Sends every PMD a request carrying a reply channel and collects the answers, in PMD
+    /// order. All requests go out before waiting, so the PMDs answer in parallel.
+    fn ask<T>(&self, request: impl Fn(Sender<T>) -> PmdCmd) -> Result<Vec<T>, SwitchError> {
+        self.request(request).wait()
     }
 
     /// Waits until every PMD has applied everything sent before.
     pub fn barrier(&self) -> Result<(), SwitchError> {
-        self.ask(PmdCmd::Barrier).map(drop)
+        self.request(PmdCmd::Barrier).confirmed()
     }
 
     /// Creates a port from its config and starts forwarding on it.
     pub fn add_port(&self, cfg: PortConfig) -> Result<PortNo, SwitchError> {
         cfg.validate()?;
+        // Held from before the port is opened: a port being deleted releases its socket or
+        // interface first.
+        let _change = self.changing();
         match cfg.kind {
             PortType::Memory => {
                 let (port, peer) =
@@ -304,7 +345,7 @@ impl Switch {
                         source,
                     })?;
                 let name = cfg.name.clone();
-                let added = self.attach(cfg, Box::new(port));
+                let added = self.attach_changing(cfg, Box::new(port));
                 // Unconfirmed, the port is added all the same: so is its test side.
                 if matches!(added, Ok(_) | Err(SwitchError::PmdTimeout(_))) {
                     self.lock().peers.insert(name, peer);
@@ -316,7 +357,7 @@ impl Switch {
                     name: cfg.name.clone(),
                     source,
                 })?;
-                self.attach(cfg, Box::new(port))
+                self.attach_changing(cfg, Box::new(port))
             }
             PortType::Vxlan => self.add_vxlan(cfg),
             PortType::Afxdp | PortType::Tap => {
@@ -324,13 +365,14 @@ impl Switch {
                     name: cfg.name.clone(),
                     source,
                 })?;
-                self.attach(cfg, port)
+                self.attach_changing(cfg, port)
             }
         }
     }
 
     /// Adds a vxlan port: a bridge port without queues whose frames go out of the uplink
-    /// encapsulated (the uplink may be added before or after it).
+    /// encapsulated (the uplink may be added before or after it). The caller holds the
+    /// change lock.
     fn add_vxlan(&self, cfg: PortConfig) -> Result<PortNo, SwitchError> {
         let mut st = self.lock();
         if st.port_no(&cfg.name).is_some() {
@@ -380,14 +422,25 @@ impl Switch {
             },
             port: None,
         });
+        let confirm = self.request(PmdCmd::Barrier);
         drop(st);
-        self.barrier()?;
+        confirm.confirmed()?;
         Ok(no)
     }
 
     /// Adds an already-open port: its rx queues are spread over the PMDs (each to the PMD
     /// polling the fewest), and every PMD gets a tx queue to it.
-    pub fn attach(&self, cfg: PortConfig, mut port: Box<dyn Port>) -> Result<PortNo, SwitchError> {
+    pub fn attach(&self, cfg: PortConfig, port: Box<dyn Port>) -> Result<PortNo, SwitchError> {
+        let _change = self.changing();
+        self.attach_changing(cfg, port)
+    }
+
+    /// [`Switch::attach`], for a caller that holds the change lock.
+    fn attach_changing(
+        &self,
+        cfg: PortConfig,
+        mut port: Box<dyn Port>,
+    ) -> Result<PortNo, SwitchError> {
         let mut st = self.lock();
         if st.port_no(&cfg.name).is_some() {
             return Err(SwitchError::PortExists(cfg.name));
@@ -448,31 +501,39 @@ impl Switch {
             },
             port: Some(port),
         });
+        let confirm = self.request(PmdCmd::Barrier);
         drop(st);
-        self.barrier()?;
+        confirm.confirmed()?;
         Ok(no)
     }
 
     /// Removes a port. Flows that name it stay; output to it then counts `no_port` drops.
+    ///
+    /// The port leaves the tables at once (readers no longer see it), but it is closed only
+    /// once every PMD has let go of its queues (or the wait timed out), and until then no
+    /// other change can start: a port re-created under its name or socket finds it closed.
     pub fn del_port(&self, name: &str) -> Result<(), SwitchError> {
+        let _change = self.changing();
         let mut st = self.lock();
         let i = st
             .ports
             .iter()
             .position(|p| p.info.config.name == name)
             .ok_or_else(|| SwitchError::NoSuchPort(name.to_string()))?;
-        let no = st.ports[i].info.no;
-        self.broadcast(|| PmdCmd::DelPort(no));
-        let barrier = self.barrier();
-        // Drop the port only after every PMD let go of its queues.
         let entry = st.ports.remove(i);
         for &pmd in &entry.info.rxq_pmds {
             st.rxqs_per_pmd[pmd] -= 1;
         }
         st.peers.remove(name);
+        let no = entry.info.no;
+        self.broadcast(|| PmdCmd::DelPort(no));
+        let confirm = self.request(PmdCmd::Barrier);
         drop(st);
+        let confirmed = confirm.confirmed();
+        // Close the port only after every PMD let go of its queues.
+        drop(entry);
         info!(port = name, "port deleted");
-        barrier
+        confirmed
     }
 
     /// The number of the port named `name`.
@@ -509,6 +570,7 @@ impl Switch {
     /// Installs `flows`, all or nothing: if any is invalid, none is installed and the error
     /// names it (`flow[i]....`). Returns the new ids in order.
     pub fn add_flows(&self, flows: &[FlowConfig]) -> Result<Vec<RuleId>, SwitchError> {
+        let _change = self.changing();
         let mut st = self.lock();
         let mut compiled: Vec<CompiledFlow> = Vec::with_capacity(flows.len());
         {
@@ -546,30 +608,35 @@ impl Switch {
                     .collect(),
             )
         });
+        let confirm = self.request(PmdCmd::Barrier);
         drop(st);
-        self.barrier()?;
+        confirm.confirmed()?;
         Ok(ids)
     }
 
     /// Removes one flow.
     pub fn del_flow(&self, id: RuleId) -> Result<(), SwitchError> {
+        let _change = self.changing();
         let mut st = self.lock();
         if st.flows.remove(&id).is_none() {
             return Err(SwitchError::NoSuchFlow(id.0));
         }
         self.broadcast(|| PmdCmd::Rules(vec![RuleOp::Remove(id)]));
+        let confirm = self.request(PmdCmd::Barrier);
         drop(st);
-        self.barrier()
+        confirm.confirmed()
     }
 
     /// Removes every flow.
     pub fn del_all_flows(&self) -> Result<(), SwitchError> {
+        let _change = self.changing();
         let mut st = self.lock();
         let ids: Vec<RuleId> = st.flows.keys().copied().collect();
         st.flows.clear();
         self.broadcast(|| PmdCmd::Rules(ids.iter().map(|&id| RuleOp::Remove(id)).collect()));
+        let confirm = self.request(PmdCmd::Barrier);
         drop(st);
-        self.barrier()
+        confirm.confirmed()
     }
 
     /// All flows with their hit counts.
@@ -710,6 +777,7 @@ impl Switch {
         flows: &[(RuleId, FlowConfig)],
         next_id: u64,
     ) -> Result<(), SwitchError> {
+        let _change = self.changing();
         let mut st = self.lock();
         let mut rules = Vec::with_capacity(flows.len());
         {
@@ -753,8 +821,9 @@ impl Switch {
                     .collect(),
             )
         });
+        let confirm = self.request(PmdCmd::Barrier);
         drop(st);
-        self.barrier()
+        confirm.confirmed()
     }
 
     /// Removes every flow whose match equals `matches` (compared compiled, so
@@ -766,6 +835,7 @@ impl Switch {
         matches: &BTreeMap<String, MatchValue>,
         priority: Option<u32>,
     ) -> Result<Vec<RuleId>, SwitchError> {
+        let _change = self.changing();
         let mut st = self.lock();
         let wanted = {
             let resolve = |name: &str| st.port_no(name);
@@ -796,8 +866,9 @@ impl Switch {
             st.flows.remove(id);
         }
         self.broadcast(|| PmdCmd::Rules(wanted.iter().map(|&id| RuleOp::Remove(id)).collect()));
+        let confirm = self.request(PmdCmd::Barrier);
         drop(st);
-        self.barrier()?;
+        confirm.confirmed()?;
         Ok(wanted)
     }
 
@@ -852,5 +923,186 @@ fn open_uplink(cfg: &PortConfig) -> Result<Box<dyn Port>, PortError> {
 impl Drop for Switch {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::time::{Duration, Instant};
+
+    use crossbeam_channel::{bounded, Receiver, Sender};
+    use ports::mem::{self, MemPort};
+    use ports::{Packet, Port, PortError, RxQueue, TxQueue};
+
+    use super::*;
+    use crate::config::{MatchValue, PortConfig};
+
+    /// Closed: a PMD polling a [`GatedRxq`] blocks inside `rx_burst` until it opens.
+    #[derive(Clone, Default)]
+    struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+    impl Gate {
+        fn set_closed(&self, closed: bool) {
+            *self.0 .0.lock().unwrap() = closed;
+            self.0 .1.notify_all();
+        }
+    }
+
+    /// An rx queue that blocks its PMD while the gate is closed (a PMD slow to confirm),
+    /// saying so on `blocked` when it starts to.
+    struct GatedRxq {
+        inner: Box<dyn RxQueue>,
+        gate: Gate,
+        blocked: Sender<()>,
+    }
+
+    impl RxQueue for GatedRxq {
+        fn rx_burst(&mut self, pkts: &mut [Packet]) -> usize {
+            let (closed, cv) = &*self.gate.0;
+            let mut c = closed.lock().unwrap();
+            if *c {
+                let _ = self.blocked.try_send(());
+            }
+            while *c {
+                c = cv.wait(c).unwrap();
+            }
+            drop(c);
+            self.inner.rx_burst(pkts)
+        }
+    }
+
+    struct GatedPort {
+        inner: MemPort,
+        gate: Gate,
+        blocked: Sender<()>,
+    }
+
+    impl Port for GatedPort {
+        fn kind(&self) -> &'static str {
+            "memory"
+        }
+        fn n_rxq(&self) -> usize {
+            self.inner.n_rxq()
+        }
+        fn take_rxq(&mut self, q: usize) -> Result<Box<dyn RxQueue>, PortError> {
+            Ok(Box::new(GatedRxq {
+                inner: self.inner.take_rxq(q)?,
+                gate: self.gate.clone(),
+                blocked: self.blocked.clone(),
+            }))
+        }
+        fn txq(&mut self, pmd: usize) -> Result<Box<dyn TxQueue>, PortError> {
+            self.inner.txq(pmd)
+        }
+    }
+
+    fn mem_port(name: &str) -> PortConfig {
+        let text = format!("name = {name:?}\ntype = \"memory\"\n");
+        toml::from_str(&text).unwrap()
+    }
+
+    fn flow(in_port: &str, out: &str) -> FlowConfig {
+        FlowConfig {
+            priority: 100,
+            matches: [("in_port".to_string(), MatchValue::Text(in_port.into()))].into(),
+            actions: vec![format!("output:{out}")],
+        }
+    }
+
+    /// One PMD that busy-polls (never sleeps), so it reaches the gated queue at once.
+    fn one_pmd() -> Switch {
+        let cfg = SwitchConfig {
+            pmd_cores: vec![crate::config::online_cpus().last().copied().unwrap_or(0)],
+            pmd_sleep_after_us: 0,
+            ..SwitchConfig::default()
+        };
+        Switch::new(&cfg).unwrap()
+    }
+
+    /// Runs `f` on a thread and gives its answer if it comes within `within`.
+    fn answers_within<T: Send + 'static>(
+        within: Duration,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = bounded(1);
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(within).ok()
+    }
+
+    /// Every read the API and the metrics make while `sw` waits for a change: none may
+    /// wait with it.
+    fn read_all(sw: &Switch) -> Vec<String> {
+        let _ = (sw.stats(), sw.port_connections(), sw.flow_count());
+        let _ = (sw.flow_configs(), sw.next_flow_id(), sw.port_no("a"));
+        let _ = (sw.mem_peer("a"), sw.port_name(PortNo(1)));
+        sw.ports().into_iter().map(|p| p.config.name).collect()
+    }
+
+    /// While the only PMD cannot confirm a change (it is blocked polling a queue), each
+    /// mutating call waits for it, but the reads do not wait with it: they answer at once
+    /// and already show the change. Once the PMD runs again every call is confirmed.
+    #[test]
+    fn reads_do_not_wait_for_a_change_the_pmds_have_not_confirmed() {
+        let sw = Arc::new(one_pmd());
+        let gate = Gate::default();
+        let (blocked_tx, blocked): (Sender<()>, Receiver<()>) = bounded(1);
+        let (port, _peer) = mem::pair(mem::DEFAULT_QUEUE_LEN).unwrap();
+        sw.attach(
+            mem_port("a"),
+            Box::new(GatedPort {
+                inner: port,
+                gate: gate.clone(),
+                blocked: blocked_tx,
+            }),
+        )
+        .unwrap();
+        sw.add_port(mem_port("b")).unwrap();
+        sw.add_port(mem_port("c")).unwrap();
+
+        type Change = fn(&Switch) -> Result<(), SwitchError>;
+        let changes: [(&str, Change, &[&str]); 4] = [
+            (
+                "add_flows",
+                |sw| sw.add_flows(&[flow("a", "b")]).map(drop),
+                &["a", "b", "c"],
+            ),
+            ("del_flow", |sw| sw.del_flow(RuleId(1)), &["a", "b", "c"]),
+            (
+                "add_port",
+                |sw| sw.add_port(mem_port("d")).map(drop),
+                &["a", "b", "c", "d"],
+            ),
+            ("del_port", |sw| sw.del_port("c"), &["a", "b", "d"]),
+        ];
+        for (what, change, ports_during) in changes {
+            gate.set_closed(true);
+            blocked
+                .recv_timeout(Duration::from_secs(5))
+                .expect("the PMD polls the gated queue");
+            let started = Instant::now();
+            let changing = {
+                let sw = sw.clone();
+                std::thread::spawn(move || change(&sw))
+            };
+            // Let the change send its commands and start waiting.
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(!changing.is_finished(), "{what} returned unconfirmed");
+            let read = {
+                let sw = sw.clone();
+                answers_within(Duration::from_secs(1), move || read_all(&sw))
+            };
+            gate.set_closed(false);
+            let read = read.unwrap_or_else(|| panic!("reads waited for {what}"));
+            assert_eq!(read, ports_during, "{what}: the tables show the change");
+            changing
+                .join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(started.elapsed() < PMD_TIMEOUT, "{what} was confirmed");
+        }
+        assert_eq!(sw.flow_count(), 0);
     }
 }

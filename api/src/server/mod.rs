@@ -2,9 +2,9 @@
 //! and `/metrics` on a TCP address and/or a unix socket, stopped gracefully on request.
 //!
 //! Handlers never run switch calls on the runtime's thread: every [`Switch`](switch::Switch)
-//! call, reads included (they take the switch's lock, which a change holds while it waits
-//! for the PMDs), goes through `spawn_blocking`, so a slow change never stalls `/healthz`
-//! or any request that does not need the switch.
+//! call, reads included (they take locks, if only briefly; a change waiting for the PMDs
+//! holds none that reads need, but later changes wait for it), goes through
+//! `spawn_blocking`, so a slow change never stalls `/healthz` or any other request.
 
 mod auth;
 mod fdb;

@@ -114,8 +114,8 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse, ApiError> {
-    // Rendering reads the PMDs' published mirrors only and never asks a PMD, but it takes
-    // the switch's lock, which a change holds while it waits for the PMDs.
+    // Rendering reads the PMDs' published mirrors and the switch's tables only and never
+    // asks a PMD; the locks it takes are never held while a change waits for the PMDs.
     let body = blocking(&app, |app| Ok(crate::metrics::render(&app.switch))).await?;
     Ok(([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], body))
 }
@@ -129,9 +129,10 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
 }
 
 /// Runs `f` on the blocking pool. Every handler that calls the switch goes through here, also
-/// reads: switch calls take the switch's lock, which a change holds while it waits (up to
-/// the PMD timeout) for the PMDs, and the API's runtime is a single thread that must stay
-/// free for every other request (`/healthz` above all).
+/// reads: a change waits (up to the PMD timeout) for the PMDs, later changes wait for it,
+/// and reads take locks (briefly: the switch's tables, each PMD's counters mirror), while
+/// the API's runtime is a single thread that must stay free for every other request
+/// (`/healthz` above all).
 pub async fn blocking<T: Send + 'static>(
     app: &Arc<App>,
     f: impl FnOnce(&App) -> Result<T, ApiError> + Send + 'static,

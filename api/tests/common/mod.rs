@@ -20,9 +20,15 @@ pub const VSWITCHD: &str = env!("CARGO_BIN_EXE_vswitchd");
 pub struct Scratch(pub PathBuf);
 
 impl Scratch {
-    /// A fresh directory named after `tag` and this process.
+    /// A fresh directory of its own, named after `tag`, this process and a sequence number:
+    /// tests run in parallel threads of one process, and two of them asking for the same
+    /// tag must not write into (or remove) each other's directory.
     pub fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("vswitch-test-{tag}-{}", std::process::id()));
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("vswitch-test-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)

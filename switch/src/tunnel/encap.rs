@@ -111,8 +111,11 @@ pub(crate) fn output(
                 t.send_request(&u, next_hop, cx);
             }
         }
-        Lookup::Pending { request } => {
+        Lookup::Pending { request, evicted } => {
             t.stats.neigh_misses += 1;
+            if evicted {
+                t.stats.neigh_evictions += 1;
+            }
             if t.neigh.hold(u32::from(next_hop), &mut t.scratch) {
                 t.stats.neigh_queued += 1;
             } else {

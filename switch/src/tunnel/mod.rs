@@ -134,6 +134,11 @@ pub(crate) struct VxlanPort {
     pub local: Option<Ipv4Addr>,
 }
 
+/// Most neighbours announced to the peer PMDs at once (the PMD sends them after each round
+/// of bursts). More in one round (a flood of ARP) are not announced: a peer waiting for one
+/// of them asks again, and the answer to that is announced.
+pub(crate) const MAX_ANNOUNCE: usize = 64;
+
 /// At most one line per this interval per log site; the rest are counted.
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
@@ -181,7 +186,8 @@ pub(crate) struct Tunnel {
     ident: u16,
     /// Next hops to ask again (filled by the timer).
     retry: Vec<u32>,
-    /// Neighbours learned since the last announcement to peer PMDs.
+    /// Neighbours learned since the last announcement to peer PMDs (at most
+    /// [`MAX_ANNOUNCE`]).
     pub announce: Vec<(Ipv4Addr, MacAddr)>,
     mtu_log: LogLimit,
     pub stats: TunnelStats,
@@ -197,7 +203,7 @@ impl Tunnel {
             scratch: Packet::new(),
             ident: 0,
             retry: Vec::with_capacity(neigh::MAX_ENTRIES),
-            announce: Vec::with_capacity(16),
+            announce: Vec::with_capacity(MAX_ANNOUNCE),
             mtu_log: LogLimit::default(),
             stats: TunnelStats::default(),
         }
@@ -256,7 +262,9 @@ impl Tunnel {
 
     /// Records `ip` at `mac` and sends what was held for it. `announce` when learned here
     /// (not from a peer's announcement): then new mappings, and confirmations of known ones
-    /// (rate-limited, see [`neigh::Learn::Refresh`]), are queued for the peer PMDs.
+    /// (rate-limited, see [`neigh::Learn::Refresh`]), are queued for the peer PMDs. A
+    /// mapping the full table refused is counted, and still announced: it may answer a
+    /// peer's request (the answers reach whichever PMD polls the uplink).
     pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, announce: bool, cx: &mut TxCtx<'_>) {
         let TxCtx {
             txs,
@@ -274,8 +282,12 @@ impl Tunnel {
             }
             neigh::Learn::Refresh => true,
             neigh::Learn::Quiet => false,
+            neigh::Learn::Refused => {
+                self.stats.neigh_refused += 1;
+                true
+            }
         };
-        if tell && announce {
+        if tell && announce && self.announce.len() < MAX_ANNOUNCE {
             self.announce.push((ip, mac));
         }
         let released = &mut self.stats.neigh_released;

@@ -15,10 +15,27 @@
 //! are dropped and the entry forgotten. An answer makes it `Reachable`. A reachable entry
 //! older than [`REFRESH`] is still used but re-probed (at most once per [`RETRY`]); one not
 //! confirmed for [`EXPIRE`] is forgotten. All memory (table and held frames) is allocated
-//! when the PMD starts.
+//! when the PMD starts, and nothing here allocates afterwards.
+//!
+//! # A full table
+//!
+//! The table holds at most [`MAX_ENTRIES`] entries, in storage allocated up front that
+//! never grows. Anyone on the underlay can make the switch learn (an ARP request for our
+//! address, a reply to it), so when the table is full the switch tells apart what it needs
+//! from what it is merely told, as the kernel does when it does not create entries from
+//! unsolicited ARP:
+//! - **A next hop the switch itself needs** (a lookup miss: frames are waiting to go there)
+//!   takes the place of, in this order, an expired entry, one learned from unsolicited ARP
+//!   and never used since (oldest confirmation first), or the least recently used one. An
+//!   entry being resolved is never evicted (its frames are held, and it lives at most
+//!   [`MAX_TRIES`] × [`RETRY`]); if every entry is being resolved, the lookup reports
+//!   [`Lookup::Full`] and the frame is dropped and counted.
+//! - **An unsolicited mapping** (ARP from an address with no entry here, or a peer PMD's
+//!   announcement of one) takes a free place or an expired entry's, else it is refused
+//!   ([`Learn::Refused`], counted): a flood of ARP from many addresses cannot displace the
+//!   next hops in use, and costs no memory. Mappings for addresses that have an entry
+//!   (answers to our requests, confirmations) are always recorded.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use flowtable::MacAddr;
@@ -56,6 +73,28 @@ enum State {
     },
 }
 
+impl State {
+    /// Whether this is a reachable entry not confirmed for [`EXPIRE`].
+    fn expired(&self, now: Instant) -> bool {
+        match self {
+            State::Reachable { confirmed, .. } => {
+                now.saturating_duration_since(*confirmed) >= EXPIRE
+            }
+            State::Incomplete { .. } => false,
+        }
+    }
+}
+
+/// One next hop.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    ip: u32,
+    state: State,
+    /// When a lookup last used it (or started its resolution); `None` for a mapping learned
+    /// from unsolicited ARP and not used since: the first to go for a next hop in use.
+    used: Option<Instant>,
+}
+
 /// What [`NeighCache::learn`] made of an answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Learn {
@@ -66,6 +105,9 @@ pub(crate) enum Learn {
     Refresh,
     /// The same mapping confirmed again shortly after an announcement: nothing to tell.
     Quiet,
+    /// An unsolicited mapping while the table is full of live entries: not recorded here
+    /// (a peer PMD that asked for it may still want to hear it).
+    Refused,
 }
 
 /// What a next-hop lookup found.
@@ -73,35 +115,181 @@ pub(crate) enum Learn {
 pub(crate) enum Lookup {
     /// Known: use this MAC; `probe` asks the caller to send a refresh request.
     Mac { mac: MacAddr, probe: bool },
-    /// Not known yet; `request` asks the caller to send the first ARP request.
-    Pending { request: bool },
-    /// Not known and no room for another entry.
+    /// Not known yet; `request` asks the caller to send the first ARP request; `evicted`
+    /// says another entry made room for it.
+    Pending { request: bool, evicted: bool },
+    /// Not known and no room for another entry (every entry is being resolved).
     Full,
 }
 
-/// Hashes a `u32` key with one multiply (the keys are next hops the switch chose itself: its
-/// gateway and configured VTEPs, or addresses that answered its own requests), cheaper per
-/// frame than the default SipHash.
-#[derive(Default)]
-struct IpHasher(u64);
+/// Buckets of the table's index: a power of two, twice the entries, so probe runs are short.
+const BUCKETS: usize = 2 * MAX_ENTRIES;
+/// The slot number of an empty index bucket.
+const NO_SLOT: u16 = u16::MAX;
+/// An empty index bucket.
+const EMPTY: Bucket = Bucket {
+    ip: 0,
+    slot: NO_SLOT,
+};
+const _: () = assert!(BUCKETS.is_power_of_two() && MAX_ENTRIES < NO_SLOT as usize);
 
-impl Hasher for IpHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+/// The bucket where the search for `ip` starts: a multiply by the golden ratio, keeping the
+/// high bits (the keys are IPv4 addresses, often neighbours in one subnet: their low bits
+/// differ, and the multiply carries them up). Cheaper per frame than SipHash.
+#[inline]
+fn home(ip: u32) -> usize {
+    let h = (u64::from(ip) ^ 0x5bd1_e995).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> (64 - BUCKETS.trailing_zeros())) as usize
+}
+
+/// An index bucket: an address and the slot of its entry (the address is repeated here so
+/// a probe compares it without touching the slot).
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    ip: u32,
+    slot: u16,
+}
+
+/// A map from next hop to [`Entry`] that never allocates after [`Table::new`]: the entries
+/// live in [`MAX_ENTRIES`] fixed slots, found through an open-addressing index (linear
+/// probing; a removal shifts the run behind it back, so there are no tombstones and never a
+/// rehash).
+struct Table {
+    slots: Box<[Option<Entry>]>,
+    index: Box<[Bucket]>,
+    /// Free slot numbers (a stack; its capacity is [`MAX_ENTRIES`] and it never holds more).
+    free: Vec<u16>,
+}
+
+impl Table {
+    fn new() -> Table {
+        let mut free = Vec::with_capacity(MAX_ENTRIES);
+        free.extend((0..MAX_ENTRIES as u16).rev());
+        Table {
+            slots: vec![None; MAX_ENTRIES].into_boxed_slice(),
+            index: vec![EMPTY; BUCKETS].into_boxed_slice(),
+            free,
         }
     }
-    fn write_u32(&mut self, v: u32) {
-        self.0 = (u64::from(v) ^ 0x5bd1_e995).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        MAX_ENTRIES - self.free.len()
+    }
+
+    fn is_full(&self) -> bool {
+        self.free.is_empty()
+    }
+
+    /// The slot holding `ip`.
+    #[inline]
+    fn find(&self, ip: u32) -> Option<usize> {
+        let mut b = home(ip);
+        loop {
+            let Bucket { ip: at, slot } = self.index[b];
+            if slot == NO_SLOT {
+                return None;
+            }
+            if at == ip {
+                return Some(usize::from(slot));
+            }
+            b = (b + 1) & (BUCKETS - 1);
+        }
+    }
+
+    #[inline]
+    fn get_mut(&mut self, ip: u32) -> Option<&mut Entry> {
+        let s = self.find(ip)?;
+        self.slots[s].as_mut()
+    }
+
+    /// Adds `e`, whose address has no entry. False when the table is full.
+    fn insert(&mut self, e: Entry) -> bool {
+        let Some(s) = self.free.pop() else {
+            return false;
+        };
+        self.slots[usize::from(s)] = Some(e);
+        let mut b = home(e.ip);
+        while self.index[b].slot != NO_SLOT {
+            b = (b + 1) & (BUCKETS - 1);
+        }
+        self.index[b] = Bucket { ip: e.ip, slot: s };
+        true
+    }
+
+    /// Empties slot `slot` (if used).
+    fn remove(&mut self, slot: usize) {
+        let Some(e) = self.slots[slot].take() else {
+            return;
+        };
+        self.free.push(slot as u16);
+        let mask = BUCKETS - 1;
+        let mut hole = home(e.ip);
+        while usize::from(self.index[hole].slot) != slot {
+            hole = (hole + 1) & mask;
+        }
+        // Backward shift: an entry further along the run moves into the hole if the hole is
+        // on its probe path (between its home bucket and where it is).
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            let b = self.index[j];
+            if b.slot == NO_SLOT {
+                break;
+            }
+            if j.wrapping_sub(home(b.ip)) & mask >= j.wrapping_sub(hole) & mask {
+                self.index[hole] = b;
+                hole = j;
+            }
+        }
+        self.index[hole] = EMPTY;
+    }
+
+    /// Keeps the entries `keep` says to, in slot order.
+    fn retain(&mut self, mut keep: impl FnMut(&mut Entry) -> bool) {
+        for s in 0..MAX_ENTRIES {
+            if let Some(e) = &mut self.slots[s] {
+                if !keep(e) {
+                    self.remove(s);
+                }
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.slots.fill(None);
+        self.index.fill(EMPTY);
+        self.free.clear();
+        self.free.extend((0..MAX_ENTRIES as u16).rev());
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (usize, &Entry)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(s, e)| e.as_ref().map(|e| (s, e)))
+    }
+
+    /// Where the table's memory is and how large it is: unchanged for its whole life.
+    #[cfg(test)]
+    fn footprint(&self) -> [usize; 5] {
+        [
+            self.slots.as_ptr() as usize,
+            self.slots.len(),
+            self.index.as_ptr() as usize,
+            self.free.as_ptr() as usize,
+            self.free.capacity(),
+        ]
     }
 }
 
 /// A PMD's neighbour cache and resolution queue.
 pub(crate) struct NeighCache {
-    entries: HashMap<u32, State, BuildHasherDefault<IpHasher>>,
+    entries: Table,
+    /// No reachable entry expires before this (skips the search for an expired entry when
+    /// the table is full, say under a flood of ARP). Only ever earlier than the truth:
+    /// entries added or confirmed later expire later.
+    no_expiry_before: Option<Instant>,
     /// Held frames in arrival order, with their next hop.
     held: Vec<(u32, Packet)>,
     /// Spare buffers: one for each free place in `held`.
@@ -111,64 +299,137 @@ pub(crate) struct NeighCache {
 impl NeighCache {
     pub fn new() -> NeighCache {
         NeighCache {
-            entries: HashMap::with_capacity_and_hasher(MAX_ENTRIES, Default::default()),
+            entries: Table::new(),
+            no_expiry_before: None,
             held: Vec::with_capacity(MAX_HELD),
             spare: (0..MAX_HELD).map(|_| Packet::new()).collect(),
         }
     }
 
-    /// Looks up next hop `ip`, starting a resolution on a miss.
+    /// Looks up next hop `ip`, starting a resolution on a miss (making room for it if the
+    /// table is full, see the module doc).
     pub fn lookup(&mut self, ip: u32, now: Instant) -> Lookup {
-        match self.entries.get_mut(&ip) {
-            Some(State::Reachable {
-                mac,
-                confirmed,
-                probed,
-                ..
-            }) => {
-                let age = now.saturating_duration_since(*confirmed);
-                if age < REFRESH {
-                    return Lookup::Mac {
-                        mac: *mac,
-                        probe: false,
+        if let Some(e) = self.entries.get_mut(ip) {
+            match &mut e.state {
+                State::Reachable {
+                    mac,
+                    confirmed,
+                    probed,
+                    ..
+                } => {
+                    let age = now.saturating_duration_since(*confirmed);
+                    if age < REFRESH {
+                        e.used = Some(now);
+                        return Lookup::Mac {
+                            mac: *mac,
+                            probe: false,
+                        };
+                    }
+                    if age < EXPIRE {
+                        let probe =
+                            probed.is_none_or(|p| now.saturating_duration_since(p) >= RETRY);
+                        if probe {
+                            *probed = Some(now);
+                        }
+                        let mac = *mac;
+                        e.used = Some(now);
+                        return Lookup::Mac { mac, probe };
+                    }
+                    // Expired: resolve it again in place.
+                    e.state = State::Incomplete {
+                        sent: now,
+                        tries: 1,
+                    };
+                    e.used = Some(now);
+                    return Lookup::Pending {
+                        request: true,
+                        evicted: false,
                     };
                 }
-                if age < EXPIRE {
-                    let probe = probed.is_none_or(|p| now.saturating_duration_since(p) >= RETRY);
-                    if probe {
-                        *probed = Some(now);
+                State::Incomplete { .. } => {
+                    return Lookup::Pending {
+                        request: false,
+                        evicted: false,
                     }
-                    return Lookup::Mac { mac: *mac, probe };
                 }
             }
-            Some(State::Incomplete { .. }) => return Lookup::Pending { request: false },
-            None => {}
         }
-        // Missing or expired.
-        if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&ip) {
-            self.evict(now);
-            if self.entries.len() >= MAX_ENTRIES {
+        let mut evicted = false;
+        if self.entries.is_full() {
+            let Some(victim) = self.victim(now) else {
                 return Lookup::Full;
-            }
+            };
+            self.entries.remove(victim);
+            evicted = true;
         }
-        self.entries.insert(
+        self.entries.insert(Entry {
             ip,
-            State::Incomplete {
+            state: State::Incomplete {
                 sent: now,
                 tries: 1,
             },
-        );
-        Lookup::Pending { request: true }
+            used: Some(now),
+        });
+        Lookup::Pending {
+            request: true,
+            evicted,
+        }
     }
 
-    /// Drops expired entries (no frames are held for reachable ones).
-    fn evict(&mut self, now: Instant) {
-        self.entries.retain(|_, s| match s {
-            State::Reachable { confirmed, .. } => {
-                now.saturating_duration_since(*confirmed) < EXPIRE
+    /// The entry a next hop in use replaces in a full table: an expired one, else one never
+    /// used (oldest confirmation first), else the least recently used; never one being
+    /// resolved or with frames held for it.
+    fn victim(&self, now: Instant) -> Option<usize> {
+        let held = &self.held;
+        self.entries
+            .iter()
+            .filter_map(|(s, e)| {
+                let State::Reachable { confirmed, .. } = e.state else {
+                    return None;
+                };
+                if held.iter().any(|&(nh, _)| nh == e.ip) {
+                    return None;
+                }
+                let rank = match e.used {
+                    _ if e.state.expired(now) => (0, confirmed),
+                    None => (1, confirmed),
+                    Some(used) => (2, used),
+                };
+                Some((rank, s))
+            })
+            .min_by_key(|&(rank, _)| rank)
+            .map(|(_, s)| s)
+    }
+
+    /// Forgets one expired entry, if there is one (the caller's table is full); true if it
+    /// made room.
+    fn drop_an_expired(&mut self, now: Instant) -> bool {
+        if self.no_expiry_before.is_some_and(|t| now < t) {
+            return false;
+        }
+        let mut earliest: Option<Instant> = None;
+        let mut expired = None;
+        for (s, e) in self.entries.iter() {
+            if e.state.expired(now) {
+                expired = Some(s);
+                break;
             }
-            State::Incomplete { .. } => true,
-        });
+            if let State::Reachable { confirmed, .. } = e.state {
+                earliest = Some(earliest.map_or(confirmed, |t| t.min(confirmed)));
+            }
+        }
+        match expired {
+            Some(s) => {
+                self.entries.remove(s);
+                true
+            }
+            None => {
+                // Every reachable entry expires EXPIRE after its confirmation at the earliest;
+                // ones confirmed later (and new ones) later still.
+                self.no_expiry_before = Some(earliest.unwrap_or(now) + EXPIRE);
+                false
+            }
+        }
     }
 
     /// Holds `pkt` (swapped for a spare buffer) until `ip` resolves. False when the queue is
@@ -188,39 +449,63 @@ impl NeighCache {
         self.held.len()
     }
 
-    /// Whether `ip` has an entry in any state (an answer from it is worth learning).
-    pub fn knows(&self, ip: u32) -> bool {
-        self.entries.contains_key(&ip)
+    /// Entries right now.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.len()
     }
 
-    /// Records that `ip` is at `mac` (confirmed now) and says whether to announce it.
+    /// Where the table's memory is and how large it is (see [`Table::footprint`]).
+    #[cfg(test)]
+    pub fn footprint(&self) -> [usize; 5] {
+        self.entries.footprint()
+    }
+
+    /// Whether `ip` has an entry in any state (an answer from it is worth learning).
+    pub fn knows(&self, ip: u32) -> bool {
+        self.entries.find(ip).is_some()
+    }
+
+    /// Records that `ip` is at `mac` (confirmed now) and says whether to announce it. A
+    /// mapping for an address without an entry is refused when the table is full of live
+    /// entries (see the module doc).
     pub fn learn(&mut self, ip: u32, mac: MacAddr, now: Instant) -> Learn {
-        if let Some(State::Reachable {
-            mac: m,
-            confirmed,
-            probed,
-            announced,
-        }) = self.entries.get_mut(&ip)
-        {
-            if *m == mac {
-                *confirmed = now;
-                *probed = None;
-                if now.saturating_duration_since(*announced) < ANNOUNCE_EVERY {
-                    return Learn::Quiet;
+        let reachable = State::Reachable {
+            mac,
+            confirmed: now,
+            probed: None,
+            announced: now,
+        };
+        if let Some(e) = self.entries.get_mut(ip) {
+            if let State::Reachable {
+                mac: m,
+                confirmed,
+                probed,
+                announced,
+            } = &mut e.state
+            {
+                if *m == mac {
+                    *confirmed = now;
+                    *probed = None;
+                    if now.saturating_duration_since(*announced) < ANNOUNCE_EVERY {
+                        return Learn::Quiet;
+                    }
+                    *announced = now;
+                    return Learn::Refresh;
                 }
-                *announced = now;
-                return Learn::Refresh;
             }
+            // Resolved, or moved to another MAC.
+            e.state = reachable;
+            return Learn::New;
         }
-        self.entries.insert(
+        if self.entries.is_full() && !self.drop_an_expired(now) {
+            return Learn::Refused;
+        }
+        self.entries.insert(Entry {
             ip,
-            State::Reachable {
-                mac,
-                confirmed: now,
-                probed: None,
-                announced: now,
-            },
-        );
+            state: reachable,
+            used: None,
+        });
         Learn::New
     }
 
@@ -237,7 +522,7 @@ impl NeighCache {
         retry.clear();
         let mut failed = [0u32; 16];
         let mut n_failed = 0;
-        self.entries.retain(|&ip, s| match s {
+        self.entries.retain(|e| match &mut e.state {
             State::Incomplete { sent, tries } => {
                 if now.saturating_duration_since(*sent) < RETRY {
                     true
@@ -245,12 +530,12 @@ impl NeighCache {
                     *sent = now;
                     *tries += 1;
                     if retry.len() < retry.capacity() {
-                        retry.push(ip);
+                        retry.push(e.ip);
                     }
                     true
                 } else {
                     if n_failed < failed.len() {
-                        failed[n_failed] = ip;
+                        failed[n_failed] = e.ip;
                         n_failed += 1;
                     }
                     false
@@ -266,7 +551,7 @@ impl NeighCache {
         drain_where(
             &mut self.held,
             &mut self.spare,
-            |nh| failed[..n_failed].contains(&nh) || !entries.contains_key(&nh),
+            |nh| failed[..n_failed].contains(&nh) || entries.find(nh).is_none(),
             |_| dropped += 1,
         );
         dropped
@@ -275,6 +560,7 @@ impl NeighCache {
     /// Forgets everything and drops the held frames; returns how many were held.
     pub fn clear(&mut self) -> u64 {
         self.entries.clear();
+        self.no_expiry_before = None;
         let n = self.held.len() as u64;
         drain_where(&mut self.held, &mut self.spare, |_| true, |_| {});
         n
@@ -312,12 +598,29 @@ mod test {
     const IP: u32 = 0xc612_0002;
     const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
 
+    fn pending(request: bool) -> Lookup {
+        Lookup::Pending {
+            request,
+            evicted: false,
+        }
+    }
+
+    /// Address `i` of 198.18.0.0/15 (skipping `IP`'s neighbourhood).
+    fn addr(i: u32) -> u32 {
+        0xc612_0100 + i
+    }
+
+    fn mac(i: u32) -> MacAddr {
+        let b = i.to_be_bytes();
+        MacAddr([2, 0xaa, b[0], b[1], b[2], b[3]])
+    }
+
     #[test]
     fn miss_hold_learn_release_in_order() {
         let mut c = NeighCache::new();
         let t0 = Instant::now();
-        assert_eq!(c.lookup(IP, t0), Lookup::Pending { request: true });
-        assert_eq!(c.lookup(IP, t0), Lookup::Pending { request: false });
+        assert_eq!(c.lookup(IP, t0), pending(true));
+        assert_eq!(c.lookup(IP, t0), pending(false));
         for i in 0..3u8 {
             let mut p = Packet::new();
             p.copy_from(&[i; 20]);
@@ -410,6 +713,162 @@ mod test {
         let mut retry = Vec::with_capacity(8);
         c.tick(t0 + EXPIRE, &mut retry);
         assert!(!c.knows(IP));
-        assert_eq!(c.lookup(IP, t0 + EXPIRE), Lookup::Pending { request: true });
+        assert_eq!(c.lookup(IP, t0 + EXPIRE), pending(true));
+    }
+
+    /// The table against a `HashMap` model, through long runs of inserts and removals that
+    /// keep it near full (where probe runs are longest and removals shift the most): every
+    /// address is found exactly when the model has it, and the storage never moves.
+    #[test]
+    fn table_agrees_with_a_map_and_never_reallocates() {
+        let mut t = Table::new();
+        let footprint = t.footprint();
+        let mut model: std::collections::HashMap<u32, usize> = Default::default();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let t0 = Instant::now();
+        for step in 0..200_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // 1024 addresses over 256 slots: many misses and collisions.
+            let ip = 0xc612_0000 + (x as u32 & 1023);
+            if let Some(&slot) = model.get(&ip) {
+                assert_eq!(t.find(ip), Some(slot), "step {step}");
+                if x & 0x300 != 0 {
+                    t.remove(slot);
+                    model.remove(&ip);
+                }
+            } else {
+                assert_eq!(t.find(ip), None, "step {step}");
+                let e = Entry {
+                    ip,
+                    state: State::Incomplete { sent: t0, tries: 1 },
+                    used: None,
+                };
+                assert_eq!(t.insert(e), model.len() < MAX_ENTRIES, "step {step}");
+                if let Some(slot) = t.find(ip) {
+                    model.insert(ip, slot);
+                }
+            }
+            assert_eq!(t.len(), model.len());
+        }
+        for (&ip, &slot) in &model {
+            assert_eq!(t.find(ip), Some(slot));
+            assert_eq!(t.slots[slot].map(|e| e.ip), Some(ip));
+        }
+        t.retain(|e| e.ip & 1 == 0);
+        model.retain(|ip, _| ip & 1 == 0);
+        assert_eq!(t.len(), model.len());
+        for ip in 0xc612_0000..0xc612_0400 {
+            assert_eq!(t.find(ip), model.get(&ip).copied(), "after retain");
+        }
+        t.clear();
+        assert_eq!((t.len(), t.find(0xc612_0000)), (0, None));
+        assert_eq!(
+            t.footprint(),
+            footprint,
+            "the table's storage moved or grew"
+        );
+    }
+
+    /// Unsolicited mappings fill the table and are then refused; an expired entry makes
+    /// room for one; the storage never grows.
+    #[test]
+    fn a_full_table_refuses_unsolicited_mappings() {
+        let mut c = NeighCache::new();
+        let footprint = c.footprint();
+        let t0 = Instant::now();
+        for i in 0..MAX_ENTRIES as u32 {
+            assert_eq!(c.learn(addr(i), mac(i), t0), Learn::New);
+        }
+        for i in MAX_ENTRIES as u32..10_000 {
+            assert_eq!(c.learn(addr(i), mac(i), t0), Learn::Refused, "{i}");
+        }
+        assert_eq!(c.len(), MAX_ENTRIES);
+        assert!(c.knows(addr(0)) && !c.knows(addr(MAX_ENTRIES as u32)));
+        // Known addresses are still confirmed (and moved) while full.
+        assert_eq!(
+            c.learn(addr(1), mac(1), t0 + ANNOUNCE_EVERY),
+            Learn::Refresh
+        );
+        assert_eq!(c.learn(addr(2), mac(99), t0), Learn::New);
+        // Once entries have expired, a new mapping takes the place of one.
+        let later = t0 + EXPIRE;
+        assert_eq!(c.learn(addr(1), mac(1), later), Learn::Refresh);
+        assert_eq!(c.learn(addr(20_000), mac(7), later), Learn::New);
+        assert!(c.knows(addr(1)), "a confirmed entry is not the one to go");
+        assert_eq!(c.len(), MAX_ENTRIES);
+        assert_eq!(c.footprint(), footprint);
+    }
+
+    /// A next hop in use takes the place of, in order: an expired entry, one learned
+    /// unsolicited and never used (oldest first), the least recently used one; never one
+    /// being resolved (frames are held for it). When every entry is being resolved, the
+    /// lookup reports `Full`.
+    #[test]
+    fn a_next_hop_in_use_evicts_in_order_never_one_being_resolved() {
+        let mut c = NeighCache::new();
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let n = MAX_ENTRIES as u32;
+        // Resolving, with a frame held: addr(0).
+        assert_eq!(c.lookup(addr(0), t0), pending(true));
+        assert!(c.hold(addr(0), &mut Packet::new()));
+        // Used: addr(1) (used at t0 + 5 s) and addr(2) (used at t0 + 4 s).
+        for i in 1..3 {
+            c.learn(addr(i), mac(i), t0);
+        }
+        c.lookup(addr(2), t0 + 4 * s);
+        c.lookup(addr(1), t0 + 5 * s);
+        // Never used: the rest, addr(3) confirmed last.
+        for i in 4..n {
+            c.learn(
+                addr(i),
+                mac(i),
+                t0 + 2 * s + Duration::from_millis(i.into()),
+            );
+        }
+        c.learn(addr(3), mac(3), t0 + 3 * s);
+        assert_eq!(c.len(), MAX_ENTRIES);
+        let evicting = |c: &mut NeighCache, ip: u32, now: Instant| {
+            assert_eq!(
+                c.lookup(ip, now),
+                Lookup::Pending {
+                    request: true,
+                    evicted: true
+                }
+            );
+        };
+        // The never-used ones go first, oldest confirmation first: addr(4).., addr(3) last.
+        let now = t0 + 10 * s;
+        for i in 0..n - 4 {
+            evicting(&mut c, addr(1000 + i), now);
+            assert!(!c.knows(addr(4 + i)), "{i}");
+        }
+        evicting(&mut c, addr(2000), now);
+        assert!(!c.knows(addr(3)));
+        // Then the least recently used: addr(2), then addr(1).
+        evicting(&mut c, addr(2001), now);
+        assert!(!c.knows(addr(2)) && c.knows(addr(1)));
+        evicting(&mut c, addr(2002), now);
+        assert!(!c.knows(addr(1)));
+        // Now every entry is being resolved: nothing can go.
+        assert_eq!(c.lookup(addr(3000), now), Lookup::Full);
+        assert!(c.knows(addr(0)), "the entry with a held frame stayed");
+        // Its answer still releases the frame.
+        assert_eq!(c.learn(addr(0), MAC, now), Learn::New);
+        let mut released = 0;
+        c.release(addr(0), |_| released += 1);
+        assert_eq!(released, 1);
+        // An expired entry goes before a used one.
+        let mut c = NeighCache::new();
+        for i in 0..n {
+            c.learn(addr(i), mac(i), t0 + EXPIRE / 2);
+            c.lookup(addr(i), t0 + EXPIRE / 2);
+        }
+        c.learn(addr(7), mac(7), t0);
+        let now = t0 + EXPIRE + s;
+        evicting(&mut c, addr(5000), now);
+        assert!(!c.knows(addr(7)));
     }
 }

@@ -26,6 +26,11 @@ pub struct TunnelStats {
     pub neigh_timeout_drops: u64,
     /// Neighbour entries learned or changed (from ARP, here or announced by a peer PMD).
     pub neigh_updates: u64,
+    /// Neighbour entries evicted from a full table to make room for a next hop in use.
+    pub neigh_evictions: u64,
+    /// Unsolicited neighbour mappings (ARP from an address without an entry, or a peer
+    /// PMD's announcement) not learned because the table was full of live entries.
+    pub neigh_refused: u64,
     /// ARP requests sent to resolve next hops.
     pub arp_requests_sent: u64,
     /// ARP replies sent for this node's underlay address.
@@ -57,6 +62,8 @@ impl TunnelStats {
             neigh_queue_overflow,
             neigh_timeout_drops,
             neigh_updates,
+            neigh_evictions,
+            neigh_refused,
             arp_requests_sent,
             arp_replies_sent,
             arp_replies_received,
@@ -76,6 +83,8 @@ impl TunnelStats {
         self.neigh_queue_overflow += neigh_queue_overflow;
         self.neigh_timeout_drops += neigh_timeout_drops;
         self.neigh_updates += neigh_updates;
+        self.neigh_evictions += neigh_evictions;
+        self.neigh_refused += neigh_refused;
         self.arp_requests_sent += arp_requests_sent;
         self.arp_replies_sent += arp_replies_sent;
         self.arp_replies_received += arp_replies_received;
@@ -86,7 +95,7 @@ impl TunnelStats {
     }
 
     /// Every counter with its name and help text, in a fixed order (for exporters).
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 18] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 20] {
         [
             (
                 "encap_packets",
@@ -142,6 +151,16 @@ impl TunnelStats {
                 "neigh_updates",
                 "Neighbour entries learned or changed.",
                 self.neigh_updates,
+            ),
+            (
+                "neigh_evictions",
+                "Neighbour entries evicted from a full table for a next hop in use.",
+                self.neigh_evictions,
+            ),
+            (
+                "neigh_refused",
+                "Unsolicited neighbour mappings not learned: the table was full.",
+                self.neigh_refused,
             ),
             (
                 "arp_requests_sent",

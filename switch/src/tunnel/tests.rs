@@ -13,8 +13,8 @@ use flowtable::{MacAddr, PortNo, Vni};
 use ports::mem::{self, MemPeer};
 use ports::{Packet, Port};
 
-use super::neigh::{MAX_TRIES, REFRESH, RETRY};
-use super::{arp, decap, encap, Tunnel, TxCtx, Underlay, VxlanPort};
+use super::neigh::{MAX_ENTRIES, MAX_TRIES, REFRESH, RETRY};
+use super::{arp, decap, encap, Tunnel, TxCtx, Underlay, VxlanPort, MAX_ANNOUNCE};
 use crate::pmd::tx::TxPort;
 use crate::pmd::vlan::PortVlan;
 use crate::stats::PmdStats;
@@ -77,6 +77,11 @@ impl FakePmd {
 
     /// A guest frame out of the vxlan port.
     fn send(&mut self, seq: u32, now: Instant) {
+        self.send_to(VX, seq, now);
+    }
+
+    /// A guest frame out of vxlan port `port`.
+    fn send_to(&mut self, port: PortNo, seq: u32, now: Instant) {
         let mut inner = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
         inner.resize(60, 0);
         inner[56..60].copy_from_slice(&seq.to_be_bytes());
@@ -84,7 +89,16 @@ impl FakePmd {
         pkt.copy_from(&inner);
         let key = extract(&inner, PortNo(2));
         self.with_cx(now, |t, cx| {
-            encap::output(t, VX, &PortVlan::default(), &key, None, &mut pkt, true, cx)
+            encap::output(
+                t,
+                port,
+                &PortVlan::default(),
+                &key,
+                None,
+                &mut pkt,
+                true,
+                cx,
+            )
         });
     }
 }
@@ -119,6 +133,27 @@ fn remote(wire: &MemPeer, a: &mut FakePmd, now: Instant) -> u32 {
         }
     }
     vxlan
+}
+
+/// Frames from the wire into the PMD polling the uplink, as one burst; all must be consumed
+/// (ARP).
+fn underlay_in(a: &mut FakePmd, burst: &mut [Packet], now: Instant) {
+    let mut keys: Vec<_> = burst.iter().map(|p| extract(p.data(), UPLINK)).collect();
+    a.with_cx(now, |t, cx| {
+        assert_eq!(decap::underlay_rx(t, burst, &mut keys, &[], cx), 0);
+    });
+}
+
+/// The answer of `ip` at `mac` to our request for it among `frames`.
+fn answer(frames: &[Vec<u8>], ip: Ipv4Addr, mac: MacAddr) -> Packet {
+    let req = frames
+        .iter()
+        .filter_map(|f| arp::parse(f))
+        .find(|r| r.operation == ArpOperation::Request && r.target_protocol_addr == ip)
+        .unwrap_or_else(|| panic!("no ARP request for {ip}"));
+    let mut reply = Packet::new();
+    arp::reply(&mut reply, mac, ip, &req);
+    reply
 }
 
 /// What the PMD loop does between bursts: A's announcements reach B.
@@ -246,4 +281,101 @@ fn the_underlay_mtu_comes_from_the_config_or_the_interface() {
         1500,
         "unreadable: the default"
     );
+}
+
+/// A flood of ARP from thousands of addresses on the underlay (requests for our address,
+/// and replies to it that nobody asked for) leaves the neighbour table at its bound, in the
+/// storage it was given at start, with the refusals counted. A next hop being resolved
+/// meanwhile (a frame held for it) still resolves, and a next hop first used after the
+/// flood takes the place of a flooded entry.
+#[test]
+fn an_arp_flood_keeps_the_neighbour_table_at_its_bound() {
+    let (mut uplink, wire) = mem::pair(4096).unwrap();
+    let mut a = FakePmd::new(&mut uplink, 0);
+    // A /15 underlay: 198.18.0.0-198.19.255.255 are all on-link, so all are learnable.
+    if let Some(u) = &mut a.t.underlay {
+        u.prefix_len = 15;
+    }
+    let footprint = a.t.neigh.footprint();
+    let t0 = Instant::now();
+    a.send(0, t0);
+    assert_eq!(a.t.neigh.held(), 1, "held while the remote is resolved");
+    let asked = wire.drain();
+
+    let flood = 6000u32;
+    let first = u32::from(Ipv4Addr::new(198, 18, 1, 0));
+    let mut burst: Vec<Packet> = (0..32).map(|_| Packet::new()).collect();
+    let mut from_us = Packet::new();
+    let mut i = 0;
+    while i < flood {
+        let n = 32.min(flood - i);
+        for (k, pkt) in burst[..n as usize].iter_mut().enumerate() {
+            let j = i + k as u32;
+            let ip = Ipv4Addr::from(first + j);
+            let b = j.to_be_bytes();
+            let mac = MacAddr([0x02, 0xaa, b[0], b[1], b[2], b[3]]);
+            if j.is_multiple_of(2) {
+                arp::request(pkt, mac, ip, LOCAL);
+            } else {
+                arp::request(&mut from_us, LOCAL_MAC, LOCAL, ip);
+                arp::reply(pkt, mac, ip, &arp::parse(from_us.data()).unwrap());
+            }
+        }
+        underlay_in(&mut a, &mut burst[..n as usize], t0);
+        assert!(a.t.announce.len() <= MAX_ANNOUNCE);
+        assert_eq!(a.t.announce.capacity(), MAX_ANNOUNCE, "announcements grew");
+        // What the PMD loop does after each round: send the announcements.
+        a.t.announce.clear();
+        let _ = wire.drain(); // our ARP replies
+        i += n;
+    }
+    let st = &a.t.stats;
+    assert_eq!(a.t.neigh.len(), MAX_ENTRIES, "{st:?}");
+    assert_eq!(
+        a.t.neigh.footprint(),
+        footprint,
+        "the table's storage moved or grew"
+    );
+    assert_eq!(st.neigh_updates, MAX_ENTRIES as u64 - 1, "{st:?}");
+    assert_eq!(
+        st.neigh_refused,
+        u64::from(flood) - st.neigh_updates,
+        "{st:?}"
+    );
+    assert_eq!(
+        st.arp_replies_sent,
+        u64::from(flood / 2),
+        "every request answered"
+    );
+
+    // The remote's answer to the request sent before the flood releases the held frame.
+    underlay_in(&mut a, &mut [answer(&asked, REMOTE, REMOTE_MAC)], t0);
+    assert_eq!(a.t.stats.neigh_released, 1);
+    assert_eq!(remote(&wire, &mut a, t0), 1, "the held frame went out");
+
+    // A next hop first used now takes a flooded entry's place and resolves.
+    const VX2: PortNo = PortNo(3);
+    let remote2 = Ipv4Addr::new(198, 18, 0, 3);
+    let remote2_mac = MacAddr([0x02, 0xee, 0, 0, 0, 3]);
+    a.t.add_vxlan(VxlanPort {
+        port: VX2,
+        vni: Vni::new(200).unwrap(),
+        remote: remote2,
+        local: None,
+    });
+    a.send_to(VX2, 1, t0);
+    assert_eq!(a.t.stats.neigh_evictions, 1);
+    assert_eq!(a.t.neigh.held(), 1);
+    let asked = wire.drain();
+    underlay_in(&mut a, &mut [answer(&asked, remote2, remote2_mac)], t0);
+    assert_eq!(a.t.stats.neigh_released, 2);
+    let out = wire.drain();
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        &out[0][..6],
+        &remote2_mac.0,
+        "encapsulated to the new next hop"
+    );
+    assert_eq!(a.t.neigh.len(), MAX_ENTRIES);
+    assert_eq!(a.t.neigh.footprint(), footprint);
 }
