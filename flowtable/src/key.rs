@@ -40,9 +40,29 @@ pub const FRAG_ANY: u8 = 1;
 pub const FRAG_LATER: u8 = 2;
 
 /// A flow key: the parsed header fields of one frame, or (as a mask) which bits of them matter.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Eq, Default)]
 pub struct FlowKey {
     words: [u64; KEY_WORDS],
+}
+
+impl PartialEq for FlowKey {
+    /// Word by word without early exit: the exact-match cache compares a whole key per frame,
+    /// and a branch-free fold is cheaper than the `memcmp` call the derived comparison makes.
+    #[inline]
+    fn eq(&self, other: &FlowKey) -> bool {
+        let mut diff = 0;
+        for i in 0..KEY_WORDS {
+            diff |= self.words[i] ^ other.words[i];
+        }
+        diff == 0
+    }
+}
+
+impl std::hash::Hash for FlowKey {
+    /// The words, as a derived `Hash` would (equal keys have equal words).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.words.hash(state);
+    }
 }
 
 /// Field placement: `(word, shift, bits)`. The only place offsets are written down.
@@ -385,6 +405,19 @@ impl core::fmt::Debug for FlowKey {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn equality_sees_every_bit_of_every_word() {
+        let base = FlowKey::from_words(std::array::from_fn(|i| i as u64 * 0x0101_0101));
+        assert_eq!(base, base.clone());
+        for w in 0..KEY_WORDS {
+            for bit in [0, 17, 63] {
+                let mut words = *base.words();
+                words[w] ^= 1 << bit;
+                assert_ne!(FlowKey::from_words(words), base, "word {w} bit {bit}");
+            }
+        }
+    }
 
     #[test]
     fn fields_do_not_overlap() {
