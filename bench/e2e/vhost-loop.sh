@@ -17,6 +17,9 @@
 #               also "vswitchd-alt": the vswitchd binary named by VSWITCHD_ALT (A/B of two builds
 #               in one run, e.g. a copy of target/release/vswitchd from before a change)
 #               KEEP_HUGEPAGES=1 (leave nr_hugepages as set instead of restoring it)
+#               RULES=port (default: `in_port=X -> output:Y`, which both switches decide by the
+#               in-port alone) or RULES=l3 (`in_port=X, ip, ip_dst=198.18.0.0/15 -> output:Y`:
+#               every frame goes through the exact-match cache of both switches)
 set -euo pipefail
 
 SECONDS_MEASURE=${1:-10}
@@ -24,6 +27,13 @@ WARMUP=${WARMUP:-3}
 SAMPLES=${SAMPLES:-5}
 REPEAT=${REPEAT:-3}
 ONLY=${ONLY:-"vswitchd vswitchd-busy dpdk-vhost ovs-dpdk"}
+RULES=${RULES:-port}
+case $RULES in
+    # testpmd's frames go from 198.18.0.1 to 198.18.0.2 (UDP).
+    port) VS_MATCH="" OVS_MATCH="" ;;
+    l3) VS_MATCH=', eth_type = "0x0800", ip_dst = "198.18.0.0/15"' OVS_MATCH=",ip,nw_dst=198.18.0.0/15" ;;
+    *) echo "RULES must be port or l3" >&2; exit 1 ;;
+esac
 HUGEPAGES_WANTED=1024
 GUEST_CPU=0
 SWITCH_CPU=1
@@ -254,8 +264,8 @@ run_vswitchd() {     # run_vswitchd LABEL SLEEP_US|"" [BINARY]
         for p in p0 p1; do
             printf '\n[[port]]\nname = "%s"\ntype = "vhost-user"\nsocket = "%s/%s.sock"\nmode = "server"\n' "$p" "$d" "$p"
         done
-        printf '\n[[flow]]\nmatch = { in_port = "p0" }\nactions = ["output:p1"]\n'
-        printf '\n[[flow]]\nmatch = { in_port = "p1" }\nactions = ["output:p0"]\n'
+        printf '\n[[flow]]\nmatch = { in_port = "p0"%s }\nactions = ["output:p1"]\n' "$VS_MATCH"
+        printf '\n[[flow]]\nmatch = { in_port = "p1"%s }\nactions = ["output:p0"]\n' "$VS_MATCH"
     } >"$cfg"
     # The PMD pins itself to CPU 1 (pmd_cores). vswitchd leaves its other threads (main,
     # vhost-user connection threads) unpinned, and refuses pmd_cores outside its own affinity
@@ -349,8 +359,8 @@ run_ovs() {
             OVS_WHY="no vhost-user sockets $d/p0, $d/p1: $(grep -E 'ERR|WARN' "$d/ovs-vswitchd.log" | tail -3 | tr '\n' ' ')"
         else
             ovs-ofctl del-flows br0
-            ovs-ofctl add-flow br0 in_port=1,actions=output:2
-            ovs-ofctl add-flow br0 in_port=2,actions=output:1
+            ovs-ofctl add-flow br0 "in_port=1$OVS_MATCH,actions=output:2"
+            ovs-ofctl add-flow br0 "in_port=2$OVS_MATCH,actions=output:1"
             measure_guest "$label" "$d/p0" "$d/p1" "$vs_pid" || OVS_WHY="guest measurement failed"; r=$RESULT
             ovs-appctl -t "$d/ovs-vswitchd.ctl" dpif-netdev/pmd-rxq-show 2>/dev/null | sed "s/^/[$label] /" >&2 || true
             ovs-ofctl dump-flows br0 2>/dev/null | grep -o 'n_packets=[0-9]*.*actions=.*' | sed "s/^/[$label] /" >&2 || true
@@ -405,7 +415,7 @@ done
 total() { [[ -n ${CNT[$1]:-} ]] && echo $(( (SUM0[$1] + SUM1[$1]) / CNT[$1] )) || echo ""; }
 T_OVS=$(total ovs-dpdk); T_DPDK=$(total dpdk-vhost); P_OVS=${PEAK[ovs-dpdk]:-}; P_DPDK=${PEAK[dpdk-vhost]:-}
 echo
-echo "vhost-user loop, 64 B frames, testpmd io guest (CPU $GUEST_CPU) <-> switch (1 PMD, CPU $SWITCH_CPU); ${SECONDS_MEASURE}s x $REPEAT rounds"
+echo "vhost-user loop, 64 B frames, testpmd io guest (CPU $GUEST_CPU) <-> switch (1 PMD, CPU $SWITCH_CPU); ${SECONDS_MEASURE}s x $REPEAT rounds; RULES=$RULES"
 echo "Mpps. port0-rx, port1-rx (one per direction), total: means over all rounds. peak: best single"
 echo "$(awk -v s="$SECONDS_MEASURE" -v n="$SAMPLES" 'BEGIN {printf "%.1f", s / n}') s sample of the total (host noise only ever lowers rates). Ratios: of the means, of the peaks."
 printf '%-14s %8s %8s %7s %7s %7s %7s %9s %9s  %s\n' switch port0-rx port1-rx total peak "vs OVS" "vs DPDK" "peak/OVS" "peak/DPDK" "per-round totals"
