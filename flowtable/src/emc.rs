@@ -74,8 +74,9 @@ impl<V: Copy> Emc<V> {
         (hash as usize & self.set_mask) * 2
     }
 
-    /// The cached decision for `key` (whose [`FlowKey::hash`] is `hash`).
-    #[inline]
+    /// The cached decision for `key` (whose [`FlowKey::hash`] is `hash`). Inlined into the
+    /// PMD's per-frame loop: a call costs a tenth of the lookup.
+    #[inline(always)]
     pub fn lookup(&mut self, key: &FlowKey, hash: u64) -> Option<V> {
         self.stats.lookups += 1;
         let base = self.set(hash);
