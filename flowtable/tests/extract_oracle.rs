@@ -10,7 +10,8 @@ use etherparse::{
     PacketBuilder, SingleVlanHeader, SlicedPacket, TransportSlice, VlanHeader, VlanId, VlanPcp,
 };
 use flowtable::key::{
-    extract, extract_vxlan, FlowKey, ETH_TYPE_NONE, FRAG_ANY, FRAG_LATER, VLAN_PRESENT,
+    extract, extract_into, extract_vxlan, FlowKey, ETH_TYPE_NONE, FRAG_ANY, FRAG_LATER,
+    VLAN_PRESENT,
 };
 use flowtable::{MacAddr, PortNo};
 use proptest::prelude::*;
@@ -458,6 +459,10 @@ proptest! {
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
         let k = extract(&bytes, PORT);
         prop_assert_eq!(k.in_port(), PORT);
+        // In place over a key full of ones: every word is rewritten.
+        let mut dirty = FlowKey::EXACT;
+        extract_into(&bytes, PORT, &mut dirty);
+        prop_assert_eq!(dirty, k);
         if bytes.len() < 14 {
             prop_assert_eq!(k, { let mut z = FlowKey::ZERO; z.set_in_port(PORT); z });
         } else {

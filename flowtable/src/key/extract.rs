@@ -103,10 +103,18 @@ fn is_vlan_tpid(t: u16) -> bool {
 #[inline]
 pub fn extract(frame: &[u8], in_port: PortNo) -> FlowKey {
     let mut k = FlowKey::ZERO;
+    extract_into(frame, in_port, &mut k);
+    k
+}
+
+/// [`extract`] into `k` (all of it overwritten): the PMD fills its burst's key array in
+/// place instead of copying each returned 104-byte key into it.
+pub fn extract_into(frame: &[u8], in_port: PortNo, k: &mut FlowKey) {
+    *k = FlowKey::ZERO;
     k.set_in_port(in_port);
 
     let Some((eth, mut rest)) = frame.split_first_chunk::<14>() else {
-        return k;
+        return;
     };
     k.set_eth_dst_raw(mac(eth, 0));
     k.set_eth_src_raw(mac(eth, 6));
@@ -117,7 +125,7 @@ pub fn extract(frame: &[u8], in_port: PortNo) -> FlowKey {
     if is_vlan_tpid(eth_type) {
         let Some((tag, r)) = rest.split_first_chunk::<4>() else {
             k.set_eth_type(eth_type);
-            return k;
+            return;
         };
         k.set_vlan_tci(be16(tag, 0) | VLAN_PRESENT);
         eth_type = be16(tag, 2);
@@ -125,7 +133,7 @@ pub fn extract(frame: &[u8], in_port: PortNo) -> FlowKey {
         if is_vlan_tpid(eth_type) {
             let Some((tag, r)) = rest.split_first_chunk::<4>() else {
                 k.set_eth_type(eth_type);
-                return k;
+                return;
             };
             k.set_vlan_inner_tci(be16(tag, 0) | VLAN_PRESENT);
             eth_type = be16(tag, 2);
@@ -135,17 +143,16 @@ pub fn extract(frame: &[u8], in_port: PortNo) -> FlowKey {
 
     if eth_type < ETH_TYPE_MIN {
         k.set_eth_type(ETH_TYPE_NONE);
-        return k;
+        return;
     }
     k.set_eth_type(eth_type);
 
     match eth_type {
-        ETH_TYPE_IPV4 => ipv4(&mut k, rest),
-        ETH_TYPE_IPV6 => ipv6(&mut k, rest),
-        ETH_TYPE_ARP => arp(&mut k, rest),
+        ETH_TYPE_IPV4 => ipv4(k, rest),
+        ETH_TYPE_IPV6 => ipv6(k, rest),
+        ETH_TYPE_ARP => arp(k, rest),
         _ => {}
     }
-    k
 }
 
 #[inline(always)]

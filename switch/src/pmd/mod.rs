@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use flowtable::fdb::L2Domain;
-use flowtable::key::extract;
+use flowtable::key::extract_into;
 use flowtable::{Classifier, Emc, FlowKey, MacAddr, MacTable, PortNo, Rule, RuleId};
 use nix::sys::eventfd::EventFd;
 use ports::{Packet, RxQueue, TxQueue, BURST};
@@ -306,7 +306,7 @@ impl Pmd {
         for (pkt, key) in burst[..n].iter().zip(keys.iter_mut()) {
             // `pkt` is switch memory: the port copied the frame out of the guest (or NIC)
             // before we look at it, so no decision below can be raced.
-            *key = extract(pkt.data(), in_port);
+            extract_into(pkt.data(), in_port, key);
             bytes += pkt.len();
         }
         stats.rx_packets += n as u64;
