@@ -19,7 +19,7 @@
 
 mod extract;
 
-pub use extract::{extract, extract_into, extract_vxlan, VxlanOuter};
+pub use extract::{extract, extract_into, extract_l2_into, extract_vxlan, VxlanOuter};
 
 use crate::types::{MacAddr, PortNo};
 

@@ -10,8 +10,8 @@ use etherparse::{
     PacketBuilder, SingleVlanHeader, SlicedPacket, TransportSlice, VlanHeader, VlanId, VlanPcp,
 };
 use flowtable::key::{
-    extract, extract_into, extract_vxlan, FlowKey, ETH_TYPE_NONE, FRAG_ANY, FRAG_LATER,
-    VLAN_PRESENT,
+    extract, extract_into, extract_l2_into, extract_vxlan, FlowKey, ETH_TYPE_NONE, FRAG_ANY,
+    FRAG_LATER, VLAN_PRESENT,
 };
 use flowtable::{MacAddr, PortNo};
 use proptest::prelude::*;
@@ -463,6 +463,17 @@ proptest! {
         let mut dirty = FlowKey::EXACT;
         extract_into(&bytes, PORT, &mut dirty);
         prop_assert_eq!(dirty, k);
+        // The L2 part: the same L2 fields, nothing else.
+        let mut l2 = FlowKey::EXACT;
+        extract_l2_into(&bytes, PORT, &mut l2);
+        let mut want = FlowKey::ZERO;
+        want.set_in_port(PORT);
+        want.set_eth_dst_raw(k.eth_dst_raw());
+        want.set_eth_src_raw(k.eth_src_raw());
+        want.set_eth_type(k.eth_type());
+        want.set_vlan_tci(k.vlan_tci());
+        want.set_vlan_inner_tci(k.vlan_inner_tci());
+        prop_assert_eq!(l2, want);
         if bytes.len() < 14 {
             prop_assert_eq!(k, { let mut z = FlowKey::ZERO; z.set_in_port(PORT); z });
         } else {

@@ -266,6 +266,34 @@ fn rules_still_tag_frames_to_an_unconfigured_port() {
     );
 }
 
+/// In-port rules that only output (decided per port, only the L2 header parsed) still get
+/// the ports' VLAN handling both ways: ingress filtering and the egress tag edit.
+#[test]
+fn port_decided_outputs_keep_vlan_modes() {
+    let flows = [
+        flow(100, &[("in_port", "a10")], &["output:t"]),
+        flow(100, &[("in_port", "t")], &["output:a10"]),
+    ];
+    let (sw, p) = switch_from(
+        vec![
+            mem_port_vlan("a10", Some(access(10))),
+            mem_port_vlan("t", Some(trunk(&[10], None))),
+        ],
+        &flows,
+    );
+    let p = peers(p);
+    p[0].inject(&unicast(1, 2, 1)); // untagged into VLAN 10: leaves the trunk tagged
+    p[0].inject(&udp_frame(1, mac(2), 2, Some(10), 2)); // tagged on an access port: dropped
+    p[1].inject(&udp_frame(2, mac(1), 1, Some(10), 3)); // VLAN 10 off the trunk: untagged
+    p[1].inject(&udp_frame(2, mac(1), 1, Some(20), 4)); // not allowed on the trunk: dropped
+    let got = collect(&sw, &p);
+    assert_eq!(got[1], vec![udp_frame(1, mac(2), 2, Some(10), 1)]);
+    assert_eq!(got[0], vec![unicast(2, 1, 3)]);
+    assert_eq!(vlan_drops(&sw), 2);
+    let s = &sw.stats()[0].stats;
+    assert_eq!((s.port_decided, s.emc_hits + s.emc_misses), (2, 0));
+}
+
 #[test]
 fn rules_see_the_logical_vlan() {
     // A frame from an access port matches `vlan_vid` of its port's VLAN, and an explicit

@@ -110,12 +110,33 @@ pub fn extract(frame: &[u8], in_port: PortNo) -> FlowKey {
 /// [`extract`] into `k` (all of it overwritten): the PMD fills its burst's key array in
 /// place instead of copying each returned 104-byte key into it.
 pub fn extract_into(frame: &[u8], in_port: PortNo, k: &mut FlowKey) {
+    let Some((eth_type, rest)) = l2(frame, in_port, k) else {
+        return;
+    };
+    match eth_type {
+        ETH_TYPE_IPV4 => ipv4(k, rest),
+        ETH_TYPE_IPV6 => ipv6(k, rest),
+        ETH_TYPE_ARP => arp(k, rest),
+        _ => {}
+    }
+}
+
+/// The Ethernet and VLAN part of [`extract_into`] only: `in_port`, the MAC addresses, up to
+/// two VLAN tags and `eth_type`; every L3 and L4 field is 0. For frames whose handling needs
+/// nothing more (a port whose rule outputs every frame to plain ports: the VLAN edits on the
+/// way are all that looks at the frame).
+pub fn extract_l2_into(frame: &[u8], in_port: PortNo, k: &mut FlowKey) {
+    let _ = l2(frame, in_port, k);
+}
+
+/// Resets `k` and fills its L2 fields; returns the EtherType and what follows the L2 headers
+/// when there is an L3 header to parse.
+#[inline(always)]
+fn l2<'a>(frame: &'a [u8], in_port: PortNo, k: &mut FlowKey) -> Option<(u16, &'a [u8])> {
     *k = FlowKey::ZERO;
     k.set_in_port(in_port);
 
-    let Some((eth, mut rest)) = frame.split_first_chunk::<14>() else {
-        return;
-    };
+    let (eth, mut rest) = frame.split_first_chunk::<14>()?;
     k.set_eth_dst_raw(mac(eth, 0));
     k.set_eth_src_raw(mac(eth, 6));
     let mut eth_type = be16(eth, 12);
@@ -125,7 +146,7 @@ pub fn extract_into(frame: &[u8], in_port: PortNo, k: &mut FlowKey) {
     if is_vlan_tpid(eth_type) {
         let Some((tag, r)) = rest.split_first_chunk::<4>() else {
             k.set_eth_type(eth_type);
-            return;
+            return None;
         };
         k.set_vlan_tci(be16(tag, 0) | VLAN_PRESENT);
         eth_type = be16(tag, 2);
@@ -133,7 +154,7 @@ pub fn extract_into(frame: &[u8], in_port: PortNo, k: &mut FlowKey) {
         if is_vlan_tpid(eth_type) {
             let Some((tag, r)) = rest.split_first_chunk::<4>() else {
                 k.set_eth_type(eth_type);
-                return;
+                return None;
             };
             k.set_vlan_inner_tci(be16(tag, 0) | VLAN_PRESENT);
             eth_type = be16(tag, 2);
@@ -143,16 +164,10 @@ pub fn extract_into(frame: &[u8], in_port: PortNo, k: &mut FlowKey) {
 
     if eth_type < ETH_TYPE_MIN {
         k.set_eth_type(ETH_TYPE_NONE);
-        return;
+        return None;
     }
     k.set_eth_type(eth_type);
-
-    match eth_type {
-        ETH_TYPE_IPV4 => ipv4(k, rest),
-        ETH_TYPE_IPV6 => ipv6(k, rest),
-        ETH_TYPE_ARP => arp(k, rest),
-        _ => {}
-    }
+    Some((eth_type, rest))
 }
 
 #[inline(always)]

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use flowtable::fdb::L2Domain;
-use flowtable::key::extract_into;
-use flowtable::{Classifier, Emc, FlowKey, MacAddr, MacTable, PortNo, Rule, RuleId};
+use flowtable::key::{extract_into, extract_l2_into};
+use flowtable::{Action, Classifier, Emc, FlowKey, MacAddr, MacTable, PortNo, Rule, RuleId};
 use nix::sys::eventfd::EventFd;
 use ports::{Packet, RxQueue, TxQueue, BURST};
 use tracing::{debug, error, info, warn};
@@ -148,7 +148,7 @@ pub(crate) struct Pmd {
     classifier: Classifier,
     /// Per port number: the decision all its frames get when the rules make it depend on the
     /// in-port alone (recomputed on every rule or port change), else `None`.
-    port_decisions: Vec<Option<Decision>>,
+    port_decisions: Vec<Option<PortDecision>>,
     emc: Emc<Decision>,
     fdb: MacTable,
     announce: Vec<(L2Domain, MacAddr, PortNo)>,
@@ -158,6 +158,16 @@ pub(crate) struct Pmd {
     decisions: Vec<Decision>,
     misses: Box<Misses>,
     stats: PmdStats,
+}
+
+/// What the rules decide for every frame of one rx port.
+#[derive(Clone, Copy)]
+struct PortDecision {
+    decision: Decision,
+    /// The decision's actions look at nothing past the L2 header (outputs to plain ports, or
+    /// a drop): the frames' L3 and L4 fields are not parsed. `normal` and vxlan outputs need
+    /// them (learning, the encapsulation's flow hash).
+    l2_only: bool,
 }
 
 /// What the loop should do after draining commands.
@@ -302,11 +312,23 @@ impl Pmd {
             stats,
             ..
         } = self;
+        let underlay = tunnel.is_underlay(in_port);
+        // A port whose frames all take one decision skips the cache and the classifier (its
+        // decapsulated frames have other in-ports, so never the underlay's).
+        let decided = match port_decisions.get(in_port.index()) {
+            Some(&Some(d)) if !underlay => Some(d),
+            _ => None,
+        };
+        let l2_only = decided.is_some_and(|d| d.l2_only);
         let mut bytes = 0;
         for (pkt, key) in burst[..n].iter().zip(keys.iter_mut()) {
             // `pkt` is switch memory: the port copied the frame out of the guest (or NIC)
             // before we look at it, so no decision below can be raced.
-            extract_into(pkt.data(), in_port, key);
+            if l2_only {
+                extract_l2_into(pkt.data(), in_port, key);
+            } else {
+                extract_into(pkt.data(), in_port, key);
+            }
             bytes += pkt.len();
         }
         stats.rx_packets += n as u64;
@@ -317,7 +339,6 @@ impl Pmd {
         // Overlay hook: the underlay's frames are consumed (ARP) or decapsulated, each then
         // with its vxlan port as in-port; other ports apply their VLAN mode. Either way the
         // frames left are moved to the front.
-        let underlay = tunnel.is_underlay(in_port);
         let n = if underlay {
             let mut cx = TxCtx {
                 txs,
@@ -333,10 +354,8 @@ impl Pmd {
             }
         };
 
-        // A port whose frames all take one decision skips the cache and the classifier (its
-        // decapsulated frames have other in-ports, so never the underlay's).
-        match port_decisions.get(in_port.index()) {
-            Some(&Some(d)) if !underlay => {
+        match decided {
+            Some(PortDecision { decision: d, .. }) => {
                 decisions[..n].fill(d);
                 if let Some(idx) = d {
                     classifier.count_hits(idx, n as u64);
@@ -493,6 +512,8 @@ impl Pmd {
                 self.tunnel.add_vxlan(vxlan);
                 self.flood.push(port);
                 self.stats.port_mut(port);
+                // An output to this port now encapsulates (it needs the full key).
+                self.refresh_port_decisions();
                 debug!(pmd = self.cfg.index, %port, "vxlan port added");
             }
             PmdCmd::Neighbours(entries) => {
@@ -584,7 +605,15 @@ impl Pmd {
             if self.port_decisions.len() <= i {
                 self.port_decisions.resize(i + 1, None);
             }
-            self.port_decisions[i] = self.classifier.port_decision(r.port);
+            self.port_decisions[i] = self.classifier.port_decision(r.port).map(|decision| {
+                let l2_only = decision.is_some_and(|idx| {
+                    self.classifier.actions(idx).iter().all(|a| match a {
+                        Action::Output(p) => self.tunnel.vxlan_port(*p).is_none(),
+                        _ => false,
+                    })
+                });
+                PortDecision { decision, l2_only }
+            });
         }
     }
 
