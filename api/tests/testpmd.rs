@@ -55,6 +55,9 @@ actions = ["output:p0"]
         .arg("--config")
         .arg(&cfg)
         .args(API_ANY_PORT)
+        // No state dir: keep the token the API creates in the scratch dir, not /run/vswitch.
+        .arg("--api-token-file")
+        .arg(dir.path("api-token"))
         .env("RUST_LOG", "info");
     let prefix = |p: &str| format!("vsw-{tag}-{p}-{}", std::process::id());
     // In client mode testpmd creates the sockets and the switch keeps retrying until they
