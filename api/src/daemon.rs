@@ -127,7 +127,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             None => anyhow::anyhow!("{from}: {p}"),
         }
     })?;
-    let token = if args.no_auth {
+    let api_on = args.api_listen.0.is_some() || args.api_socket.is_some();
+    let token = if !api_on {
+        // Nothing to authenticate: no token file is created.
+        None
+    } else if args.no_auth {
         warn!("--no-auth: mutating API calls need no token");
         None
     } else {

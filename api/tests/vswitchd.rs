@@ -51,11 +51,14 @@ actions = ["output:vm2"]
             common::last_cpu()
         ),
     );
+    let state = dir.path("state");
     let child = Command::new(VSWITCHD)
         // No API: parallel tests must not compete for its default port.
         .args(["--api-listen", "off"])
         .arg("--config")
         .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&state)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
@@ -106,6 +109,14 @@ actions = ["output:vm2"]
     let log = reader.join().unwrap();
     assert!(status.success(), "exit status {status:?}\n{log}");
     assert!(log.contains("stopping") && log.contains("stopped"), "{log}");
+    assert!(
+        state.join("state.json").exists(),
+        "the config seeded the state dir"
+    );
+    assert!(
+        !state.join("api-token").exists(),
+        "no API, so no token file was created"
+    );
 }
 
 /// Runs vswitchd on config `text` (in a scratch directory of its own, named after `tag`),
