@@ -62,8 +62,9 @@ pub struct PortConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = Ipv4)]
     pub local_ip: Option<Ipv4Addr>,
-    /// VLAN mode; absent: untagged frames are the untagged domain, tagged ones keep their
-    /// VLAN. On a vxlan port it maps the VNI to a local VLAN.
+    /// VLAN mode; absent: the untagged domain only (tagged frames arriving are dropped,
+    /// `normal` sends it no VLAN's frames); `{"mode": "trunk"}` without `allowed` carries
+    /// every VLAN. On a vxlan port it maps the VNI to a local VLAN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlan: Option<VlanConfig>,
 }
@@ -104,7 +105,7 @@ pub struct VlanConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 4094)]
     pub tag: Option<u16>,
-    /// Trunk: the VLANs carried tagged.
+    /// Trunk: the VLANs carried tagged (absent: every VLAN, 1..=4094).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed: Option<Vec<u16>>,
     /// Trunk: the VLAN of untagged frames (carried even if `allowed` does not list it).
