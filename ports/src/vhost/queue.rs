@@ -16,8 +16,9 @@
 //! ([`super::hostmem::HostRegion`]: one range check, then a copy or an atomic), so an address
 //! outside the mapped regions is an error, never an access. Descriptors are copied into our
 //! stack before they are used (no double fetch); the payload is copied exactly once. The
-//! common chain, one plain descriptor holding header and frame, takes a fast path with the
-//! same checks as the general walk.
+//! common chain, one plain descriptor holding header and frame, takes a fast path at the top
+//! of each burst loop, with the same checks as the general walk; whatever it declines, the
+//! general walk reads again and decides on its own read.
 //!
 //! The ring's own layout (offsets below) is little-endian, as virtio 1.x requires.
 
@@ -432,17 +433,6 @@ impl SplitRing {
         let Some(dst) = pkt.prepare(frame_len as usize) else {
             return Ok(false);
         };
-        if let [seg] = self.segs[..] {
-            // Header and frame in one buffer (the common case): one copy.
-            let addr = seg.addr_at(NET_HDR_LEN as u64)?;
-            if !self.mem.read(dst, addr, &self.buf_hint) {
-                return Err(QueueError::BufferOutsideMemory {
-                    addr,
-                    len: frame_len,
-                });
-            }
-            return Ok(true);
-        }
         let mut skip = NET_HDR_LEN as u64;
         let mut off = 0usize;
         for seg in &self.segs {
@@ -620,16 +610,6 @@ impl SplitRing {
     /// Writes from `src` into `self.segs[from..to]` until either runs out; returns the bytes
     /// written (at most 2^32: the chain was checked when collected).
     fn write_segs(&self, from: usize, to: usize, src: &mut Src<'_>) -> Result<u32, QueueError> {
-        if let Some(seg) = self.segs[from..to].first() {
-            if src.pos == 0 && seg.len >= (NET_HDR_LEN + src.frame.len()) as u64 {
-                // The whole stream fits the first buffer (the common case): a fixed-size
-                // header store and one frame copy.
-                let n = self.write_at(seg, 0, &src.hdr)?
-                    + self.write_at(seg, NET_HDR_LEN as u64, src.frame)?;
-                src.advance(n);
-                return Ok(n as u32);
-            }
-        }
         let mut written = 0u64;
         for seg in &self.segs[from..to] {
             // Each segment takes at most the rest of the header and then frame bytes: at most
@@ -637,17 +617,7 @@ impl SplitRing {
             let mut off = 0u64;
             while off < seg.len && !src.is_empty() {
                 let chunk = src.chunk((seg.len - off).min(usize::MAX as u64) as usize);
-                let addr = seg.addr_at(off)?;
-                if !self.mem.write(chunk, addr, &self.buf_hint) {
-                    return Err(QueueError::BufferOutsideMemory {
-                        addr,
-                        len: chunk.len() as u64,
-                    });
-                }
-                if let Some(log) = &self.log {
-                    log.mark(addr, chunk.len() as u64);
-                }
-                let n = chunk.len();
+                let n = self.write_at(seg, off, chunk)?;
                 off += n as u64;
                 written += n as u64;
                 src.advance(n);
@@ -661,7 +631,7 @@ impl SplitRing {
 
     /// Writes `bytes` at `off` into `seg` (the caller checked that they fit the segment) and
     /// marks them in the dirty log; returns their length.
-    #[inline(always)]
+    #[inline]
     fn write_at(&self, seg: &Seg, off: u64, bytes: &[u8]) -> Result<usize, QueueError> {
         let addr = seg.addr_at(off)?;
         if !self.mem.write(bytes, addr, &self.buf_hint) {

@@ -170,6 +170,19 @@ struct PortDecision {
     l2_only: bool,
 }
 
+/// The decision every frame from `port` takes, if the rules make it one. Never the
+/// underlay's: its frames are decapsulated, each then with its vxlan port as in-port.
+fn decided_for(
+    decisions: &[Option<PortDecision>],
+    tunnel: &Tunnel,
+    port: PortNo,
+) -> Option<PortDecision> {
+    match decisions.get(port.index()) {
+        Some(&Some(d)) if !tunnel.is_underlay(port) => Some(d),
+        _ => None,
+    }
+}
+
 /// What the loop should do after draining commands.
 enum Flow {
     Continue,
@@ -313,12 +326,8 @@ impl Pmd {
             ..
         } = self;
         let underlay = tunnel.is_underlay(in_port);
-        // A port whose frames all take one decision skips the cache and the classifier (its
-        // decapsulated frames have other in-ports, so never the underlay's).
-        let decided = match port_decisions.get(in_port.index()) {
-            Some(&Some(d)) if !underlay => Some(d),
-            _ => None,
-        };
+        // A port whose frames all take one decision skips the cache and the classifier.
+        let decided = decided_for(port_decisions, tunnel, in_port);
         let l2_only = decided.is_some_and(|d| d.l2_only);
         let mut bytes = 0;
         for (pkt, key) in burst[..n].iter().zip(keys.iter_mut()) {

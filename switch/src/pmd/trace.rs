@@ -125,8 +125,8 @@ impl Pmd {
                 ),
             }
         });
-        let port_decided = !self.tunnel.is_underlay(req.in_port)
-            && matches!(self.port_decisions.get(req.in_port.index()), Some(Some(_)));
+        let port_decided =
+            super::decided_for(&self.port_decisions, &self.tunnel, req.in_port).is_some();
         Trace {
             pmd: self.cfg.index,
             key,
