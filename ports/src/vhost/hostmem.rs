@@ -99,20 +99,7 @@ impl HostRegion {
     /// the whole range lies inside this region.
     #[inline(always)]
     pub fn write_gpa(&self, gpa: u64, src: &[u8]) -> bool {
-        match self.offset(gpa, src.len() as u64) {
-            // SAFETY: in range (checked by `offset`), live mapping, and `src` is switch
-            // memory: the ranges cannot overlap. Writing plain bytes into guest memory shared
-            // with the guest is what a device does.
-            Some(off) => unsafe {
-                std::ptr::copy_nonoverlapping(
-                    src.as_ptr(),
-                    self.base.as_ptr().add(off as usize),
-                    src.len(),
-                );
-                true
-            },
-            None => false,
-        }
+        self.write_gpa2(gpa, src, &[])
     }
 
     /// Copies `a` and then `b` right after it into the region at guest address `gpa` (a
