@@ -15,7 +15,8 @@
 #![deny(missing_docs)]
 // `unsafe` is denied everywhere but the modules that need it for speed or syscalls, which
 // allow it explicitly (`vhost::hostmem`; `afxdp::{umem, socket, xdp_prog}` for the kernel
-// rings, the UMEM and bpf(2); `tap::{dev, uring}`); each block there has a `// SAFETY:` comment.
+// rings, the UMEM and bpf(2); `tap::{dev, uring}`; `watchdog` and `vhost::sigbus` for signals);
+// each block there has a `// SAFETY:` comment.
 #![deny(unsafe_code)]
 
 pub mod afxdp;
@@ -25,6 +26,8 @@ pub mod packet;
 pub mod port;
 pub mod tap;
 pub mod vhost;
+#[allow(unsafe_code)]
+pub mod watchdog;
 
 pub use packet::Packet;
 pub use port::{Port, PortError, RxQueue, TxQueue, BURST};

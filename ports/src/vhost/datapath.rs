@@ -12,7 +12,7 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
-use super::vring::{drain_eventfd, Vring, VringRun};
+use super::vring::{Notified, Vring, VringRun};
 use super::PortShared;
 use crate::packet::Packet;
 use crate::port::{RxQueue, TxQueue};
@@ -21,6 +21,20 @@ use crate::port::{RxQueue, TxQueue};
 /// holder is another PMD in the middle of a burst (microseconds) or the connection thread
 /// swapping a pointer; the bound keeps the PMD from ever waiting on the connection thread.
 const TX_LOCK_SPINS: u32 = 4096;
+
+/// Signals the driver. A frontend whose call fd blocked us (see [`super::fds`]) gets no
+/// more interrupts on this port: its fd is gone and new ones are refused.
+fn notify(shared: &PortShared, v: &Vring, run: &mut VringRun) {
+    if run.notify() == Notified::Stalled {
+        shared.mute_calls();
+        super::warn_limited!(
+            socket = %shared.socket.display(),
+            vring = v.index,
+            "the frontend's call eventfd blocked a write (O_NONBLOCK cleared behind our back); \
+             no more interrupts for this port"
+        );
+    }
+}
 
 /// Counts a ring that just broke, and logs it (rate-limited: the guest controls how often).
 fn note_fault(v: &Vring, run: &mut VringRun, was_broken: bool) {
@@ -58,9 +72,9 @@ impl RxQueue for VhostRxq {
             return 0;
         };
         let was_broken = ring.fault().is_some();
-        let (n, notify) = ring.dequeue(pkts, &mut run.counters);
-        if notify {
-            run.notify();
+        let (n, wanted) = ring.dequeue(pkts, &mut run.counters);
+        if wanted {
+            notify(&self.shared, v, run);
         }
         note_fault(v, run, was_broken);
         n
@@ -91,11 +105,7 @@ impl RxQueue for VhostRxq {
     }
 
     fn ack_wakeup(&mut self) {
-        if let Some(g) = self.vring().try_run() {
-            if let Some(kick) = &g.kick {
-                drain_eventfd(kick);
-            }
-        }
+        self.vring().ack_kick();
     }
 }
 
@@ -133,9 +143,9 @@ impl VhostTxq {
         if was_broken {
             return Some(0);
         }
-        let (n, notify) = ring.enqueue(pkts, mrg, &mut run.counters);
-        if notify {
-            run.notify();
+        let (n, wanted) = ring.enqueue(pkts, mrg, &mut run.counters);
+        if wanted {
+            notify(&self.shared, v, run);
         }
         note_fault(v, run, was_broken);
         Some(n)

@@ -28,6 +28,7 @@ use vhost::vhost_user::{
 };
 use vhost::VhostUserMemoryRegionBase;
 
+use super::fds::{self, FdError};
 use super::memory::{DirtyLog, GuestMemoryTable, LogError, MemoryError};
 use super::queue::{QueueError, RingConfig, SplitRing};
 use super::{warn_limited, PortShared};
@@ -73,6 +74,9 @@ pub enum HandlerError {
     /// A message this device does not support.
     #[error("{0} is not supported")]
     Unsupported(&'static str),
+    /// A kick or call fd that is not an eventfd, or whose flags could not be set.
+    #[error("{0}")]
+    Fd(#[from] FdError),
 }
 
 impl HandlerError {
@@ -389,6 +393,10 @@ impl VhostUserBackendReqHandlerMut for Handler {
 
     fn set_vring_kick(&mut self, index: u8, fd: Option<File>) -> ProtoResult<()> {
         let i = self.index(u32::from(index))?;
+        let fd = match fd.map(|f| fds::eventfd("kick", f)).transpose() {
+            Ok(fd) => fd,
+            Err(e) => return Err(self.refuse(e.into())),
+        };
         let v = &self.shared.vrings[i];
         let old = {
             let mut run = v.run();
@@ -403,6 +411,13 @@ impl VhostUserBackendReqHandlerMut for Handler {
 
     fn set_vring_call(&mut self, index: u8, fd: Option<File>) -> ProtoResult<()> {
         let i = self.index(u32::from(index))?;
+        let fd = match fd.map(|f| fds::eventfd("call", f)).transpose() {
+            Ok(fd) => fd,
+            Err(e) => return Err(self.refuse(e.into())),
+        };
+        // A frontend of this port once blocked a PMD through its call fd: the driver polls
+        // from now on (the message is accepted, the fd closed).
+        let fd = fd.filter(|_| !self.shared.calls_muted());
         let old = std::mem::replace(&mut self.shared.vrings[i].run().call, fd);
         drop(old);
         Ok(())

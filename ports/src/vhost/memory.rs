@@ -1,13 +1,19 @@
 //! The frontend's memory table: validating and mapping `SET_MEM_TABLE` regions, and translating
 //! frontend virtual addresses (the vring addresses QEMU sends) to guest physical addresses.
 //!
-//! Every region is checked against its fd before it is mapped: the bytes `[offset, offset +
-//! size)` must lie inside the file as `fstat` sees it, or touching the tail of the mapping would
-//! raise SIGBUS in a PMD. Memfds get `F_SEAL_SHRINK` first (where the seal can still be added),
-//! so the size we checked cannot shrink afterwards; the seal is added *before* the `fstat`, so
-//! there is no window between check and seal. For files that cannot be sealed (hugetlbfs,
-//! unsealable memfds) a frontend that truncates its own memory can still crash us: DPDK and
-//! OVS-DPDK share that risk, and only a SIGBUS handler could close it.
+//! Every region is checked against its fd before it is mapped:
+//! - the file must live in memory: tmpfs (memfds, `/dev/shm`) or hugetlbfs. A file on a disk
+//!   or a FUSE file system would let a page fault in a PMD wait on I/O, or on a FUSE server the
+//!   tenant runs;
+//! - the bytes `[offset, offset + size)` must lie inside the file as `fstat` sees it;
+//! - all regions together may not exceed the port's `max_guest_memory` (a sparse file of many
+//!   TiB would otherwise be mapped as is, and our writes into its holes charged to us).
+//!
+//! Memfds get `F_SEAL_SHRINK` first (where the seal can still be added), so the size we
+//! checked cannot shrink afterwards; the seal is added *before* the `fstat`, so there is no
+//! window between check and seal. Files that cannot be sealed (hugetlbfs, unsealable memfds,
+//! tmpfs files) can still be truncated under us: every mapping is registered with
+//! [`super::sigbus`], whose handler turns the fault into a broken ring for that port alone.
 //!
 //! Packet-path accesses go through [`super::hostmem::HostRegion`]: one range check, then a
 //! plain copy or an atomic (the only `unsafe` of the vhost path, kept in that file). Everything
@@ -16,7 +22,7 @@
 use std::cell::Cell;
 use std::fs::File;
 use std::os::fd::AsFd;
-use std::sync::atomic::{fence, AtomicU8, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use nix::errno::Errno;
@@ -24,6 +30,8 @@ use nix::fcntl::{fcntl, FcntlArg, SealFlag};
 use tracing::debug;
 
 use super::hostmem::HostRegion;
+use super::sigbus::{self, Registration};
+use nix::sys::statfs::{fstatfs, HUGETLBFS_MAGIC, TMPFS_MAGIC};
 use vhost::vhost_user::message::VhostUserMemoryRegion;
 use vm_memory::{
     Bytes, FileOffset, GuestAddress, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
@@ -33,6 +41,9 @@ use vm_memory::{
 /// The most regions a table may hold (vhost-user sends at most 8 with `SET_MEM_TABLE`; QEMU
 /// with memory hotplug can use more through other messages, which we do not offer).
 pub const MAX_REGIONS: usize = 64;
+/// The default bound on one port's guest memory (all regions together): 4 TiB, more than
+/// any VM a compute node runs.
+pub const DEFAULT_MAX_GUEST_MEMORY: u64 = 4 << 40;
 
 /// Why a memory table was refused. Every variant is the frontend's fault except
 /// [`MemoryError::Map`], which may also be a resource limit on our side.
@@ -75,6 +86,22 @@ pub enum MemoryError {
         /// The error.
         source: std::io::Error,
     },
+    /// The regions add up to more than the port allows.
+    #[error("memory table maps {total:#x} bytes, over this port's max_guest_memory ({max:#x})")]
+    TooLarge {
+        /// Bytes the table asks for.
+        total: u64,
+        /// The port's bound.
+        max: u64,
+    },
+    /// A region's file is not in memory (tmpfs or hugetlbfs).
+    #[error("region {index}: its file is on a {fs} file system, not tmpfs or hugetlbfs")]
+    NotInMemory {
+        /// Region index in the message.
+        index: usize,
+        /// The file system's magic number, in hex.
+        fs: String,
+    },
     /// mmap failed.
     #[error("region {index}: mmap failed: {source}")]
     Map {
@@ -102,6 +129,9 @@ pub enum LogError {
         /// File size per fstat.
         file_len: u64,
     },
+    /// The log's file is not in memory (tmpfs or hugetlbfs).
+    #[error("dirty log's file is on a {0} file system, not tmpfs or hugetlbfs")]
+    NotInMemory(String),
     /// fstat or mmap failed.
     #[error("mapping the dirty log failed: {0}")]
     Map(std::io::Error),
@@ -125,7 +155,10 @@ pub const MAX_LOG_SIZE: u64 = 1 << 30;
 /// marked, so live migration copies it again.
 #[derive(Debug)]
 pub struct DirtyLog {
+    /// Dropped before `map`: unregistered while still mapped.
+    _fault: Option<Registration>,
     map: MmapRegion,
+    poison: Arc<AtomicBool>,
 }
 
 impl DirtyLog {
@@ -136,14 +169,30 @@ impl DirtyLog {
             return Err(bad);
         }
         let end = offset.checked_add(size).ok_or(bad)?;
+        in_memory(&file)
+            .map_err(|e| LogError::Map(e.into()))?
+            .map_or(Ok(()), |fs| Err(LogError::NotInMemory(fs)))?;
         seal_shrink(&file);
         let file_len = file.metadata().map_err(LogError::Map)?.len();
         if end > file_len {
             return Err(LogError::PastEof { file_len });
         }
+        let page = sigbus::page_size(&file);
         let map = MmapRegion::from_file(FileOffset::new(file, offset), size as usize)
             .map_err(|e| LogError::Map(std::io::Error::other(e)))?;
-        Ok(DirtyLog { map })
+        let poison = Arc::new(AtomicBool::new(false));
+        let fault = sigbus::register(map.as_ptr(), map.size(), page, &poison);
+        Ok(DirtyLog {
+            _fault: fault,
+            map,
+            poison,
+        })
+    }
+
+    /// True once the log's file was truncated under us (see [`super::sigbus`]).
+    #[inline]
+    pub fn poisoned(&self) -> bool {
+        self.poison.load(Ordering::Relaxed)
     }
 
     /// Marks the pages of `[gpa, gpa + len)` dirty. Pages past the end of the log are ignored
@@ -178,6 +227,13 @@ impl MemoryError {
     }
 }
 
+/// `None` when `file` lives in memory (tmpfs, which holds memfds, or hugetlbfs); otherwise
+/// the file system's magic number, in hex.
+fn in_memory(file: &File) -> nix::Result<Option<String>> {
+    let fs = fstatfs(file.as_fd())?.filesystem_type();
+    Ok((fs != TMPFS_MAGIC && fs != HUGETLBFS_MAGIC).then(|| format!("{:#x}", fs.0)))
+}
+
 /// One region's place in the frontend's virtual address space.
 #[derive(Debug, Clone, Copy)]
 struct VaRange {
@@ -194,6 +250,10 @@ struct VaRange {
 /// [`HostRegion`] view, skipping vm-memory's per-access machinery.
 #[derive(Debug)]
 pub struct GuestMemoryTable {
+    /// Dropped first: the regions are unregistered from the SIGBUS handler while mapped.
+    _faults: Vec<Registration>,
+    /// Raised by the SIGBUS handler when a region's file was truncated under us.
+    poison: Arc<AtomicBool>,
     mem: GuestMemoryMmap,
     /// The same regions, sorted by guest physical address. Kept alive here: `hosts` points
     /// into their mappings.
@@ -204,10 +264,20 @@ pub struct GuestMemoryTable {
 }
 
 impl GuestMemoryTable {
-    /// Validates `regions` against `files` (one fd per region, in order) and maps them.
+    /// Validates `regions` against `files` (one fd per region, in order) and maps them, up to
+    /// [`DEFAULT_MAX_GUEST_MEMORY`] in all.
     pub fn map(
         regions: &[VhostUserMemoryRegion],
         files: Vec<File>,
+    ) -> Result<GuestMemoryTable, MemoryError> {
+        GuestMemoryTable::map_limited(regions, files, DEFAULT_MAX_GUEST_MEMORY)
+    }
+
+    /// [`GuestMemoryTable::map`] with at most `max_total` bytes in all regions together.
+    pub fn map_limited(
+        regions: &[VhostUserMemoryRegion],
+        files: Vec<File>,
+        max_total: u64,
     ) -> Result<GuestMemoryTable, MemoryError> {
         if regions.is_empty() || regions.len() > MAX_REGIONS {
             return Err(MemoryError::RegionCount(regions.len()));
@@ -235,9 +305,30 @@ impl GuestMemoryTable {
         }
         check_disjoint(&descs, |d| (d.0, d.1))?;
         check_disjoint(&descs, |d| (d.2, d.1))?;
+        let total = descs
+            .iter()
+            .try_fold(0u64, |t, d| t.checked_add(d.1))
+            .unwrap_or(u64::MAX);
+        if total > max_total {
+            return Err(MemoryError::TooLarge {
+                total,
+                max: max_total,
+            });
+        }
 
         let mut mapped = Vec::with_capacity(descs.len());
+        let mut pages = Vec::with_capacity(descs.len());
         for (i, (file, &(gpa, size, _, off))) in files.into_iter().zip(&descs).enumerate() {
+            match in_memory(&file) {
+                Ok(None) => {}
+                Ok(Some(fs)) => return Err(MemoryError::NotInMemory { index: i, fs }),
+                Err(e) => {
+                    return Err(MemoryError::Stat {
+                        index: i,
+                        source: e.into(),
+                    })
+                }
+            }
             seal_shrink(&file);
             let file_len = file
                 .metadata()
@@ -252,11 +343,13 @@ impl GuestMemoryTable {
                     file_len,
                 });
             }
+            let page = sigbus::page_size(&file);
             let region = MmapRegion::from_file(FileOffset::new(file, off), size as usize)
                 .map_err(|source| MemoryError::Map { index: i, source })?;
             // `GuestRegionMmap::new` fails only if gpa + size overflows: checked above.
             let region =
                 GuestRegionMmap::new(region, GuestAddress(gpa)).ok_or(MemoryError::BadRange(i))?;
+            pages.push((gpa, page));
             mapped.push(Arc::new(region));
         }
         mapped.sort_by_key(|r| r.start_addr());
@@ -265,6 +358,15 @@ impl GuestMemoryTable {
             .enumerate()
             .map(|(i, r)| HostRegion::new(r).ok_or(MemoryError::BadRange(i)))
             .collect::<Result<Vec<_>, _>>()?;
+        let poison = Arc::new(AtomicBool::new(false));
+        let faults = hosts
+            .iter()
+            .filter_map(|h| {
+                let page = pages.iter().find(|p| p.0 == h.gpa()).map_or(4096, |p| p.1);
+                let (start, len) = h.host_range();
+                sigbus::register(start, len, page, &poison)
+            })
+            .collect();
         // Disjointness was checked above, so this only fails on an internal error.
         let mem = GuestMemoryMmap::from_arc_regions(mapped.clone())
             .map_err(|_| MemoryError::Overlap(0, 0))?;
@@ -274,11 +376,20 @@ impl GuestMemoryTable {
             .collect();
         vas.sort_by_key(|r| r.va);
         Ok(GuestMemoryTable {
+            _faults: faults,
+            poison,
             mem,
             regions: mapped,
             hosts,
             vas,
         })
+    }
+
+    /// True once a region's file was truncated under us (see [`super::sigbus`]): every ring
+    /// on this table must stop.
+    #[inline]
+    pub fn poisoned(&self) -> bool {
+        self.poison.load(Ordering::Relaxed)
     }
 
     /// The region holding all of `[gpa, gpa + len)` and the offset of `gpa` in it, trying
@@ -405,14 +516,20 @@ fn seal_shrink(file: &File) {
 }
 
 #[cfg(test)]
-mod test {
+pub(crate) mod test {
     use super::*;
     use std::io::Write;
 
     fn file(len: usize) -> File {
-        let mut f = tempfile::tempfile().unwrap();
+        let mut f = memfd();
         f.write_all(&vec![0u8; len]).unwrap();
         f
+    }
+
+    /// An empty memfd (guest memory lives in memory; see `in_memory`).
+    pub(crate) fn memfd() -> File {
+        use nix::sys::memfd::{memfd_create, MFdFlags};
+        File::from(memfd_create(c"vswitch-test", MFdFlags::MFD_ALLOW_SEALING).unwrap())
     }
 
     fn region(gpa: u64, size: u64, va: u64, off: u64) -> VhostUserMemoryRegion {
@@ -456,5 +573,34 @@ mod test {
         assert!(matches!(zero, Err(MemoryError::BadRange(0))));
         assert!(GuestMemoryTable::map(&[], vec![]).is_err());
         assert!(past_eof.unwrap_err().is_guest_fault());
+        let big =
+            GuestMemoryTable::map_limited(&[region(0, 0x2000, 0, 0)], vec![file(0x2000)], 0x1000);
+        assert!(matches!(
+            big,
+            Err(MemoryError::TooLarge {
+                total: 0x2000,
+                max: 0x1000
+            })
+        ));
+    }
+
+    /// Guest memory must live in memory: a file on a disk file system is refused (a page fault
+    /// there would make a PMD wait on I/O).
+    #[test]
+    fn refuses_files_outside_memory() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let mut f = tempfile::tempfile_in(dir.path()).unwrap();
+        f.write_all(&[0u8; 0x1000]).unwrap();
+        let fs = fstatfs(f.as_fd()).unwrap().filesystem_type();
+        let r = GuestMemoryTable::map(&[region(0, 0x1000, 0, 0)], vec![f]);
+        if fs == TMPFS_MAGIC {
+            // The checkout itself is on tmpfs: nothing to refuse here.
+            assert!(r.is_ok());
+        } else {
+            assert!(
+                matches!(r, Err(MemoryError::NotInMemory { index: 0, .. })),
+                "{r:?}"
+            );
+        }
     }
 }

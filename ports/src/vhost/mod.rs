@@ -22,11 +22,14 @@
 
 mod conn;
 mod datapath;
+pub mod fds;
 pub mod handler;
 #[allow(unsafe_code)]
 pub mod hostmem;
 pub mod memory;
 pub mod queue;
+#[allow(unsafe_code)]
+pub mod sigbus;
 mod vring;
 
 use std::os::unix::fs::FileTypeExt;
@@ -121,6 +124,9 @@ pub(crate) struct PortShared {
     connected: AtomicBool,
     connections: AtomicU64,
     pub refused: AtomicU64,
+    /// A frontend's call fd blocked a PMD: this port takes no call fds any more (see
+    /// [`fds`]). Stays set for the port's lifetime.
+    calls_muted: AtomicBool,
     rxq_taken: Mutex<Vec<bool>>,
     /// The socket path, naming the port in logs.
     pub socket: PathBuf,
@@ -146,6 +152,16 @@ impl PortShared {
 
     pub(crate) fn stopping(&self) -> bool {
         self.stop.load(Ordering::Acquire)
+    }
+
+    /// Stops taking call fds from frontends of this port (one blocked a PMD).
+    pub(crate) fn mute_calls(&self) {
+        self.calls_muted.store(true, Ordering::Relaxed);
+    }
+
+    /// True once a frontend's call fd blocked a PMD.
+    pub(crate) fn calls_muted(&self) -> bool {
+        self.calls_muted.load(Ordering::Relaxed)
     }
 }
 
@@ -256,6 +272,7 @@ fn new_shared(path: &Path, queue_pairs: u16) -> Result<Arc<PortShared>, VhostErr
         connected: AtomicBool::new(false),
         connections: AtomicU64::new(0),
         refused: AtomicU64::new(0),
+        calls_muted: AtomicBool::new(false),
         rxq_taken: Mutex::new(vec![false; usize::from(queue_pairs)]),
         socket: path.to_path_buf(),
         connect_log: RateLimit::new(),

@@ -12,6 +12,13 @@
 //! most once. Any violation marks the ring broken ([`SplitRing::fault`]): it moves nothing
 //! more until the frontend restarts it, and only this ring is affected.
 //!
+//! Work is bounded too, whatever the driver writes (zero-length descriptors, indirect tables
+//! as long as the ring, mergeable frames over empty chains): a chain, and the chains of one
+//! mergeable frame together, read at most [`MAX_CHAIN_DESCS`] descriptors, or they are
+//! returned unused and counted; a burst reads at most about [`BURST_DESC_BUDGET`]
+//! descriptors and leaves the rest in the ring. `bench/benches/vring.rs` measures a hostile
+//! burst against a benign one.
+//!
 //! Guest memory is only touched through the memory table's range-checked accessors
 //! ([`super::hostmem::HostRegion`]: one range check, then a copy or an atomic), so an address
 //! outside the mapped regions is an error, never an access. Descriptors are copied into our
@@ -51,6 +58,18 @@ pub const MAX_QUEUE_SIZE: u16 = 32768;
 pub const NET_HDR_LEN: usize = 12;
 /// Offset of `num_buffers` in the header (§5.1.6).
 const NUM_BUFFERS_OFF: usize = 10;
+/// The most descriptors one chain may have, and one mergeable frame across all its chains,
+/// counting every descriptor read: zero-length ones and the indirect one too. DPDK's vhost
+/// library caps a packet at the same 256 buffers (`BUF_VECTOR_MAX`); Linux drivers use at
+/// most `MAX_SKB_FRAGS + 2`. A chain over the cap is returned to the driver unused (used
+/// length 0), counted in [`RingCounters::guest_errors`], and never walked again.
+pub const MAX_CHAIN_DESCS: u32 = 256;
+/// Descriptor reads one burst may make. A chain is started only while at least
+/// [`MAX_CHAIN_DESCS`] of the budget is left, so a burst reads fewer than
+/// `BURST_DESC_BUDGET + MAX_CHAIN_DESCS` descriptors whatever the driver wrote, and a
+/// benign burst (32 frames of up to 24 descriptors each) never meets the bound. What is left
+/// waits in the ring for the next burst.
+pub const BURST_DESC_BUDGET: u32 = 1024;
 
 /// Why a ring was refused at start or broken later. Every variant is a driver (guest or
 /// frontend) error.
@@ -103,6 +122,10 @@ pub enum QueueError {
     /// (§2.6.5.3).
     #[error("indirect table length {0} is invalid")]
     BadIndirectLen(u32),
+    /// A chain (or the chains of one mergeable frame) has more than [`MAX_CHAIN_DESCS`]
+    /// descriptors. Not a ring fault: the chain is returned unused and counted.
+    #[error("descriptor chain over {MAX_CHAIN_DESCS} descriptors")]
+    ChainOverCap,
     /// A chain adds up to more than 2^32 bytes (§2.6.5.2).
     #[error("descriptor chain longer than 2^32 bytes")]
     ChainTooLarge,
@@ -110,6 +133,11 @@ pub enum QueueError {
     /// (§2.6.5.1: "A device MUST NOT write to a device-readable buffer").
     #[error("buffer with the wrong direction for this ring")]
     WrongDirection,
+    /// The guest's memory file was truncated under the switch (a SIGBUS on one of its
+    /// regions, repaired by [`super::sigbus`]): the ring stops until the frontend sets its
+    /// memory up again.
+    #[error("guest memory was truncated under the switch")]
+    MemoryFault,
     /// A buffer or an indirect table lies (partly) outside the mapped memory.
     #[error("buffer at {addr:#x} (+{len}) is outside guest memory")]
     BufferOutsideMemory {
@@ -158,6 +186,12 @@ pub struct RingCounters {
     pub dropped_no_buffers: u64,
     /// Interrupts sent to the driver.
     pub notifications: u64,
+    /// Interrupts not delivered: the driver's call eventfd was full, closed, or made
+    /// blocking behind our back.
+    pub interrupts_lost: u64,
+    /// Chains returned to the driver unused because they broke a per-chain bound
+    /// ([`MAX_CHAIN_DESCS`] descriptors per chain or per mergeable frame).
+    pub guest_errors: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -227,6 +261,10 @@ pub struct SplitRing {
     last_avail: u16,
     used_idx: u16,
     fault: Option<QueueError>,
+    /// Descriptor reads left in the current burst ([`BURST_DESC_BUDGET`]).
+    budget: u32,
+    /// Descriptors the chain being collected may still read ([`MAX_CHAIN_DESCS`]).
+    chain_left: u32,
     /// Scratch: the current chain's buffers (reused, so a burst does not allocate).
     segs: Vec<Seg>,
     /// Scratch: chains of the current mergeable frame.
@@ -288,6 +326,8 @@ impl SplitRing {
             last_avail: base,
             used_idx: 0,
             fault: None,
+            budget: 0,
+            chain_left: 0,
             // Grows (rarely, then stays) for longer chains.
             segs: Vec::with_capacity(64),
             chains: Vec::with_capacity(64),
@@ -360,10 +400,16 @@ impl SplitRing {
         let n = usize::from(pending).min(pkts.len());
         let mut got = 0;
         let mut used = self.used_idx;
+        self.budget = BURST_DESC_BUDGET;
         for _ in 0..n {
+            // The rest waits for the next burst: the driver made this one expensive.
+            if self.budget < MAX_CHAIN_DESCS {
+                break;
+            }
             let head = self.avail_entry(self.last_avail);
             let pkt = &mut pkts[got];
             let r = if self.read_tx_fast(head, pkt) {
+                self.budget -= 1;
                 Ok(true)
             } else {
                 self.read_tx_chain(head, pkt)
@@ -375,6 +421,8 @@ impl SplitRing {
                     got += 1;
                 }
                 Ok(false) => cnt.dropped_bad_length += 1,
+                // Returned unused below, like a chain of bad length.
+                Err(QueueError::ChainOverCap) => cnt.guest_errors += 1,
                 Err(e) => {
                     self.fault = Some(e);
                     break;
@@ -383,6 +431,10 @@ impl SplitRing {
             self.write_used(used, head, 0);
             used = used.wrapping_add(1);
             self.last_avail = self.last_avail.wrapping_add(1);
+        }
+        if self.memory_fault() {
+            // Frames read from a repaired page are zeros, not the guest's: none goes on.
+            return (0, false);
         }
         let notify = self.publish_used(used);
         cnt.notifications += u64::from(notify);
@@ -421,6 +473,7 @@ impl SplitRing {
     /// chain's length is unusable and it is dropped.
     fn read_tx_chain(&mut self, head: u16, pkt: &mut Packet) -> Result<bool, QueueError> {
         self.segs.clear();
+        self.chain_left = MAX_CHAIN_DESCS;
         let total = self.collect(head, false)?;
         // The header is not interpreted: no offload feature is offered, so it carries nothing
         // the switch needs (§5.1.6.2).
@@ -469,10 +522,16 @@ impl SplitRing {
         let avail_end = self.last_avail.wrapping_add(pending);
         let mut used = self.used_idx;
         let mut taken = 0;
+        self.budget = BURST_DESC_BUDGET;
         for pkt in pkts {
+            // The rest is not taken: the driver made this burst expensive.
+            if self.budget < MAX_CHAIN_DESCS {
+                break;
+            }
             if self.last_avail != avail_end {
                 let head = self.avail_entry(self.last_avail);
                 if let Some(written) = self.write_rx_fast(head, pkt.data()) {
+                    self.budget -= 1;
                     self.write_used(used, head, written);
                     used = used.wrapping_add(1);
                     self.last_avail = self.last_avail.wrapping_add(1);
@@ -495,6 +554,11 @@ impl SplitRing {
                 }
                 Ok(Some(false)) => {
                     cnt.dropped_too_small += 1;
+                    taken += 1;
+                }
+                // The chains were returned unused; the frame is dropped.
+                Err(QueueError::ChainOverCap) => {
+                    cnt.guest_errors += 1;
                     taken += 1;
                 }
                 Ok(None) => break,
@@ -549,7 +613,15 @@ impl SplitRing {
         }
         let head = self.avail_entry(self.last_avail);
         self.segs.clear();
-        let cap = self.collect(head, true)?;
+        self.chain_left = MAX_CHAIN_DESCS;
+        let cap = match self.collect(head, true) {
+            Err(QueueError::ChainOverCap) => {
+                self.return_unused(&[RxChain { head, segs_end: 0 }], used);
+                self.last_avail = self.last_avail.wrapping_add(1);
+                return Err(QueueError::ChainOverCap);
+            }
+            r => r?,
+        };
         self.last_avail = self.last_avail.wrapping_add(1);
         let need = (NET_HDR_LEN + pkt.len()) as u64;
         let sent = if cap < need {
@@ -568,7 +640,10 @@ impl SplitRing {
     }
 
     /// One frame across as many chains as it needs, `num_buffers` set (§5.1.6.4). `None`: not
-    /// enough buffers for the whole frame (nothing consumed).
+    /// enough buffers for the whole frame (nothing consumed). The chains of one frame share
+    /// one [`MAX_CHAIN_DESCS`] bound: chains that reach it without room for the frame are
+    /// returned unused ([`QueueError::ChainOverCap`]), so a ring of empty chains costs at most
+    /// that many descriptor reads per frame, and the same chains are never walked again.
     fn enqueue_mergeable(
         &mut self,
         pkt: &Packet,
@@ -578,6 +653,7 @@ impl SplitRing {
         let need = (NET_HDR_LEN + pkt.len()) as u64;
         self.segs.clear();
         self.chains.clear();
+        self.chain_left = MAX_CHAIN_DESCS;
         let mut cap = 0u64;
         let mut next = self.last_avail;
         while cap < need {
@@ -585,15 +661,27 @@ impl SplitRing {
                 return Ok(None);
             }
             let head = self.avail_entry(next);
-            // Bounded: at most `pending` (<= queue size) chains, each of at most 2^32 bytes.
-            cap += self.collect(head, true)?;
+            next = next.wrapping_add(1);
+            // Bounded: at most MAX_CHAIN_DESCS descriptors for the whole frame, each of at
+            // most 2^32 bytes.
+            let r = self.collect(head, true);
             self.chains.push(RxChain {
                 head,
                 segs_end: self.segs.len(),
             });
-            next = next.wrapping_add(1);
+            match r {
+                Ok(c) => cap += c,
+                Err(QueueError::ChainOverCap) => {
+                    let chains = std::mem::take(&mut self.chains);
+                    self.return_unused(&chains, used);
+                    self.chains = chains;
+                    self.last_avail = next;
+                    return Err(QueueError::ChainOverCap);
+                }
+                Err(e) => return Err(e),
+            }
         }
-        // chains.len() <= queue size <= 32768, so it fits num_buffers (u16).
+        // chains.len() <= MAX_CHAIN_DESCS, so it fits num_buffers (u16).
         let mut src = Src::new(header(self.chains.len() as u16), pkt.data());
         let mut start = 0;
         for i in 0..self.chains.len() {
@@ -605,6 +693,15 @@ impl SplitRing {
         }
         self.last_avail = next;
         Ok(Some(true))
+    }
+
+    /// Completes `chains` with used length 0 (the driver gets its buffers back, nothing in
+    /// them).
+    fn return_unused(&self, chains: &[RxChain], used: &mut u16) {
+        for c in chains {
+            self.write_used(*used, c.head, 0);
+            *used = used.wrapping_add(1);
+        }
     }
 
     /// Writes from `src` into `self.segs[from..to]` until either runs out; returns the bytes
@@ -687,7 +784,7 @@ impl SplitRing {
     /// Buffers the driver made available since our last burst, or `None` when the ring is
     /// (now) broken. One Acquire load of `avail.idx` per burst.
     fn pending(&mut self) -> Option<u16> {
-        if self.fault.is_some() {
+        if self.fault.is_some() || self.memory_fault() {
             return None;
         }
         // Acquire: the ring entries and descriptors the driver wrote before publishing this
@@ -704,6 +801,17 @@ impl SplitRing {
             return None;
         }
         Some(pending)
+    }
+
+    /// True (and the ring broken) once guest memory or the dirty log was truncated under us:
+    /// whatever the last accesses read or wrote was a repaired page, not the guest's.
+    #[inline]
+    fn memory_fault(&mut self) -> bool {
+        if self.mem.poisoned() || self.log.as_ref().is_some_and(|l| l.poisoned()) {
+            self.fault = Some(QueueError::MemoryFault);
+            return true;
+        }
+        false
     }
 
     /// The chain head at avail position `idx` (not yet checked against the table).
@@ -760,6 +868,7 @@ impl SplitRing {
         }
         // The common chain: one plain descriptor (virtio-net drivers put header and frame in
         // one buffer). Same checks as the general walk below, without its bookkeeping.
+        self.step()?;
         let d = self.table_desc(head)?;
         if d.flags & (DESC_F_NEXT | DESC_F_INDIRECT) == 0 {
             if (d.flags & DESC_F_WRITE != 0) != writable {
@@ -798,8 +907,14 @@ impl SplitRing {
             // this is in range; table + 16 * idx cannot overflow (the table's range was checked).
             let d = match pending.take() {
                 Some(d) => d,
-                None if indirect => self.read_desc(table + DESC_LEN * u64::from(idx))?,
-                None => self.table_desc(idx)?,
+                None if indirect => {
+                    self.step()?;
+                    self.read_desc(table + DESC_LEN * u64::from(idx))?
+                }
+                None => {
+                    self.step()?;
+                    self.table_desc(idx)?
+                }
             };
             if d.flags & DESC_F_INDIRECT != 0 {
                 // §2.6.5.3.1: one level of indirection only, and never with NEXT.
@@ -859,6 +974,18 @@ impl SplitRing {
             }
             idx = d.next;
         }
+    }
+
+    /// Accounts for one more descriptor read by the chain being collected: fails once the
+    /// chain (or mergeable frame) has read [`MAX_CHAIN_DESCS`], and spends the burst's budget.
+    #[inline(always)]
+    fn step(&mut self) -> Result<(), QueueError> {
+        if self.chain_left == 0 {
+            return Err(QueueError::ChainOverCap);
+        }
+        self.chain_left -= 1;
+        self.budget = self.budget.saturating_sub(1);
+        Ok(())
     }
 
     /// Copies descriptor `idx` out of the ring's descriptor table (`idx` is checked against
@@ -947,7 +1074,7 @@ mod test {
     const MEM: u64 = 1 << 20;
 
     fn table() -> Arc<GuestMemoryTable> {
-        let mut f = tempfile::tempfile().unwrap();
+        let mut f = crate::vhost::memory::test::memfd();
         f.write_all(&vec![0u8; MEM as usize]).unwrap();
         let r = VhostUserMemoryRegion::new(0, MEM, 0, 0);
         Arc::new(GuestMemoryTable::map(&[r], vec![f]).unwrap())
@@ -993,7 +1120,7 @@ mod test {
     fn buffers_in_two_regions() {
         let mut files = Vec::new();
         for _ in 0..2 {
-            let mut f = tempfile::tempfile().unwrap();
+            let mut f = crate::vhost::memory::test::memfd();
             f.write_all(&vec![0u8; MEM as usize]).unwrap();
             files.push(f);
         }

@@ -7,17 +7,18 @@
 //! the ring: it cannot take the lock while a burst runs. The PMD never waits for the
 //! connection thread ([`Vring::try_run`]); it skips a burst instead.
 //!
-//! Each vring also owns a small epoll set holding its current kick eventfd. That set is the
-//! stable [`crate::RxQueue::wait_fd`]: the PMD registers it once, while the frontend may
-//! replace the kick fd at any time.
+//! Each vring also owns a small epoll set holding its current kick eventfd, edge-triggered.
+//! That set is the stable [`crate::RxQueue::wait_fd`]: the PMD registers it once, while the
+//! frontend may replace the kick fd at any time. A wakeup is consumed from the set
+//! ([`Vring::ack_kick`]), never by reading the frontend's eventfd, so nothing the frontend
+//! does to that fd can make a PMD wait (see [`super::fds`]).
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
 use super::queue::{RingCounters, SplitRing};
 
@@ -38,12 +39,37 @@ pub(crate) struct VringRun {
     pub broken: u64,
 }
 
+/// What became of one interrupt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Notified {
+    /// Written (or no call fd: the driver polls).
+    Sent,
+    /// The eventfd was full (or closed): this interrupt is lost, counted.
+    Lost,
+    /// The write blocked until the watchdog interrupted it: the frontend made its fd blocking
+    /// again. The call fd was dropped; the caller stops taking new ones from this frontend.
+    Stalled,
+}
+
 impl VringRun {
-    /// Signals the driver (one eventfd write). A full or closed eventfd only loses an
-    /// interrupt the driver will recover from on its next poll.
-    pub fn notify(&self) {
-        if let Some(call) = &self.call {
-            let _ = (&*call).write(&1u64.to_ne_bytes());
+    /// Signals the driver: one non-blocking eventfd write, under the watchdog. A full eventfd
+    /// loses an interrupt the driver recovers from on its next poll.
+    pub fn notify(&mut self) -> Notified {
+        let Some(call) = &self.call else {
+            return Notified::Sent;
+        };
+        let r = crate::watchdog::guarded(|| (&*call).write(&1u64.to_ne_bytes()));
+        match r {
+            Ok(_) => Notified::Sent,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                self.counters.interrupts_lost += 1;
+                self.call = None;
+                Notified::Stalled
+            }
+            Err(_) => {
+                self.counters.interrupts_lost += 1;
+                Notified::Lost
+            }
         }
     }
 }
@@ -92,19 +118,22 @@ impl Vring {
         }
         if let Some(new) = &kick {
             // Fails only on resource exhaustion; the PMD then wakes on its sleep timeout.
-            let _ = self
-                .wake
-                .add(new.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 0));
+            // Edge-triggered: the counter is never read, and each kick (every eventfd
+            // write) still queues one wakeup in this set.
+            let _ = self.wake.add(
+                new.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, 0),
+            );
         }
         std::mem::replace(&mut run.kick, kick)
     }
 }
 
-/// Consumes a pending kick without blocking, whatever the fd's O_NONBLOCK state.
-pub(crate) fn drain_eventfd(fd: &File) {
-    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-    if matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
-        let mut buf = [0u8; 8];
-        let _ = (&*fd).read(&mut buf);
+impl Vring {
+    /// Consumes a pending kick from the vring's own epoll set (zero timeout), so the set stops
+    /// reporting readable until the next kick. The frontend's eventfd is not touched.
+    pub fn ack_kick(&self) {
+        let mut events = [EpollEvent::empty(); 1];
+        let _ = self.wake.wait(&mut events, EpollTimeout::ZERO);
     }
 }

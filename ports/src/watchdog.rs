@@ -1,0 +1,190 @@
+//! A watchdog for the few system calls a PMD makes on a tenant's file descriptors.
+//!
+//! The PMD signals a guest by writing its call eventfd. The fd is made non-blocking when it
+//! arrives ([`crate::vhost`] checks that it is an eventfd and sets `O_NONBLOCK`), but
+//! `O_NONBLOCK` belongs to the open file description, which the frontend shares: a hostile
+//! virtio-user frontend can clear the flag again with `fcntl` and push the eventfd's counter to
+//! its maximum, and the next `write` blocks the PMD (and every port it serves) for as long as
+//! the frontend likes. No flag or pre-check closes that race, and an anonymous inode cannot be
+//! reopened as a description of our own (`open("/proc/self/fd/N")` fails with `ENXIO`).
+//!
+//! So such calls run inside [`guarded`]: the calling thread's slot says "inside call number
+//! N", two plain stores around the call. A watchdog thread (never a PMD) looks at every slot
+//! each [`ROUND`]; a slot still inside the same call as one round before gets `SIGURG`, whose
+//! handler does nothing and is installed without `SA_RESTART`, so the blocked call returns
+//! `EINTR`. The caller then treats the fd as hostile (the vhost port stops signalling that
+//! frontend: one tenant's interrupts, nothing else). A PMD is held up at most two rounds, once
+//! per such frontend.
+//!
+//! `SIGURG` is ignored by default, so a stray one (after the call already returned) costs
+//! nothing: at worst an `epoll_wait` ends early, which the PMD's idle loop allows.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::Once;
+use std::time::Duration;
+
+/// How often the watchdog looks at the slots.
+pub const ROUND: Duration = Duration::from_millis(10);
+/// The most threads that can make guarded calls at once (PMDs, plus test threads).
+const MAX_SLOTS: usize = 256;
+/// The signal that interrupts a stuck call.
+const SIGNAL: libc::c_int = libc::SIGURG;
+
+/// One thread's state, on a cache line of its own: only that thread writes `seq`.
+#[repr(align(64))]
+struct Slot {
+    /// The owner's kernel thread id; 0 while free.
+    tid: AtomicI32,
+    /// Odd while inside a guarded call; bumped on entry and on exit.
+    seq: AtomicU64,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const FREE: Slot = Slot {
+    tid: AtomicI32::new(0),
+    seq: AtomicU64::new(0),
+};
+static SLOTS: [Slot; MAX_SLOTS] = [FREE; MAX_SLOTS];
+static START: Once = Once::new();
+/// Calls the watchdog interrupted, for tests and logs.
+static INTERRUPTED: AtomicU64 = AtomicU64::new(0);
+
+/// The calling thread's slot; released when the thread exits.
+struct Owned {
+    slot: Option<&'static Slot>,
+    seq: Cell<u64>,
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Some(s) = self.slot {
+            s.seq.store(0, Ordering::Relaxed);
+            s.tid.store(0, Ordering::Release);
+        }
+    }
+}
+
+thread_local! {
+    static MINE: Owned = Owned { slot: claim(), seq: Cell::new(0) };
+}
+
+/// Takes a free slot for this thread (and starts the watchdog once). `None` when every slot
+/// is taken: the call then runs unwatched, as it would without this module.
+fn claim() -> Option<&'static Slot> {
+    START.call_once(start);
+    // SAFETY: gettid has no preconditions and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    let slot = SLOTS.iter().find(|s| {
+        s.tid
+            .compare_exchange(0, tid, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    });
+    if slot.is_none() {
+        tracing::warn!("watchdog: no free slot; this thread's calls on tenant fds run unwatched");
+    }
+    slot
+}
+
+/// Runs `call` (one system call on a tenant's fd) where the watchdog interrupts it with
+/// `EINTR` if it blocks for more than a round. Costs two plain stores to this thread's own
+/// cache line.
+#[inline]
+pub fn guarded<T>(call: impl FnOnce() -> T) -> T {
+    MINE.with(|m| {
+        let Some(slot) = m.slot else {
+            return call();
+        };
+        let s = m.seq.get();
+        slot.seq.store(s + 1, Ordering::Relaxed);
+        let r = call();
+        slot.seq.store(s + 2, Ordering::Relaxed);
+        m.seq.set(s + 2);
+        r
+    })
+}
+
+/// How many calls the watchdog has interrupted since the process started.
+pub fn interrupted() -> u64 {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+extern "C" fn on_signal(_: libc::c_int) {}
+
+fn start() {
+    // SAFETY: a zeroed sigaction is a valid value to fill in; the handler does nothing, so it
+    // is async-signal-safe; no SA_RESTART, so a blocked system call returns EINTR.
+    let installed = unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+        libc::sigemptyset(&mut sa.sa_mask);
+        sa.sa_flags = 0;
+        libc::sigaction(SIGNAL, &sa, std::ptr::null_mut()) == 0
+    };
+    if !installed {
+        tracing::warn!("watchdog: cannot install the SIGURG handler; calls run unwatched");
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("watchdog".into())
+        .spawn(watch);
+    if let Err(e) = spawned {
+        tracing::warn!("watchdog: cannot start its thread ({e}); calls run unwatched");
+    }
+}
+
+fn watch() {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let mut seen = [0u64; MAX_SLOTS];
+    loop {
+        std::thread::sleep(ROUND);
+        for (i, slot) in SLOTS.iter().enumerate() {
+            let tid = slot.tid.load(Ordering::Acquire);
+            let seq = slot.seq.load(Ordering::Relaxed);
+            if tid != 0 && seq % 2 == 1 && seq == seen[i] {
+                // SAFETY: tgkill only sends a signal; a thread that has exited meanwhile
+                // (and whose id was reused in this process) gets a SIGURG it ignores.
+                unsafe {
+                    libc::syscall(libc::SYS_tgkill, pid, tid, SIGNAL);
+                }
+                INTERRUPTED.fetch_add(1, Ordering::Relaxed);
+                // Once per call: the next round must see a new call number to fire again.
+                seen[i] = 0;
+                continue;
+            }
+            seen[i] = seq;
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use std::time::Instant;
+
+    /// A call that would block forever (a read on an empty pipe nobody writes) returns EINTR
+    /// within a few rounds, and a quick call is never interrupted.
+    #[test]
+    fn a_blocked_call_is_interrupted() {
+        let (r, _w) = std::io::pipe().unwrap();
+        let t = Instant::now();
+        let before = interrupted();
+        let err = guarded(|| {
+            let mut b = [0u8; 1];
+            // SAFETY: reads into a valid local buffer from an fd we own.
+            unsafe { libc::read(r.as_raw_fd(), b.as_mut_ptr().cast(), 1) }
+        });
+        assert_eq!(err, -1);
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EINTR)
+        );
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(interrupted() > before);
+        for _ in 0..1000 {
+            assert_eq!(guarded(|| 7), 7);
+        }
+    }
+}
