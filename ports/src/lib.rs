@@ -30,4 +30,4 @@ pub mod vhost;
 pub mod watchdog;
 
 pub use packet::Packet;
-pub use port::{Port, PortError, RxQueue, TxQueue, BURST};
+pub use port::{GuestFaults, Port, PortError, RxQueue, TxQueue, BURST};

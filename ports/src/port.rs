@@ -61,6 +61,31 @@ pub trait Port: Send {
     fn connected(&self) -> Option<bool> {
         None
     }
+
+    /// What the port's tenant did wrong, for ports whose peer is a tenant (vhost-user):
+    /// `None` for the others. Cheap like [`Port::connected`].
+    fn guest_faults(&self) -> Option<GuestFaults> {
+        None
+    }
+}
+
+/// A tenant's faults on its port, since the port was created. Each costs that port only.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GuestFaults {
+    /// Rings that broke on a driver fault (bad index, address, loop, ...) or were refused at
+    /// start. A broken ring moves nothing until the frontend restarts it.
+    pub rings_broken: u64,
+    /// Of those, rings stopped because the guest's memory file was truncated under the switch
+    /// (a SIGBUS, survived): every ring on that memory stops, each counted once.
+    pub memory_faults: u64,
+    /// Descriptor chains returned unused because they were over the per-chain bound.
+    pub chains_over_cap: u64,
+    /// Interrupts not delivered: the call eventfd was full or made blocking.
+    pub interrupts_lost: u64,
+    /// Protocol messages refused (bad memory table, fd of the wrong kind, ...).
+    pub refused_messages: u64,
+    /// A frontend made its call eventfd block a PMD: the port signals no frontend any more.
+    pub interrupts_muted: bool,
 }
 
 /// Why a port operation failed.

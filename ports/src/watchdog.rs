@@ -143,12 +143,13 @@ fn watch() {
             let tid = slot.tid.load(Ordering::Acquire);
             let seq = slot.seq.load(Ordering::Relaxed);
             if tid != 0 && seq % 2 == 1 && seq == seen[i] {
+                // Counted first: the interrupted call may return before this thread runs on.
+                INTERRUPTED.fetch_add(1, Ordering::Relaxed);
                 // SAFETY: tgkill only sends a signal; a thread that has exited meanwhile
                 // (and whose id was reused in this process) gets a SIGURG it ignores.
                 unsafe {
                     libc::syscall(libc::SYS_tgkill, pid, tid, SIGNAL);
                 }
-                INTERRUPTED.fetch_add(1, Ordering::Relaxed);
                 // Once per call: the next round must see a new call number to fire again.
                 seen[i] = 0;
                 continue;

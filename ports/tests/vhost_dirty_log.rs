@@ -72,8 +72,10 @@ fn writes_into_guest_memory_are_logged_only_while_logging() {
     g.publish(0);
     assert_eq!(txq.tx_burst(&mut packets(&[frame(5000, 2)])), 1);
     // Pages written: the used elements and index (one page here), all of b1, and the first
-    // 5012 - 4096 = 916 bytes of b2.
+    // 5012 - 4096 = 916 bytes of b2; and, when logging started, both rings' used flags and
+    // index (written when the rings started, before any log).
     let mut want: Vec<u64> = pages(g.rings[0].used, 4 + 8 * u64::from(QSIZE))
+        .chain(pages(g.rings[1].used, 4))
         .chain(pages(b1, 4096))
         .chain(pages(b2, 916))
         .collect();

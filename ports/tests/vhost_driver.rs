@@ -78,7 +78,11 @@ pub struct DriverRing {
 
 impl DriverRing {
     fn new(vring: usize, size: u16) -> DriverRing {
-        let base = vring as u64 * RING_AREA;
+        DriverRing::at(vring, size, vring as u64 * RING_AREA)
+    }
+
+    /// A ring of `size` entries whose descriptor table starts at guest address `base`.
+    pub fn at(vring: usize, size: u16, base: u64) -> DriverRing {
         DriverRing {
             vring,
             size,
@@ -132,8 +136,26 @@ impl Guest {
         Guest::setup(fe, pairs, features)
     }
 
+    /// [`Guest::connect`] with guest memory in `memfd` (of [`MEM_SIZE`] bytes).
+    pub fn connect_with_memory(path: &Path, pairs: u16, features: u64, memfd: File) -> Guest {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let fe = loop {
+            match Frontend::connect(path, 2 * u64::from(pairs)) {
+                Ok(fe) => break fe,
+                Err(e) if Instant::now() > deadline => panic!("connect: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        Guest::setup_with_memory(fe, pairs, features, memfd)
+    }
+
     /// Negotiates and starts all vrings on an already connected frontend.
-    pub fn setup(mut fe: Frontend, pairs: u16, features: u64) -> Guest {
+    pub fn setup(fe: Frontend, pairs: u16, features: u64) -> Guest {
+        Guest::setup_with_memory(fe, pairs, features, memfd(MEM_SIZE))
+    }
+
+    /// [`Guest::setup`] with guest memory in `memfd`.
+    pub fn setup_with_memory(mut fe: Frontend, pairs: u16, features: u64, memfd: File) -> Guest {
         fe.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
         let offered = fe.get_features().unwrap();
         assert_eq!(offered & VIRTIO_F_VERSION_1, VIRTIO_F_VERSION_1);
@@ -150,7 +172,6 @@ impl Guest {
             features | VIRTIO_F_VERSION_1 | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
         fe.set_features(features).unwrap();
 
-        let memfd = memfd(MEM_SIZE);
         let mem = GuestMemoryMmap::from_ranges_with_files([(
             GuestAddress(0),
             MEM_SIZE as usize,

@@ -2,7 +2,7 @@
 //! (client mode) the connection, runs the protocol loop one request at a time, and after a
 //! disconnect tears this port's state down and waits for the next frontend.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{recv, MsgFlags};
 use tracing::{debug, info, warn};
 use vhost::vhost_user::{BackendReqHandler, Error as ProtoError};
 
@@ -82,6 +83,30 @@ fn sleep_unless_stopped(shared: &PortShared, d: Duration) {
     }
 }
 
+/// `VHOST_USER_SET_VRING_ENABLE` (vhost-user spec, "Front-end message types").
+const SET_VRING_ENABLE: u32 = 18;
+/// A message header: request, flags, body size (u32 each, little-endian).
+const HEADER_LEN: usize = 12;
+
+/// If the next message on `stream` is `SET_VRING_ENABLE`, its vring index and value, read
+/// without consuming anything (`MSG_PEEK`). Waits for the message like the crate's own read
+/// would; fds attached to it stay queued for the crate.
+fn peek_vring_enable(stream: &UnixStream) -> Option<(u32, bool)> {
+    let peek = |buf: &mut [u8]| {
+        let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_WAITALL;
+        matches!(recv(stream.as_raw_fd(), buf, flags), Ok(n) if n == buf.len())
+    };
+    let mut msg = [0u8; HEADER_LEN + 8];
+    if !peek(&mut msg[..HEADER_LEN]) {
+        return None;
+    }
+    let word = |m: &[u8], at: usize| u32::from_le_bytes([m[at], m[at + 1], m[at + 2], m[at + 3]]);
+    if word(&msg, 0) != SET_VRING_ENABLE || word(&msg, 8) != 8 || !peek(&mut msg) {
+        return None;
+    }
+    Some((word(&msg, 12), word(&msg, 16) != 0))
+}
+
 /// Runs one connection to its end, then tears its state down.
 fn serve(shared: &Arc<PortShared>, stream: UnixStream) {
     {
@@ -98,9 +123,17 @@ fn serve(shared: &Arc<PortShared>, stream: UnixStream) {
     if shared.connect_log.allow() {
         info!(socket = %shared.socket.display(), "vhost-user frontend connected");
     }
+    let peek = stream.try_clone().ok();
     let handler = Arc::new(Mutex::new(Handler::new(shared.clone())));
     let mut req = BackendReqHandler::from_stream(stream, handler.clone());
     loop {
+        // A refusal is only ever about the request that caused it.
+        handler
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take_refused();
+        // The one message the crate refuses without passing it on (below) is read here first.
+        let early_enable = peek.as_ref().and_then(peek_vring_enable);
         match req.handle_request() {
             Ok(()) => {}
             Err(e) => {
@@ -116,13 +149,15 @@ fn serve(shared: &Arc<PortShared>, stream: UnixStream) {
                     // QEMU (7.2) virtio-net sends SET_VRING_ENABLE(1) before SET_FEATURES and
                     // never again. The vhost crate refuses it (PROTOCOL_FEATURES not acked yet)
                     // after reading the whole message, without replying, so the stream is still
-                    // in step; only the message's index and value are lost.
+                    // in step; the message's index and value were peeked above.
                     ProtoError::InactiveFeature(f) => {
                         debug!("SET_VRING_ENABLE before SET_FEATURES ({f:?} not acked yet)");
-                        handler
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .enable_before_features();
+                        if let Some((index, enable)) = early_enable {
+                            handler
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .enable_before_features(index, enable);
+                        }
                         continue;
                     }
                     ProtoError::Disconnected

@@ -10,8 +10,10 @@
 //! has not enabled (a multiqueue guest that uses fewer pairs) falls back to ring 0.
 
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::queue::QueueError;
 use super::vring::{Notified, Vring, VringRun};
 use super::PortShared;
 use crate::packet::Packet;
@@ -25,7 +27,11 @@ const TX_LOCK_SPINS: u32 = 4096;
 /// Signals the driver. A frontend whose call fd blocked us (see [`super::fds`]) gets no
 /// more interrupts on this port: its fd is gone and new ones are refused.
 fn notify(shared: &PortShared, v: &Vring, run: &mut VringRun) {
-    if run.notify() == Notified::Stalled {
+    let r = run.notify();
+    if r != Notified::Sent {
+        shared.interrupts_lost.fetch_add(1, Ordering::Relaxed);
+    }
+    if r == Notified::Stalled {
         shared.mute_calls();
         super::warn_limited!(
             socket = %shared.socket.display(),
@@ -36,14 +42,41 @@ fn notify(shared: &PortShared, v: &Vring, run: &mut VringRun) {
     }
 }
 
-/// Counts a ring that just broke, and logs it (rate-limited: the guest controls how often).
-fn note_fault(v: &Vring, run: &mut VringRun, was_broken: bool) {
+/// After a burst: counts chains over the bound (`over_cap_before`: the ring's count before
+/// the burst) and a ring that just broke, and logs the break (rate-limited: the guest controls
+/// how often).
+fn note_faults(
+    shared: &PortShared,
+    v: &Vring,
+    run: &mut VringRun,
+    was_broken: bool,
+    over_cap_before: u64,
+) {
+    let over_cap = run.counters.guest_errors - over_cap_before;
+    if over_cap > 0 {
+        shared
+            .chains_over_cap
+            .fetch_add(over_cap, Ordering::Relaxed);
+    }
     if was_broken {
         return;
     }
     if let Some(e) = run.ring.as_ref().and_then(|r| r.fault()) {
         run.broken += 1;
+        shared.rings_broken.fetch_add(1, Ordering::Relaxed);
+        if *e == QueueError::MemoryFault {
+            shared.memory_faults.fetch_add(1, Ordering::Relaxed);
+            // Once per fault, not rate-limited away: it names the port that lost its memory.
+            tracing::error!(
+                socket = %shared.socket.display(),
+                vring = v.index,
+                "guest memory was truncated under the switch (SIGBUS survived); the port's \
+                 rings stop until the frontend sets up its memory again"
+            );
+            return;
+        }
         super::warn_limited!(
+            socket = %shared.socket.display(),
             vring = v.index,
             "guest broke its vring: {e}; the vring stops until restarted"
         );
@@ -72,11 +105,12 @@ impl RxQueue for VhostRxq {
             return 0;
         };
         let was_broken = ring.fault().is_some();
+        let over_cap = run.counters.guest_errors;
         let (n, wanted) = ring.dequeue(pkts, &mut run.counters);
         if wanted {
             notify(&self.shared, v, run);
         }
-        note_fault(v, run, was_broken);
+        note_faults(&self.shared, v, run, was_broken, over_cap);
         n
     }
 
@@ -143,11 +177,12 @@ impl VhostTxq {
         if was_broken {
             return Some(0);
         }
+        let over_cap = run.counters.guest_errors;
         let (n, wanted) = ring.enqueue(pkts, mrg, &mut run.counters);
         if wanted {
             notify(&self.shared, v, run);
         }
-        note_fault(v, run, was_broken);
+        note_faults(&self.shared, v, run, was_broken, over_cap);
         Some(n)
     }
 }

@@ -189,13 +189,13 @@ impl Handler {
         self.refuse(HandlerError::Unsupported(what))
     }
 
-    /// The frontend sent SET_VRING_ENABLE before SET_FEATURES, which the vhost crate refuses
-    /// without passing on its index and value. QEMU does this (its only enables, a replay of
-    /// the guest's queue-pair state): count every ring as enabled; a later
-    /// SET_VRING_ENABLE(0) still disables one.
-    pub fn enable_before_features(&mut self) {
-        for i in 0..self.vrings.len() {
-            self.vrings[i].enabled = true;
+    /// The frontend sent SET_VRING_ENABLE(`index`, `enable`) before SET_FEATURES, which the
+    /// vhost crate refuses without passing it on (the connection loop peeked it). QEMU does
+    /// this (its only enables, a replay of the guest's queue-pair state): apply it as if it
+    /// had come later. An index past the device's vrings is refused like any other.
+    pub fn enable_before_features(&mut self, index: u32, enable: bool) {
+        if let Ok(i) = self.index(index) {
+            self.vrings[i].enabled = enable;
             self.sync(i);
         }
     }
@@ -245,6 +245,9 @@ impl Handler {
                         // where it was, as after GET_VRING_BASE.
                         stopped_at = old_avail;
                         run.broken += 1;
+                        self.shared
+                            .rings_broken
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         failed = Some(e);
                         None
                     }
@@ -328,7 +331,8 @@ impl VhostUserBackendReqHandlerMut for Handler {
         files: Vec<File>,
         _postcopy_listening: Option<bool>,
     ) -> ProtoResult<Option<Vec<VhostUserMemoryRegionBase>>> {
-        let table = match GuestMemoryTable::map(ctx, files) {
+        let max = self.shared.opts.max_guest_memory;
+        let table = match GuestMemoryTable::map_limited(ctx, files, max) {
             Ok(t) => Arc::new(t),
             Err(e) => return Err(self.refuse(e.into())),
         };

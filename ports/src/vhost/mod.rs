@@ -40,7 +40,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crate::port::{Port, PortError, RxQueue, TxQueue};
+use crate::port::{GuestFaults, Port, PortError, RxQueue, TxQueue};
 pub use queue::RingCounters;
 use vring::Vring;
 
@@ -114,6 +114,26 @@ pub struct PortStats {
     pub vrings: Vec<VringStats>,
 }
 
+/// Limits of one vhost-user port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VhostOptions {
+    /// The most guest memory a frontend may map, all regions together; a larger memory table
+    /// is refused ([`memory::MemoryError::TooLarge`]).
+    pub max_guest_memory: u64,
+}
+
+impl Default for VhostOptions {
+    fn default() -> VhostOptions {
+        VhostOptions {
+            max_guest_memory: memory::DEFAULT_MAX_GUEST_MEMORY,
+        }
+    }
+}
+
+/// How long dropping a port waits for its connection thread before leaving it to finish on
+/// its own (it holds only this port's state, and ends once its socket call returns).
+const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// State shared by the port, its connection thread and its queue handles.
 pub(crate) struct PortShared {
     pub queue_pairs: u16,
@@ -127,6 +147,13 @@ pub(crate) struct PortShared {
     /// A frontend's call fd blocked a PMD: this port takes no call fds any more (see
     /// [`fds`]). Stays set for the port's lifetime.
     calls_muted: AtomicBool,
+    pub opts: VhostOptions,
+    /// Faults counted as they happen (rare events, never per packet): read by
+    /// [`Port::guest_faults`] without taking any vring lock.
+    pub rings_broken: AtomicU64,
+    pub memory_faults: AtomicU64,
+    pub chains_over_cap: AtomicU64,
+    pub interrupts_lost: AtomicU64,
     rxq_taken: Mutex<Vec<bool>>,
     /// The socket path, naming the port in logs.
     pub socket: PathBuf,
@@ -177,7 +204,16 @@ impl VhostUserPort {
     /// Server mode: listens on `path` (replacing a stale socket there) for a frontend such as
     /// QEMU with `server=off`; after a disconnect it accepts the next one.
     pub fn server(path: &Path, queue_pairs: u16) -> Result<VhostUserPort, VhostError> {
-        let shared = new_shared(path, queue_pairs)?;
+        VhostUserPort::server_with(path, queue_pairs, VhostOptions::default())
+    }
+
+    /// [`VhostUserPort::server`] with options.
+    pub fn server_with(
+        path: &Path,
+        queue_pairs: u16,
+        opts: VhostOptions,
+    ) -> Result<VhostUserPort, VhostError> {
+        let shared = new_shared(path, queue_pairs, opts)?;
         match std::fs::symlink_metadata(path) {
             Ok(m) if m.file_type().is_socket() => {
                 std::fs::remove_file(path).map_err(|source| VhostError::Os {
@@ -205,7 +241,16 @@ impl VhostUserPort {
     /// `server=1`), retrying with backoff for as long as the port exists, and again after every
     /// disconnect.
     pub fn client(path: &Path, queue_pairs: u16) -> Result<VhostUserPort, VhostError> {
-        let shared = new_shared(path, queue_pairs)?;
+        VhostUserPort::client_with(path, queue_pairs, VhostOptions::default())
+    }
+
+    /// [`VhostUserPort::client`] with options.
+    pub fn client_with(
+        path: &Path,
+        queue_pairs: u16,
+        opts: VhostOptions,
+    ) -> Result<VhostUserPort, VhostError> {
+        let shared = new_shared(path, queue_pairs, opts)?;
         let s = shared.clone();
         let p = path.to_owned();
         let thread = spawn(path, move || conn::client_loop(s, p))?;
@@ -253,7 +298,11 @@ impl VhostUserPort {
     }
 }
 
-fn new_shared(path: &Path, queue_pairs: u16) -> Result<Arc<PortShared>, VhostError> {
+fn new_shared(
+    path: &Path,
+    queue_pairs: u16,
+    opts: VhostOptions,
+) -> Result<Arc<PortShared>, VhostError> {
     if queue_pairs == 0 || queue_pairs > MAX_QUEUE_PAIRS {
         return Err(VhostError::QueuePairs(queue_pairs));
     }
@@ -273,6 +322,11 @@ fn new_shared(path: &Path, queue_pairs: u16) -> Result<Arc<PortShared>, VhostErr
         connections: AtomicU64::new(0),
         refused: AtomicU64::new(0),
         calls_muted: AtomicBool::new(false),
+        opts,
+        rings_broken: AtomicU64::new(0),
+        memory_faults: AtomicU64::new(0),
+        chains_over_cap: AtomicU64::new(0),
+        interrupts_lost: AtomicU64::new(0),
         rxq_taken: Mutex::new(vec![false; usize::from(queue_pairs)]),
         socket: path.to_path_buf(),
         connect_log: RateLimit::new(),
@@ -326,6 +380,18 @@ impl Port for VhostUserPort {
     fn connected(&self) -> Option<bool> {
         Some(self.is_connected())
     }
+
+    fn guest_faults(&self) -> Option<GuestFaults> {
+        let s = &self.shared;
+        Some(GuestFaults {
+            rings_broken: s.rings_broken.load(Ordering::Relaxed),
+            memory_faults: s.memory_faults.load(Ordering::Relaxed),
+            chains_over_cap: s.chains_over_cap.load(Ordering::Relaxed),
+            interrupts_lost: s.interrupts_lost.load(Ordering::Relaxed),
+            refused_messages: s.refused.load(Ordering::Relaxed),
+            interrupts_muted: s.calls_muted(),
+        })
+    }
 }
 
 impl Drop for VhostUserPort {
@@ -341,7 +407,20 @@ impl Drop for VhostUserPort {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            // Deleting a port never waits on its tenant: a connection thread that does not
+            // end promptly is left to end by itself.
+            let start = Instant::now();
+            while !t.is_finished() && start.elapsed() < JOIN_WAIT {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                tracing::warn!(
+                    socket = %self.shared.socket.display(),
+                    "vhost-user connection thread still busy after {JOIN_WAIT:?}; left to end on its own"
+                );
+            }
         }
         if let Some(p) = &self.socket {
             let _ = std::fs::remove_file(p);

@@ -356,8 +356,13 @@ impl SplitRing {
         self.cfg
     }
 
-    /// Starts (`Some`) or stops (`None`) marking writes in a dirty log.
+    /// Starts (`Some`) or stops (`None`) marking writes in a dirty log. A new log gets the
+    /// used ring's flags and index marked at once: they were written (when the ring started,
+    /// or moved to new memory) before any log was attached.
     pub fn set_log(&mut self, log: Option<Arc<DirtyLog>>) {
+        if let Some(log) = &log {
+            log.mark(self.used.gpa(), 4);
+        }
         self.log = log;
     }
 
@@ -380,11 +385,7 @@ impl SplitRing {
         let last = self.last_avail;
         let mut ring = SplitRing::new(mem, cfg, last)?;
         ring.fault = self.fault;
-        ring.log = self.log;
-        if let Some(log) = &ring.log {
-            // `new` wrote the used flags before the log was attached.
-            log.mark(ring.used.gpa(), 2);
-        }
+        ring.set_log(self.log);
         Ok(ring)
     }
 
@@ -569,6 +570,10 @@ impl SplitRing {
             }
         }
         cnt.dropped_no_buffers += (pkts.len() - taken) as u64;
+        if self.memory_fault() {
+            // The buffers were a repaired page, not the guest's: nothing is handed back.
+            return (taken, false);
+        }
         let notify = self.publish_used(used);
         cnt.notifications += u64::from(notify);
         (taken, notify)
@@ -731,14 +736,17 @@ impl SplitRing {
     #[inline]
     fn write_at(&self, seg: &Seg, off: u64, bytes: &[u8]) -> Result<usize, QueueError> {
         let addr = seg.addr_at(off)?;
-        if !self.mem.write(bytes, addr, &self.buf_hint) {
+        let written = self.mem.write(bytes, addr, &self.buf_hint);
+        // Marked even when the write failed part way: the bytes inside guest memory may have
+        // been written, and marking more than was written is harmless.
+        if let Some(log) = &self.log {
+            log.mark(addr, bytes.len() as u64);
+        }
+        if !written {
             return Err(QueueError::BufferOutsideMemory {
                 addr,
                 len: bytes.len() as u64,
             });
-        }
-        if let Some(log) = &self.log {
-            log.mark(addr, bytes.len() as u64);
         }
         Ok(bytes.len())
     }
