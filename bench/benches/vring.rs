@@ -46,10 +46,9 @@ fn ring_cfg(base: u64) -> RingConfig {
 /// Guest memory with both rings laid out: avail slot `i` names descriptor `i`, and each
 /// transmit descriptor holds a 12-byte header and a 64-byte frame.
 fn guest() -> Arc<GuestMemoryTable> {
-    let mut f = tempfile::tempfile().expect("tempfile");
-    f.write_all(&vec![0u8; MEM as usize]).expect("size");
     let t = Arc::new(
-        GuestMemoryTable::map(&[VhostUserMemoryRegion::new(0, MEM, 0, 0)], vec![f]).expect("map"),
+        GuestMemoryTable::map(&[VhostUserMemoryRegion::new(0, MEM, 0, 0)], vec![memfd()])
+            .expect("map"),
     );
     let m = t.mem();
     let mut frame = [0u8; HDR as usize + FRAME];
@@ -73,6 +72,14 @@ fn guest() -> Arc<GuestMemoryTable> {
             .expect("frame");
     }
     t
+}
+
+/// Guest memory of [`MEM`] bytes in a memfd (guest memory must be tmpfs or hugetlbfs).
+fn memfd() -> std::fs::File {
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    let f = std::fs::File::from(memfd_create(c"vring-bench", MFdFlags::empty()).expect("memfd"));
+    (&f).write_all(&vec![0u8; MEM as usize]).expect("size");
+    f
 }
 
 /// The "driver": makes `BURST` more buffers available on the ring at `base`.
@@ -116,6 +123,88 @@ fn bench_vring(c: &mut Criterion) {
     g.finish();
 }
 
+/// A hostile guest's ring of the largest size: every avail entry names descriptor 0, an
+/// indirect table of 32768 zero-length descriptors chained in a loop (a guest transmit ring:
+/// the same chain without the indirection). One burst into (or out of) it against the benign
+/// burst above: the bounds (`MAX_CHAIN_DESCS`, `BURST_DESC_BUDGET`) are what keep it close.
+fn bench_hostile(c: &mut Criterion) {
+    const SIZE: u32 = 32768;
+    const RING: u64 = 0;
+    const AVAIL: u64 = 16 * SIZE as u64;
+    const USED: u64 = AVAIL + 0x2_0000;
+    const TABLE: u64 = 0x20_0000;
+    let cfg = RingConfig {
+        size: SIZE,
+        desc: GuestAddress(RING),
+        avail: GuestAddress(AVAIL),
+        used: GuestAddress(USED),
+        event_idx: true,
+    };
+    let mut g = c.benchmark_group("vring_hostile");
+    for (name, mrg, rx) in [
+        ("rx_burst_empty_chains_mrg", true, true),
+        ("rx_burst_empty_chains", false, true),
+        ("tx_burst_empty_chains", false, false),
+    ] {
+        let mem = Arc::new(
+            GuestMemoryTable::map(&[VhostUserMemoryRegion::new(0, MEM, 0, 0)], vec![memfd()])
+                .expect("map"),
+        );
+        let m = mem.mem();
+        let desc = |at: u64, addr: u64, len: u32, flags: u16, next: u16| {
+            let mut d = [0u8; 16];
+            d[..8].copy_from_slice(&addr.to_le_bytes());
+            d[8..12].copy_from_slice(&len.to_le_bytes());
+            d[12..14].copy_from_slice(&flags.to_le_bytes());
+            d[14..].copy_from_slice(&next.to_le_bytes());
+            m.write_slice(&d, GuestAddress(at)).expect("desc");
+        };
+        let write = if rx { 2u16 } else { 0 };
+        for i in 0..SIZE {
+            let next = ((i + 1) % SIZE) as u16;
+            if rx {
+                desc(TABLE + 16 * u64::from(i), 0x30_0000, 0, write | 1, next);
+            } else {
+                desc(RING + 16 * u64::from(i), 0x30_0000, 0, 1, next);
+            }
+        }
+        if rx {
+            desc(RING, TABLE, 16 * SIZE, 4, 0);
+        }
+        let mut ring = SplitRing::new(mem.clone(), cfg, 0).expect("ring");
+        let mut pkts = packets_of(FRAME);
+        let mut cnt = RingCounters::default();
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                // Keep the whole ring available: every entry a hostile chain.
+                let idx = ring.last_avail().wrapping_add(SIZE as u16);
+                m.write_obj(idx.to_le(), GuestAddress(AVAIL + 2))
+                    .expect("avail idx");
+                let n = if rx {
+                    ring.enqueue(&pkts, mrg, &mut cnt).0
+                } else {
+                    ring.dequeue(&mut pkts, &mut cnt).0
+                };
+                black_box(n);
+            })
+        });
+        assert!(ring.fault().is_none(), "{:?}", ring.fault());
+        assert!(cnt.guest_errors > 0 && cnt.packets == 0);
+    }
+    g.finish();
+}
+
+/// A burst of 64-byte frames to send.
+fn packets_of(len: usize) -> Vec<Packet> {
+    (0..BURST)
+        .map(|_| {
+            let mut p = Packet::new();
+            assert!(p.copy_from(&vec![0u8; len]));
+            p
+        })
+        .collect()
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -127,6 +216,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_vring
+    targets = bench_vring, bench_hostile
 }
 criterion_main!(benches);

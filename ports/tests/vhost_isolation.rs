@@ -472,7 +472,7 @@ fn a_transmit_ring_of_empty_chains_costs_a_bounded_burst() {
     assert_eq!(total, 0);
     assert!(worst < BURST_BOUND, "worst burst {worst:?}");
     let f = r.faults();
-    assert!(f.chains_over_cap >= 20, "{f:?}");
+    assert!(f.chains_over_cap > 0, "{f:?}");
     assert_eq!(f.rings_broken, 0);
     let used = r.g.take_used(1);
     assert_eq!(

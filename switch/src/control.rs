@@ -557,6 +557,21 @@ impl Switch {
             .collect()
     }
 
+    /// Each port's tenant faults, in creation order: `Some` for ports whose peer is a tenant
+    /// (vhost-user), `None` for the others. Cheap like [`Switch::port_connections`].
+    pub fn port_faults(&self) -> Vec<(PortNo, Option<ports::GuestFaults>)> {
+        self.lock()
+            .ports
+            .iter()
+            .map(|p| {
+                (
+                    p.info.no,
+                    p.port.as_ref().and_then(|port| port.guest_faults()),
+                )
+            })
+            .collect()
+    }
+
     /// The number of installed flows (no PMD is asked).
     pub fn flow_count(&self) -> usize {
         self.lock().flows.len()

@@ -19,4 +19,6 @@ pub mod tunnel;
 
 pub use config::Config;
 pub use control::{FdbEntry, FlowInfo, PortInfo, Switch, SwitchError};
+/// A tenant's faults on its port, as [`Switch::port_faults`] reports them.
+pub use ports::GuestFaults;
 pub use stats::{DropReason, PmdSnapshot, PmdStats};

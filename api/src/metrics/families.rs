@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `vswitch_port_{rx,tx}_{packets,bytes}_total`, `vswitch_port_tx_dropped_total` | counter | port |
 //! | `vswitch_port_connected` (vhost-user: 1 while a frontend is attached) | gauge | port, type |
+//! | `vswitch_port_guest_faults_total` (vhost-user: `ring_broken`, `memory`, `chain_over_cap`, `interrupt_lost`, `refused_message`) | counter | port, fault |
 //! | `vswitch_rxq_{packets,bytes}_total` (per rx queue) | counter | port, queue, pmd |
 //! | `vswitch_txq_{packets,bytes,dropped}_total` (each PMD's tx queue to a port) | counter | port, pmd |
 //! | `vswitch_drops_total` | counter | pmd, reason |
@@ -45,6 +46,8 @@ pub struct PortView {
     pub kind: &'static str,
     /// `Some(connected)` for ports with a peer to wait for.
     pub connected: Option<bool>,
+    /// The tenant's faults, for ports whose peer is a tenant (vhost-user).
+    pub guest_faults: Option<switch::GuestFaults>,
 }
 
 impl View {
@@ -52,6 +55,8 @@ impl View {
     pub fn read(sw: &Switch) -> View {
         let connections: HashMap<PortNo, Option<bool>> =
             sw.port_connections().into_iter().collect();
+        let faults: HashMap<PortNo, Option<switch::GuestFaults>> =
+            sw.port_faults().into_iter().collect();
         let ports = sw
             .ports()
             .into_iter()
@@ -59,6 +64,7 @@ impl View {
                 no: p.no,
                 kind: p.config.kind.as_str(),
                 connected: connections.get(&p.no).copied().flatten(),
+                guest_faults: faults.get(&p.no).copied().flatten(),
                 name: p.config.name,
             })
             .collect();
@@ -73,8 +79,9 @@ impl View {
 /// Registers HELP text and units for every family.
 pub fn describe() {
     use Unit::{Bytes, Count};
-    let counters: [(&'static str, Unit, &'static str); 19] = [
+    let counters: [(&'static str, Unit, &'static str); 20] = [
         ("vswitch_port_rx_packets_total", Count, "Frames received on the port."),
+        ("vswitch_port_guest_faults_total", Count, "A vhost-user tenant's faults on its port, by kind (ring_broken, memory: rings stopped by guest memory truncated under the switch, chain_over_cap, interrupt_lost, refused_message)."),
         ("vswitch_port_rx_bytes_total", Bytes, "Bytes received on the port."),
         ("vswitch_port_tx_packets_total", Count, "Frames the port's tx queues took."),
         ("vswitch_port_tx_bytes_total", Bytes, "Bytes the port's tx queues took."),
@@ -152,6 +159,18 @@ fn record_ports(view: &View) {
         counter!("vswitch_port_tx_packets_total", "port" => port.clone()).absolute(sum.tx_packets);
         counter!("vswitch_port_tx_bytes_total", "port" => port.clone()).absolute(sum.tx_bytes);
         counter!("vswitch_port_tx_dropped_total", "port" => port.clone()).absolute(sum.tx_dropped);
+        if let Some(f) = p.guest_faults {
+            for (fault, n) in [
+                ("ring_broken", f.rings_broken),
+                ("memory", f.memory_faults),
+                ("chain_over_cap", f.chains_over_cap),
+                ("interrupt_lost", f.interrupts_lost),
+                ("refused_message", f.refused_messages),
+            ] {
+                counter!("vswitch_port_guest_faults_total", "port" => port.clone(), "fault" => fault)
+                    .absolute(n);
+            }
+        }
         if let Some(up) = p.connected {
             gauge!("vswitch_port_connected", "port" => port, "type" => p.kind).set(if up {
                 1.0

@@ -34,8 +34,41 @@ pub struct PortView {
     /// For ports with a peer to wait for (vhost-user): whether it is attached now (a
     /// frontend connected, its rings set up). Null for ports without one (memory).
     pub connected: Option<bool>,
+    /// For ports whose peer is a tenant (vhost-user): what it did wrong, each fault costing
+    /// this port only. Null for the others.
+    pub guest_faults: Option<GuestFaultsView>,
     /// Counters summed over the PMDs.
     pub counters: Counters,
+}
+
+/// A tenant's faults on its port since the port was created.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct GuestFaultsView {
+    /// Rings that broke on a driver fault or were refused at start.
+    pub rings_broken: u64,
+    /// Of those, rings stopped because the guest's memory was truncated under the switch.
+    pub memory_faults: u64,
+    /// Descriptor chains returned unused: over 256 descriptors (per chain or mergeable frame).
+    pub chains_over_cap: u64,
+    /// Interrupts not delivered (call eventfd full, or made blocking).
+    pub interrupts_lost: u64,
+    /// Protocol messages refused.
+    pub refused_messages: u64,
+    /// A frontend's call eventfd blocked a PMD: the port signals no frontend any more.
+    pub interrupts_muted: bool,
+}
+
+impl From<switch::GuestFaults> for GuestFaultsView {
+    fn from(f: switch::GuestFaults) -> GuestFaultsView {
+        GuestFaultsView {
+            rings_broken: f.rings_broken,
+            memory_faults: f.memory_faults,
+            chains_over_cap: f.chains_over_cap,
+            interrupts_lost: f.interrupts_lost,
+            refused_messages: f.refused_messages,
+            interrupts_muted: f.interrupts_muted,
+        }
+    }
 }
 
 /// A port's counters.
@@ -60,6 +93,13 @@ fn view(app: &App, p: PortInfo) -> PortView {
         .into_iter()
         .find(|&(no, _)| no == p.no)
         .and_then(|(_, c)| c);
+    let guest_faults = app
+        .switch
+        .port_faults()
+        .into_iter()
+        .find(|&(no, _)| no == p.no)
+        .and_then(|(_, f)| f)
+        .map(GuestFaultsView::from);
     let mut total = PortCounters::default();
     for s in app.switch.stats() {
         if let Some(c) = s.stats.ports.get(p.no.index()) {
@@ -71,6 +111,7 @@ fn view(app: &App, p: PortInfo) -> PortView {
         port_no: p.no.0,
         rxq_pmds: p.rxq_pmds,
         connected,
+        guest_faults,
         config: p.config,
         counters: Counters {
             rx_packets: total.rx_packets,

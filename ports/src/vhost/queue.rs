@@ -16,8 +16,9 @@
 //! as long as the ring, mergeable frames over empty chains): a chain, and the chains of one
 //! mergeable frame together, read at most [`MAX_CHAIN_DESCS`] descriptors, or they are
 //! returned unused and counted; a burst reads at most about [`BURST_DESC_BUDGET`]
-//! descriptors and leaves the rest in the ring. `bench/benches/vring.rs` measures a hostile
-//! burst against a benign one.
+//! descriptors and leaves the rest in the ring; and a ring that returned such chains sits out
+//! the next [`COOLDOWN_BURSTS`] bursts, so a driver that keeps doing it gets a fraction of its
+//! PMD. `bench/benches/vring.rs` measures a hostile burst against a benign one.
 //!
 //! Guest memory is only touched through the memory table's range-checked accessors
 //! ([`super::hostmem::HostRegion`]: one range check, then a copy or an atomic), so an address
@@ -70,6 +71,11 @@ pub const MAX_CHAIN_DESCS: u32 = 256;
 /// benign burst (32 frames of up to 24 descriptors each) never meets the bound. What is left
 /// waits in the ring for the next burst.
 pub const BURST_DESC_BUDGET: u32 = 1024;
+/// Bursts a ring sits out after one that returned a chain over the bound. A benign driver
+/// never meets the bound; a hostile one that keeps the whole ring full of such chains costs
+/// its PMD one bounded burst in `COOLDOWN_BURSTS + 1`, about what a benign full burst costs
+/// (`bench/benches/vring.rs`, `vring_hostile`).
+pub const COOLDOWN_BURSTS: u32 = 15;
 
 /// Why a ring was refused at start or broken later. Every variant is a driver (guest or
 /// frontend) error.
@@ -265,6 +271,8 @@ pub struct SplitRing {
     budget: u32,
     /// Descriptors the chain being collected may still read ([`MAX_CHAIN_DESCS`]).
     chain_left: u32,
+    /// Bursts left to sit out ([`COOLDOWN_BURSTS`]).
+    cooldown: u32,
     /// Scratch: the current chain's buffers (reused, so a burst does not allocate).
     segs: Vec<Seg>,
     /// Scratch: chains of the current mergeable frame.
@@ -328,6 +336,7 @@ impl SplitRing {
             fault: None,
             budget: 0,
             chain_left: 0,
+            cooldown: 0,
             // Grows (rarely, then stays) for longer chains.
             segs: Vec::with_capacity(64),
             chains: Vec::with_capacity(64),
@@ -395,9 +404,13 @@ impl SplitRing {
     /// virtio-net header, completes the chains (used length 0) and returns `n` and whether the
     /// driver must be notified. Bad chains are dropped and counted; ring faults break the ring.
     pub fn dequeue(&mut self, pkts: &mut [Packet], cnt: &mut RingCounters) -> (usize, bool) {
+        if self.sits_out() {
+            return (0, false);
+        }
         let Some(pending) = self.pending() else {
             return (0, false);
         };
+        let over_cap = cnt.guest_errors;
         let n = usize::from(pending).min(pkts.len());
         let mut got = 0;
         let mut used = self.used_idx;
@@ -437,6 +450,7 @@ impl SplitRing {
             // Frames read from a repaired page are zeros, not the guest's: none goes on.
             return (0, false);
         }
+        self.cool_down_if(cnt.guest_errors != over_cap);
         let notify = self.publish_used(used);
         cnt.notifications += u64::from(notify);
         (got, notify)
@@ -517,9 +531,13 @@ impl SplitRing {
     /// chain was too small) and whether the driver must be notified. Stops early when the ring
     /// has no buffers left or breaks.
     pub fn enqueue(&mut self, pkts: &[Packet], mrg: bool, cnt: &mut RingCounters) -> (usize, bool) {
+        if self.sits_out() {
+            return (0, false);
+        }
         let Some(pending) = self.pending() else {
             return (0, false);
         };
+        let over_cap = cnt.guest_errors;
         let avail_end = self.last_avail.wrapping_add(pending);
         let mut used = self.used_idx;
         let mut taken = 0;
@@ -574,6 +592,7 @@ impl SplitRing {
             // The buffers were a repaired page, not the guest's: nothing is handed back.
             return (taken, false);
         }
+        self.cool_down_if(cnt.guest_errors != over_cap);
         let notify = self.publish_used(used);
         cnt.notifications += u64::from(notify);
         (taken, notify)
@@ -809,6 +828,25 @@ impl SplitRing {
             return None;
         }
         Some(pending)
+    }
+
+    /// True while the ring sits out bursts after returning chains over the bound (and counts
+    /// one off).
+    #[inline(always)]
+    fn sits_out(&mut self) -> bool {
+        if self.cooldown == 0 {
+            return false;
+        }
+        self.cooldown -= 1;
+        true
+    }
+
+    /// Makes the ring sit out the next [`COOLDOWN_BURSTS`] bursts if `hostile`.
+    #[inline(always)]
+    fn cool_down_if(&mut self, hostile: bool) {
+        if hostile {
+            self.cooldown = COOLDOWN_BURSTS;
+        }
     }
 
     /// True (and the ring broken) once guest memory or the dirty log was truncated under us:
