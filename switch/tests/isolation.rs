@@ -1,0 +1,229 @@
+//! Tenant isolation through the real datapath: one PMD serves two witness port pairs (memory
+//! ports, a rule each way) and a vhost-user port whose frontend (this test, with the `vhost`
+//! crate's `Frontend`) attacks the switch. Frames also flow toward the hostile guest, so the
+//! PMD keeps writing into its rings. Judged by one rule: the switch lives, and the witnesses
+//! keep forwarding, each frame within 10 ms of their normal latency, while the attack goes on.
+//!
+//! Attacks: receive and transmit rings of 32768 entries made of zero-length descriptors, a
+//! call eventfd made blocking again and full, guest memory truncated under the PMD.
+
+#[path = "../../ports/tests/vhost_driver.rs"]
+#[allow(unused_imports)]
+mod driver;
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use driver::{frame, Guest, SockDir, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, MEM_SIZE, MRG};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use ports::mem::MemPeer;
+use switch::config::{Config, PortConfig, PortType};
+use switch::Switch;
+use vhost::vhost_user::VhostUserFrontend;
+use vmm_sys_util::eventfd::EventFd;
+
+/// Slack over the witnesses' normal worst latency.
+const SLACK: Duration = Duration::from_millis(10);
+
+struct Rig {
+    _dir: SockDir,
+    sw: Switch,
+    /// w1 -> w2, w3 -> w4, src -> vm.
+    peers: Vec<MemPeer>,
+    guest: Guest,
+}
+
+fn rig(memory: std::fs::File) -> Rig {
+    let dir = SockDir::new();
+    let sock = dir.path("vm.sock");
+    let ncpu = std::thread::available_parallelism().unwrap().get();
+    let vm = PortConfig {
+        kind: PortType::VhostUser,
+        socket: Some(sock.clone()),
+        ..mem_port("vm")
+    };
+    let mut switch = switch_cfg(&[ncpu - 1]);
+    switch.socket_dir = dir.dir.path().to_path_buf();
+    let names = ["w1", "w2", "w3", "w4", "src"];
+    let mut ports: Vec<PortConfig> = names.iter().map(|n| mem_port(n)).collect();
+    ports.push(vm);
+    let cfg = Config {
+        switch,
+        ports,
+        flows: vec![
+            flow(100, &[("in_port", "w1")], &["output:w2"]),
+            flow(100, &[("in_port", "w3")], &["output:w4"]),
+            flow(100, &[("in_port", "src")], &["output:vm"]),
+            flow(100, &[("in_port", "vm")], &["drop"]),
+        ],
+    };
+    let sw = Switch::start(&cfg).expect("switch starts");
+    let peers = names.iter().map(|n| sw.mem_peer(n).unwrap()).collect();
+    let guest = Guest::connect_with_memory(&sock, 1, MRG, memory);
+    Rig {
+        _dir: dir,
+        sw,
+        peers,
+        guest,
+    }
+}
+
+impl Rig {
+    /// Sends `n` frames one at a time through each witness pair and returns the worst time a
+    /// frame took to come out.
+    fn witness_worst(&self, n: u32) -> Duration {
+        let mut worst = Duration::ZERO;
+        for seq in 0..n {
+            for (from, to, src, dst) in [(0, 1, 1, 2), (2, 3, 3, 4)] {
+                let t = Instant::now();
+                assert!(self.peers[from].inject(&unicast(src, dst, seq)));
+                let got = self.peers[to]
+                    .recv_timeout(Duration::from_secs(5))
+                    .unwrap_or_else(|| panic!("witness w{} -> w{}: frame {seq} lost", from + 1, to + 1));
+                worst = worst.max(t.elapsed());
+                assert_eq!(seq_of(&got), seq);
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        worst
+    }
+
+    /// Keeps frames flowing toward the hostile guest until `stop`.
+    fn feed_the_guest(&self, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+        let src = self.peers[4].clone();
+        std::thread::spawn(move || {
+            let mut seq = 0;
+            while !stop.load(Ordering::Relaxed) {
+                if src.pending_to_switch() < 256 {
+                    let _ = src.inject(&unicast(5, 6, seq));
+                    seq += 1;
+                } else {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            }
+        })
+    }
+
+    fn faults(&self) -> switch::GuestFaults {
+        let no = self.sw.port_no("vm").unwrap();
+        self.sw
+            .port_faults()
+            .into_iter()
+            .find(|&(p, _)| p == no)
+            .and_then(|(_, f)| f)
+            .unwrap()
+    }
+}
+
+/// Runs `attack` while frames flow toward the guest, and checks the witnesses against their
+/// latency before it.
+fn under_attack(r: &mut Rig, what: &str, attack: impl FnOnce(&mut Guest)) {
+    // Normal latency, with the guest's rings being fed too.
+    let stop = Arc::new(AtomicBool::new(false));
+    let feeder = r.feed_the_guest(stop.clone());
+    let normal = r.witness_worst(200);
+    attack(&mut r.guest);
+    let during = r.witness_worst(400);
+    stop.store(true, Ordering::Relaxed);
+    feeder.join().unwrap();
+    eprintln!("{what}: witnesses' worst latency {normal:?} before, {during:?} during");
+    assert!(
+        during <= normal + SLACK,
+        "{what}: witnesses' worst latency {during:?} during the attack, {normal:?} before"
+    );
+}
+
+fn unsealable_memfd() -> std::fs::File {
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    let f = std::fs::File::from(memfd_create(c"isolation", MFdFlags::empty()).unwrap());
+    f.set_len(MEM_SIZE).unwrap();
+    f
+}
+
+#[test]
+fn rings_of_empty_chains_do_not_hold_up_the_witnesses() {
+    let mut r = rig(driver::memfd(MEM_SIZE));
+    under_attack(&mut r, "rings of empty chains", |g| {
+        // Both rings at the largest size; every chain 32768 zero-length descriptors.
+        let size: u16 = 32768;
+        let table = 3u64 << 20;
+        for i in 0..u64::from(size) {
+            let next = ((i + 1) % u64::from(size)) as u16;
+            driver::write_desc_at(&g.mem, table + 16 * i, 7 << 19, 0, DESC_F_WRITE | DESC_F_NEXT, next);
+        }
+        for (v, base) in [(0usize, 2u64 << 20), (1, 1u64 << 20)] {
+            let ring = driver::DriverRing::at(v, size, base);
+            g.rings[v] = ring.clone();
+            let va = driver::VA_BASE;
+            g.start_vring_at(&ring, va + ring.desc, va + ring.avail, va + ring.used)
+                .unwrap();
+        }
+        g.write_desc(0, 0, table, 16 * u32::from(size), DESC_F_INDIRECT, 0);
+        for i in 0..size {
+            g.write_desc(1, i, 7 << 19, 0, DESC_F_NEXT, i.wrapping_add(1) % size);
+            g.push_avail(0, 0);
+            g.push_avail(1, i);
+        }
+        g.publish(0);
+        g.publish(1);
+    });
+    let f = r.faults();
+    assert!(f.chains_over_cap > 0, "{f:?}");
+    assert_eq!(f.rings_broken, 0, "{f:?}");
+    r.sw.shutdown();
+}
+
+#[test]
+fn a_blocking_call_eventfd_does_not_hold_up_the_witnesses() {
+    let mut r = rig(driver::memfd(MEM_SIZE));
+    under_attack(&mut r, "blocking call eventfd", |g| {
+        let call = EventFd::new(0).unwrap();
+        g.fe.set_vring_call(0, &call).unwrap();
+        // SAFETY: the EventFd owns the fd and outlives the borrow.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(&call)) };
+        let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).unwrap());
+        fcntl(fd, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK)).unwrap();
+        call.write(u64::MAX - 1).unwrap();
+        // Receive buffers, and interrupts wanted, so the PMD writes the eventfd.
+        for _ in 0..64 {
+            let a = g.alloc(2048);
+            g.add_chain(0, &[(a, 2048, DESC_F_WRITE)]);
+        }
+        g.publish(0);
+        g.set_avail_flags(0, 0);
+        // Kept open (the frontend's copy) for the whole attack.
+        std::mem::forget(call);
+    });
+    let f = r.faults();
+    assert!(f.interrupts_muted, "{f:?}");
+    r.sw.shutdown();
+}
+
+#[test]
+fn guest_memory_truncated_under_the_pmd_costs_only_its_port() {
+    let mut r = rig(unsealable_memfd());
+    under_attack(&mut r, "memory truncated", |g| {
+        let here = g.alloc(0);
+        g.alloc((2 << 20) - here);
+        for _ in 0..64 {
+            let a = g.alloc(2048);
+            g.add_chain(0, &[(a, 2048, DESC_F_WRITE)]);
+        }
+        let (a, l) = g.tx_buffer(&frame(60, 1));
+        g.add_chain(1, &[(a, l, 0)]);
+        g.memfd.set_len(2 << 20).unwrap();
+        g.publish(0);
+        g.publish(1);
+    });
+    // The PMD took the fault on the hostile port's buffers and goes on.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while r.faults().memory_faults == 0 {
+        assert!(Instant::now() < deadline, "no memory fault seen: {:?}", r.faults());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(r.witness_worst(10) < Duration::from_secs(1));
+    r.sw.shutdown();
+}
