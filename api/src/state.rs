@@ -185,10 +185,14 @@ impl Store {
                 state.version
             )));
         }
-        // Ports and flows must be valid; `[switch]` is checked at start (with --pmd-cores
+        // Ports and flows must be valid (vhost-user sockets inside the state's own
+        // `socket_dir`); the rest of `[switch]` is checked at start (with --pmd-cores
         // applied), since an offline CPU is not a corrupt file.
         let mut cfg = state.to_config();
-        cfg.switch = SwitchConfig::default();
+        cfg.switch = SwitchConfig {
+            socket_dir: state.switch.socket_dir.clone(),
+            ..SwitchConfig::default()
+        };
         cfg.validate().map_err(|p| corrupt(p.to_string()))?;
         Ok(Some(state))
     }

@@ -92,6 +92,9 @@ fn flow_hits_and_connection_state_follow_a_real_frontend() {
     let (s0, s1) = (dir.path("p0.sock"), dir.path("p1.sock"));
     let cfg = format!(
         r#"
+[switch]
+{socket_dir}
+
 [[port]]
 name = "p0"
 type = "vhost-user"
@@ -114,6 +117,7 @@ priority = 100
 match = {{ in_port = "p0", eth_type = "0x0806" }}
 actions = ["drop"]
 "#,
+        socket_dir = dir.socket_dir(),
         s0 = s0.display(),
         s1 = s1.display(),
     );

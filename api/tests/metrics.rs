@@ -60,6 +60,7 @@ fn vswitchd_metrics_pass_promtool() {
             r#"
 [switch]
 pmd_cores = [{cpu}]
+{socket_dir}
 
 [[port]]
 name = "vhu0"
@@ -72,6 +73,7 @@ match = {{ eth_type = "ipv4" }}
 actions = ["normal"]
 "#,
             cpu = common::last_cpu(),
+            socket_dir = dir.socket_dir(),
             sock = sock.display()
         ),
     );
@@ -266,6 +268,7 @@ fn prometheus_scrapes_the_switch_and_every_dashboard_query_has_data() {
         r#"
 [switch]
 pmd_cores = [{cpu}]
+{socket_dir}
 
 [[port]]
 name = "a"
@@ -295,6 +298,7 @@ match = {{ eth_type = "0x88b6" }}
 actions = ["output:b"]
 "#,
         cpu = common::last_cpu(),
+        socket_dir = dir.socket_dir(),
         sock = dir.path("vhu0.sock").display()
     );
     let cfg = Config::from_toml(&cfg, "metrics.toml").unwrap();

@@ -289,8 +289,12 @@ fn vxlan_port(name: &str, vni: u32, remote: &str, tag: u16) -> String {
     )
 }
 
-fn switch_section() -> String {
-    format!("[switch]\npmd_cores = [{}]\n", last_cpu())
+fn switch_section(dir: &Scratch) -> String {
+    format!(
+        "[switch]\npmd_cores = [{}]\n{}\n",
+        last_cpu(),
+        dir.socket_dir()
+    )
 }
 
 const GUEST_MAC: &str = "02:00:00:00:01:01";
@@ -349,7 +353,7 @@ fn kernel_peer_with_mtu(tag: &'static str, mtu: Option<u16>) -> KernelPeer {
     let (guest, g_sw) = guest(&names, "g", &sw_ns, "198.19.0.1", GUEST_MAC);
     let config = format!(
         "{}\n{}\n{}\n{}",
-        switch_section(),
+        switch_section(&dir),
         afxdp_port("uplink", &up, "ip = \"198.18.0.1/24\""),
         afxdp_port("vm", &g_sw, "vlan = { mode = \"access\", tag = 10 }"),
         vxlan_port("vx100", 100, "198.18.0.2", 10),
@@ -400,7 +404,7 @@ fn qemu_guest_pings_kernel_vxlan_through_afxdp_uplink() {
     let sock = dir.path("vm.sock");
     let config = format!(
         "{}\n{}\n[[port]]\nname = \"vm\"\ntype = \"vhost-user\"\nsocket = \"{}\"\nvlan = {{ mode = \"access\", tag = 10 }}\n\n{}",
-        switch_section(),
+        switch_section(&dir),
         afxdp_port("uplink", &up, "ip = \"198.18.0.1/24\""),
         sock.display(),
         vxlan_port("vx100", 100, "198.18.0.2", 10),
@@ -562,7 +566,7 @@ fn two_switches_carry_vxlan_between_their_guests() {
     let config = |up: &str, ip: &str, vm: &str, remote: &str| {
         format!(
             "{}\n{}\n{}\n{}",
-            switch_section(),
+            switch_section(&dir),
             afxdp_port("uplink", up, &format!("ip = \"{ip}/24\"")),
             afxdp_port("vm", vm, "vlan = { mode = \"access\", tag = 10 }"),
             vxlan_port("vx100", 100, remote, 10),
@@ -636,7 +640,7 @@ fn tenants_with_overlapping_addresses_leak_nothing() {
     let (gb, gb_sw) = guest(&names, "gb", &sw, "198.19.0.1", GUEST_MAC);
     let config = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
-        switch_section(),
+        switch_section(&dir),
         afxdp_port("uplink", &up, "ip = \"198.18.0.1/24\""),
         afxdp_port("vma", &ga_sw, "vlan = { mode = \"access\", tag = 10 }"),
         afxdp_port("vmb", &gb_sw, "vlan = { mode = \"access\", tag = 20 }"),

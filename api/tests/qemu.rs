@@ -153,6 +153,7 @@ fn run(image: &(PathBuf, PathBuf), client_mode: bool) {
             r#"
 [switch]
 pmd_cores = [{cpu}]
+{socket_dir}
 
 [[port]]
 name = "vm1"
@@ -167,6 +168,7 @@ socket = "{s2}"
 mode = "{mode}"
 "#,
             cpu = last_cpu(),
+            socket_dir = dir.socket_dir(),
             s1 = s1.display(),
             s2 = s2.display(),
         ),

@@ -22,6 +22,11 @@ match = { in_port = "a", eth_type = "0x0800", ip_dst = "198.18.0.0/24" }
 actions = ["output:b"]
 "#;
 
+/// [`TWO_PORTS`] with vhost-user sockets allowed in `dir` (`switch.socket_dir`).
+fn two_ports_in(dir: &Scratch) -> String {
+    format!("[switch]\n{}\n{TWO_PORTS}", dir.socket_dir())
+}
+
 fn field(v: &Value) -> &str {
     v["field"].as_str().unwrap_or("<null>")
 }
@@ -71,7 +76,7 @@ fn health_metrics_and_openapi() {
 #[test]
 fn ports_crud_and_errors() {
     let dir = Scratch::new("rest-ports");
-    let sw = Vswitchd::start(&dir, Some(TWO_PORTS), &[]);
+    let sw = Vswitchd::start(&dir, Some(&two_ports_in(&dir)), &[]);
     let sock = dir.path("vm1.sock");
     let vm1 = json!({"name": "vm1", "type": "vhost-user", "socket": sock, "queues": 2}).to_string();
 
@@ -110,6 +115,8 @@ fn ports_crud_and_errors() {
     );
 
     let before = state_file(&sw);
+    let x = dir.path("x.sock");
+    let queues0 = json!({"name": "x", "type": "vhost-user", "socket": x, "queues": 0}).to_string();
     for (body, status, want_field) in [
         (vm1.as_str(), 409, "name"),
         ("{\"name\": \"x\", \"type\": \"memory\"", 400, "<null>"),
@@ -126,17 +133,53 @@ fn ports_crud_and_errors() {
             "socket",
         ),
         ("{\"name\": \"x\", \"type\": \"vhost-user\"}", 400, "socket"),
-        (
-            "{\"name\": \"x\", \"type\": \"vhost-user\", \"socket\": \"/x\", \"queues\": 0}",
-            400,
-            "queues",
-        ),
+        (queues0.as_str(), 400, "queues"),
         ("", 400, "<null>"),
     ] {
         let (s, v) = sw.auth("POST", "/v1/ports", Some(body));
         assert_eq!((s, field(&v)), (status, want_field), "{body}: {v}");
         assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
     }
+    // vhost-user sockets, server or client, go inside switch.socket_dir (here the scratch
+    // dir): nothing outside it is bound, unlinked or connected to.
+    let inside = dir.0.display().to_string();
+    for (socket, mode, why) in [
+        (
+            "/etc/vswitch-test.sock",
+            "server",
+            "is outside switch.socket_dir",
+        ),
+        (
+            "/etc/vswitch-test.sock",
+            "client",
+            "is outside switch.socket_dir",
+        ),
+        ("vm9.sock", "server", "must be an absolute path"),
+        ("vm9.sock", "client", "must be an absolute path"),
+        (
+            &format!("{inside}/../x.sock"),
+            "server",
+            "must not contain `..`",
+        ),
+        (
+            &format!("{inside}x/vm9.sock"),
+            "server",
+            "is outside switch.socket_dir",
+        ),
+    ] {
+        let body = json!({"name": "vm9", "type": "vhost-user", "socket": socket, "mode": mode});
+        let (s, v) = sw.auth("POST", "/v1/ports", Some(&body.to_string()));
+        assert_eq!((s, field(&v)), (400, "socket"), "{body}: {v}");
+        let e = v["error"].as_str().unwrap_or_default();
+        assert!(e.contains(why) && e.contains(socket), "{body}: {v}");
+        if why.contains("outside") {
+            assert!(
+                e.contains(&format!("{inside:?}")),
+                "{body}: the error names the dir: {v}"
+            );
+        }
+    }
+    assert!(!std::path::Path::new("/etc/vswitch-test.sock").exists());
     assert_eq!(
         state_file(&sw),
         before,
@@ -656,7 +699,7 @@ fn port_delete_refused_for_every_spelling_the_parser_accepts() {
 #[test]
 fn missing_fields_wrong_methods_and_open_failures_name_the_culprit() {
     let dir = Scratch::new("rest-errs");
-    let sw = Vswitchd::start(&dir, Some(TWO_PORTS), &[]);
+    let sw = Vswitchd::start(&dir, Some(&two_ports_in(&dir)), &[]);
     let before = state_file(&sw);
     for (path, body, want) in [
         ("/v1/ports", r#"{"type": "memory"}"#, "name"),

@@ -47,7 +47,8 @@ fn snapshot(sw: &Vswitchd) -> (Value, Value) {
 #[test]
 fn restart_restores_ports_and_flows_exactly() {
     let dir = Scratch::new("state-restart");
-    let sw = Vswitchd::start(&dir, Some(SEED), &[]);
+    let seed = format!("[switch]\n{}\n{SEED}", dir.socket_dir());
+    let sw = Vswitchd::start(&dir, Some(&seed), &[]);
     let token = sw.state_dir.join("api-token");
     assert_eq!(
         std::fs::metadata(&token).unwrap().permissions().mode() & 0o777,

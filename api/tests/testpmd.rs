@@ -23,6 +23,7 @@ fn run(client_mode: bool) {
             r#"
 [switch]
 pmd_cores = [{cpu}]
+{socket_dir}
 
 [[port]]
 name = "p0"
@@ -45,6 +46,7 @@ match = {{ in_port = "p1" }}
 actions = ["output:p0"]
 "#,
             cpu = last_cpu(),
+            socket_dir = dir.socket_dir(),
             s0 = s0.display(),
             s1 = s1.display(),
         ),

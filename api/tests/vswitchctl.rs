@@ -154,7 +154,10 @@ fn vswitchctl_round_trips_over_tcp_and_unix_socket() {
     let api_sock = dir.path("api.sock");
     let sw = Vswitchd::start(
         &dir,
-        Some("[[port]]\nname = \"a\"\ntype = \"memory\"\n"),
+        Some(&format!(
+            "[switch]\n{}\n\n[[port]]\nname = \"a\"\ntype = \"memory\"\n",
+            dir.socket_dir()
+        )),
         &["--api-socket", api_sock.to_str().unwrap()],
     );
     let token = sw.state_dir.join("api-token").display().to_string();

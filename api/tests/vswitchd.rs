@@ -175,6 +175,43 @@ fn check_flag_validates_only() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
 }
 
+/// `--check` refuses a vhost-user socket outside `switch.socket_dir` (default /run/vswitch),
+/// naming the port's field, and accepts it once socket_dir holds it.
+#[test]
+fn check_flag_refuses_a_socket_outside_socket_dir() {
+    let dir = Scratch::new("check-sock");
+    let port = "[[port]]\nname = \"vm1\"\ntype = \"vhost-user\"\nsocket = \"/etc/vm1.sock\"\n";
+    let check = |text: &str| {
+        Command::new(VSWITCHD)
+            .args(["--api-listen", "off", "--check", "--config"])
+            .arg(dir.file("vswitch.toml", text))
+            .output()
+            .unwrap()
+    };
+    let out = check(&format!("[switch]\npmd_cores = [0]\n\n{port}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            r#"port[0].socket: "/etc/vm1.sock" is outside switch.socket_dir "/run/vswitch""#
+        ),
+        "{err}"
+    );
+    assert!(err.contains("vswitch.toml:7:"), "{err}");
+    let out = check(&format!(
+        "[switch]\npmd_cores = [0]\nsocket_dir = \"/etc\"\n\n{port}"
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !std::path::Path::new("/etc/vm1.sock").exists(),
+        "--check created the socket"
+    );
+}
+
 /// A `Cpus_allowed_list` such as `0`, `0-1` or `0,2-3`.
 fn cpu_list(text: &str) -> Vec<usize> {
     let mut cpus = Vec::new();
@@ -197,7 +234,8 @@ fn control_threads_stay_off_the_pmd_cores() {
     assert!(pmd_core >= 1, "this test needs 2 CPUs or more");
     let dir = Scratch::new("affinity");
     let config = format!(
-        "[switch]\npmd_cores = [{pmd_core}]\n\n[[port]]\nname = \"vm1\"\ntype = \"vhost-user\"\nsocket = \"{}\"\n",
+        "[switch]\npmd_cores = [{pmd_core}]\n{}\n\n[[port]]\nname = \"vm1\"\ntype = \"vhost-user\"\nsocket = \"{}\"\n",
+        dir.socket_dir(),
         dir.path("vm1.sock").display()
     );
     let sw = common::Vswitchd::start(&dir, Some(&config), &[]);

@@ -261,6 +261,12 @@ run_vswitchd() {     # run_vswitchd LABEL SLEEP_US|"" [BINARY]
         echo "[switch]"
         echo "pmd_cores = [$SWITCH_CPU]"
         [[ -n $sleep_us ]] && echo "pmd_sleep_after_us = $sleep_us"
+        # vhost-user sockets must be inside switch.socket_dir (default /run/vswitch); a
+        # build from before that setting (an alternate binary) refuses the key.
+        printf '[switch]\nsocket_dir = "%s"\n' "$d" >"$d/probe.toml"
+        if "$bin" --config "$d/probe.toml" --check >/dev/null 2>&1; then
+            echo "socket_dir = \"$d\""
+        fi
         for p in p0 p1; do
             printf '\n[[port]]\nname = "%s"\ntype = "vhost-user"\nsocket = "%s/%s.sock"\nmode = "server"\n' "$p" "$d" "$p"
         done

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 use flowtable::action::{parse_actions, Action, ActionError};
 use flowtable::matching::{Field, Match};
@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_PRIORITY: u32 = 32_768;
 /// The highest priority a flow may have.
 pub const MAX_PRIORITY: u32 = 65_535;
+/// Where vhost-user sockets go unless `switch.socket_dir` says otherwise.
+pub const DEFAULT_SOCKET_DIR: &str = "/run/vswitch";
 
 /// A whole switch configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -51,6 +53,11 @@ pub struct SwitchConfig {
     /// (0: never sleep, busy-poll like OVS-DPDK).
     #[serde(default = "default_pmd_sleep_after_us")]
     pub pmd_sleep_after_us: u64,
+    /// The directory vhost-user sockets live in: a port's `socket`, server or client mode,
+    /// must be an absolute path inside it (no `..`; a subdirectory that is a symlink out
+    /// of it is refused too). `"/"` allows any absolute path. Default `/run/vswitch`.
+    #[serde(default = "default_socket_dir")]
+    pub socket_dir: PathBuf,
 }
 
 fn default_pmd_cores() -> Vec<usize> {
@@ -98,6 +105,9 @@ fn default_mac_aging_secs() -> u64 {
 fn default_pmd_sleep_after_us() -> u64 {
     200
 }
+fn default_socket_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_SOCKET_DIR)
+}
 
 impl Default for SwitchConfig {
     fn default() -> Self {
@@ -107,6 +117,7 @@ impl Default for SwitchConfig {
             mac_table_size: default_mac_table_size(),
             mac_aging_secs: default_mac_aging_secs(),
             pmd_sleep_after_us: default_pmd_sleep_after_us(),
+            socket_dir: default_socket_dir(),
         }
     }
 }
@@ -410,8 +421,10 @@ impl FlowConfig {
 }
 
 impl PortConfig {
-    /// Checks the fields that apply to this port's type. Paths are relative to the port.
-    pub fn validate(&self) -> Result<(), Problem> {
+    /// Checks the fields that apply to this port's type, and that a vhost-user `socket` is
+    /// an absolute path inside `socket_dir` (the switch's `switch.socket_dir`). Paths are
+    /// relative to the port.
+    pub fn validate(&self, socket_dir: &Path) -> Result<(), Problem> {
         validate_name(&self.name).map_err(|m| problem(vec![key("name")], m))?;
         let allowed: &[&str] = match self.kind {
             PortType::Memory => &["ip", "gateway", "mtu"],
@@ -456,6 +469,9 @@ impl PortConfig {
                     format!("is required for a port of type {:?}", self.kind.as_str()),
                 ));
             }
+        }
+        if let Some(sock) = &self.socket {
+            validate_socket(sock, socket_dir).map_err(|m| problem(vec![key("socket")], m))?;
         }
         if let Some(q) = self.queues {
             if q == 0 || q > 64 {
@@ -558,6 +574,41 @@ impl PortConfig {
         }
         Ok(())
     }
+}
+
+/// A vhost-user socket path: absolute, without `..`, inside `dir` (component-wise, so
+/// `/run/vswitchx` is not inside `/run/vswitch`). When both exist, the socket's directory is
+/// resolved too, so a symlink inside `dir` pointing out of it does not let a socket escape;
+/// a path that does not exist yet is judged on its text (binding it fails anyway).
+fn validate_socket(path: &Path, dir: &Path) -> Result<(), String> {
+    let outside = || format!("{path:?} is outside switch.socket_dir {dir:?}");
+    if !path.is_absolute() {
+        return Err(format!(
+            "{path:?} must be an absolute path (inside switch.socket_dir {dir:?})"
+        ));
+    }
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(format!("{path:?} must not contain `..`"));
+    }
+    if !path.starts_with(dir) {
+        return Err(outside());
+    }
+    let Some(parent) = path.parent().filter(|_| path != dir) else {
+        return Err(format!(
+            "{path:?} is switch.socket_dir itself, not a socket inside it"
+        ));
+    };
+    if let (Ok(real_dir), Ok(real_parent)) =
+        (std::fs::canonicalize(dir), std::fs::canonicalize(parent))
+    {
+        if !real_parent.starts_with(&real_dir) {
+            return Err(format!(
+                "{} (its directory {parent:?} resolves to {real_parent:?})",
+                outside()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A Linux interface name: 1 to 15 bytes, no '/', ':', whitespace or NUL, not "." or "..".
@@ -712,6 +763,15 @@ impl SwitchConfig {
         if self.mac_aging_secs == 0 {
             return Err(problem(vec![key("mac_aging_secs")], "must be at least 1"));
         }
+        let dir = &self.socket_dir;
+        if !dir.is_absolute() || dir.components().any(|c| c == Component::ParentDir) {
+            return Err(problem(
+                vec![key("socket_dir")],
+                format!(
+                    "{dir:?} must be an absolute path without `..` (\"/\" allows any socket path)"
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -730,7 +790,7 @@ impl Config {
                 p.path.splice(0..0, [key("port"), PathSeg::Index(i)]);
                 p
             };
-            port.validate().map_err(at)?;
+            port.validate(&self.switch.socket_dir).map_err(at)?;
             if !names.insert(port.name.as_str()) {
                 return Err(at(problem(
                     vec![key("name")],

@@ -193,6 +193,8 @@ pub struct Switch {
     /// The control plane's tables; never held while waiting for a PMD.
     state: Mutex<State>,
     pmds: Vec<PmdHandle>,
+    /// `switch.socket_dir`: where vhost-user sockets may be.
+    socket_dir: std::path::PathBuf,
 }
 
 impl Switch {
@@ -263,6 +265,7 @@ impl Switch {
                 ..Default::default()
             }),
             pmds,
+            socket_dir: cfg.socket_dir.clone(),
         };
         for (i, p) in sw.pmds.iter().enumerate() {
             let peers = sw
@@ -331,9 +334,10 @@ impl Switch {
         self.request(PmdCmd::Barrier).confirmed()
     }
 
-    /// Creates a port from its config and starts forwarding on it.
+    /// Creates a port from its config and starts forwarding on it. A vhost-user socket must
+    /// be inside the switch's `socket_dir` (see [`PortConfig::validate`]).
     pub fn add_port(&self, cfg: PortConfig) -> Result<PortNo, SwitchError> {
-        cfg.validate()?;
+        cfg.validate(&self.socket_dir)?;
         // Held from before the port is opened: a port being deleted releases its socket or
         // interface first.
         let _change = self.changing();

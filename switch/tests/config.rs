@@ -242,3 +242,124 @@ fn an_afxdp_mtu_its_umem_frames_cannot_carry_is_refused() {
     let e = sw.add_port(up).unwrap_err().to_string();
     assert!(e.contains("mtu") && e.contains("3826"), "{e}");
 }
+
+/// A config with one vhost-user port on `socket` (mode `mode`) and `switch` settings.
+fn vhost_port(switch: &str, socket: &str, mode: &str) -> String {
+    format!(
+        "[switch]\npmd_cores = [0]\n{switch}\n[[port]]\nname = \"m\"\ntype = \"memory\"\n\n\
+         [[port]]\nname = \"vm\"\ntype = \"vhost-user\"\nsocket = {socket:?}\nmode = {mode:?}\n"
+    )
+}
+
+#[test]
+fn vhost_user_sockets_must_be_inside_socket_dir() {
+    // The default directory; both modes.
+    for mode in ["server", "client"] {
+        let cfg = Config::from_toml(&vhost_port("", "/run/vswitch/vm.sock", mode), "ok.toml")
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        assert_eq!(cfg.switch.socket_dir, std::path::Path::new("/run/vswitch"));
+        let e = refused(&vhost_port("", "/etc/x.sock", mode));
+        assert!(
+            e.contains(
+                r#"port[1].socket: "/etc/x.sock" is outside switch.socket_dir "/run/vswitch""#
+            ),
+            "{mode}: {e}"
+        );
+        assert!(e.starts_with("bad.toml:11:"), "{e}");
+    }
+    for (socket, why) in [
+        ("vm.sock", "must be an absolute path"),
+        ("./vm.sock", "must be an absolute path"),
+        ("/run/vswitch/../../etc/x.sock", "must not contain `..`"),
+        ("/run/vswitch/a/../vm.sock", "must not contain `..`"),
+        ("/run/vswitchx/vm.sock", "is outside switch.socket_dir"),
+        ("/run/vswitch", "is switch.socket_dir itself"),
+        ("/run/vswitch/", "is switch.socket_dir itself"),
+    ] {
+        let e = refused(&vhost_port("", socket, "server"));
+        assert!(
+            e.contains("port[1].socket") && e.contains(why),
+            "{socket}: {e}"
+        );
+    }
+    // A subdirectory is inside; so is any absolute path once the operator widens it to "/".
+    Config::from_toml(
+        &vhost_port("", "/run/vswitch/vms/a.sock", "server"),
+        "ok.toml",
+    )
+    .unwrap();
+    let wide = "socket_dir = \"/\"";
+    Config::from_toml(&vhost_port(wide, "/etc/x.sock", "server"), "ok.toml").unwrap();
+    let e = refused(&vhost_port(wide, "x.sock", "client"));
+    assert!(e.contains("must be an absolute path"), "{e}");
+    let other = "socket_dir = \"/srv/vm-sockets\"";
+    let e = refused(&vhost_port(other, "/run/vswitch/vm.sock", "server"));
+    assert!(
+        e.contains(r#"outside switch.socket_dir "/srv/vm-sockets""#),
+        "{e}"
+    );
+}
+
+#[test]
+fn socket_dir_itself_must_be_absolute() {
+    for dir in ["run/vswitch", "", "/run/../etc"] {
+        let e = refused(&vhost_port(
+            &format!("socket_dir = {dir:?}"),
+            "/x.sock",
+            "server",
+        ));
+        assert!(
+            e.contains("switch.socket_dir") && e.contains("must be an absolute path"),
+            "{dir:?}: {e}"
+        );
+        assert!(e.starts_with("bad.toml:3:"), "{e}");
+    }
+}
+
+/// A symlinked directory inside socket_dir that points out of it does not let a socket out.
+#[test]
+fn a_symlink_out_of_socket_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("real")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("escape")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("inner")).unwrap();
+    let socket_dir = format!("socket_dir = {:?}", dir.path());
+    for ok in [
+        "vm.sock",
+        "real/vm.sock",
+        "inner/vm.sock",
+        "not-yet/vm.sock",
+    ] {
+        let sock = dir.path().join(ok);
+        Config::from_toml(
+            &vhost_port(&socket_dir, sock.to_str().unwrap(), "server"),
+            "ok.toml",
+        )
+        .unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    let sock = dir.path().join("escape/vm.sock");
+    let e = refused(&vhost_port(&socket_dir, sock.to_str().unwrap(), "server"));
+    assert!(
+        e.contains("port[1].socket") && e.contains("is outside switch.socket_dir"),
+        "{e}"
+    );
+    assert!(e.contains("resolves to"), "{e}");
+}
+
+/// The shipped example config loads (its sockets are inside the default socket_dir).
+#[test]
+fn the_example_config_is_valid() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/vswitch.toml");
+    let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.switch.socket_dir, std::path::Path::new("/run/vswitch"));
+    let sockets: Vec<_> = cfg.ports.iter().filter_map(|p| p.socket.clone()).collect();
+    assert_eq!(sockets.len(), 2, "{:?}", cfg.ports);
+    assert!(
+        sockets
+            .iter()
+            .all(|s| s.starts_with(&cfg.switch.socket_dir)),
+        "{sockets:?}"
+    );
+}

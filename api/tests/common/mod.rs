@@ -45,6 +45,12 @@ impl Scratch {
     pub fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
+
+    /// The `[switch]` line that puts vhost-user sockets in this directory
+    /// (`socket_dir = "..."`): a socket outside `socket_dir` is refused.
+    pub fn socket_dir(&self) -> String {
+        format!("socket_dir = {:?}", self.0.display().to_string())
+    }
 }
 
 impl Drop for Scratch {
