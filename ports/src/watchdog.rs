@@ -8,7 +8,9 @@
 //! the frontend likes. No flag or pre-check closes that race, and an anonymous inode cannot be
 //! reopened as a description of our own (`open("/proc/self/fd/N")` fails with `ENXIO`).
 //!
-//! So such calls run inside [`guarded`]: the calling thread's slot says "inside call number
+//! The caller checks the flag just before the call (`fcntl(F_GETFL)` never blocks), which
+//! catches a frontend that cleared it at any earlier time; what is left is the instant
+//! between that check and the call. So such calls also run inside [`guarded`]: the calling thread's slot says "inside call number
 //! N", two plain stores around the call. A watchdog thread (never a PMD) looks at every slot
 //! each [`ROUND`]; a slot still inside the same call as one round before gets `SIGURG`, whose
 //! handler does nothing and is installed without `SA_RESTART`, so the blocked call returns
@@ -24,10 +26,10 @@ use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Once;
 use std::time::Duration;
 
-/// How often the watchdog looks at the slots: a PMD is held up at most two rounds (8 ms),
-/// once per hostile frontend. 250 wakeups a second of a thread that scans a few slots cost
-/// about 0.05 % of a core.
-pub const ROUND: Duration = Duration::from_millis(4);
+/// How often the watchdog looks at the slots: a PMD is held up at most two rounds (10 ms),
+/// once per hostile frontend that wins the race described above. 200 wakeups a second of a
+/// thread that scans a few slots cost about 0.05 % of a core.
+pub const ROUND: Duration = Duration::from_millis(5);
 /// The most threads that can make guarded calls at once (PMDs, plus test threads).
 const MAX_SLOTS: usize = 256;
 /// The signal that interrupts a stuck call.

@@ -176,8 +176,9 @@ fn a_full_call_eventfd_loses_an_interrupt_only() {
 }
 
 /// The frontend clears O_NONBLOCK again behind the switch's back and fills the counter: the
-/// PMD's write blocks until the watchdog interrupts it (two rounds at most), and from then on
-/// the port signals no frontend. Other ports (the witness) never notice more than that once.
+/// PMD sees the flag gone before it writes (the watchdog covers the race in between; its own
+/// test is in `ports::watchdog`), and from then on the port signals no frontend. Other ports
+/// (the witness) never notice.
 #[test]
 fn a_call_eventfd_made_blocking_again_cannot_hold_the_pmd() {
     let d = SockDir::new();
@@ -193,10 +194,7 @@ fn a_call_eventfd_made_blocking_again_cannot_hold_the_pmd() {
     r.post_rx_buffer();
     let (n, took) = r.tx_timed(1);
     assert_eq!(n, 1, "the frame was delivered; only its interrupt was lost");
-    assert!(
-        took < 10 * ports::watchdog::ROUND,
-        "the blocked write was interrupted after {took:?}"
-    );
+    assert!(took < BURST_BOUND, "{took:?}");
     let f = r.faults();
     assert!(f.interrupts_muted, "{f:?}");
     assert_eq!(f.interrupts_lost, 1);

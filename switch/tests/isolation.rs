@@ -7,10 +7,10 @@
 //! Attacks: receive and transmit rings of 32768 entries made of zero-length descriptors, a
 //! call eventfd made blocking again and full, guest memory truncated under the PMD.
 
+mod common;
 #[path = "../../ports/tests/vhost_driver.rs"]
 #[allow(unused_imports)]
 mod driver;
-mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,11 +22,15 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use ports::mem::MemPeer;
 use switch::config::{Config, PortConfig, PortType};
 use switch::Switch;
-use vhost::vhost_user::VhostUserFrontend;
+use vhost::VhostBackend;
 use vmm_sys_util::eventfd::EventFd;
 
 /// Slack over the witnesses' normal worst latency.
 const SLACK: Duration = Duration::from_millis(10);
+
+/// One switch at a time: each pins a PMD to the last CPU, and the latencies compared are
+/// those of that PMD alone.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 struct Rig {
     _dir: SockDir,
@@ -72,23 +76,26 @@ fn rig(memory: std::fs::File) -> Rig {
 }
 
 impl Rig {
-    /// Sends `n` frames one at a time through each witness pair and returns the worst time a
-    /// frame took to come out.
-    fn witness_worst(&self, n: u32) -> Duration {
-        let mut worst = Duration::ZERO;
+    /// Sends `n` frames one at a time through each witness pair and returns the times they
+    /// took to come out, sorted.
+    fn witness_latency(&self, n: u32) -> Latency {
+        let mut all = Vec::with_capacity(2 * n as usize);
         for seq in 0..n {
             for (from, to, src, dst) in [(0, 1, 1, 2), (2, 3, 3, 4)] {
                 let t = Instant::now();
                 assert!(self.peers[from].inject(&unicast(src, dst, seq)));
                 let got = self.peers[to]
                     .recv_timeout(Duration::from_secs(5))
-                    .unwrap_or_else(|| panic!("witness w{} -> w{}: frame {seq} lost", from + 1, to + 1));
-                worst = worst.max(t.elapsed());
+                    .unwrap_or_else(|| {
+                        panic!("witness w{} -> w{}: frame {seq} lost", from + 1, to + 1)
+                    });
+                all.push(t.elapsed());
                 assert_eq!(seq_of(&got), seq);
             }
             std::thread::sleep(Duration::from_micros(200));
         }
-        worst
+        all.sort();
+        Latency(all)
     }
 
     /// Keeps frames flowing toward the hostile guest until `stop`.
@@ -118,21 +125,49 @@ impl Rig {
     }
 }
 
+/// Witness latencies, sorted.
+struct Latency(Vec<Duration>);
+
+impl Latency {
+    /// The `p`-th percentile.
+    fn pct(&self, p: usize) -> Duration {
+        self.0[(self.0.len() - 1) * p / 100]
+    }
+}
+
+impl std::fmt::Display for Latency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let max = self.0[self.0.len() - 1];
+        write!(
+            f,
+            "median {:?}, p99 {:?}, max {max:?}",
+            self.pct(50),
+            self.pct(99)
+        )
+    }
+}
+
 /// Runs `attack` while frames flow toward the guest, and checks the witnesses against their
-/// latency before it.
+/// latency before it. The host these tests run on is shared (other tests, compilers), so
+/// the rule is judged on the 99th percentile of 800 frames, and no frame may take a second
+/// (before these defences, the PMD stalled for seconds, or for good).
 fn under_attack(r: &mut Rig, what: &str, attack: impl FnOnce(&mut Guest)) {
     // Normal latency, with the guest's rings being fed too.
     let stop = Arc::new(AtomicBool::new(false));
     let feeder = r.feed_the_guest(stop.clone());
-    let normal = r.witness_worst(200);
+    let normal = r.witness_latency(400);
     attack(&mut r.guest);
-    let during = r.witness_worst(400);
+    let during = r.witness_latency(400);
     stop.store(true, Ordering::Relaxed);
     feeder.join().unwrap();
-    eprintln!("{what}: witnesses' worst latency {normal:?} before, {during:?} during");
+    eprintln!("{what}: witnesses before: {normal}; during: {during}");
     assert!(
-        during <= normal + SLACK,
-        "{what}: witnesses' worst latency {during:?} during the attack, {normal:?} before"
+        during.pct(99) <= normal.pct(99) + SLACK,
+        "{what}: witnesses during the attack: {during}; before: {normal}"
+    );
+    assert!(
+        during.0[during.0.len() - 1] < Duration::from_secs(1),
+        "{what}: {during}"
     );
 }
 
@@ -145,6 +180,7 @@ fn unsealable_memfd() -> std::fs::File {
 
 #[test]
 fn rings_of_empty_chains_do_not_hold_up_the_witnesses() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut r = rig(driver::memfd(MEM_SIZE));
     under_attack(&mut r, "rings of empty chains", |g| {
         // Both rings at the largest size; every chain 32768 zero-length descriptors.
@@ -152,7 +188,14 @@ fn rings_of_empty_chains_do_not_hold_up_the_witnesses() {
         let table = 3u64 << 20;
         for i in 0..u64::from(size) {
             let next = ((i + 1) % u64::from(size)) as u16;
-            driver::write_desc_at(&g.mem, table + 16 * i, 7 << 19, 0, DESC_F_WRITE | DESC_F_NEXT, next);
+            driver::write_desc_at(
+                &g.mem,
+                table + 16 * i,
+                7 << 19,
+                0,
+                DESC_F_WRITE | DESC_F_NEXT,
+                next,
+            );
         }
         for (v, base) in [(0usize, 2u64 << 20), (1, 1u64 << 20)] {
             let ring = driver::DriverRing::at(v, size, base);
@@ -178,12 +221,14 @@ fn rings_of_empty_chains_do_not_hold_up_the_witnesses() {
 
 #[test]
 fn a_blocking_call_eventfd_does_not_hold_up_the_witnesses() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut r = rig(driver::memfd(MEM_SIZE));
     under_attack(&mut r, "blocking call eventfd", |g| {
         let call = EventFd::new(0).unwrap();
         g.fe.set_vring_call(0, &call).unwrap();
         // SAFETY: the EventFd owns the fd and outlives the borrow.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(&call)) };
+        let fd =
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(&call)) };
         let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).unwrap());
         fcntl(fd, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK)).unwrap();
         call.write(u64::MAX - 1).unwrap();
@@ -204,6 +249,7 @@ fn a_blocking_call_eventfd_does_not_hold_up_the_witnesses() {
 
 #[test]
 fn guest_memory_truncated_under_the_pmd_costs_only_its_port() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut r = rig(unsealable_memfd());
     under_attack(&mut r, "memory truncated", |g| {
         let here = g.alloc(0);
@@ -221,9 +267,13 @@ fn guest_memory_truncated_under_the_pmd_costs_only_its_port() {
     // The PMD took the fault on the hostile port's buffers and goes on.
     let deadline = Instant::now() + Duration::from_secs(5);
     while r.faults().memory_faults == 0 {
-        assert!(Instant::now() < deadline, "no memory fault seen: {:?}", r.faults());
+        assert!(
+            Instant::now() < deadline,
+            "no memory fault seen: {:?}",
+            r.faults()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(r.witness_worst(10) < Duration::from_secs(1));
+    assert!(r.witness_latency(10).pct(100) < Duration::from_secs(1));
     r.sw.shutdown();
 }

@@ -5,10 +5,11 @@
 //! - kick fds are never read: they sit edge-triggered in the vring's own epoll set
 //!   ([`super::vring::Vring::wake`]), and a PMD consumes the wakeup from that set, which is
 //!   ours (a frontend that drains or blocks its eventfd cannot make us wait);
-//! - call fds are written by the PMD under [`crate::watchdog::guarded`]: a full counter loses
-//!   one interrupt (counted); a frontend that turns `O_NONBLOCK` off again behind our back
-//!   (the flag lives in the description it shares) has its write interrupted by the watchdog,
-//!   and the port stops signalling that frontend;
+//! - call fds are written by the PMD after checking that `O_NONBLOCK` is still set, under
+//!   [`crate::watchdog::guarded`]: a full counter loses one interrupt (counted); a frontend
+//!   that turns `O_NONBLOCK` off again behind our back (the flag lives in the description it
+//!   shares) is caught by the check, or, if it wins the race between check and write, by the
+//!   watchdog; either way the port stops signalling that frontend;
 //! - err fds are closed at once (the switch reports nothing through them).
 
 use std::fs::File;

@@ -18,6 +18,7 @@ use std::io::Write;
 use std::os::fd::AsFd;
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
 use super::queue::{RingCounters, SplitRing};
@@ -46,18 +47,32 @@ pub(crate) enum Notified {
     Sent,
     /// The eventfd was full (or closed): this interrupt is lost, counted.
     Lost,
-    /// The write blocked until the watchdog interrupted it: the frontend made its fd blocking
-    /// again. The call fd was dropped; the caller stops taking new ones from this frontend.
+    /// The frontend made its fd blocking again (seen before the write, or the write blocked
+    /// until the watchdog interrupted it). The call fd was dropped; the caller stops taking
+    /// new ones from this frontend.
     Stalled,
 }
 
 impl VringRun {
     /// Signals the driver: one non-blocking eventfd write, under the watchdog. A full eventfd
     /// loses an interrupt the driver recovers from on its next poll.
+    ///
+    /// The frontend shares the fd's `O_NONBLOCK` flag and can clear it: the flag is checked
+    /// first (`F_GETFL` never blocks), so a frontend that did is caught without a write; only
+    /// one that clears it in the instant between the check and the write can make the write
+    /// wait, until the watchdog interrupts it.
     pub fn notify(&mut self) -> Notified {
         let Some(call) = &self.call else {
             return Notified::Sent;
         };
+        let blocking = fcntl(call.as_fd(), FcntlArg::F_GETFL)
+            .map(|f| !OFlag::from_bits_truncate(f).contains(OFlag::O_NONBLOCK))
+            .unwrap_or(true);
+        if blocking {
+            self.counters.interrupts_lost += 1;
+            self.call = None;
+            return Notified::Stalled;
+        }
         let r = crate::watchdog::guarded(|| (&*call).write(&1u64.to_ne_bytes()));
         match r {
             Ok(_) => Notified::Sent,
