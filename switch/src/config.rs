@@ -58,6 +58,11 @@ pub struct SwitchConfig {
     /// of it is refused too). `"/"` allows any absolute path. Default `/run/vswitch`.
     #[serde(default = "default_socket_dir")]
     pub socket_dir: PathBuf,
+    /// The most guest memory (bytes, all regions together) one vhost-user frontend may
+    /// share with a port; a larger memory table is refused. Default 4 TiB (4398046511104),
+    /// more than any VM a compute node runs; 1 MiB at least.
+    #[serde(default = "default_max_guest_memory")]
+    pub max_guest_memory: u64,
 }
 
 fn default_pmd_cores() -> Vec<usize> {
@@ -105,6 +110,9 @@ fn default_mac_aging_secs() -> u64 {
 fn default_pmd_sleep_after_us() -> u64 {
     200
 }
+fn default_max_guest_memory() -> u64 {
+    ports::vhost::memory::DEFAULT_MAX_GUEST_MEMORY
+}
 fn default_socket_dir() -> PathBuf {
     PathBuf::from(DEFAULT_SOCKET_DIR)
 }
@@ -118,6 +126,7 @@ impl Default for SwitchConfig {
             mac_aging_secs: default_mac_aging_secs(),
             pmd_sleep_after_us: default_pmd_sleep_after_us(),
             socket_dir: default_socket_dir(),
+            max_guest_memory: default_max_guest_memory(),
         }
     }
 }
@@ -758,6 +767,12 @@ impl SwitchConfig {
             return Err(problem(
                 vec![key("mac_table_size")],
                 format!("{} is out of range 1..=16777216", self.mac_table_size),
+            ));
+        }
+        if self.max_guest_memory < 1 << 20 {
+            return Err(problem(
+                vec![key("max_guest_memory")],
+                format!("{} bytes is less than 1 MiB", self.max_guest_memory),
             ));
         }
         if self.mac_aging_secs == 0 {

@@ -25,7 +25,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use ports::afxdp::AfXdpPort;
 use ports::mem::{self, MemPeer};
 use ports::tap::TapPort;
-use ports::vhost::VhostUserPort;
+use ports::vhost::{VhostOptions, VhostUserPort};
 use ports::{Port, PortError};
 use tracing::{info, warn};
 
@@ -195,6 +195,8 @@ pub struct Switch {
     pmds: Vec<PmdHandle>,
     /// `switch.socket_dir`: where vhost-user sockets may be.
     socket_dir: std::path::PathBuf,
+    /// Limits every vhost-user port gets (`switch.max_guest_memory`).
+    vhost: VhostOptions,
 }
 
 impl Switch {
@@ -266,6 +268,9 @@ impl Switch {
             }),
             pmds,
             socket_dir: cfg.socket_dir.clone(),
+            vhost: VhostOptions {
+                max_guest_memory: cfg.max_guest_memory,
+            },
         };
         for (i, p) in sw.pmds.iter().enumerate() {
             let peers = sw
@@ -357,10 +362,11 @@ impl Switch {
                 added
             }
             PortType::VhostUser => {
-                let port = open_vhost_user(&cfg).map_err(|source| SwitchError::Port {
-                    name: cfg.name.clone(),
-                    source,
-                })?;
+                let port =
+                    open_vhost_user(&cfg, self.vhost).map_err(|source| SwitchError::Port {
+                        name: cfg.name.clone(),
+                        source,
+                    })?;
                 self.attach_changing(cfg, Box::new(port))
             }
             PortType::Vxlan => self.add_vxlan(cfg),
@@ -761,13 +767,13 @@ fn interface_mac(ifname: &str) -> Option<MacAddr> {
 
 /// Opens a vhost-user port: the switch owns the socket (server, the default) or connects to
 /// the VM's (client, retried forever so a restarted switch finds its VMs again).
-fn open_vhost_user(cfg: &PortConfig) -> Result<VhostUserPort, PortError> {
+fn open_vhost_user(cfg: &PortConfig, opts: VhostOptions) -> Result<VhostUserPort, PortError> {
     // `validate` guarantees the socket is set for this type.
     let path = cfg.socket.as_deref().unwrap_or(std::path::Path::new(""));
     let queues = cfg.queues.unwrap_or(1);
     let port = match cfg.mode.unwrap_or(SocketMode::Server) {
-        SocketMode::Server => VhostUserPort::server(path, queues),
-        SocketMode::Client => VhostUserPort::client(path, queues),
+        SocketMode::Server => VhostUserPort::server_with(path, queues, opts),
+        SocketMode::Client => VhostUserPort::client_with(path, queues, opts),
     };
     port.map_err(PortError::from)
 }

@@ -363,3 +363,29 @@ fn the_example_config_is_valid() {
         "{sockets:?}"
     );
 }
+
+#[test]
+fn max_guest_memory_is_a_switch_setting_of_at_least_1_mib() {
+    let cfg =
+        Config::from_toml(&vhost_port("", "/run/vswitch/vm.sock", "server"), "ok.toml").unwrap();
+    assert_eq!(cfg.switch.max_guest_memory, 4 << 40, "default: 4 TiB");
+    let cfg = Config::from_toml(
+        &vhost_port(
+            "max_guest_memory = 17179869184",
+            "/run/vswitch/vm.sock",
+            "server",
+        ),
+        "ok.toml",
+    )
+    .unwrap();
+    assert_eq!(cfg.switch.max_guest_memory, 16 << 30);
+    let e = refused(&vhost_port(
+        "max_guest_memory = 4096",
+        "/run/vswitch/vm.sock",
+        "server",
+    ));
+    assert!(
+        e.contains("switch.max_guest_memory") && e.contains("less than 1 MiB"),
+        "{e}"
+    );
+}

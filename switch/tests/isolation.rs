@@ -22,6 +22,7 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use ports::mem::MemPeer;
 use switch::config::{Config, PortConfig, PortType};
 use switch::Switch;
+use vhost::vhost_user::VhostUserFrontend;
 use vhost::VhostBackend;
 use vmm_sys_util::eventfd::EventFd;
 
@@ -41,16 +42,29 @@ struct Rig {
 }
 
 fn rig(memory: std::fs::File) -> Rig {
+    let (dir, sw, peers) = start(|_| {});
+    let guest = Guest::connect_with_memory(&dir.path("vm.sock"), 1, MRG, memory);
+    Rig {
+        _dir: dir,
+        sw,
+        peers,
+        guest,
+    }
+}
+
+/// The switch: one PMD on the last CPU, the witnesses, `src` and the vhost-user port `vm`
+/// (socket `vm.sock` in the returned directory); `tune` adjusts the switch settings.
+fn start(tune: impl FnOnce(&mut switch::config::SwitchConfig)) -> (SockDir, Switch, Vec<MemPeer>) {
     let dir = SockDir::new();
-    let sock = dir.path("vm.sock");
     let ncpu = std::thread::available_parallelism().unwrap().get();
     let vm = PortConfig {
         kind: PortType::VhostUser,
-        socket: Some(sock.clone()),
+        socket: Some(dir.path("vm.sock")),
         ..mem_port("vm")
     };
     let mut switch = switch_cfg(&[ncpu - 1]);
     switch.socket_dir = dir.dir.path().to_path_buf();
+    tune(&mut switch);
     let names = ["w1", "w2", "w3", "w4", "src"];
     let mut ports: Vec<PortConfig> = names.iter().map(|n| mem_port(n)).collect();
     ports.push(vm);
@@ -66,13 +80,7 @@ fn rig(memory: std::fs::File) -> Rig {
     };
     let sw = Switch::start(&cfg).expect("switch starts");
     let peers = names.iter().map(|n| sw.mem_peer(n).unwrap()).collect();
-    let guest = Guest::connect_with_memory(&sock, 1, MRG, memory);
-    Rig {
-        _dir: dir,
-        sw,
-        peers,
-        guest,
-    }
+    (dir, sw, peers)
 }
 
 impl Rig {
@@ -276,4 +284,39 @@ fn guest_memory_truncated_under_the_pmd_costs_only_its_port() {
     }
     assert!(r.witness_latency(10).pct(100) < Duration::from_secs(1));
     r.sw.shutdown();
+}
+
+/// `switch.max_guest_memory` bounds what one frontend may map: a larger memory table is
+/// refused (NACKed and counted), the connection stays, and the witnesses never notice.
+#[test]
+fn a_memory_table_over_max_guest_memory_is_refused() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, sw, peers) = start(|s| s.max_guest_memory = 2 << 20);
+    let mut fe = vhost::vhost_user::Frontend::connect(dir.path("vm.sock"), 2).unwrap();
+    fe.set_hdr_flags(vhost::vhost_user::message::VhostUserHeaderFlag::NEED_REPLY);
+    let features = fe.get_features().unwrap();
+    fe.set_protocol_features(vhost::vhost_user::message::VhostUserProtocolFeatures::REPLY_ACK)
+        .unwrap();
+    fe.set_owner().unwrap();
+    fe.set_features(features & (1 << 32 | 1 << 30)).unwrap();
+    let memory = driver::memfd(MEM_SIZE);
+    let table = [driver::region(&memory, 0, MEM_SIZE, driver::VA_BASE, 0)];
+    assert!(
+        fe.set_mem_table(&table).is_err(),
+        "4 MiB over a 2 MiB bound"
+    );
+    let half = [driver::region(&memory, 0, 2 << 20, driver::VA_BASE, 0)];
+    fe.set_mem_table(&half).expect("2 MiB is within the bound");
+    let no = sw.port_no("vm").unwrap();
+    let faults = sw
+        .port_faults()
+        .into_iter()
+        .find(|&(p, _)| p == no)
+        .unwrap()
+        .1
+        .unwrap();
+    assert_eq!(faults.refused_messages, 1, "{faults:?}");
+    assert!(peers[0].inject(&unicast(1, 2, 0)));
+    assert!(peers[1].recv_timeout(Duration::from_secs(5)).is_some());
+    sw.shutdown();
 }
