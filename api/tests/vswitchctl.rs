@@ -261,3 +261,90 @@ fn fdb_show_by_vlan_and_vni_and_trace_from_hex() {
     let (ok, _, err) = ctl.run(&["trace", "a", "--hex", "0z"]);
     assert!(!ok && err.contains("hex"), "{err}");
 }
+
+/// `trace` from a vxlan port shows split horizon: a broadcast floods to the local port only
+/// (not the other vxlan port), and a destination learned behind the other vxlan port is
+/// refused (`{"split_horizon": port}`), as the datapath does.
+#[test]
+fn trace_from_a_vxlan_port_shows_split_horizon() {
+    let dir = Scratch::new("ctl-split");
+    let sw = common::InProcess::start(
+        r#"
+[[port]]
+name = "uplink"
+type = "memory"
+ip = "198.18.0.1/24"
+
+[[port]]
+name = "vm"
+type = "memory"
+vlan = { mode = "access", tag = 10 }
+
+[[port]]
+name = "vxa"
+type = "vxlan"
+vni = 100
+remote_ip = "198.18.0.2"
+vlan = { mode = "access", tag = 10 }
+
+[[port]]
+name = "vxb"
+type = "vxlan"
+vni = 100
+remote_ip = "198.18.0.3"
+vlan = { mode = "access", tag = 10 }
+"#,
+    );
+    // VXLAN (VNI 100) from 198.18.0.3 carrying a broadcast from 02:00:00:00:00:0b: the
+    // switch learns that MAC behind vxb.
+    let inner: Vec<u8> = [[0xff; 6], [2, 0, 0, 0, 0, 0x0b]]
+        .concat()
+        .into_iter()
+        .chain([0x88, 0xb5])
+        .chain([0; 46])
+        .collect();
+    let udp_len = 8 + 8 + inner.len() as u16;
+    let mut frame = vec![2, 0x76, 198, 18, 0, 1, 2, 0xee, 0, 0, 0, 3, 0x08, 0x00];
+    frame.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0]);
+    frame[16..18].copy_from_slice(&(20 + udp_len).to_be_bytes());
+    frame.extend_from_slice(&[198, 18, 0, 3, 198, 18, 0, 1]);
+    frame.extend_from_slice(&[0xc0, 0x00, 0x12, 0xb5]);
+    frame.extend_from_slice(&udp_len.to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0x08, 0, 0, 0, 0, 0, 100, 0]);
+    frame.extend_from_slice(&inner);
+    let up = sw.app.switch.mem_peer("uplink").unwrap();
+    assert!(up.inject(&frame));
+    sw.wait_learned(1);
+    let token = dir.file("token", "unused\n");
+    let ctl = Ctl {
+        args: vec![
+            "--server".into(),
+            sw.addr.to_string(),
+            "--token-file".into(),
+            token.display().to_string(),
+        ],
+    };
+    let to_b = format!(
+        "02:00:00:00:00:0b 02:00:00:00:00:0a 88b5 {}",
+        "00".repeat(46)
+    );
+    let out = ctl.ok(&["trace", "vxa", "--hex", &to_b]);
+    assert!(
+        out.contains("normal: vlan 10 learned on vxb, dropped (split horizon"),
+        "{out}"
+    );
+    let t = ctl.json(&["trace", "vxa", "--hex", &to_b]);
+    assert_eq!(t["normal"], serde_json::json!({"split_horizon": "vxb"}));
+    // From the local port, the same destination is sent to vxb.
+    let out = ctl.ok(&["trace", "vm", "--hex", &to_b]);
+    assert!(out.contains("normal: vlan 10 learned on vxb\n"), "{out}");
+    // A broadcast from vxa floods to vm alone; from vm, to both vxlan ports.
+    let bcast = to_b.replacen("02:00:00:00:00:0b", "ff:ff:ff:ff:ff:ff", 1);
+    let out = ctl.ok(&["trace", "vxa", "--hex", &bcast]);
+    assert!(out.contains("normal: flood in vlan 10 to vm\n"), "{out}");
+    let out = ctl.ok(&["trace", "vm", "--hex", &bcast]);
+    assert!(
+        out.contains("normal: flood in vlan 10 to vxa,vxb\n"),
+        "{out}"
+    );
+}

@@ -26,11 +26,15 @@ pub enum DropReason {
     /// Overlay or underlay: see the tunnel counters for which (MTU, neighbour queue full or
     /// unanswered, unknown VNI, not for this node, no underlay or route).
     Tunnel,
+    /// Split horizon: `normal` never sends a frame that came from a vxlan port to a vxlan
+    /// port; this one had nowhere else to go (its destination is learned behind another
+    /// vxlan port, or the only ports carrying its VLAN are vxlan ports).
+    SplitHorizon,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::Rule,
         DropReason::NoPort,
         DropReason::TxFull,
@@ -39,6 +43,7 @@ impl DropReason {
         DropReason::Malformed,
         DropReason::Vlan,
         DropReason::Tunnel,
+        DropReason::SplitHorizon,
     ];
     /// How many reasons there are.
     pub const COUNT: usize = Self::ALL.len();
@@ -54,6 +59,7 @@ impl DropReason {
             DropReason::Malformed => "malformed",
             DropReason::Vlan => "vlan",
             DropReason::Tunnel => "tunnel",
+            DropReason::SplitHorizon => "split_horizon",
         }
     }
 }

@@ -389,6 +389,13 @@ fn trace_text(v: &Value) -> String {
                 s(&v["domain"]),
                 join(ps)
             ));
+        } else if let Some(p) = n.get("split_horizon") {
+            out.push_str(&format!(
+                "normal: {} learned on {}, dropped (split horizon: the frame came from a \
+                 vxlan port)\n",
+                s(&v["domain"]),
+                s(p)
+            ));
         }
     }
     out

@@ -48,8 +48,9 @@ pub struct TraceView {
     pub actions: Vec<String>,
     /// The L2 domain `normal` works in.
     pub domain: String,
-    /// Where `normal` sends it: `{"learned": port}` or `{"flood": [ports]}`; null without
-    /// `normal`.
+    /// Where `normal` sends it: `{"learned": port}`, `{"flood": [ports]}` or
+    /// `{"split_horizon": port}` (learned on that vxlan port, but the frame came from a
+    /// vxlan port: dropped); null without `normal`.
     pub normal: Option<NormalView>,
 }
 
@@ -70,6 +71,10 @@ pub enum NormalView {
     Learned(String),
     /// Unknown destination: flooded to these ports.
     Flood(Vec<String>),
+    /// Learned on this vxlan port, but the frame came from a vxlan port: split horizon
+    /// drops it.
+    #[serde(rename = "split_horizon")]
+    SplitHorizon(String),
 }
 
 /// Traces a frame through the in-port's PMD: key extraction, exact-match cache, classifier,
@@ -117,6 +122,7 @@ pub async fn trace(
             normal: t.normal.map(|n| match n {
                 NormalOutcome::Learned(p) => NormalView::Learned(name(p)),
                 NormalOutcome::Flood(ps) => NormalView::Flood(ps.into_iter().map(name).collect()),
+                NormalOutcome::SplitHorizon(p) => NormalView::SplitHorizon(name(p)),
             }),
         })
     })

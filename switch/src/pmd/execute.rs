@@ -12,6 +12,7 @@ use flowtable::key::{VLAN_PCP_MASK, VLAN_PRESENT, VLAN_VID_MASK};
 use flowtable::{Action, FlowKey, MacAddr, MacTable, PortNo, VlanId, Vni};
 use ports::Packet;
 
+use super::normal::{self, Forward, Frame, Ports};
 use super::tx::TxPort;
 use super::vlan::{self, PortVlan};
 use crate::stats::{DropReason, PmdStats};
@@ -161,19 +162,12 @@ fn emit_vxlan(
     encap::output(out.tunnel, port, port_vlan, key, tun, pkt, mv, &mut cx);
 }
 
-/// The L2 domain of a frame: its outer VLAN, or the untagged domain.
-fn domain(key: &FlowKey) -> L2Domain {
-    match key.vlan_vid().and_then(VlanId::new) {
-        Some(vid) => L2Domain::vlan(vid),
-        None => L2Domain::untagged(),
-    }
-}
-
-/// `normal`: learn the source, forward to the learned port or flood the domain.
+/// `normal`: learn the source, then send the frame where [`Ports::decide`] says (the learned
+/// port, a flood of the frame's VLAN, or nowhere: split horizon, no destination).
 fn normal(out: &mut Out<'_>, in_port: PortNo, key: &FlowKey, pkt: &mut Packet, mv: bool) {
-    let dom = domain(key);
     let src = key.eth_src();
     if !src.is_multicast() {
+        let dom = normal::domain(key);
         match out.fdb.learn(dom, src, in_port, out.now) {
             Learned::Quiet | Learned::Full => {}
             Learned::New | Learned::Moved { .. } | Learned::Refresh => {
@@ -181,31 +175,36 @@ fn normal(out: &mut Out<'_>, in_port: PortNo, key: &FlowKey, pkt: &mut Packet, m
             }
         }
     }
-    let dst = key.eth_dst();
-    let vid = key.vlan_vid();
-    let vlans = out.vlans;
-    let carries = |p: PortNo| vlans.get(p.index()).is_none_or(|v| v.carries(vid));
-    if !dst.is_multicast() {
-        // Learned where a rule moved the frame into another VLAN: not a port of this one.
-        if let Some(port) = out.fdb.lookup(dom, dst, out.now).filter(|&p| carries(p)) {
-            emit(out, in_port, port, key, None, pkt, mv);
-            return;
+    let (flood, vlans) = (out.flood, out.vlans);
+    let frame = Frame::new(key, in_port, out.tunnel);
+    let learned = normal::learned_port(out.fdb, key, out.now);
+    let ports = Ports {
+        flood,
+        vlans,
+        tunnel: out.tunnel,
+    };
+    match ports.decide(&frame, learned) {
+        Forward::Learned(port) => emit(out, in_port, port, key, None, pkt, mv),
+        Forward::Drop { reason, .. } => out.stats.drop(reason),
+        Forward::Flood { copies } => {
+            let mut left = copies;
+            for &port in flood {
+                // Asked again per port (the outputs need the tunnel mutably in between).
+                let ports = Ports {
+                    flood,
+                    vlans,
+                    tunnel: out.tunnel,
+                };
+                if !ports.floods_to(&frame, port) {
+                    continue;
+                }
+                left -= 1;
+                emit(out, in_port, port, key, None, pkt, mv && left == 0);
+                if left == 0 {
+                    break;
+                }
+            }
         }
-    }
-    // Flood within the frame's VLAN: only to ports that carry it.
-    let floods_to = |p: PortNo| p != in_port && carries(p);
-    let flood = out.flood;
-    let mut left = flood.iter().filter(|&&p| floods_to(p)).count();
-    if left == 0 {
-        out.stats.drop(DropReason::NoDestination);
-        return;
-    }
-    for &port in flood {
-        if !floods_to(port) {
-            continue;
-        }
-        left -= 1;
-        emit(out, in_port, port, key, None, pkt, mv && left == 0);
     }
 }
 

@@ -14,6 +14,7 @@ mod clock;
 mod execute;
 mod idle;
 mod lookup;
+mod normal;
 pub(crate) mod trace;
 pub(crate) mod tx;
 pub(crate) mod vlan;
@@ -136,7 +137,8 @@ pub(crate) struct Pmd {
     rxqs: Vec<RxqEntry>,
     /// Indexed by port number.
     txs: Vec<Option<TxPort>>,
-    /// Ports `normal` floods to (bridge ports: not the underlay).
+    /// Ports `normal` floods to (bridge ports: not the underlay; for a frame from a vxlan
+    /// port, split horizon leaves out the vxlan ports).
     flood: Vec<PortNo>,
     /// Each port's VLAN mode, indexed by port number.
     vlans: Vec<PortVlan>,

@@ -8,8 +8,9 @@ use std::time::Instant;
 use flowtable::action::Action;
 use flowtable::fdb::L2Domain;
 use flowtable::key::extract;
-use flowtable::{FlowKey, PortNo, RuleId, VlanId};
+use flowtable::{FlowKey, PortNo, RuleId};
 
+use super::normal::{self, Forward};
 use super::Pmd;
 
 /// A frame to trace and where it enters.
@@ -30,13 +31,18 @@ pub enum EmcProbe {
     Hit(Option<RuleId>),
 }
 
-/// Where `normal` would send the frame.
+/// Where `normal` would send the frame (the datapath's own decision).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NormalOutcome {
     /// The destination MAC is learned on this port (in the frame's L2 domain).
     Learned(PortNo),
-    /// Flood to these ports (every port carrying the frame's VLAN but the in-port).
+    /// Flood to these ports: every port carrying the frame's VLAN but the in-port, and, for
+    /// a frame from a vxlan port, no vxlan port (split horizon). Empty: dropped (drop reason
+    /// `split_horizon` when vxlan ports were the only candidates, else `no_destination`).
     Flood(Vec<PortNo>),
+    /// The destination MAC is learned on this vxlan port, but the frame came from a vxlan
+    /// port: split horizon drops it (drop reason `split_horizon`).
+    SplitHorizon(PortNo),
 }
 
 /// What one PMD would do with a frame.
@@ -98,31 +104,32 @@ impl Pmd {
                 .unwrap_or_default(),
             None => vec![Action::Normal],
         };
-        let domain = match key.vlan_vid().and_then(VlanId::new) {
-            Some(vid) => L2Domain::vlan(vid),
-            None => L2Domain::untagged(),
-        };
+        let domain = normal::domain(&key);
         let normal = actions.contains(&Action::Normal).then(|| {
-            let dst = key.eth_dst();
-            let carries = |p: PortNo| {
-                self.vlans
-                    .get(p.index())
-                    .is_none_or(|v| v.carries(key.vlan_vid()))
+            // The datapath's own decision (`normal` asks the same function after learning
+            // the source, which a trace does not do).
+            let frame = normal::Frame::new(&key, req.in_port, &self.tunnel);
+            let ports = normal::Ports {
+                flood: &self.flood,
+                vlans: &self.vlans,
+                tunnel: &self.tunnel,
             };
-            // As `normal` does: a learned port that does not carry the VLAN is not used.
-            let learned = (!dst.is_multicast())
-                .then(|| self.fdb.lookup(domain, dst, Instant::now()))
-                .flatten()
-                .filter(|&p| carries(p));
-            match learned {
-                Some(port) => NormalOutcome::Learned(port),
-                None => NormalOutcome::Flood(
-                    self.flood
-                        .iter()
-                        .copied()
-                        .filter(|&p| p != req.in_port && carries(p))
-                        .collect(),
-                ),
+            let learned = normal::learned_port(&self.fdb, &key, Instant::now());
+            match ports.decide(&frame, learned) {
+                Forward::Learned(port) => NormalOutcome::Learned(port),
+                Forward::Drop {
+                    learned: Some(port),
+                    ..
+                } => NormalOutcome::SplitHorizon(port),
+                Forward::Flood { .. } | Forward::Drop { learned: None, .. } => {
+                    NormalOutcome::Flood(
+                        self.flood
+                            .iter()
+                            .copied()
+                            .filter(|&p| ports.floods_to(&frame, p))
+                            .collect(),
+                    )
+                }
             }
         });
         let port_decided =

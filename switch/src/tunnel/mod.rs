@@ -6,7 +6,8 @@
 //!   VXLAN to our address (decapsulated, [`decap`]), or dropped and counted.
 //! - A **vxlan port** is a virtual bridge port (no queues): output to it encapsulates the
 //!   frame ([`encap`]) towards its `remote_ip` and puts it on the uplink's tx batch, or holds
-//!   it in the [`neigh`] queue until the next hop's MAC is known.
+//!   it in the [`neigh`] queue until the next hop's MAC is known. A frame that arrived on
+//!   one is never sent to one by `normal` (split horizon, see `pmd/normal.rs`).
 //!
 //! Each PMD owns a [`Tunnel`]: its port tables (sent with the port-add messages), its
 //! neighbour cache, held frames, scratch buffer and counters. Neighbours one PMD learns are
