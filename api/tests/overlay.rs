@@ -818,7 +818,7 @@ fn three_switches_in_a_full_mesh_deliver_each_broadcast_once() {
         let b = (i != 3).then(|| guest(&names, &format!("b{i}"), &ns, &addr, &mesh_mac(i)));
         let mut config = format!(
             "{}\n{}\n{}\n",
-            switch_section(),
+            switch_section(&dir),
             afxdp_port("uplink", &up, &format!("ip = \"198.18.0.{i}/24\"")),
             afxdp_port("a", &a_sw, "vlan = { mode = \"access\", tag = 10 }"),
         );
