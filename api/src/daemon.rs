@@ -45,6 +45,11 @@ pub struct Args {
     /// state dir, else /run/vswitch/api-token).
     #[arg(long, value_name = "FILE")]
     pub api_token_file: Option<PathBuf>,
+    /// Connections the API serves at once on each endpoint (TCP, unix socket); one more is
+    /// answered 503 and closed.
+    #[arg(long, value_name = "N", default_value_t = crate::server::limits::DEFAULT_MAX_CONNECTIONS,
+          value_parser = parse_max_connections)]
+    pub api_max_connections: usize,
     /// Serve mutating API calls without a token (local development only).
     #[arg(long)]
     pub no_auth: bool,
@@ -64,6 +69,14 @@ fn parse_listen(text: &str) -> Result<Listen, String> {
     text.parse()
         .map(|a| Listen(Some(a)))
         .map_err(|_| format!("{text:?} is not an address such as 127.0.0.1:6690 (or `off`)"))
+}
+
+/// `--api-max-connections`: 1..=65536.
+fn parse_max_connections(text: &str) -> Result<usize, String> {
+    text.parse()
+        .ok()
+        .filter(|n| (1..=65_536).contains(n))
+        .ok_or_else(|| format!("{text:?} is not a number of connections in 1..=65536"))
 }
 
 /// `--pmd-cores`: a CPU list.
@@ -150,6 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let endpoints = crate::server::Endpoints {
         tcp: args.api_listen.0,
         unix: args.api_socket.clone(),
+        max_connections: args.api_max_connections,
     };
     let server = crate::server::Server::start(app.clone(), &endpoints)?;
     info!(

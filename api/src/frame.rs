@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use serde::Deserialize;
 
 use crate::error::ApiError;
+use crate::server::limits::{MAX_TRACE_FRAME, MAX_TRACE_HEX};
 
 /// Header fields of a frame to build. Unset fields take harmless defaults.
 #[derive(Debug, Default, Clone, Deserialize, utoipa::ToSchema)]
@@ -43,8 +44,20 @@ pub struct FrameFields {
     pub arp_tpa: Option<Ipv4Addr>,
 }
 
-/// Decodes hex (whitespace and `:` separators allowed).
+/// Decodes hex (ASCII whitespace and `:` separators allowed, anywhere) into a frame of 14
+/// (an Ethernet header) to [`MAX_TRACE_FRAME`] bytes; the text may be at most
+/// [`MAX_TRACE_HEX`] characters (two digits and a separator per byte).
 pub fn from_hex(text: &str) -> Result<Vec<u8>, ApiError> {
+    if text.len() > MAX_TRACE_HEX {
+        return Err(ApiError::bad(
+            "hex",
+            format!(
+                "{} characters is longer than the {MAX_TRACE_HEX} a frame of at most \
+                 {MAX_TRACE_FRAME} bytes needs",
+                text.len()
+            ),
+        ));
+    }
     let digits: Vec<u8> = text
         .bytes()
         .filter(|b| !b.is_ascii_whitespace() && *b != b':')
@@ -63,6 +76,15 @@ pub fn from_hex(text: &str) -> Result<Vec<u8>, ApiError> {
             "hex",
             format!(
                 "{} bytes is shorter than an Ethernet header (14)",
+                bytes.len()
+            ),
+        ));
+    }
+    if bytes.len() > MAX_TRACE_FRAME {
+        return Err(ApiError::bad(
+            "hex",
+            format!(
+                "{} bytes is longer than the largest frame ({MAX_TRACE_FRAME} bytes)",
                 bytes.len()
             ),
         ));
@@ -238,5 +260,32 @@ mod test {
         assert!(from_hex("zz").is_err());
         assert!(from_hex("00").is_err());
         assert_eq!(from_hex(&"ab".repeat(14)).unwrap().len(), 14);
+        assert_eq!(
+            from_hex("ab:cd ef\t01\n02\r03\x0c04 0506070809 0a0b")
+                .unwrap()
+                .len(),
+            14
+        );
+    }
+
+    #[test]
+    fn hex_is_at_most_the_largest_frame() {
+        let max = "ab".repeat(MAX_TRACE_FRAME);
+        assert_eq!(from_hex(&max).unwrap().len(), MAX_TRACE_FRAME);
+        let spaced = "ab ".repeat(MAX_TRACE_FRAME);
+        assert_eq!(spaced.len(), MAX_TRACE_HEX);
+        assert_eq!(from_hex(&spaced).unwrap().len(), MAX_TRACE_FRAME);
+        let e = from_hex(&"ab".repeat(MAX_TRACE_FRAME + 1)).unwrap_err();
+        assert!(
+            e.body.error.contains("largest frame (65553 bytes)"),
+            "{}",
+            e.body.error
+        );
+        let e = from_hex(&format!("{spaced} ")).unwrap_err();
+        assert!(
+            e.body.error.contains("longer than the 196659"),
+            "{}",
+            e.body.error
+        );
     }
 }

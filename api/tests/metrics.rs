@@ -310,6 +310,7 @@ actions = ["output:b"]
         &Endpoints {
             tcp: Some("127.0.0.1:0".parse().unwrap()),
             unix: None,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -505,6 +505,7 @@ actions = ["drop"]
         &Endpoints {
             tcp: Some("127.0.0.1:0".parse().unwrap()),
             unix: None,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -1099,4 +1100,146 @@ fn openapi_describes_port_and_flow_bodies() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), n, "duplicate operation ids among {ids:?}");
+}
+
+/// Each route takes bodies up to its own limit: 413 naming the limit past it, whether
+/// `Content-Length` says so up front (answered before any body is sent) or a chunked body
+/// grows past it; a trace of the largest frame, its hex spaced out, fits.
+#[test]
+fn bodies_over_their_route_limit_are_refused_with_413() {
+    use std::io::Write;
+
+    let dir = Scratch::new("rest-limits");
+    let sw = Vswitchd::start(&dir, Some(TWO_PORTS), &[]);
+    let token = sw.token();
+    let before = state_file(&sw);
+    let json_error = |status: u16, head: &str, body: &str, limit: &str, path: &str| {
+        assert_eq!(status, 413, "{head}\n{body}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        let e = v["error"].as_str().unwrap_or_default();
+        assert!(e.contains(limit) && e.contains(path), "{v}");
+    };
+    // Declared too large: refused from the headers alone (nothing more is sent).
+    for (path, limit, declared, auth) in [
+        ("/v1/trace", "384 KiB", 384 * 1024 + 1, false),
+        ("/v1/ports", "64 KiB", 64 * 1024 + 1, true),
+        ("/v1/flows", "64 KiB", 64 * 1024 + 1, true),
+        ("/v1/flows/delete", "64 KiB", 64 * 1024 + 1, true),
+        ("/v1/flows/bulk", "16 MiB", 16 * 1024 * 1024 + 1, true),
+    ] {
+        let auth = if auth {
+            format!("Authorization: Bearer {token}\r\n")
+        } else {
+            String::new()
+        };
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n\
+             Content-Length: {declared}\r\nConnection: close\r\n\r\n"
+        );
+        let (status, head, body) = common::http_raw(sw.addr, req.as_bytes());
+        json_error(status, &head, &body, limit, path);
+    }
+    // Chunked, no length up front: refused once what arrived passes the limit.
+    let mut s = std::net::TcpStream::connect(sw.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let chunk = 384 * 1024 + 1;
+    write!(
+        s,
+        "POST /v1/trace HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n{chunk:x}\r\n"
+    )
+    .unwrap();
+    s.write_all(&vec![b' '; chunk]).unwrap();
+    s.write_all(b"\r\n").unwrap();
+    let (status, head, body) = common::read_response(&mut s);
+    json_error(status, &head, &body, "384 KiB", "/v1/trace");
+
+    // The largest frame, a separator after every byte: within both the hex and body limits.
+    let frame_len = 65_535 + 18;
+    let mut hex = "ff:".repeat(6) + &"02 ".repeat(6) + "08 00 ";
+    hex.push_str(&"ab\n".repeat(frame_len - 14));
+    assert_eq!(hex.len(), 3 * frame_len);
+    let trace = json!({"in_port": "a", "hex": hex}).to_string();
+    assert!(trace.len() > 256 * 1024, "{}", trace.len());
+    let (s, v) = sw.call("POST", "/v1/trace", Some(&trace), None);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["normal"]["flood"], json!(["b"]), "{v}");
+    // One byte more is refused by the hex rule, naming the largest frame.
+    let longer = json!({"in_port": "a", "hex": "ab".repeat(frame_len + 1)}).to_string();
+    let (s, v) = sw.call("POST", "/v1/trace", Some(&longer), None);
+    assert_eq!((s, field(&v)), (400, "hex"), "{v}");
+    assert!(v["error"].as_str().unwrap().contains("65553"), "{v}");
+
+    // A bulk request past the 64 KiB of single bodies is fine: 800 flows, ~85 KiB.
+    let flows: Vec<Value> = (0..800)
+        .map(|i| {
+            json!({"priority": 1000 + i, "match": {"in_port": "a", "eth_type": "0x0800",
+                   "ip_dst": format!("198.18.{}.{}", i / 200, i % 200)}, "actions": ["output:b"]})
+        })
+        .collect();
+    let bulk = json!({ "flows": flows }).to_string();
+    assert!(bulk.len() > 64 * 1024, "{}", bulk.len());
+    let (s, v) = sw.auth("POST", "/v1/flows/bulk", Some(&bulk));
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["ids"].as_array().unwrap().len(), 800);
+    assert_ne!(state_file(&sw), before);
+    sw.stop();
+}
+
+/// Each endpoint serves at most --api-max-connections connections: one more is answered 503
+/// (JSON, Retry-After) and closed at once, while the held ones keep working; once one closes,
+/// new connections are served again.
+#[test]
+fn connections_over_the_cap_are_refused_with_503() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+
+    let dir = Scratch::new("rest-conns");
+    let sw = Vswitchd::start(&dir, None, &["--api-max-connections", "2"]);
+    // Two idle connections take both places (accepted in the order they connected).
+    let mut held: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(sw.addr).unwrap())
+        .collect();
+    let healthz = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let started = Instant::now();
+    let (status, head, body) = common::http_raw(sw.addr, healthz);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused promptly"
+    );
+    assert_eq!(status, 503, "{head}\n{body}");
+    assert!(head.contains("\r\nretry-after: 1"), "{head}");
+    let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("limit of 2 connections"),
+        "{v}"
+    );
+    // The held connections are served meanwhile.
+    let mut first = held.remove(0);
+    first
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    first.write_all(healthz).unwrap();
+    let (status, _, body) = common::read_response(&mut first);
+    assert_eq!(status, 200, "{body}");
+    drop(first);
+    // Its place is free again once the server has seen it close.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _, body) = common::http_raw(sw.addr, healthz);
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(Instant::now() < deadline, "the freed place was not reused");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(held);
+    let log = sw.stop();
+    assert!(log.contains("API connection refused"), "{log}");
 }

@@ -19,11 +19,17 @@ fn frame(src: u8, dst: u8) -> Vec<u8> {
 }
 
 fn start(extra: &str) -> Switch {
+    start_with("", extra)
+}
+
+/// [`start`] with `switch` added to the `[switch]` table.
+fn start_with(switch: &str, extra: &str) -> Switch {
     let cpu = std::thread::available_parallelism().unwrap().get() - 1;
     let text = format!(
         r#"
 [switch]
 pmd_cores = [{cpu}]
+{switch}
 
 [[port]]
 name = "a"
@@ -214,10 +220,13 @@ fn a_vhost_user_port_reports_its_connection_state() {
     let dir = std::env::temp_dir().join(format!("vswitch-metrics-unit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let sock = dir.join("vhu0.sock");
-    let sw = start(&format!(
-        "[[port]]\nname = \"vhu0\"\ntype = \"vhost-user\"\nsocket = \"{}\"\n",
-        sock.display()
-    ));
+    let sw = start_with(
+        &format!("socket_dir = {:?}", dir.display().to_string()),
+        &format!(
+            "[[port]]\nname = \"vhu0\"\ntype = \"vhost-user\"\nsocket = \"{}\"\n",
+            sock.display()
+        ),
+    );
     let text = render(&sw);
     let labels = [("port", "vhu0"), ("type", "vhost-user")];
     assert_eq!(

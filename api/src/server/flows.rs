@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use switch::config::{FlowConfig, MatchValue};
 
 use super::json::Body;
+use super::limits::BULK_BODY_LIMIT;
 use super::routes::blocking;
 use crate::app::{App, Undo};
 use crate::error::{ApiError, ErrorBody};
@@ -122,7 +123,7 @@ pub async fn create(
         (status = 401, body = ErrorBody)))]
 pub async fn create_bulk(
     State(app): State<Arc<App>>,
-    Body(bulk): Body<BulkFlows>,
+    Body(bulk): Body<BulkFlows, BULK_BODY_LIMIT>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     let ids = blocking(&app, move |app| {
         app.change(|sw| {

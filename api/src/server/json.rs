@@ -1,23 +1,81 @@
 //! `Body<T>`: a JSON request body whose errors name the field at fault (via
-//! `serde_path_to_error`), answered as 400 `{"error", "field"}`.
+//! `serde_path_to_error`), answered as 400 `{"error", "field"}`. The body is read up to a
+//! limit of the route's own (413 past it; see [`super::limits`]) and within
+//! [`BODY_TIMEOUT`](super::limits::BODY_TIMEOUT) (408), and parsed on the blocking pool:
+//! the runtime's one thread never spends a large body's parsing time.
 
-use axum::body::Bytes;
+use std::pin::Pin;
+
+use axum::body::HttpBody;
 use axum::extract::{FromRequest, Request};
+use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
+use super::limits::{self, BODY_LIMIT, BODY_TIMEOUT};
 use crate::error::ApiError;
 
-/// A JSON body of type `T`.
-pub struct Body<T>(pub T);
+/// A JSON body of type `T`, of at most `MAX` bytes.
+pub struct Body<T, const MAX: usize = BODY_LIMIT>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+impl<S: Send + Sync, T, const MAX: usize> FromRequest<S> for Body<T, MAX>
+where
+    T: DeserializeOwned + Send + 'static,
+{
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state)
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let bytes = read::<MAX>(req).await?;
+        let value = tokio::task::spawn_blocking(move || parse::<T>(&bytes))
             .await
-            .map_err(|e| ApiError::new(e.status(), e.body_text(), None))?;
-        parse(&bytes).map(Body)
+            .map_err(|e| ApiError::internal(format!("parsing the request body: {e}")))??;
+        Ok(Body(value))
+    }
+}
+
+/// Reads the whole body of `req`: 413 as soon as it is known to be over `MAX` bytes (from
+/// `Content-Length`, before reading anything, or from what has arrived), 408 when it does not
+/// arrive within [`BODY_TIMEOUT`].
+async fn read<const MAX: usize>(req: Request) -> Result<Vec<u8>, ApiError> {
+    let path = req.uri().path().to_string();
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX as u64) {
+        return Err(limits::too_large(&path, MAX));
+    }
+    let mut body = req.into_body();
+    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    let collect = async {
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        {
+            let frame = frame.map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("reading the request body: {e}"),
+                    None,
+                )
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > MAX {
+                    return Err(limits::too_large(&path, MAX));
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, collect).await {
+        Ok(done) => done.map(|()| buf),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+            None,
+        )),
     }
 }
 

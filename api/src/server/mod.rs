@@ -4,40 +4,65 @@
 //! Handlers never run switch calls on the runtime's thread: every [`Switch`](switch::Switch)
 //! call, reads included (they take locks, if only briefly; a change waiting for the PMDs
 //! holds none that reads need, but later changes wait for it), goes through
-//! `spawn_blocking`, so a slow change never stalls `/healthz` or any other request.
+//! `spawn_blocking`, so a slow change never stalls `/healthz` or any other request; so do
+//! parsing request bodies and decoding a trace's hex.
+//!
+//! The server accepts its own connections (hyper's HTTP/1 server, as axum's `serve` uses,
+//! with a timer armed): each endpoint serves at most `--api-max-connections` at once, request
+//! headers and bodies must arrive in time, and every route has a body limit ([`limits`]).
 
 mod auth;
 mod fdb;
 mod flows;
 mod json;
+pub mod limits;
 mod ports;
 mod routes;
 mod schema;
 mod stats;
 mod trace;
 
-use std::future::IntoFuture;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use anyhow::Context;
-use tokio::sync::watch;
-use tracing::{info, warn};
+use axum::serve::Listener;
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::{watch, Semaphore};
+use tracing::{debug, info, warn};
 
 use crate::app::App;
 
 /// The API's default TCP address (documented in the README).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:6690";
 
-/// Where the API listens.
-#[derive(Debug, Clone, Default)]
+/// Where the API listens, and how many connections each endpoint serves at once.
+#[derive(Debug, Clone)]
 pub struct Endpoints {
     /// TCP address; `None` turns TCP off.
     pub tcp: Option<SocketAddr>,
     /// Unix socket path.
     pub unix: Option<PathBuf>,
+    /// Connections served at once on each endpoint (at least 1); one more is answered 503
+    /// and closed (see [`limits`]).
+    pub max_connections: usize,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Endpoints {
+            tcp: None,
+            unix: None,
+            max_connections: limits::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// The running server: its thread and the signal that stops it.
@@ -53,6 +78,10 @@ impl Server {
     /// Binds every endpoint (errors name the address), then serves on a new thread. The
     /// thread inherits this thread's CPU mask: call it after keeping off the PMD cores.
     pub fn start(app: Arc<App>, at: &Endpoints) -> anyhow::Result<Server> {
+        anyhow::ensure!(
+            at.max_connections >= 1,
+            "--api-max-connections must be at least 1"
+        );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .thread_name("api")
@@ -74,11 +103,12 @@ impl Server {
             anyhow::Ok((tcp, unix))
         })?;
         let tcp_addr = tcp.as_ref().map(|l| l.local_addr()).transpose()?;
+        let max = at.max_connections;
         if let Some(addr) = tcp_addr {
-            info!(%addr, "API listening on TCP");
+            info!(%addr, max_connections = max, "API listening on TCP");
         }
         if let Some(path) = &at.unix {
-            info!(path = %path.display(), "API listening on unix socket");
+            info!(path = %path.display(), max_connections = max, "API listening on unix socket");
         }
         let (stop, stopped) = watch::channel(false);
         let router = routes::router(app);
@@ -86,28 +116,13 @@ impl Server {
             .name("api".into())
             .spawn(move || {
                 rt.block_on(async move {
-                    let wait = |mut rx: watch::Receiver<bool>| async move {
-                        let _ = rx.wait_for(|s| *s).await;
-                    };
-                    let tcp = tcp.map(|l| {
-                        tokio::spawn(
-                            axum::serve(l, router.clone())
-                                .with_graceful_shutdown(wait(stopped.clone()))
-                                .into_future(),
-                        )
-                    });
-                    let unix = unix.map(|l| {
-                        tokio::spawn(
-                            axum::serve(l, router.clone())
-                                .with_graceful_shutdown(wait(stopped.clone()))
-                                .into_future(),
-                        )
-                    });
+                    let tcp =
+                        tcp.map(|l| tokio::spawn(serve(l, router.clone(), max, stopped.clone())));
+                    let unix =
+                        unix.map(|l| tokio::spawn(serve(l, router.clone(), max, stopped.clone())));
                     for task in [tcp, unix].into_iter().flatten() {
-                        match task.await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(e)) => warn!("API server: {e}"),
-                            Err(e) => warn!("API server task: {e}"),
+                        if let Err(e) = task.await {
+                            warn!("API server task: {e}");
                         }
                     }
                 });
@@ -121,7 +136,8 @@ impl Server {
         })
     }
 
-    /// Stops accepting, lets requests in flight finish, and joins the thread.
+    /// Stops accepting, lets requests in flight finish (up to
+    /// [`limits::SHUTDOWN_GRACE`]), and joins the thread.
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -142,6 +158,84 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// An HTTP/1 connection builder with the header timeout (which also ends a kept-alive
+/// connection idle that long) armed: axum's own `serve` sets no timer, so its connections
+/// could wait forever.
+fn http1_builder() -> http1::Builder {
+    let mut b = http1::Builder::new();
+    b.timer(TokioTimer::new())
+        .header_read_timeout(limits::HEADER_TIMEOUT);
+    b
+}
+
+/// Serves `router` on `listener` until `stopped` turns true, at most `max` connections at
+/// once; then stops accepting and gives the connections in flight
+/// [`limits::SHUTDOWN_GRACE`] to finish. Nothing here blocks the runtime: a connection
+/// over the cap is handed to a task that answers 503 and closes it.
+async fn serve<L>(mut listener: L, router: Router, max: usize, mut stopped: watch::Receiver<bool>)
+where
+    L: Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let served = Arc::new(Semaphore::new(max));
+    let refusing = Arc::new(Semaphore::new(max));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (io, peer) = tokio::select! {
+            conn = listener.accept() => conn,
+            _ = stopped.wait_for(|s| *s) => break,
+        };
+        let io = TokioIo::new(io);
+        match served.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let conn =
+                    http1_builder().serve_connection(io, TowerToHyperService::new(router.clone()));
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        debug!(?peer, "API connection: {e}");
+                    }
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                let Ok(permit) = refusing.clone().try_acquire_owned() else {
+                    debug!(
+                        ?peer,
+                        "API connection closed: over the cap, refusals busy too"
+                    );
+                    continue;
+                };
+                warn!(
+                    ?peer,
+                    max, "API connection refused: at its connection limit"
+                );
+                let answer = hyper::service::service_fn(move |_req| async move {
+                    Ok::<_, Infallible>(limits::too_many_connections(max))
+                });
+                let mut b = http1_builder();
+                b.keep_alive(false)
+                    .header_read_timeout(limits::REFUSAL_TIMEOUT);
+                let conn = b.serve_connection(io, answer);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(limits::SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!(
+            "API requests still in flight after {:?}; closing their connections",
+            limits::SHUTDOWN_GRACE
+        );
     }
 }
 

@@ -19,9 +19,6 @@ use crate::error::ApiError;
 /// The content type of the Prometheus text exposition format.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Largest accepted request body (a bulk flow request of some 100k flows).
-const BODY_LIMIT: usize = 64 << 20;
-
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -65,7 +62,9 @@ pub fn router(app: Arc<App>) -> Router {
             app.clone(),
             auth::require_token,
         ))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Bodies are read by `json::Body` with each route's own limit; this one only bounds
+        // axum's extractors, should a route ever use one.
+        .layer(DefaultBodyLimit::max(super::limits::BODY_LIMIT))
         .with_state(app);
     // axum answers a known path asked with another method with a bare 405, and adds its
     // `Allow` header only after the layers on the routes have run: a layer around the whole

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use switch::control::{EmcProbe, NormalOutcome};
 
 use super::json::Body;
+use super::limits::TRACE_BODY_LIMIT;
 use super::routes::blocking;
 use crate::app::App;
 use crate::error::{ApiError, ErrorBody};
@@ -85,17 +86,20 @@ pub enum NormalView {
         (status = 404, body = ErrorBody)))]
 pub async fn trace(
     State(app): State<Arc<App>>,
-    Body(req): Body<TraceRequest>,
+    Body(req): Body<TraceRequest, TRACE_BODY_LIMIT>,
 ) -> Result<Json<TraceView>, ApiError> {
-    let frame = match (&req.hex, &req.fields) {
-        (Some(h), None) => frame::from_hex(h)?,
-        (None, Some(f)) => frame::build(f)?,
-        (None, None) => return Err(ApiError::bad("hex", "give the frame as `hex` or `fields`")),
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad("fields", "give `hex` or `fields`, not both"))
-        }
-    };
+    // Decoding (up to 196659 hex characters) runs on the blocking pool too.
     let view = blocking(&app, move |app| {
+        let frame = match (&req.hex, &req.fields) {
+            (Some(h), None) => frame::from_hex(h)?,
+            (None, Some(f)) => frame::build(f)?,
+            (None, None) => {
+                return Err(ApiError::bad("hex", "give the frame as `hex` or `fields`"))
+            }
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad("fields", "give `hex` or `fields`, not both"))
+            }
+        };
         let sw = &app.switch;
         let t = sw.trace(&req.in_port, frame).map_err(|e| match e {
             switch::SwitchError::NoSuchPort(n) => {

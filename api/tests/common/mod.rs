@@ -281,6 +281,36 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String, String)
     (status, ctype, body.to_string())
 }
 
+/// Sends `request` (raw bytes) on a new connection to `addr` and reads until the server
+/// closes it (or 10 s pass): (status, head in lower case, body).
+pub fn http_raw(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    read_response(&mut s)
+}
+
+/// Reads one response from `s` until the server closes the connection: (status, head in
+/// lower case, body).
+pub fn read_response(s: &mut std::net::TcpStream) -> (u16, String, String) {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    if let Err(e) = s.read_to_end(&mut raw) {
+        panic!(
+            "reading the response: {e}; got so far: {:?}",
+            String::from_utf8_lossy(&raw)
+        );
+    }
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
 /// A vswitchd started for an API test: its state dir under the test's scratch dir, its API on
 /// a free TCP port, its PMD on the last CPU.
 pub struct Vswitchd {
@@ -620,6 +650,7 @@ impl InProcess {
             &api::server::Endpoints {
                 tcp: Some("127.0.0.1:0".parse().unwrap()),
                 unix: None,
+                ..Default::default()
             },
         )
         .unwrap();
