@@ -122,3 +122,45 @@ fn a_log_past_its_file_drops_the_connection() {
     assert!(r.is_err());
     wait_for("disconnect", || !port.is_connected());
 }
+
+/// A receive buffer that runs off the end of guest memory breaks the ring, but the bytes
+/// written inside guest memory before the write failed are still marked dirty (migration
+/// must copy them again).
+#[test]
+fn bytes_of_a_partly_failed_write_are_logged() {
+    let d = SockDir::new();
+    let path = d.path("vhu.sock");
+    let mut port = VhostUserPort::server(&path, 1).unwrap();
+    let mut g = Guest::connect(&path, 1, MRG);
+    let mut txq = port.txq(0).unwrap();
+    let log = memfd(4096);
+    g.fe.set_log_base(
+        0,
+        Some(VhostUserDirtyLogRegion {
+            mmap_size: 4096,
+            mmap_offset: 0,
+            mmap_handle: log.as_raw_fd(),
+        }),
+    )
+    .unwrap();
+    g.fe.set_features(g.features | LOG_ALL).unwrap();
+    clear(&log);
+    // 2 KiB of buffer, only its first 8 bytes inside guest memory: the 12-byte header is the
+    // first write, and it fails part way.
+    let start = MEM_SIZE - 8;
+    vm_memory::Bytes::write_slice(&g.mem, &[0xaa; 8], vm_memory::GuestAddress(start)).unwrap();
+    g.add_chain(0, &[(start, 2048, DESC_F_WRITE)]);
+    g.publish(0);
+    txq.tx_burst(&mut packets(&[frame(1000, 5)]));
+    assert!(vring_stats(&port, 0).broken, "the ring broke on the buffer");
+    assert_eq!(
+        g.read(start, 8),
+        vec![0u8; 8],
+        "a header of zeros was written there"
+    );
+    assert!(
+        dirty_pages(&log).contains(&(start / 4096)),
+        "the page written before the failure is marked: {:?}",
+        dirty_pages(&log)
+    );
+}

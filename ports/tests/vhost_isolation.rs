@@ -480,3 +480,65 @@ fn a_transmit_ring_of_empty_chains_costs_a_bounded_burst() {
     );
     assert!(used.iter().all(|u| u.1 == 0));
 }
+
+/// QEMU sends SET_VRING_ENABLE before SET_FEATURES (the vhost crate refuses it without
+/// passing it on). The switch peeks it off the socket and applies it to its own vring with its
+/// own value: enabling vring 1 early enables vring 1, not every ring.
+#[test]
+fn an_early_vring_enable_applies_to_its_own_vring_only() {
+    use std::io::Write;
+    use vhost::vhost_user::message::VhostUserVirtioFeatures;
+    use vhost::vhost_user::Frontend;
+    use vhost::VringConfigData;
+
+    let d = SockDir::new();
+    let path = d.path("vhu.sock");
+    let port = VhostUserPort::server(&path, 1).unwrap();
+    let mut stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    // SET_VRING_ENABLE (18), version 1 flags, an 8-byte body: vring 1, enable.
+    let mut msg = Vec::new();
+    for w in [18u32, 1, 8, 1, 1] {
+        msg.extend_from_slice(&w.to_le_bytes());
+    }
+    stream.write_all(&msg).unwrap();
+    let mut fe = Frontend::from_stream(stream, 2);
+    fe.set_owner().unwrap();
+    fe.get_features().unwrap();
+    let protocol = VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
+    fe.set_features(ports::vhost::handler::VIRTIO_F_VERSION_1 | protocol)
+        .unwrap();
+    let memory = memfd(MEM_SIZE);
+    fe.set_mem_table(&[region(&memory, 0, MEM_SIZE, VA_BASE, 0)])
+        .unwrap();
+    let fds: Vec<(EventFd, EventFd)> = (0..2)
+        .map(|_| {
+            (
+                EventFd::new(libc::EFD_NONBLOCK).unwrap(),
+                EventFd::new(libc::EFD_NONBLOCK).unwrap(),
+            )
+        })
+        .collect();
+    for v in 0..2usize {
+        let r = DriverRing::at(v, QSIZE, v as u64 * RING_AREA);
+        fe.set_vring_num(v, r.size).unwrap();
+        fe.set_vring_addr(
+            v,
+            &VringConfigData {
+                queue_max_size: r.size,
+                queue_size: r.size,
+                flags: 0,
+                desc_table_addr: VA_BASE + r.desc,
+                used_ring_addr: VA_BASE + r.used,
+                avail_ring_addr: VA_BASE + r.avail,
+                log_addr: None,
+            },
+        )
+        .unwrap();
+        fe.set_vring_base(v, 0).unwrap();
+        fe.set_vring_call(v, &fds[v].0).unwrap();
+        fe.set_vring_kick(v, &fds[v].1).unwrap();
+    }
+    // No SET_VRING_ENABLE after SET_FEATURES: only the early one counts.
+    wait_for("vring 1 running", || vring_stats(&port, 1).running);
+    assert!(!vring_stats(&port, 0).running, "vring 0 was never enabled");
+}
