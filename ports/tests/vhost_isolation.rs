@@ -501,7 +501,7 @@ fn an_early_vring_enable_applies_to_its_own_vring_only() {
         msg.extend_from_slice(&w.to_le_bytes());
     }
     stream.write_all(&msg).unwrap();
-    let mut fe = Frontend::from_stream(stream, 2);
+    let fe = Frontend::from_stream(stream, 2);
     fe.set_owner().unwrap();
     fe.get_features().unwrap();
     let protocol = VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
