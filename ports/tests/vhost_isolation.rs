@@ -518,7 +518,7 @@ fn an_early_vring_enable_applies_to_its_own_vring_only() {
             )
         })
         .collect();
-    for v in 0..2usize {
+    for (v, (call, kick)) in fds.iter().enumerate() {
         let r = DriverRing::at(v, QSIZE, v as u64 * RING_AREA);
         fe.set_vring_num(v, r.size).unwrap();
         fe.set_vring_addr(
@@ -535,8 +535,8 @@ fn an_early_vring_enable_applies_to_its_own_vring_only() {
         )
         .unwrap();
         fe.set_vring_base(v, 0).unwrap();
-        fe.set_vring_call(v, &fds[v].0).unwrap();
-        fe.set_vring_kick(v, &fds[v].1).unwrap();
+        fe.set_vring_call(v, call).unwrap();
+        fe.set_vring_kick(v, kick).unwrap();
     }
     // No SET_VRING_ENABLE after SET_FEATURES: only the early one counts.
     wait_for("vring 1 running", || vring_stats(&port, 1).running);
