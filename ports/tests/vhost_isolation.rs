@@ -542,3 +542,42 @@ fn an_early_vring_enable_applies_to_its_own_vring_only() {
     wait_for("vring 1 running", || vring_stats(&port, 1).running);
     assert!(!vring_stats(&port, 0).running, "vring 0 was never enabled");
 }
+
+/// A frontend that sends requests and never reads the replies fills the socket until the
+/// port's connection thread blocks sending one. Deleting the port still returns at once: the
+/// socket is shut down under the thread, and a thread that would not end is not waited for
+/// more than a second.
+#[test]
+fn deleting_a_port_whose_frontend_stopped_reading_is_prompt() {
+    use std::io::Write;
+    let d = SockDir::new();
+    let path = d.path("vhu.sock");
+    let port = VhostUserPort::server(&path, 1).unwrap();
+    let mut stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    stream.set_nonblocking(true).unwrap();
+    // GET_FEATURES (1), version 1, no body: each asks for a 20-byte reply nobody reads.
+    let mut msg = Vec::new();
+    for w in [1u32, 1, 0] {
+        msg.extend_from_slice(&w.to_le_bytes());
+    }
+    let batch: Vec<u8> = msg.iter().copied().cycle().take(msg.len() * 1024).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut blocked_for = 0;
+    // Write until our writes stop going through for a while: the switch stopped reading
+    // because it is blocked writing replies we do not read.
+    while blocked_for < 50 {
+        assert!(Instant::now() < deadline, "the switch kept reading");
+        match stream.write(&batch) {
+            Ok(_) => blocked_for = 0,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                blocked_for += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let t = Instant::now();
+    drop(port);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(!path.exists(), "the socket is removed");
+}
