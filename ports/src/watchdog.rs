@@ -20,16 +20,23 @@
 //!
 //! `SIGURG` is ignored by default, so a stray one (after the call already returned) costs
 //! nothing: at worst an `epoll_wait` ends early, which the PMD's idle loop allows.
+//!
+//! The watchdog costs nothing while the switch is idle: after [`IDLE_ROUNDS`] rounds without
+//! a guarded call it parks, and the next guarded call wakes it before making its own call
+//! (one flag load per call; the wake, a futex syscall, only on the first call after a
+//! parking). A PMD that is sleeping makes no guarded calls, so an idle switch never wakes it.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Once;
+use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Once, OnceLock};
 use std::time::Duration;
 
 /// How often the watchdog looks at the slots: a PMD is held up at most two rounds (10 ms),
 /// once per hostile frontend that wins the race described above. 200 wakeups a second of a
 /// thread that scans a few slots cost about 0.05 % of a core.
 pub const ROUND: Duration = Duration::from_millis(5);
+/// Rounds without any guarded call after which the watchdog parks (100 ms).
+pub const IDLE_ROUNDS: u32 = 20;
 /// The most threads that can make guarded calls at once (PMDs, plus test threads).
 const MAX_SLOTS: usize = 256;
 /// The signal that interrupts a stuck call.
@@ -53,6 +60,10 @@ static SLOTS: [Slot; MAX_SLOTS] = [FREE; MAX_SLOTS];
 static START: Once = Once::new();
 /// One past the highest slot ever claimed: the watchdog scans no further.
 static HIGH: AtomicUsize = AtomicUsize::new(0);
+/// The watchdog is parked (or about to): the next guarded call wakes it.
+static PARKED: AtomicBool = AtomicBool::new(false);
+/// The watchdog thread, to wake it.
+static THREAD: OnceLock<std::thread::Thread> = OnceLock::new();
 /// Calls the watchdog interrupted, for tests and logs.
 static INTERRUPTED: AtomicU64 = AtomicU64::new(0);
 
@@ -98,7 +109,7 @@ fn claim() -> Option<&'static Slot> {
 
 /// Runs `call` (one system call on a tenant's fd) where the watchdog interrupts it with
 /// `EINTR` if it blocks for more than a round. Costs two plain stores to this thread's own
-/// cache line.
+/// cache line, a fence and a load of a flag that changes only when the watchdog parks.
 #[inline]
 pub fn guarded<T>(call: impl FnOnce() -> T) -> T {
     MINE.with(|m| {
@@ -107,11 +118,31 @@ pub fn guarded<T>(call: impl FnOnce() -> T) -> T {
         };
         let s = m.seq.get();
         slot.seq.store(s + 1, Ordering::Relaxed);
+        // Pairs with the fence in `watch` before it parks: either it sees this call in
+        // flight and stays awake, or this load sees it parked and wakes it.
+        fence(Ordering::SeqCst);
+        if PARKED.load(Ordering::Relaxed) {
+            wake();
+        }
         let r = call();
         slot.seq.store(s + 2, Ordering::Relaxed);
         m.seq.set(s + 2);
         r
     })
+}
+
+#[cold]
+fn wake() {
+    if PARKED.swap(false, Ordering::AcqRel) {
+        if let Some(t) = THREAD.get() {
+            t.unpark();
+        }
+    }
+}
+
+/// True while the watchdog is parked (nothing guarded ran for [`IDLE_ROUNDS`] rounds).
+pub fn parked() -> bool {
+    PARKED.load(Ordering::Relaxed)
 }
 
 /// How many calls the watchdog has interrupted since the process started.
@@ -144,15 +175,38 @@ fn start() {
 }
 
 fn watch() {
+    let _ = THREAD.set(std::thread::current());
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
     let mut seen = [0u64; MAX_SLOTS];
+    let mut quiet = 0u32;
     loop {
         std::thread::sleep(ROUND);
         let high = HIGH.load(Ordering::Acquire);
+        if quiet >= IDLE_ROUNDS {
+            // Nothing guarded ran for a while: park until a guarded call wakes us. The flag
+            // goes up first, then the slots are looked at once more (the fence pairs with
+            // the one in `guarded`), so a call that began meanwhile is never missed.
+            PARKED.store(true, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            let busy = SLOTS[..high]
+                .iter()
+                .enumerate()
+                .any(|(i, s)| s.seq.load(Ordering::Relaxed) != seen[i]);
+            if !busy {
+                while PARKED.load(Ordering::Acquire) {
+                    std::thread::park();
+                }
+            }
+            PARKED.store(false, Ordering::Relaxed);
+            quiet = 0;
+            continue;
+        }
+        let mut active = false;
         for (i, slot) in SLOTS[..high].iter().enumerate() {
             let tid = slot.tid.load(Ordering::Acquire);
             let seq = slot.seq.load(Ordering::Relaxed);
+            active |= seq != seen[i];
             if tid != 0 && seq % 2 == 1 && seq == seen[i] {
                 // Counted first: the interrupted call may return before this thread runs on.
                 INTERRUPTED.fetch_add(1, Ordering::Relaxed);
@@ -167,6 +221,7 @@ fn watch() {
             }
             seen[i] = seq;
         }
+        quiet = if active { 0 } else { quiet + 1 };
     }
 }
 
@@ -198,5 +253,19 @@ mod test {
         for _ in 0..1000 {
             assert_eq!(guarded(|| 7), 7);
         }
+        // Idle: the watchdog parks, and the next guarded call wakes it in time.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !parked() {
+            assert!(Instant::now() < deadline, "the watchdog never parked");
+            std::thread::sleep(ROUND);
+        }
+        let t = Instant::now();
+        let err = guarded(|| {
+            let mut b = [0u8; 1];
+            // SAFETY: reads into a valid local buffer from an fd we own.
+            unsafe { libc::read(r.as_raw_fd(), b.as_mut_ptr().cast(), 1) }
+        });
+        assert_eq!(err, -1, "interrupted after parking too");
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }
 }
