@@ -65,11 +65,12 @@ const NUM_BUFFERS_OFF: usize = 10;
 /// most `MAX_SKB_FRAGS + 2`. A chain over the cap is returned to the driver unused (used
 /// length 0), counted in [`RingCounters::guest_errors`], and never walked again.
 pub const MAX_CHAIN_DESCS: u32 = 256;
-/// Descriptor reads one burst may make. A chain is started only while at least
-/// [`MAX_CHAIN_DESCS`] of the budget is left, so a burst reads fewer than
-/// `BURST_DESC_BUDGET + MAX_CHAIN_DESCS` descriptors whatever the driver wrote, and a
-/// benign burst (32 frames of up to 24 descriptors each) never meets the bound. What is left
-/// waits in the ring for the next burst.
+/// Descriptor reads the general walk may make in one burst. A chain is walked only while at
+/// least [`MAX_CHAIN_DESCS`] of the budget is left, so a burst reads fewer than
+/// `BURST_DESC_BUDGET + MAX_CHAIN_DESCS` descriptors (plus one per frame for the common
+/// one-descriptor chains, which the fast paths take without counting) whatever the driver
+/// wrote, and a benign burst (32 frames of up to 24 descriptors each) never meets the bound.
+/// What is left waits in the ring for the next burst.
 pub const BURST_DESC_BUDGET: u32 = 1024;
 /// Bursts a ring sits out after one that returned a chain over the bound. A benign driver
 /// never meets the bound; a hostile one that keeps the whole ring full of such chains costs
@@ -416,15 +417,15 @@ impl SplitRing {
         let mut used = self.used_idx;
         self.budget = BURST_DESC_BUDGET;
         for _ in 0..n {
-            // The rest waits for the next burst: the driver made this one expensive.
-            if self.budget < MAX_CHAIN_DESCS {
-                break;
-            }
             let head = self.avail_entry(self.last_avail);
             let pkt = &mut pkts[got];
+            // The fast path reads one descriptor (at most 32 a burst) and is not counted;
+            // the general walk spends the budget.
             let r = if self.read_tx_fast(head, pkt) {
-                self.budget -= 1;
                 Ok(true)
+            } else if self.budget < MAX_CHAIN_DESCS {
+                // The rest waits for the next burst: the driver made this one expensive.
+                break;
             } else {
                 self.read_tx_chain(head, pkt)
             };
@@ -543,14 +544,10 @@ impl SplitRing {
         let mut taken = 0;
         self.budget = BURST_DESC_BUDGET;
         for pkt in pkts {
-            // The rest is not taken: the driver made this burst expensive.
-            if self.budget < MAX_CHAIN_DESCS {
-                break;
-            }
             if self.last_avail != avail_end {
                 let head = self.avail_entry(self.last_avail);
+                // One descriptor, not counted (as on transmit).
                 if let Some(written) = self.write_rx_fast(head, pkt.data()) {
-                    self.budget -= 1;
                     self.write_used(used, head, written);
                     used = used.wrapping_add(1);
                     self.last_avail = self.last_avail.wrapping_add(1);
@@ -559,6 +556,10 @@ impl SplitRing {
                     taken += 1;
                     continue;
                 }
+            }
+            // The rest is not taken: the driver made this burst expensive.
+            if self.budget < MAX_CHAIN_DESCS {
+                break;
             }
             let r = if mrg {
                 self.enqueue_mergeable(pkt, avail_end, &mut used)
