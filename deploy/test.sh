@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 # prometheus: promtool lints /metrics, and a real Prometheus scrapes the switch
 # (api/tests/metrics.rs).
 # iputils-ping procps: the overlay namespace tests (api/tests/overlay.rs) ping and sysctl;
-# iproute2 and iputils-ping also serve the afxdp/tap uplink tests (api/tests/uplinks.rs).
+# iproute2 and iputils-ping also serve the afxdp/tap uplink tests (api/tests/uplinks.rs);
+# iproute2 the schemathesis test's network namespace too.
 packages=(ca-certificates gcc libc6-dev pkg-config iproute2 coreutils dpdk-dev
           qemu-system-x86 busybox-static cpio kmod prometheus iputils-ping procps)
 missing=()
@@ -27,6 +28,26 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# schemathesis (PyPI), for api/tests/schemathesis.rs: a venv in /opt/schemathesis, pinned; quick
+# when it is there already. Debian's python3 needs python3-venv for `-m venv` (ensurepip).
+SCHEMATHESIS_VERSION=4.32.5
+st=/opt/schemathesis/bin/schemathesis
+if ! "$st" --version 2>/dev/null | grep -q "version $SCHEMATHESIS_VERSION\$"; then
+    if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+        if [[ $(id -u) -ne 0 ]]; then
+            echo "test.sh: python3-venv is missing; run as root to install it" >&2
+            exit 1
+        fi
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q
+        apt-get install -y -q --no-install-recommends python3 python3-venv
+    fi
+    python3 -m venv /opt/schemathesis
+    /opt/schemathesis/bin/python -m pip install -q --disable-pip-version-check \
+        "schemathesis==$SCHEMATHESIS_VERSION"
+    "$st" --version
 fi
 
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt

@@ -75,6 +75,11 @@ impl App {
         }
     }
 
+    /// `switch.socket_dir`: where vhost-user sockets may be.
+    pub fn socket_dir(&self) -> std::path::PathBuf {
+        self.lock().switch_cfg.socket_dir.clone()
+    }
+
     /// The bearer token, when auth is on.
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()

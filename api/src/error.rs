@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use switch::config::{PathSeg, PortType};
+use switch::config::{PathSeg, PortType, ProblemKind};
 use switch::SwitchError;
 
 /// An error answer.
@@ -72,7 +72,12 @@ impl ApiError {
                     }
                     _ => {}
                 }
-                ApiError::bad(&render_path(&path), p.message)
+                let status = match p.kind {
+                    ProblemKind::Invalid => StatusCode::BAD_REQUEST,
+                    ProblemKind::NoSuchPort => StatusCode::NOT_FOUND,
+                    ProblemKind::Conflict => StatusCode::CONFLICT,
+                };
+                ApiError::new(status, p.message, Some(&render_path(&path)))
             }
             SwitchError::NoSuchPort(name) => {
                 ApiError::not_found("name", format!("no port named {name:?}"))
@@ -100,20 +105,73 @@ impl ApiError {
 
     /// Maps an error of adding a port of type `kind`: a port that could not be opened names
     /// the field saying what to open (`socket` for vhost-user, `interface` for afxdp and
-    /// tap; none for the others, whose opening involves no field).
+    /// tap; none for the others, whose opening involves no field). What the request names
+    /// does not exist (no such interface, no such directory for the socket): 404; it is in
+    /// use (an interface another program or port holds, an address in use): 409; else 400.
     pub fn from_add_port(e: SwitchError, kind: PortType) -> ApiError {
         match e {
-            e @ SwitchError::Port { .. } => {
+            SwitchError::Port { name, source } => {
                 let field = match kind {
                     PortType::VhostUser => Some("socket"),
                     PortType::Afxdp | PortType::Tap => Some("interface"),
                     PortType::Memory | PortType::Vxlan => None,
                 };
-                ApiError::new(StatusCode::BAD_REQUEST, e.to_string(), field)
+                let status = match &source {
+                    ports::PortError::Os { source, .. } => open_failure_status(source),
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                let e = SwitchError::Port { name, source };
+                ApiError::new(status, e.to_string(), field)
             }
             e => ApiError::from_switch(e, None),
         }
     }
+}
+
+/// 404 when what a port opens does not exist, 409 when it is in use, else 400: from the OS
+/// error behind `e`, or failing that its kind.
+fn open_failure_status(e: &std::io::Error) -> StatusCode {
+    use std::io::ErrorKind;
+    match os_error(e) {
+        Some(libc_errno::ENODEV | libc_errno::ENOENT | libc_errno::ENXIO) => StatusCode::NOT_FOUND,
+        Some(libc_errno::EBUSY | libc_errno::EEXIST | libc_errno::EADDRINUSE) => {
+            StatusCode::CONFLICT
+        }
+        Some(_) => StatusCode::BAD_REQUEST,
+        None => match e.kind() {
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::ResourceBusy | ErrorKind::AlreadyExists | ErrorKind::AddrInUse => {
+                StatusCode::CONFLICT
+            }
+            _ => StatusCode::BAD_REQUEST,
+        },
+    }
+}
+
+/// The OS error behind `e`: its own, or the first one down the chain of the error it wraps.
+fn os_error(e: &std::io::Error) -> Option<i32> {
+    if let Some(code) = e.raw_os_error() {
+        return Some(code);
+    }
+    let mut next: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|inner| {
+        let inner: &(dyn std::error::Error + 'static) = inner;
+        inner
+    });
+    while let Some(err) = next {
+        if let Some(code) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+        {
+            return Some(code);
+        }
+        next = err.source();
+    }
+    None
+}
+
+/// The errno values [`ApiError::from_add_port`] tells apart.
+mod libc_errno {
+    pub use nix::libc::{EADDRINUSE, EBUSY, EEXIST, ENODEV, ENOENT, ENXIO};
 }
 
 /// `flow[2].match.ip_dst`.

@@ -215,6 +215,32 @@ fn flows_crud_bulk_and_errors() {
     assert_eq!(id, 2, "config flows are 1..; the next id follows");
 
     let before = state_file(&sw);
+    // A flow naming a port that does not exist: well-formed, but nothing to refer to (404).
+    for (body, want_field) in [
+        (
+            r#"{"match": {"in_port": "nope"}, "actions": ["drop"]}"#,
+            "match.in_port",
+        ),
+        (r#"{"actions": ["output:nope"]}"#, "actions[0]"),
+        (
+            r#"{"actions": ["normal", "output:a", "output:nope"]}"#,
+            "actions[2]",
+        ),
+    ] {
+        let (s, v) = sw.auth("POST", "/v1/flows", Some(body));
+        assert_eq!((s, field(&v)), (404, want_field), "{body}: {v}");
+        assert!(
+            v["error"].as_str().unwrap().contains("no port named"),
+            "{v}"
+        );
+    }
+    // A whole number written as a float is that integer (as JSON Schema reads it).
+    let (s, v) = sw.auth(
+        "POST",
+        "/v1/flows/delete",
+        Some(r#"{"match": {"in_port": "b", "vlan_pcp": 3.0}, "priority": 1e1}"#),
+    );
+    assert_eq!((s, &v["deleted"]), (200, &json!([])), "{v}");
     for (body, want_field) in [
         (
             r#"{"match": {"eth_type": "0x0800", "ip_dst": "198.18.0.0/33"}, "actions": ["drop"]}"#,
@@ -224,15 +250,12 @@ fn flows_crud_bulk_and_errors() {
             r#"{"match": {"ip_dst": "198.18.0.0/24"}, "actions": ["drop"]}"#,
             "match",
         ),
-        (
-            r#"{"match": {"in_port": "nope"}, "actions": ["drop"]}"#,
-            "match.in_port",
-        ),
+        (r#"{"priority": 10.5, "actions": ["drop"]}"#, "priority"),
         (
             r#"{"match": {"colour": "red"}, "actions": ["drop"]}"#,
             "match.colour",
         ),
-        (r#"{"actions": ["output:nope"]}"#, "actions[0]"),
+        (r#"{"actions": ["output:a", "drop"]}"#, "actions[1]"),
         (r#"{"actions": []}"#, "actions"),
         (r#"{"priority": 70000, "actions": ["drop"]}"#, "priority"),
         (r#"{"priority": "high", "actions": ["drop"]}"#, "priority"),
@@ -248,7 +271,7 @@ fn flows_crud_bulk_and_errors() {
         {"priority": 1, "match": {"in_port": "a"}, "actions": ["normal"]},
         {"priority": 2, "match": {"in_port": "a"}, "actions": ["output:zz"]}]}"#;
     let (s, v) = sw.auth("POST", "/v1/flows/bulk", Some(bad_bulk));
-    assert_eq!((s, field(&v)), (400, "flows[1].actions[0]"), "{v}");
+    assert_eq!((s, field(&v)), (404, "flows[1].actions[0]"), "{v}");
     let (s, v) = sw.auth(
         "POST",
         "/v1/flows/bulk",
@@ -759,14 +782,15 @@ fn missing_fields_wrong_methods_and_open_failures_name_the_culprit() {
         Some(r#"{"name": "t", "type": "tap", "interface": "lo"}"#),
     );
     assert_eq!((s, field(&v)), (400, "interface"), "{v}");
+    // What the port would open does not exist: 404.
     let ifname = common::unique_name("vswnone");
     let body = json!({"name": "x", "type": "afxdp", "interface": ifname}).to_string();
     let (s, v) = sw.auth("POST", "/v1/ports", Some(&body));
-    assert_eq!((s, field(&v)), (400, "interface"), "{v}");
+    assert_eq!((s, field(&v)), (404, "interface"), "{v}");
     let sock = dir.path("no-such-dir/vm.sock");
     let body = json!({"name": "v", "type": "vhost-user", "socket": sock}).to_string();
     let (s, v) = sw.auth("POST", "/v1/ports", Some(&body));
-    assert_eq!((s, field(&v)), (400, "socket"), "{v}");
+    assert_eq!((s, field(&v)), (404, "socket"), "{v}");
     assert_eq!(
         state_file(&sw),
         before,
@@ -1016,8 +1040,11 @@ fn fdb_lists_learned_macs_by_vlan_and_by_vni() {
     assert!(v[0]["age_secs"].as_u64().is_some_and(|a| a < 60), "{v}");
     let (s2, v2) = sw.get("/v1/fdb?vni=5002");
     assert_eq!((s, s2, field(&v2)), (200, 404, "vni"), "{v2}");
+    // Both: the entries both select.
     let (s, v) = sw.get("/v1/fdb?vni=5001&vlan=20");
-    assert_eq!((s, field(&v)), (400, "vni"), "{v}");
+    assert_eq!((s, fdb_entries(&v)), (200, vlan20.clone()), "{v}");
+    let (s, v) = sw.get("/v1/fdb?vni=5001&vlan=10");
+    assert_eq!((s, v), (200, json!([])));
 }
 
 /// The OpenAPI document describes the port and flow bodies field by field (they were bare
@@ -1028,33 +1055,73 @@ fn openapi_describes_port_and_flow_bodies() {
     let (s, doc) = sw.get("/openapi.json");
     assert_eq!(s, 200);
     let schemas = &doc["components"]["schemas"];
+    // A port is one schema per type (and per role for the underlay types), each naming every
+    // field; the ones that do not apply may only be null.
     let port = &schemas["PortConfig"];
-    for f in [
-        "name",
-        "type",
-        "socket",
-        "mode",
-        "queues",
-        "interface",
-        "ip",
-        "gateway",
-        "mtu",
-        "vni",
-        "remote_ip",
-        "local_ip",
-        "vlan",
-    ] {
-        assert!(
-            port["properties"][f].is_object(),
-            "PortConfig.{f} missing: {port}"
-        );
-    }
-    assert_eq!(port["required"], json!(["name", "type"]), "{port}");
+    let variants = port["oneOf"].as_array().unwrap_or_else(|| panic!("{port}"));
+    let titles: Vec<&str> = variants
+        .iter()
+        .map(|v| v["title"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        schemas["PortType"]["enum"],
-        json!(["memory", "vhost-user", "afxdp", "tap", "vxlan"]),
-        "{}",
-        schemas["PortType"]
+        titles,
+        [
+            "memory",
+            "memory underlay",
+            "vhost-user",
+            "afxdp",
+            "afxdp underlay",
+            "tap",
+            "tap underlay",
+            "vxlan"
+        ]
+    );
+    for v in variants {
+        for f in [
+            "name",
+            "type",
+            "socket",
+            "mode",
+            "queues",
+            "interface",
+            "ip",
+            "gateway",
+            "mtu",
+            "vni",
+            "remote_ip",
+            "local_ip",
+            "vlan",
+        ] {
+            assert!(v["properties"][f].is_object(), "{f} missing: {v}");
+        }
+        assert_eq!(v["additionalProperties"], false, "{v}");
+    }
+    let tap = &variants[5];
+    assert_eq!(
+        tap["properties"]["socket"],
+        json!({"type": "null"}),
+        "{tap}"
+    );
+    assert_eq!(
+        tap["required"],
+        json!(["name", "type", "interface"]),
+        "{tap}"
+    );
+    // The socket rule: inside this switch's socket_dir (the default here).
+    let socket = &variants[2]["properties"]["socket"];
+    assert!(
+        socket["pattern"]
+            .as_str()
+            .unwrap()
+            .starts_with("^/run/vswitch(?:/"),
+        "{socket}"
+    );
+    assert!(
+        socket["description"]
+            .as_str()
+            .unwrap()
+            .contains("socket_dir"),
+        "{socket}"
     );
     let flow = &schemas["FlowConfig"];
     for f in ["priority", "match", "actions"] {
@@ -1064,12 +1131,41 @@ fn openapi_describes_port_and_flow_bodies() {
         );
     }
     assert_eq!(flow["required"], json!(["actions"]), "{flow}");
-    assert_eq!(flow["properties"]["actions"]["type"], "array", "{flow}");
-    assert!(
-        flow["properties"]["match"]["additionalProperties"]["$ref"]
-            .as_str()
-            .is_some_and(|r| r.ends_with("/MatchValue")),
-        "{flow}"
+    assert_eq!(flow["properties"]["priority"]["maximum"], 65535, "{flow}");
+    assert_eq!(
+        flow["properties"]["match"]["$ref"],
+        "#/components/schemas/Match"
+    );
+    let shapes: Vec<&str> = schemas["Match"]["anyOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            "layer 2",
+            "IPv4",
+            "IPv4 with ports",
+            "ICMP",
+            "IPv6",
+            "IPv6 with ports",
+            "ICMPv6",
+            "ARP"
+        ]
+    );
+    // `drop` alone, or other actions.
+    let actions = &flow["properties"]["actions"]["anyOf"];
+    assert_eq!(actions[0]["maxItems"], 1, "{actions}");
+    assert_eq!(actions[1]["minItems"], 1, "{actions}");
+    // A trace frame: hex of 14 bytes or more, or fields, not both.
+    let trace = &schemas["TraceRequest"]["oneOf"];
+    assert_eq!(trace[0]["properties"]["hex"]["minLength"], 28, "{trace}");
+    assert_eq!(
+        trace[0]["properties"]["fields"],
+        json!({"type": "null"}),
+        "{trace}"
     );
 
     let body = |path: &str| {

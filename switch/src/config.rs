@@ -302,6 +302,21 @@ pub struct Problem {
     pub path: Vec<PathSeg>,
     /// What is wrong.
     pub message: String,
+    /// Whether the value is malformed, or well-formed but at odds with what exists.
+    pub kind: ProblemKind,
+}
+
+/// What kind of problem a [`Problem`] is (the REST API answers 400, 404 and 409 for them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProblemKind {
+    /// The value is wrong whatever else exists.
+    #[default]
+    Invalid,
+    /// The value names a port that does not exist (a flow's `in_port` or `output:`).
+    NoSuchPort,
+    /// The value clashes with another port (a second underlay, a VNI already carried to
+    /// that remote).
+    Conflict,
 }
 
 fn render_path(path: &[PathSeg]) -> String {
@@ -328,6 +343,15 @@ fn problem(path: Vec<PathSeg>, message: impl Into<String>) -> Problem {
     Problem {
         path,
         message: message.into(),
+        kind: ProblemKind::Invalid,
+    }
+}
+
+/// A problem of kind `kind`.
+fn problem_of(kind: ProblemKind, path: Vec<PathSeg>, message: impl Into<String>) -> Problem {
+    Problem {
+        kind,
+        ..problem(path, message)
     }
 }
 
@@ -400,8 +424,13 @@ impl FlowConfig {
             })?;
             if field == Field::InPort {
                 let text = value.text();
-                let no = port(&text)
-                    .ok_or_else(|| problem(path.clone(), format!("no port named {text:?}")))?;
+                let no = port(&text).ok_or_else(|| {
+                    problem_of(
+                        ProblemKind::NoSuchPort,
+                        path.clone(),
+                        format!("no port named {text:?}"),
+                    )
+                })?;
                 m.set_in_port(no);
                 continue;
             }
@@ -410,12 +439,25 @@ impl FlowConfig {
         }
         m.check_prerequisites()
             .map_err(|e| problem(vec![key("match")], e.to_string()))?;
-        let actions = parse_actions(&self.actions, port).map_err(|e| match e {
+        // An `output:` whose port the resolver does not know fails its entry at once: when
+        // the parse fails after such a miss, the miss is why.
+        let missed = std::cell::Cell::new(false);
+        let tracking = |name: &str| {
+            let no = port(name);
+            missed.set(no.is_none());
+            no
+        };
+        let actions = parse_actions(&self.actions, &tracking).map_err(|e| match e {
             ActionError::Invalid {
                 index,
                 text,
                 reason,
-            } => problem(
+            } => problem_of(
+                if missed.get() {
+                    ProblemKind::NoSuchPort
+                } else {
+                    ProblemKind::Invalid
+                },
                 vec![key("actions"), PathSeg::Index(index)],
                 format!("{text:?}: {reason}"),
             ),
@@ -620,7 +662,10 @@ fn validate_socket(path: &Path, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// A Linux interface name: 1 to 15 bytes, no '/', ':', whitespace or NUL, not "." or "..".
+/// A Linux interface name: 1 to 15 printable ASCII characters other than space, '/', ':'
+/// and '%', not "." or "..". (The kernel takes any bytes but the first three; names beyond
+/// printable ASCII trip up the tools that show them, and would make the limit one of bytes,
+/// not characters; a '%' makes the name a template such as `tap%d` for the kernel to fill.)
 fn validate_ifname(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 15 {
         return Err(format!(
@@ -632,9 +677,11 @@ fn validate_ifname(name: &str) -> Result<(), String> {
     }
     if let Some(c) = name
         .chars()
-        .find(|c| matches!(c, '/' | ':' | '\0') || c.is_whitespace())
+        .find(|c| matches!(c, '/' | ':' | '%') || !c.is_ascii_graphic())
     {
-        return Err(format!("{name:?} must not contain {c:?}"));
+        return Err(format!(
+            "{name:?} must not contain {c:?} (printable ASCII other than space, '/', ':' and '%')"
+        ));
     }
     Ok(())
 }
@@ -815,7 +862,8 @@ impl Config {
             let earlier = &self.ports[..i];
             if port.ip.is_some() {
                 if let Some(u) = earlier.iter().find(|p| p.ip.is_some()) {
-                    return Err(at(problem(
+                    return Err(at(problem_of(
+                        ProblemKind::Conflict,
                         vec![key("ip")],
                         format!(
                             "port {:?} is already the underlay (only one port may have an ip)",
@@ -828,7 +876,8 @@ impl Config {
                 if let Some(o) = earlier.iter().find(|p| {
                     p.kind == PortType::Vxlan && p.vni == port.vni && p.remote_ip == port.remote_ip
                 }) {
-                    return Err(at(problem(
+                    return Err(at(problem_of(
+                        ProblemKind::Conflict,
                         vec![key("vni")],
                         format!(
                             "port {:?} already carries this VNI to this remote_ip",
@@ -931,6 +980,10 @@ mod test {
         assert!(validate_ifname("a b").is_err());
         assert!(validate_ifname("eth0:1").is_err());
         assert!(validate_ifname("..").is_err());
+        assert!(validate_ifname("eth\u{e9}").is_err());
+        assert!(validate_ifname("a\tb").is_err());
+        assert!(validate_ifname("a\u{1}").is_err());
+        assert!(validate_ifname("tap%d").is_err());
     }
 
     #[test]

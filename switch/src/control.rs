@@ -31,8 +31,8 @@ use tracing::{info, warn};
 
 use crate::config::MatchValue;
 use crate::config::{
-    CompiledFlow, Config, FlowConfig, PathSeg, PortConfig, PortType, Problem, SocketMode,
-    SwitchConfig,
+    CompiledFlow, Config, FlowConfig, PathSeg, PortConfig, PortType, Problem, ProblemKind,
+    SocketMode, SwitchConfig,
 };
 use crate::pmd::vlan::PortVlan;
 use crate::pmd::{Pmd, PmdCmd, PmdConfig, RuleOp};
@@ -394,6 +394,7 @@ impl Switch {
             return Err(SwitchError::Invalid(crate::config::Problem {
                 path: vec![PathSeg::Key("vni".into())],
                 message: "a vxlan port needs `vni` and `remote_ip`".into(),
+                kind: ProblemKind::Invalid,
             }));
         };
         if let Some(other) = st.ports.iter().find(|p| {
@@ -407,6 +408,7 @@ impl Switch {
                     other.info.config.name,
                     vni.get()
                 ),
+                kind: ProblemKind::Conflict,
             }));
         }
         let no = PortNo(st.next_port);
@@ -463,6 +465,7 @@ impl Switch {
                         "port {:?} is already the underlay (only one port may have an ip)",
                         other.info.config.name
                     ),
+                    kind: ProblemKind::Conflict,
                 }));
             }
         }
@@ -818,6 +821,7 @@ impl Switch {
                     return Err(at(Problem {
                         path: vec![PathSeg::Key("id".into())],
                         message: format!("flow id {} is zero or already in use", id.0),
+                        kind: ProblemKind::Conflict,
                     })
                     .into());
                 }

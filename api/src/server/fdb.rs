@@ -34,11 +34,13 @@ pub struct FdbView {
 
 /// Learned MACs; `?vlan=N` selects one VLAN (`?vlan=0`: untagged); `?vni=N` the local VLAN(s)
 /// the vxlan port(s) with VNI N bridge it into (learning is per local VLAN; 404 when no
-/// vxlan port carries N).
+/// vxlan port carries N); both: the entries both select.
 #[utoipa::path(get, path = "/v1/fdb", operation_id = "list_fdb", tag = "fdb",
-    params(("vlan" = Option<u16>, Query, description = "only this VLAN (0: untagged)"),
-        ("vni" = Option<u32>, Query,
-            description = "only the local VLAN the vxlan port with this VNI maps it to")),
+    params(("vlan" = Option<u16>, Query, minimum = 0, maximum = 4095,
+            description = "only this VLAN (0: untagged)"),
+        ("vni" = Option<u32>, Query, minimum = 0, maximum = 16777215,
+            description = "only the local VLAN the vxlan port with this VNI maps it to \
+                (with `vlan`: the entries both select)")),
     responses((status = 200, body = [FdbView]), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 pub async fn list(
@@ -65,9 +67,6 @@ pub async fn list(
             _ => return Err(ApiError::bad(k, "unknown parameter (expected vlan or vni)")),
         }
     }
-    if vlan.is_some() && vni.is_some() {
-        return Err(ApiError::bad("vni", "give vlan or vni, not both"));
-    }
     let (entries, names, vni_vlans) = blocking(&app, move |app| {
         let ports = app.switch.ports();
         let vni_vlans = match vni {
@@ -93,12 +92,16 @@ pub async fn list(
         .filter_map(|e| {
             let v = e.domain.as_vlan().map(|v| v.get());
             let n = e.domain.as_vni().map(|n| n.get());
-            let keep = match (vlan, vni) {
-                (Some(0), _) => v.is_none() && n.is_none(),
-                (Some(want), _) => v == Some(want),
-                (_, Some(want)) => n == Some(want) || (n.is_none() && vni_vlans.contains(&v)),
-                _ => true,
+            let by_vlan = match vlan {
+                Some(0) => v.is_none() && n.is_none(),
+                Some(want) => v == Some(want),
+                None => true,
             };
+            let by_vni = match vni {
+                Some(want) => n == Some(want) || (n.is_none() && vni_vlans.contains(&v)),
+                None => true,
+            };
+            let keep = by_vlan && by_vni;
             keep.then(|| FdbView {
                 domain: e.domain.to_string(),
                 vlan: v,

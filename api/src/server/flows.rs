@@ -99,7 +99,9 @@ pub async fn list(State(app): State<Arc<App>>) -> Result<Json<Vec<FlowView>>, Ap
     request_body(content = super::schema::FlowConfig,
         description = "a [[flow]] table of the config file, as JSON"),
     responses((status = 201, body = FlowView), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody,
+            description = "`in_port` or an `output:` names no port"),
+        (status = 413, body = ErrorBody, description = "the body is over 64 KiB")))]
 pub async fn create(
     State(app): State<Arc<App>>,
     Body(flow): Body<FlowConfig>,
@@ -120,7 +122,9 @@ pub async fn create(
 #[utoipa::path(post, path = "/v1/flows/bulk", operation_id = "create_flows_bulk", tag = "flows",
     request_body = BulkFlows,
     responses((status = 201, body = Created), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody,
+            description = "a flow's `in_port` or `output:` names no port"),
+        (status = 413, body = ErrorBody, description = "the body is over 16 MiB")))]
 pub async fn create_bulk(
     State(app): State<Arc<App>>,
     Body(bulk): Body<BulkFlows, BULK_BODY_LIMIT>,
@@ -173,7 +177,9 @@ pub async fn delete_one(
 #[utoipa::path(post, path = "/v1/flows/delete", operation_id = "delete_flows_matching", tag = "flows",
     request_body = MatchQuery,
     responses((status = 200, body = Deleted), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody,
+            description = "`in_port` names no port"),
+        (status = 413, body = ErrorBody, description = "the body is over 64 KiB")))]
 pub async fn delete_matching(
     State(app): State<Arc<App>>,
     Body(q): Body<MatchQuery>,

@@ -79,7 +79,9 @@ async fn read<const MAX: usize>(req: Request) -> Result<Vec<u8>, ApiError> {
     }
 }
 
-/// Parses `bytes` as JSON `T`; errors name the field (`match.ip_dst`, `[1].actions`).
+/// Parses `bytes` as JSON `T`; errors name the field (`match.ip_dst`, `[1].actions`). A
+/// number written with a fraction or exponent whose value is a whole number (`7.0`, `1e3`)
+/// is taken where an integer is expected: in JSON (and JSON Schema) it is that integer.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(
@@ -89,7 +91,62 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let e = match serde_path_to_error::deserialize(de) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    // Once more with whole floats as integers, through a Value (which, unlike the first
+    // pass, takes the last of duplicate keys: a corner of a corner), if there were any.
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Err(refusal(e));
+    };
+    if !whole_numbers(&mut value) {
+        return Err(refusal(e));
+    }
+    serde_path_to_error::deserialize(value).map_err(refusal)
+}
+
+/// Turns every float of `v` whose value is a whole number in the `i64`/`u64` range into that
+/// integer; true if there was one.
+fn whole_numbers(v: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => {
+            let Some(f) = n.as_f64().filter(|_| n.is_f64()) else {
+                return false;
+            };
+            if f.fract() != 0.0 || f < -(2f64.powi(63)) || f >= 2f64.powi(64) {
+                return false;
+            }
+            *n = if f < 0.0 {
+                (f as i64).into()
+            } else {
+                (f as u64).into()
+            };
+            true
+        }
+        Value::Array(a) => {
+            // Every element, not just up to the first change.
+            let mut changed = false;
+            for x in a {
+                changed |= whole_numbers(x);
+            }
+            changed
+        }
+        Value::Object(o) => {
+            let mut changed = false;
+            for x in o.values_mut() {
+                changed |= whole_numbers(x);
+            }
+            changed
+        }
+        _ => false,
+    }
+}
+
+/// A deserialization error as a 400 naming the field.
+fn refusal(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let mut msg = inner.to_string();
@@ -108,7 +165,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             None => at,
         };
         ApiError::new(axum::http::StatusCode::BAD_REQUEST, msg, field.as_deref())
-    })
+    }
 }
 
 /// The field serde names in "missing field `x`". serde reports a missing field at the
@@ -137,6 +194,21 @@ mod tests {
 
     fn field_of(json: &str) -> Option<String> {
         parse::<Outer>(json.as_bytes()).unwrap_err().body.field
+    }
+
+    #[test]
+    fn whole_floats_are_integers() {
+        let o: Outer = parse(br#"{"top": 7.0, "list": [{"a": 1e3}]}"#).unwrap();
+        assert_eq!((o.top, o.list[0].a), (7, 1000));
+        for bad in [
+            r#"{"top": 7.5, "list": []}"#,
+            r#"{"top": -1.0, "list": []}"#,
+        ] {
+            let e = parse::<Outer>(bad.as_bytes()).unwrap_err();
+            assert_eq!(e.body.field.as_deref(), Some("top"), "{bad}");
+        }
+        // Without a float, duplicate keys are still refused.
+        assert!(parse::<Outer>(br#"{"top": 1, "top": 2, "list": []}"#).is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod fdb;
 mod flows;
 mod json;
 pub mod limits;
+mod openapi;
 mod ports;
 mod routes;
 mod schema;

@@ -152,7 +152,11 @@ pub async fn list(State(app): State<Arc<App>>) -> Result<Json<Vec<PortView>>, Ap
     request_body(content = super::schema::PortConfig,
         description = "a [[port]] table of the config file, as JSON"),
     responses((status = 201, body = PortView), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody,
+            description = "the interface, or the socket's directory, does not exist"),
+        (status = 409, body = ErrorBody, description = "a port has the name, or is the \
+            underlay, or carries the VNI to that remote; or the interface is in use"),
+        (status = 413, body = ErrorBody, description = "the body is over 64 KiB")))]
 pub async fn create(
     State(app): State<Arc<App>>,
     Body(cfg): Body<PortConfig>,

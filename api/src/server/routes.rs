@@ -45,6 +45,8 @@ pub fn router(app: Arc<App>) -> Router {
         .routes(routes!(stats::show))
         .routes(routes!(trace::trace))
         .split_for_parts();
+    let mut doc = serde_json::to_value(&doc).expect("the OpenAPI document serializes");
+    super::openapi::refine(&mut doc, &app.socket_dir());
     let doc = Arc::new(doc);
     let routes = Router::new()
         .merge(api)

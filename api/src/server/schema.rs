@@ -2,7 +2,10 @@
 //! (`switch::config::PortConfig`, `FlowConfig` and their parts). The switch crate knows
 //! nothing of OpenAPI, so these are field-for-field mirrors used only for the document; the
 //! tests below hold them to the real types: a value with every field set serializes to the
-//! same JSON through either, and the mirrors refuse fields the real types do not have.
+//! same JSON through either, and the mirrors refuse fields the real types do not have. The
+//! document serves exact versions of `PortConfig` and `FlowConfig` (one schema per port
+//! type, one match shape per protocol, value patterns): see [`super::openapi`], which
+//! replaces these under the same names.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;

@@ -83,7 +83,8 @@ pub enum NormalView {
 #[utoipa::path(post, path = "/v1/trace", operation_id = "trace", tag = "trace",
     request_body = TraceRequest,
     responses((status = 200, body = TraceView), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody, description = "no port has the `in_port` name"),
+        (status = 413, body = ErrorBody, description = "the body is over 384 KiB")))]
 pub async fn trace(
     State(app): State<Arc<App>>,
     Body(req): Body<TraceRequest, TRACE_BODY_LIMIT>,

@@ -112,7 +112,8 @@ impl From<AfXdpError> for PortError {
     fn from(e: AfXdpError) -> PortError {
         PortError::Os {
             what: "afxdp port",
-            source: io::Error::other(e.to_string()),
+            // Kept whole (same text), so a caller can reach the OS error inside it.
+            source: io::Error::other(e),
         }
     }
 }
