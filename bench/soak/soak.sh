@@ -85,6 +85,7 @@ install_missing() {
         { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
 }
 install_missing dpdk-dev curl jq coreutils util-linux procps
+COMMIT=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?')   # what is built and run
 log "building vswitchd (release) in $TARGET"
 (cd "$REPO" && cargo build --release -p api --bin vswitchd --locked -q) || die "cargo build failed"
 [[ -x $VSWITCHD ]] || die "no $VSWITCHD after the build"
@@ -527,7 +528,7 @@ FIRST_RSS=$(awk -F, 'NR == 2 {print $3}' "$CSV")
 
 {
 echo "=== vswitchd soak (issue 10): $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), kernel $(uname -r)"
-echo "commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'), DURATION=${DURATION}s WARMUP=${WARMUP}s SAMPLE_EVERY=${SAMPLE_EVERY}s TICK=${TICK}s GUEST_SEND=${GUEST_SEND}s"
+echo "vswitchd built from $COMMIT, DURATION=${DURATION}s WARMUP=${WARMUP}s SAMPLE_EVERY=${SAMPLE_EVERY}s TICK=${TICK}s GUEST_SEND=${GUEST_SEND}s"
 echo
 echo "churn: $N_CYCLES cycles in $(elapsed_since "$T_START" | cut -d. -f1) s ($(awk -v n="$N_CYCLES" -v s="$(elapsed_since "$T_START")" 'BEGIN {printf "%.1f", s / (n ? n : 1)}') s per cycle)"
 echo "  port adds $N_PORT_ADD, port deletes $N_PORT_DEL, deletes refused while a flow used the port $N_PORT_REFUSED (409, expected)"
@@ -546,7 +547,7 @@ echo "  files left in socket_dir at the end (after the last cycle, before testpm
 echo
 echo "frame accounting (after the drain: a 'in_port=a -> drop' rule at priority 65000 emptied the loop):"
 echo "  testpmd (the loop guest): port0->a TX-packets $P0_TX (TX-errors $P0_TXERR), port1<-b RX-packets $P1_RX (RX-missed $P1_MISS, RX-errors $P1_ERR), port1->b TX-packets $P1_TX (its tx_first burst)"
-echo "  testpmd forward stats: port0 TX-dropped $F0_TXD (testpmd's own io-forward drops: ring to a full), port1 RX-dropped $F1_RXD"
+echo "  testpmd forward stats: port0 TX-dropped $F0_TXD (sends a's ring refused, tx_first's included: never reached the switch), port1 RX-dropped $F1_RXD"
 echo "  switch: a rx $RX_A tx $TX_A tx_dropped $TXD_A guest_faults $GF_A; b rx $RX_B tx $TX_B tx_dropped $TXD_B guest_faults $GF_B"
 echo "  switch drops: $(jq -c .drops <<<"$STATS"); PMD rx total $PMD_RX; rule drops before the drain $R0, after $R1 (drain D = $D)"
 echo "  churn guests: sent $G_TX (testpmd TX-packets, over $N_GUESTS sessions; their own TX-dropped, ring full, never reached the switch: $G_TX_DROPPED_GUEST), switch counted rx $G_SW_RX, sent tx $G_SW_TX, tx_dropped $G_SW_TXDROP, guest_faults $G_FAULTS, sessions mismatched $G_MISMATCH"
