@@ -139,7 +139,6 @@ struct FlowEntry {
 #[derive(Default)]
 struct State {
     ports: Vec<PortEntry>,
-    next_port: u32,
     flows: BTreeMap<RuleId, FlowEntry>,
     next_rule: u64,
     peers: BTreeMap<String, MemPeer>,
@@ -152,6 +151,28 @@ impl State {
             .iter()
             .find(|p| p.info.config.name == name)
             .map(|p| p.info.no)
+    }
+
+    /// The lowest port number no port has (from 1). Numbers are reused, as OVS reuses
+    /// OpenFlow port numbers: the PMDs' per-port tables are indexed by number, so numbers
+    /// that only grew would make them grow with every port ever created (a node whose
+    /// containers come and go would copy an ever longer counter table every millisecond).
+    /// A reused number starts clean: no flow can name a deleted port, the PMDs flush its MAC
+    /// entries and reset its counters, and ignore MAC announcements for ports they do not
+    /// have (one sent for the old port arrives before the new one is added: announcements
+    /// and commands share each PMD's one queue, and the delete waited for every PMD).
+    fn free_port_no(&self) -> PortNo {
+        let mut used: Vec<u32> = self.ports.iter().map(|p| p.info.no.0).collect();
+        used.sort_unstable();
+        let mut n = 1;
+        for u in used {
+            if u == n {
+                n += 1;
+            } else if u > n {
+                break;
+            }
+        }
+        PortNo(n)
     }
 }
 
@@ -261,7 +282,6 @@ impl Switch {
         let sw = Switch {
             change: Mutex::new(()),
             state: Mutex::new(State {
-                next_port: 1,
                 next_rule: 1,
                 rxqs_per_pmd: vec![0; pmds.len()],
                 ..Default::default()
@@ -411,8 +431,7 @@ impl Switch {
                 kind: ProblemKind::Conflict,
             }));
         }
-        let no = PortNo(st.next_port);
-        st.next_port += 1;
+        let no = st.free_port_no();
         let vxlan = VxlanPort {
             port: no,
             vni,
@@ -488,8 +507,7 @@ impl Switch {
         for pmd in 0..self.pmds.len() {
             txqs.push(port.txq(pmd).map_err(port_err)?);
         }
-        let no = PortNo(st.next_port);
-        st.next_port += 1;
+        let no = st.free_port_no();
         st.rxqs_per_pmd = load;
         let vlan = PortVlan::from_config(cfg.vlan.as_ref());
         let underlay = underlay_of(&cfg, no);

@@ -513,7 +513,9 @@ impl Pmd {
                     Some(u) => self.tunnel.underlay = Some(u),
                     None => self.flood.push(port),
                 }
-                self.stats.port_mut(port);
+                // The number may have been another port's: start clean.
+                *self.stats.port_mut(port) = Default::default();
+                self.fdb.flush_port(port);
                 self.sleeper = Sleeper::new(&self.rxqs, &self.wake);
                 self.refresh_port_decisions();
                 debug!(pmd = self.cfg.index, %port, "port added");
@@ -522,7 +524,8 @@ impl Pmd {
                 self.set_vlan(port, vlan);
                 self.tunnel.add_vxlan(vxlan);
                 self.flood.push(port);
-                self.stats.port_mut(port);
+                *self.stats.port_mut(port) = Default::default();
+                self.fdb.flush_port(port);
                 // An output to this port now encapsulates (it needs the full key).
                 self.refresh_port_decisions();
                 debug!(pmd = self.cfg.index, %port, "vxlan port added");
@@ -575,7 +578,12 @@ impl Pmd {
             PmdCmd::Learned(entries) => {
                 let now = Instant::now();
                 for (dom, mac, port) in entries {
-                    self.fdb.insert_remote(dom, mac, port, now);
+                    // A peer may have learned on a port just deleted (its announcement sent
+                    // before it saw the delete): never on a port this PMD does not have,
+                    // whose number a new port may get.
+                    if self.flood.contains(&port) {
+                        self.fdb.insert_remote(dom, mac, port, now);
+                    }
                 }
             }
             PmdCmd::FlushFdb => self.fdb.flush(),
