@@ -158,10 +158,16 @@ fn created_when_absent_removed_on_drop_and_busy_is_an_error() {
         .expect("a tap in use cannot be opened twice");
     assert!(e.to_string().contains(&name), "{e}");
     drop(port);
-    assert!(
-        !ip_output(&["link", "show", &name]).contains(&name),
-        "the non-persistent tap went away with the port"
-    );
+    // The kernel unregisters a closed tap asynchronously (it may still be listed for a few
+    // milliseconds, longer on a loaded host).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while ip_output(&["link", "show", &name]).contains(&name) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the non-persistent tap went away with the port"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let e = TapPort::open("bad/name-that-is-too-long")
         .err()
         .expect("invalid name");

@@ -30,6 +30,19 @@ fn pages(addr: u64, len: u64) -> impl Iterator<Item = u64> {
     addr / 4096..=(addr + len - 1) / 4096
 }
 
+/// Hands `log` (a 4 KiB memfd: one bit per page of guest memory) to the port.
+fn attach(g: &Guest, log: &std::fs::File) {
+    g.fe.set_log_base(
+        0,
+        Some(VhostUserDirtyLogRegion {
+            mmap_size: 4096,
+            mmap_offset: 0,
+            mmap_handle: log.as_raw_fd(),
+        }),
+    )
+    .unwrap();
+}
+
 fn clear(log: &std::fs::File) {
     use std::os::unix::fs::FileExt;
     log.write_all_at(&vec![0u8; LOG_BYTES as usize], 0).unwrap();
@@ -45,15 +58,7 @@ fn writes_into_guest_memory_are_logged_only_while_logging() {
     let mut txq = port.txq(0).unwrap();
 
     let log = memfd(4096);
-    g.fe.set_log_base(
-        0,
-        Some(VhostUserDirtyLogRegion {
-            mmap_size: 4096,
-            mmap_offset: 0,
-            mmap_handle: log.as_raw_fd(),
-        }),
-    )
-    .unwrap();
+    attach(&g, &log);
 
     // Not logging yet: nothing is marked.
     let a = g.alloc(2048);
@@ -134,15 +139,7 @@ fn bytes_of_a_partly_failed_write_are_logged() {
     let mut g = Guest::connect(&path, 1, MRG);
     let mut txq = port.txq(0).unwrap();
     let log = memfd(4096);
-    g.fe.set_log_base(
-        0,
-        Some(VhostUserDirtyLogRegion {
-            mmap_size: 4096,
-            mmap_offset: 0,
-            mmap_handle: log.as_raw_fd(),
-        }),
-    )
-    .unwrap();
+    attach(&g, &log);
     g.fe.set_features(g.features | LOG_ALL).unwrap();
     clear(&log);
     // 2 KiB of buffer, only its first 8 bytes inside guest memory: the 12-byte header is the

@@ -125,15 +125,7 @@ pub const IN_ORDER: u64 = ports::vhost::handler::VIRTIO_F_IN_ORDER;
 impl Guest {
     /// Connects to a server-mode port at `path` (retrying while the socket appears).
     pub fn connect(path: &Path, pairs: u16, features: u64) -> Guest {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let fe = loop {
-            match Frontend::connect(path, 2 * u64::from(pairs)) {
-                Ok(fe) => break fe,
-                Err(e) if Instant::now() > deadline => panic!("connect: {e}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
-            }
-        };
-        Guest::setup(fe, pairs, features)
+        Guest::connect_with_memory(path, pairs, features, memfd(MEM_SIZE))
     }
 
     /// [`Guest::connect`] with guest memory in `memfd` (of [`MEM_SIZE`] bytes).

@@ -481,6 +481,12 @@ fn a_transmit_ring_of_empty_chains_costs_a_bounded_burst() {
     assert!(used.iter().all(|u| u.1 == 0));
 }
 
+/// A vhost-user message written by hand: header (request, flags, body size) and body, as
+/// little-endian words.
+fn raw_message(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
 /// QEMU sends SET_VRING_ENABLE before SET_FEATURES (the vhost crate refuses it without
 /// passing it on). The switch peeks it off the socket and applies it to its own vring with its
 /// own value: enabling vring 1 early enables vring 1, not every ring.
@@ -496,11 +502,7 @@ fn an_early_vring_enable_applies_to_its_own_vring_only() {
     let port = VhostUserPort::server(&path, 1).unwrap();
     let mut stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
     // SET_VRING_ENABLE (18), version 1 flags, an 8-byte body: vring 1, enable.
-    let mut msg = Vec::new();
-    for w in [18u32, 1, 8, 1, 1] {
-        msg.extend_from_slice(&w.to_le_bytes());
-    }
-    stream.write_all(&msg).unwrap();
+    stream.write_all(&raw_message(&[18, 1, 8, 1, 1])).unwrap();
     let fe = Frontend::from_stream(stream, 2);
     fe.set_owner().unwrap();
     fe.get_features().unwrap();
@@ -556,10 +558,7 @@ fn deleting_a_port_whose_frontend_stopped_reading_is_prompt() {
     let mut stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
     stream.set_nonblocking(true).unwrap();
     // GET_FEATURES (1), version 1, no body: each asks for a 20-byte reply nobody reads.
-    let mut msg = Vec::new();
-    for w in [1u32, 1, 0] {
-        msg.extend_from_slice(&w.to_le_bytes());
-    }
+    let msg = raw_message(&[1, 1, 0]);
     let batch: Vec<u8> = msg.iter().copied().cycle().take(msg.len() * 1024).collect();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut blocked_for = 0;
