@@ -394,6 +394,13 @@ fn two_pmds_share_learning() {
 }
 
 /// An idle PMD sleeps instead of spinning, and the next frame wakes it.
+///
+/// A sleeping PMD also wakes every 100 ms by itself (its `epoll_wait` timeout), so a frame
+/// that merely arrives proves nothing about the wakeup: with the rx queue's wakeup broken,
+/// each frame below would wait for that timeout, about 80 ms (it is sent 20 ms after the
+/// previous one left, when the PMD has been asleep for all but its first 0.2 ms). So the test
+/// times each frame from injection to delivery and asserts that the typical one (the median)
+/// arrives well before the timeout could have delivered it.
 #[test]
 fn idle_pmd_sleeps_and_wakes_on_traffic() {
     let flows = [flow(100, &[("in_port", "p1")], &["output:p2"])];
@@ -416,12 +423,34 @@ fn idle_pmd_sleeps_and_wakes_on_traffic() {
         "{idle} idle iterations in 300 ms: the PMD is spinning"
     );
 
-    for seq in 1..=10 {
+    // Each frame is sent to a PMD that has been asleep for ~20 ms (pmd_sleep_after_us is
+    // 200 µs), so it must be the frame that wakes it.
+    const FRAMES: u32 = 21;
+    let mut latencies = Vec::new();
+    for seq in 1..=FRAMES {
+        std::thread::sleep(Duration::from_millis(20));
+        let sent = std::time::Instant::now();
         peers[0].inject(&unicast(1, 2, seq));
         let got = peers[1].recv_timeout(Duration::from_secs(5));
-        assert_eq!(got.map(|f| seq_of(&f)), Some(seq), "woken by the frame");
-        std::thread::sleep(Duration::from_millis(5));
+        latencies.push(sent.elapsed());
+        assert_eq!(got.map(|f| seq_of(&f)), Some(seq), "frame {seq} delivered");
     }
+    std::thread::sleep(Duration::from_millis(20));
+    sw.barrier().unwrap();
+    let woken = sw.stats()[0].stats.sleeps - after.sleeps;
+    assert!(
+        woken >= u64::from(FRAMES / 2),
+        "only {woken} sleeps while {FRAMES} frames were sent 20 ms apart: \
+         the frames did not find the PMD asleep, so they tested no wakeup"
+    );
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    // The 100 ms epoll timeout would deliver these frames after ~80 ms each.
+    assert!(
+        median < Duration::from_millis(20),
+        "median delivery {median:?} (all, sorted: {latencies:?}): the frames waited for the \
+         PMD's 100 ms sleep timeout instead of waking it"
+    );
 }
 
 #[test]
