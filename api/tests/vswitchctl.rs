@@ -194,6 +194,39 @@ fn vswitchctl_round_trips_over_tcp_and_unix_socket() {
     sw.stop();
 }
 
+/// `fdb flush` on a table that holds learned MACs: with a wrong token vswitchctl exits
+/// non-zero with the API's 401 and every entry stays; with the token every entry is gone.
+#[test]
+fn fdb_flush_forgets_learned_macs() {
+    let dir = Scratch::new("ctl-flush");
+    let sw = common::learned_vlan_switch_with_token(Some("ctl-flush-token"));
+    let ctl = |token: &str| Ctl {
+        args: vec![
+            "--server".into(),
+            sw.addr.to_string(),
+            "--token-file".into(),
+            dir.file(token, &format!("{token}\n")).display().to_string(),
+        ],
+    };
+    let (good, bad) = (ctl("ctl-flush-token"), ctl("not-the-token"));
+    let entries = |c: &Ctl| c.ok(&["fdb", "show"]).lines().count() - 1;
+    assert_eq!(entries(&good), 5);
+
+    let (ok, _, err) = bad.run(&["fdb", "flush"]);
+    assert!(
+        !ok && err.contains("Authorization: the bearer token is wrong (HTTP 401)"),
+        "{err}"
+    );
+    assert_eq!(entries(&good), 5, "a refused flush forgot MACs");
+
+    assert_eq!(good.ok(&["fdb", "flush"]), "");
+    let table = good.ok(&["fdb", "show"]);
+    assert!(table.starts_with("DOMAIN"), "{table}");
+    assert_eq!(entries(&good), 0, "{table}");
+    assert_eq!(good.json(&["fdb", "show"]), serde_json::json!([]));
+    assert!(sw.app.switch.fdb().unwrap().is_empty());
+}
+
 /// `fdb show --vlan N` and `--vni N` list what the switch learned through traffic, one VLAN
 /// at a time; `trace --hex` takes a whole frame and shows where `normal` sends it.
 #[test]

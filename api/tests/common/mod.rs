@@ -635,15 +635,20 @@ pub struct InProcess {
 
 impl InProcess {
     /// Starts the switch `toml` describes (its PMD on the last CPU) and serves its API on a
-    /// free loopback port.
+    /// free loopback port, without auth.
     pub fn start(toml: &str) -> InProcess {
+        InProcess::start_with_token(toml, None)
+    }
+
+    /// [`InProcess::start`], with changes refused (401) unless they carry `token`.
+    pub fn start_with_token(toml: &str, token: Option<&str>) -> InProcess {
         let text = format!("[switch]\npmd_cores = [{}]\n{toml}", last_cpu());
         let cfg = switch::Config::from_toml(&text, "test.toml").unwrap();
         let app = std::sync::Arc::new(api::app::App::new(
             switch::Switch::start(&cfg).unwrap(),
             None,
             cfg.switch.clone(),
-            None,
+            token.map(str::to_string),
         ));
         let server = api::server::Server::start(
             app.clone(),
@@ -687,6 +692,26 @@ impl InProcess {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// One API call: (status, JSON body or Null).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let r = api::ctl::http::Endpoint::Tcp(self.addr.to_string())
+            .request(method, path, token, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let v = if r.body.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&r.body)
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}: {:?}", r.body))
+        };
+        (r.status, v)
     }
 
     /// `GET path`: (status, JSON body).
@@ -746,7 +771,12 @@ vlan = { mode = "access", tag = 20 }
 /// [`VLAN_PORTS`] with one MAC learned on each memory port: `02:00:00:00:00:0a` on `a`,
 /// `..:0b` on `b`, and so on to `..:0e` on `e`.
 pub fn learned_vlan_switch() -> InProcess {
-    let sw = InProcess::start(VLAN_PORTS);
+    learned_vlan_switch_with_token(None)
+}
+
+/// [`learned_vlan_switch`], with changes refused (401) unless they carry `token`.
+pub fn learned_vlan_switch_with_token(token: Option<&str>) -> InProcess {
+    let sw = InProcess::start_with_token(VLAN_PORTS, token);
     for (port, last) in [
         ("a", 0x0a),
         ("b", 0x0b),
