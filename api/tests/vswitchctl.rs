@@ -180,8 +180,32 @@ fn vswitchctl_round_trips_over_tcp_and_unix_socket() {
     };
     round_trip(&unix, &dir);
 
-    // Without the token a change is refused with 401.
-    let anon = Ctl {
+    // A wrong token reaches vswitchd, which refuses the change with 401: vswitchctl exits
+    // non-zero with the API's message and status.
+    let wrong = Ctl {
+        args: vec![
+            "--server".into(),
+            sw.addr.to_string(),
+            "--token-file".into(),
+            dir.file("wrong-token", "not-the-token\n")
+                .display()
+                .to_string(),
+        ],
+    };
+    let (ok, out, err) = wrong.run(&["port", "del", "a"]);
+    assert!(
+        !ok && err.contains("Authorization: the bearer token is wrong (HTTP 401)"),
+        "{err}"
+    );
+    assert_eq!(out, "");
+    assert!(
+        tcp.ok(&["port", "list"])
+            .lines()
+            .any(|l| l.starts_with("a ")),
+        "the refused `port del a` deleted it"
+    );
+    // A token file that does not exist: refused before any request, naming the file.
+    let missing = Ctl {
         args: vec![
             "--server".into(),
             sw.addr.to_string(),
@@ -189,8 +213,12 @@ fn vswitchctl_round_trips_over_tcp_and_unix_socket() {
             dir.path("none").display().to_string(),
         ],
     };
-    let (ok, _, err) = anon.run(&["fdb", "flush"]);
-    assert!(!ok && err.contains("none"), "{err}");
+    let (ok, _, err) = missing.run(&["fdb", "flush"]);
+    assert!(
+        !ok && err.contains(&format!("token file {}", dir.path("none").display())),
+        "{err}"
+    );
+    assert!(!err.contains("HTTP"), "no request was made: {err}");
     sw.stop();
 }
 
