@@ -285,7 +285,10 @@ fn drops_are_counted_by_reason() {
 }
 
 /// Rules are added and removed while a steady flow runs: that flow loses nothing, and the
-/// changes take effect as soon as the call returns.
+/// changes take effect as soon as the call returns. Each round adds a rule for one
+/// destination from p3 (output to p1 only), sends a frame to it at once, removes the rule and
+/// at once sends another: the first must not be flooded (so the rule decided it), the second
+/// must be (so `normal` did, the rule being gone).
 #[test]
 fn rule_changes_while_traffic_flows() {
     let flows = [flow(100, &[("in_port", "p1")], &["output:p2"])];
@@ -294,31 +297,56 @@ fn rule_changes_while_traffic_flows() {
     let sender = send_thread(peers[0].clone(), stop.clone());
     let stop_rx = Arc::new(AtomicBool::new(false));
     let receiver = drain_thread(peers[1].clone(), stop_rx.clone());
-    for round in 0..50u32 {
+    const ROUNDS: u32 = 50;
+    // From host 3 on p3 to host 9 (never learned: `normal` floods it to p1 and p2), at
+    // 198.18.0.(100 + round); seq 2 * round while the rule exists, 2 * round + 1 after.
+    let probe = |round: u32, seq: u32| udp_frame(3, mac(9), 100 + round as u8, None, seq);
+    for round in 0..ROUNDS {
         let ids = sw
             .add_flows(&[flow(
                 200,
                 &[
                     ("in_port", "p3"),
                     ("eth_type", "0x0800"),
-                    ("ip_dst", &format!("198.18.1.{round}")),
+                    ("ip_dst", &format!("198.18.0.{}", 100 + round)),
                 ],
                 &["output:p1"],
             )])
             .unwrap();
+        assert!(peers[2].inject(&probe(round, 2 * round)));
         std::thread::sleep(Duration::from_millis(1));
         sw.del_flow(ids[0]).unwrap();
+        assert!(peers[2].inject(&probe(round, 2 * round + 1)));
     }
     stop.store(true, Ordering::Relaxed);
     let sent = sender.join().unwrap();
     settle(&sw, &peers);
     stop_rx.store(true, Ordering::Relaxed);
     let got = receiver.join().unwrap();
-    let seqs: Vec<u32> = got.iter().map(|f| seq_of(f)).collect();
+    let seqs: Vec<u32> = got
+        .iter()
+        .filter(|f| f[6..12] == mac(1))
+        .map(|f| seq_of(f))
+        .collect();
     assert_sequence(&seqs, sent, "every frame, in order");
     assert!(
         sent > 100,
         "traffic really flowed during the changes: {sent}"
+    );
+    // p1 got every probe (by the rule or by the flood); p2 only the ones sent after the rule
+    // was removed.
+    let p1: Vec<u32> = peers[0].drain().iter().map(|f| seq_of(f)).collect();
+    assert_sequence(&p1, 2 * ROUNDS, "p1 got every probe");
+    let p2: Vec<u32> = got
+        .iter()
+        .filter(|f| f[6..12] == mac(3))
+        .map(|f| seq_of(f))
+        .collect();
+    let flooded: Vec<u32> = (0..ROUNDS).map(|r| 2 * r + 1).collect();
+    assert_eq!(
+        p2, flooded,
+        "probes flooded to p2: an even one was sent while its rule existed, an odd one \
+         after the rule was removed"
     );
     let s = &sw.stats()[0].stats;
     assert_eq!(s.drops.iter().sum::<u64>(), 0, "no drops: {:?}", s.drops);
