@@ -1047,6 +1047,59 @@ fn fdb_lists_learned_macs_by_vlan_and_by_vni() {
     assert_eq!((s, v), (200, json!([])));
 }
 
+/// `DELETE /v1/fdb` on a table that holds learned MACs: without the token or with a wrong one
+/// it is refused (401) and every entry stays; with the token (204) every entry is gone, from
+/// the API's list, from the switch, and from `normal`'s decisions (a destination that was
+/// learned on a port floods again).
+#[test]
+fn fdb_flush_forgets_learned_macs() {
+    const TOKEN: &str = "fdb-flush-test-token";
+    let sw = common::learned_vlan_switch_with_token(Some(TOKEN));
+    let (s, all) = sw.get("/v1/fdb");
+    assert_eq!((s, fdb_entries(&all).len()), (200, 5), "{all}");
+    // 02:00:00:00:00:0b <- 02:00:00:00:00:0a on `a` (VLAN 10, with `b`).
+    let to_b = json!({
+        "in_port": "a",
+        "hex": format!("02000000000b 02000000000a 88b5 {}", "00".repeat(46)),
+    })
+    .to_string();
+    let normal = |sw: &common::InProcess| {
+        let (s, t) = sw.call("POST", "/v1/trace", Some(&to_b), None);
+        assert_eq!(s, 200, "{t}");
+        t["normal"].clone()
+    };
+    assert_eq!(normal(&sw), json!({"learned": "b"}));
+
+    for token in [None, Some("not-the-token")] {
+        let (s, v) = sw.call("DELETE", "/v1/fdb", None, token);
+        assert_eq!((s, field(&v)), (401, "Authorization"), "{token:?}: {v}");
+    }
+    let (_, v) = sw.get("/v1/fdb");
+    assert_eq!(
+        fdb_entries(&v),
+        fdb_entries(&all),
+        "a refused flush forgot MACs"
+    );
+    assert_eq!(sw.app.switch.fdb().unwrap().len(), 5);
+
+    let (s, v) = sw.call("DELETE", "/v1/fdb", None, Some(TOKEN));
+    assert_eq!((s, &v), (204, &Value::Null), "{v}");
+    let (s, v) = sw.get("/v1/fdb");
+    assert_eq!((s, v), (200, json!([])));
+    let (s, v) = sw.get("/v1/fdb?vlan=10");
+    assert_eq!((s, v), (200, json!([])));
+    assert_eq!(
+        sw.app.switch.fdb().unwrap(),
+        vec![],
+        "the PMDs still hold MACs"
+    );
+    assert_eq!(
+        normal(&sw),
+        json!({"flood": ["b"]}),
+        "`normal` still knows where 02:00:00:00:00:0b is"
+    );
+}
+
 /// The OpenAPI document describes the port and flow bodies field by field (they were bare
 /// objects): names, types, enums, what is required, and where the bodies are used.
 #[test]

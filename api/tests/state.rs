@@ -76,6 +76,27 @@ fn restart_restores_ports_and_flows_exactly() {
     );
     assert_eq!(snapshot(&sw), before);
     assert!(sock.exists(), "vm1's socket was not re-created");
+    // The PMD decides by the restored rules, and the deleted one stays deleted.
+    for (body, rule) in [
+        (
+            r#"{"in_port": "a", "fields": {"ip_dst": "198.18.0.7", "ip_proto": "udp"}}"#,
+            json!(1),
+        ),
+        (
+            r#"{"in_port": "vm1", "fields": {"eth_type": "0x0806"}}"#,
+            json!(2),
+        ),
+        (r#"{"in_port": "b", "fields": {}}"#, json!(4)),
+        // Flow 3's match (eth_dst 02:00:00:00:00:02), from a port no other rule takes.
+        (
+            r#"{"in_port": "vm1", "fields": {"eth_dst": "02:00:00:00:00:02"}}"#,
+            Value::Null,
+        ),
+    ] {
+        let (s, t) = sw.call("POST", "/v1/trace", Some(body), None);
+        assert_eq!(s, 200, "{body}: {t}");
+        assert_eq!(t["rule"]["id"], rule, "{body}: {t}");
+    }
     // Ids are not reused: the next flow gets 5, not 3.
     let (s, v) = sw.auth("POST", "/v1/flows", Some(r#"{"actions": ["normal"]}"#));
     assert_eq!((s, &v["id"]), (201, &json!(5)), "{v}");
@@ -91,7 +112,10 @@ fn restart_restores_ports_and_flows_exactly() {
     let sw = Vswitchd::start(&dir, None, &[]);
     let (ports, flows) = snapshot(&sw);
     assert_eq!(ports, before.0);
-    assert_eq!(flows.as_array().unwrap().len(), 4);
+    let flows = flows.as_array().unwrap();
+    assert_eq!(flows.len(), 4, "{flows:?}");
+    assert_eq!(json!(flows[..3]), before.1, "{flows:?}");
+    assert_eq!(flows[3][0], 5, "{flows:?}");
     sw.stop();
 }
 

@@ -180,8 +180,32 @@ fn vswitchctl_round_trips_over_tcp_and_unix_socket() {
     };
     round_trip(&unix, &dir);
 
-    // Without the token a change is refused with 401.
-    let anon = Ctl {
+    // A wrong token reaches vswitchd, which refuses the change with 401: vswitchctl exits
+    // non-zero with the API's message and status.
+    let wrong = Ctl {
+        args: vec![
+            "--server".into(),
+            sw.addr.to_string(),
+            "--token-file".into(),
+            dir.file("wrong-token", "not-the-token\n")
+                .display()
+                .to_string(),
+        ],
+    };
+    let (ok, out, err) = wrong.run(&["port", "del", "a"]);
+    assert!(
+        !ok && err.contains("Authorization: the bearer token is wrong (HTTP 401)"),
+        "{err}"
+    );
+    assert_eq!(out, "");
+    assert!(
+        tcp.ok(&["port", "list"])
+            .lines()
+            .any(|l| l.starts_with("a ")),
+        "the refused `port del a` deleted it"
+    );
+    // A token file that does not exist: refused before any request, naming the file.
+    let missing = Ctl {
         args: vec![
             "--server".into(),
             sw.addr.to_string(),
@@ -189,9 +213,46 @@ fn vswitchctl_round_trips_over_tcp_and_unix_socket() {
             dir.path("none").display().to_string(),
         ],
     };
-    let (ok, _, err) = anon.run(&["fdb", "flush"]);
-    assert!(!ok && err.contains("none"), "{err}");
+    let (ok, _, err) = missing.run(&["fdb", "flush"]);
+    assert!(
+        !ok && err.contains(&format!("token file {}", dir.path("none").display())),
+        "{err}"
+    );
+    assert!(!err.contains("HTTP"), "no request was made: {err}");
     sw.stop();
+}
+
+/// `fdb flush` on a table that holds learned MACs: with a wrong token vswitchctl exits
+/// non-zero with the API's 401 and every entry stays; with the token every entry is gone.
+#[test]
+fn fdb_flush_forgets_learned_macs() {
+    let dir = Scratch::new("ctl-flush");
+    let sw = common::learned_vlan_switch_with_token(Some("ctl-flush-token"));
+    let ctl = |token: &str| Ctl {
+        args: vec![
+            "--server".into(),
+            sw.addr.to_string(),
+            "--token-file".into(),
+            dir.file(token, &format!("{token}\n")).display().to_string(),
+        ],
+    };
+    let (good, bad) = (ctl("ctl-flush-token"), ctl("not-the-token"));
+    let entries = |c: &Ctl| c.ok(&["fdb", "show"]).lines().count() - 1;
+    assert_eq!(entries(&good), 5);
+
+    let (ok, _, err) = bad.run(&["fdb", "flush"]);
+    assert!(
+        !ok && err.contains("Authorization: the bearer token is wrong (HTTP 401)"),
+        "{err}"
+    );
+    assert_eq!(entries(&good), 5, "a refused flush forgot MACs");
+
+    assert_eq!(good.ok(&["fdb", "flush"]), "");
+    let table = good.ok(&["fdb", "show"]);
+    assert!(table.starts_with("DOMAIN"), "{table}");
+    assert_eq!(entries(&good), 0, "{table}");
+    assert_eq!(good.json(&["fdb", "show"]), serde_json::json!([]));
+    assert!(sw.app.switch.fdb().unwrap().is_empty());
 }
 
 /// `fdb show --vlan N` and `--vni N` list what the switch learned through traffic, one VLAN

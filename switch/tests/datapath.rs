@@ -285,7 +285,10 @@ fn drops_are_counted_by_reason() {
 }
 
 /// Rules are added and removed while a steady flow runs: that flow loses nothing, and the
-/// changes take effect as soon as the call returns.
+/// changes take effect as soon as the call returns. Each round adds a rule for one
+/// destination from p3 (output to p1 only), sends a frame to it at once, removes the rule and
+/// at once sends another: the first must not be flooded (so the rule decided it), the second
+/// must be (so `normal` did, the rule being gone).
 #[test]
 fn rule_changes_while_traffic_flows() {
     let flows = [flow(100, &[("in_port", "p1")], &["output:p2"])];
@@ -294,31 +297,66 @@ fn rule_changes_while_traffic_flows() {
     let sender = send_thread(peers[0].clone(), stop.clone());
     let stop_rx = Arc::new(AtomicBool::new(false));
     let receiver = drain_thread(peers[1].clone(), stop_rx.clone());
-    for round in 0..50u32 {
+    const ROUNDS: u32 = 50;
+    // From host 3 on p3 to host 9 (never learned: `normal` floods it to p1 and p2), at
+    // 198.18.0.(100 + round); seq 2 * round while the rule exists, 2 * round + 1 after.
+    let probe = |round: u32, seq: u32| udp_frame(3, mac(9), 100 + round as u8, None, seq);
+    let mut p1_flooded = Vec::new();
+    for round in 0..ROUNDS {
         let ids = sw
             .add_flows(&[flow(
                 200,
                 &[
                     ("in_port", "p3"),
                     ("eth_type", "0x0800"),
-                    ("ip_dst", &format!("198.18.1.{round}")),
+                    ("ip_dst", &format!("198.18.0.{}", 100 + round)),
                 ],
                 &["output:p1"],
             )])
             .unwrap();
-        std::thread::sleep(Duration::from_millis(1));
+        assert!(peers[2].inject(&probe(round, 2 * round)));
+        // Decided before the rule goes (else the delete could overtake it). The flooded
+        // probe of the round before may come first.
+        loop {
+            let got = peers[0].recv_timeout(Duration::from_secs(5));
+            let seq = got.map(|f| seq_of(&f)).expect("probe at p1");
+            if seq == 2 * round {
+                break;
+            }
+            p1_flooded.push(seq);
+        }
         sw.del_flow(ids[0]).unwrap();
+        assert!(peers[2].inject(&probe(round, 2 * round + 1)));
     }
     stop.store(true, Ordering::Relaxed);
     let sent = sender.join().unwrap();
     settle(&sw, &peers);
     stop_rx.store(true, Ordering::Relaxed);
     let got = receiver.join().unwrap();
-    let seqs: Vec<u32> = got.iter().map(|f| seq_of(f)).collect();
+    let seqs: Vec<u32> = got
+        .iter()
+        .filter(|f| f[6..12] == mac(1))
+        .map(|f| seq_of(f))
+        .collect();
     assert_sequence(&seqs, sent, "every frame, in order");
     assert!(
         sent > 100,
         "traffic really flowed during the changes: {sent}"
+    );
+    // p1 got every probe (the even ones above, by the rule; the odd ones by the flood); p2
+    // only the ones sent after the rule was removed.
+    p1_flooded.extend(peers[0].drain().iter().map(|f| seq_of(f)));
+    let flooded: Vec<u32> = (0..ROUNDS).map(|r| 2 * r + 1).collect();
+    assert_eq!(p1_flooded, flooded, "the flooded probes at p1");
+    let p2: Vec<u32> = got
+        .iter()
+        .filter(|f| f[6..12] == mac(3))
+        .map(|f| seq_of(f))
+        .collect();
+    assert_eq!(
+        p2, flooded,
+        "probes flooded to p2: an even one was sent while its rule existed, an odd one \
+         after the rule was removed"
     );
     let s = &sw.stats()[0].stats;
     assert_eq!(s.drops.iter().sum::<u64>(), 0, "no drops: {:?}", s.drops);
@@ -394,6 +432,13 @@ fn two_pmds_share_learning() {
 }
 
 /// An idle PMD sleeps instead of spinning, and the next frame wakes it.
+///
+/// A sleeping PMD also wakes every 100 ms by itself (its `epoll_wait` timeout), so a frame
+/// that merely arrives proves nothing about the wakeup: with the rx queue's wakeup broken,
+/// each frame below would wait for that timeout, about 80 ms (it is sent 20 ms after the
+/// previous one left, when the PMD has been asleep for all but its first 0.2 ms). So the test
+/// times each frame from injection to delivery and asserts that the typical one (the median)
+/// arrives well before the timeout could have delivered it.
 #[test]
 fn idle_pmd_sleeps_and_wakes_on_traffic() {
     let flows = [flow(100, &[("in_port", "p1")], &["output:p2"])];
@@ -416,12 +461,34 @@ fn idle_pmd_sleeps_and_wakes_on_traffic() {
         "{idle} idle iterations in 300 ms: the PMD is spinning"
     );
 
-    for seq in 1..=10 {
+    // Each frame is sent to a PMD that has been asleep for ~20 ms (pmd_sleep_after_us is
+    // 200 µs), so it must be the frame that wakes it.
+    const FRAMES: u32 = 21;
+    let mut latencies = Vec::new();
+    for seq in 1..=FRAMES {
+        std::thread::sleep(Duration::from_millis(20));
+        let sent = std::time::Instant::now();
         peers[0].inject(&unicast(1, 2, seq));
         let got = peers[1].recv_timeout(Duration::from_secs(5));
-        assert_eq!(got.map(|f| seq_of(&f)), Some(seq), "woken by the frame");
-        std::thread::sleep(Duration::from_millis(5));
+        latencies.push(sent.elapsed());
+        assert_eq!(got.map(|f| seq_of(&f)), Some(seq), "frame {seq} delivered");
     }
+    std::thread::sleep(Duration::from_millis(20));
+    sw.barrier().unwrap();
+    let woken = sw.stats()[0].stats.sleeps - after.sleeps;
+    assert!(
+        woken >= u64::from(FRAMES / 2),
+        "only {woken} sleeps while {FRAMES} frames were sent 20 ms apart: \
+         the frames did not find the PMD asleep, so they tested no wakeup"
+    );
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    // The 100 ms epoll timeout would deliver these frames after ~80 ms each.
+    assert!(
+        median < Duration::from_millis(20),
+        "median delivery {median:?} (all, sorted: {latencies:?}): the frames waited for the \
+         PMD's 100 ms sleep timeout instead of waking it"
+    );
 }
 
 #[test]
