@@ -188,7 +188,7 @@ fn ipv4(p: &[u8], k: &FlowKey) {
             repr.emit(&mut out);
             let back = Ipv4Packet::new_checked(&buf[..]);
             // A packet longer than its header is not whole in `buf`: re-check the header only.
-            let back = back.map_or_else(|_| Ipv4Packet::new_unchecked(&buf[..]), |b| b);
+            let back = back.unwrap_or_else(|_| Ipv4Packet::new_unchecked(&buf[..]));
             assert!(back.checksum_valid());
             assert_eq!(back.src_addr(), repr.src_addr);
             assert_eq!(back.dst_addr(), repr.dst_addr);

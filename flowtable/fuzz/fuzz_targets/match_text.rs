@@ -32,7 +32,7 @@ fn match_round_trip(text: &str) {
             // The message, with its "did you mean" suggestion, is what the API answers. The
             // suggestion's edit distance (bounded, 40 characters at most) costs ten times the
             // parse under coverage instrumentation: rendered for one input in eight.
-            if text.len() % 8 == 0 {
+            if text.len().is_multiple_of(8) {
                 let _ = e.to_string();
             }
             return;
@@ -82,7 +82,7 @@ fn action_round_trip(entries: &[&str]) {
     let actions = match parse_actions(entries, &resolve) {
         Ok(a) => a,
         Err(e) => {
-            if entries.len() % 8 == 0 {
+            if entries.len().is_multiple_of(8) {
                 let _ = e.to_string();
             }
             return;

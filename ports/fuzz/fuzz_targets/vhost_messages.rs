@@ -73,11 +73,18 @@ mod req {
     pub const LAST: u32 = 44;
 }
 
+/// What a PMD holds of the port: its queues and its burst's buffers.
+struct Pmd {
+    rxq: Box<dyn RxQueue>,
+    txq: Box<dyn TxQueue>,
+    pkts: Vec<Packet>,
+}
+
 struct Fixture {
     _dir: tempfile::TempDir,
     path: PathBuf,
     port: VhostUserPort,
-    queues: Mutex<(Box<dyn RxQueue>, Box<dyn TxQueue>, Vec<Packet>)>,
+    pmd: Mutex<Pmd>,
 }
 
 fn fixture() -> &'static Fixture {
@@ -104,7 +111,7 @@ fn fixture() -> &'static Fixture {
             _dir: dir,
             path,
             port,
-            queues: Mutex::new((rxq, txq, pkts)),
+            pmd: Mutex::new(Pmd { rxq, txq, pkts }),
         }
     })
 }
@@ -492,8 +499,8 @@ fuzz_target!(|input: Input| {
         // The marker: once its reply is here, the handler has worked through everything.
         fe.send(req::GET_FEATURES, VERSION, &[], &[]);
         if fe.flush() && wait_replies(&mut sock, marks + 1) {
-            let mut q = fx.queues.lock().unwrap_or_else(|e| e.into_inner());
-            let (rxq, txq, pkts) = &mut *q;
+            let mut pmd = fx.pmd.lock().unwrap_or_else(|e| e.into_inner());
+            let Pmd { rxq, txq, pkts } = &mut *pmd;
             let n = rxq.rx_burst(pkts);
             assert!(n <= BURST, "received {n} frames in one burst");
             let sent = txq.tx_burst(&mut pkts[..n]);
