@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian 12 machine (run as root) and runs every
-# test: formatting, clippy, and the whole workspace's unit, property and process tests.
+# test: formatting, clippy, the whole workspace's unit, property and process tests, and a
+# smoke run of each fuzz target.
 # This is the README's test command and what CI (.ci/run) runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,8 @@ cd "$(dirname "$0")/.."
 # (api/tests/metrics.rs).
 # iputils-ping procps: the overlay namespace tests (api/tests/overlay.rs) ping and sysctl;
 # iproute2 and iputils-ping also serve the afxdp/tap uplink tests (api/tests/uplinks.rs).
-packages=(ca-certificates gcc libc6-dev pkg-config iproute2 coreutils dpdk-dev
+# g++: libfuzzer-sys builds libFuzzer (the fuzz smoke, deploy/fuzz.sh).
+packages=(ca-certificates gcc g++ libc6-dev pkg-config iproute2 coreutils dpdk-dev
           qemu-system-x86 busybox-static cpio kmod prometheus iputils-ping procps)
 missing=()
 for p in "${packages[@]}"; do
@@ -38,3 +40,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+# A short run of each fuzz target (docs/FUZZING.md): they build, start from their seeds and
+# survive 20,000 inputs or 20 s each. Installs cargo-fuzz the first time.
+echo "== fuzz smoke"
+deploy/fuzz.sh --smoke
