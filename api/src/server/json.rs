@@ -1,8 +1,10 @@
 //! `Body<T>`: a JSON request body whose errors name the field at fault (via
-//! `serde_path_to_error`), answered as 400 `{"error", "field"}`.
+//! `serde_path_to_error`), answered as 400 `{"error", "field"}`; `PathParam<T>`: a path
+//! parameter whose errors are answered the same way.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -18,6 +20,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             .await
             .map_err(|e| ApiError::new(e.status(), e.body_text(), None))?;
         parse(&bytes).map(Body)
+    }
+}
+
+/// A path parameter (`/v1/ports/{name}`). axum's own `Path` answers a parameter it cannot
+/// decode (`%AE`: not UTF-8) with a plain-text 400; this one answers with the JSON error every
+/// other refusal uses. Found by the `rest_bodies` fuzz target (docs/FUZZING.md).
+pub struct PathParam<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParam<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| PathParam(v))
+            .map_err(|e| ApiError::new(e.status(), e.body_text(), None))
     }
 }
 
