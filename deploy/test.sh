@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian 12 machine (run as root) and runs every
-# test: formatting, clippy, and the whole workspace's unit, property and process tests.
+# test: formatting, clippy, the whole workspace's unit, property and process tests, and a
+# smoke run of each fuzz target.
 # This is the README's test command and what CI (.ci/run) runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,8 @@ fi
 # iputils-ping procps: the overlay namespace tests (api/tests/overlay.rs) ping and sysctl;
 # iproute2 and iputils-ping also serve the afxdp/tap uplink tests (api/tests/uplinks.rs);
 # iproute2 the schemathesis test's network namespace too.
-packages=(ca-certificates gcc libc6-dev pkg-config iproute2 coreutils dpdk-dev
+# g++: libfuzzer-sys builds libFuzzer (the fuzz smoke, deploy/fuzz.sh).
+packages=(ca-certificates gcc g++ libc6-dev pkg-config iproute2 coreutils dpdk-dev
           qemu-system-x86 busybox-static cpio kmod prometheus iputils-ping procps)
 missing=()
 for p in "${packages[@]}"; do
@@ -67,5 +69,10 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# A short run of each fuzz target (docs/FUZZING.md): they build, start from their seeds and
+# survive 20,000 inputs or 20 s each. Installs cargo-fuzz the first time. Before the tests,
+# so that cargo test's summary is what the run ends with.
+echo "== fuzz smoke"
+deploy/fuzz.sh --smoke
 echo "== cargo test"
 cargo test --workspace --locked

@@ -1392,3 +1392,26 @@ fn connections_over_the_cap_are_refused_with_503() {
     let log = sw.stop();
     assert!(log.contains("API connection refused"), "{log}");
 }
+
+/// Found by the `rest_bodies` fuzz target (docs/FUZZING.md): a path parameter that does not
+/// decode (`%Ae` is byte 0xAE, not UTF-8) was answered by axum's own plain-text 400, not the
+/// JSON error every other refusal is.
+#[test]
+fn undecodable_path_parameters_get_the_json_error() {
+    let dir = Scratch::new("rest-path");
+    let sw = Vswitchd::start(&dir, Some(TWO_PORTS), &[]);
+    for (method, path) in [
+        ("DELETE", "/v1/ports/b%%%%%Ael_"),
+        ("GET", "/v1/ports/%ff"),
+        ("DELETE", "/v1/flows/%c3%28"),
+    ] {
+        // `call` panics on a body that is not JSON.
+        let (status, v) = sw.auth(method, path, None);
+        assert_eq!(status, 400, "{method} {path}: {v}");
+        assert!(v["error"].is_string(), "{method} {path}: {v}");
+        assert!(v["field"].is_null(), "{method} {path}: {v}");
+    }
+    let (status, _) = sw.call("GET", "/v1/ports/b", None, None);
+    assert_eq!(status, 200, "port b untouched");
+    sw.stop();
+}

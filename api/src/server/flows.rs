@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use flowtable::RuleId;
 use serde::{Deserialize, Serialize};
 use switch::config::{FlowConfig, MatchValue};
 
-use super::json::Body;
+use super::json::{Body, PathParam};
 use super::limits::BULK_BODY_LIMIT;
 use super::routes::blocking;
 use crate::app::{App, Undo};
@@ -153,7 +153,7 @@ pub async fn create_bulk(
         (status = 401, body = ErrorBody)))]
 pub async fn delete_one(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<StatusCode, ApiError> {
     let id: u64 = id
         .parse()

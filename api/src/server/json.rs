@@ -2,12 +2,14 @@
 //! `serde_path_to_error`), answered as 400 `{"error", "field"}`. The body is read up to a
 //! limit of the route's own (413 past it; see [`super::limits`]) and within
 //! [`BODY_TIMEOUT`](super::limits::BODY_TIMEOUT) (408), and parsed on the blocking pool:
-//! the runtime's one thread never spends a large body's parsing time.
+//! the runtime's one thread never spends a large body's parsing time. `PathParam<T>`: a
+//! path parameter whose errors are answered the same way.
 
 use std::pin::Pin;
 
 use axum::body::HttpBody;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -76,6 +78,22 @@ async fn read<const MAX: usize>(req: Request) -> Result<Vec<u8>, ApiError> {
             ),
             None,
         )),
+    }
+}
+
+/// A path parameter (`/v1/ports/{name}`). axum's own `Path` answers a parameter it cannot
+/// decode (`%AE`: not UTF-8) with a plain-text 400; this one answers with the JSON error every
+/// other refusal uses. Found by the `rest_bodies` fuzz target (docs/FUZZING.md).
+pub struct PathParam<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParam<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| PathParam(v))
+            .map_err(|e| ApiError::new(e.status(), e.body_text(), None))
     }
 }
 

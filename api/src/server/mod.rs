@@ -41,6 +41,10 @@ use tracing::{debug, info, warn};
 
 use crate::app::App;
 
+/// The router [`Server::start`] serves, for callers that drive it in-process without a
+/// socket (the `rest_bodies` fuzz target in `api/fuzz`, docs/FUZZING.md).
+pub use routes::router;
+
 /// The API's default TCP address (documented in the README).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:6690";
 

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use flowtable::action::Action;
@@ -14,7 +14,7 @@ use switch::stats::PortCounters;
 use switch::{PortInfo, Switch};
 use tracing::warn;
 
-use super::json::Body;
+use super::json::{Body, PathParam};
 use super::routes::blocking;
 use crate::app::{App, Undo};
 use crate::error::{ApiError, ErrorBody};
@@ -181,7 +181,7 @@ pub async fn create(
     responses((status = 200, body = PortView), (status = 404, body = ErrorBody)))]
 pub async fn show(
     State(app): State<Arc<App>>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
 ) -> Result<Json<PortView>, ApiError> {
     let v = blocking(&app, move |app| Ok(view(app, find(app, &name)?))).await?;
     Ok(Json(v))
@@ -196,7 +196,7 @@ pub async fn show(
         (status = 409, body = ErrorBody)))]
 pub async fn delete(
     State(app): State<Arc<App>>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
 ) -> Result<StatusCode, ApiError> {
     blocking(&app, move |app| {
         app.change_persisted_first(

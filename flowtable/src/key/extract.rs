@@ -16,7 +16,8 @@
 //! - IPv6 needs version 6 and 40 bytes. Up to 8 extension headers (hop-by-hop, routing,
 //!   destination options, fragment) are skipped inside min(payload length, frame). When one
 //!   does not fit, or the 8 are used up, `ip_proto` is the next header where the walk stopped
-//!   and there are no L4 fields.
+//!   and there are no L4 fields. A fragment header with a non-zero offset ends the walk (a
+//!   later fragment: `ip_proto` is its next header, no L4 fields).
 //! - L4 needs its whole fixed header in the region: TCP 20 bytes and a data offset of 5..=
 //!   region words, UDP 8, SCTP 12, ICMP/ICMPv6 8; otherwise ports stay 0.
 
@@ -243,7 +244,11 @@ fn ipv6(k: &mut FlowKey, p: &[u8]) {
                 nh = f[0];
                 payload = r;
                 if off_m & 0xfff8 != 0 {
+                    // A later fragment: what follows is fragment data, not headers (RFC 8200
+                    // §4.5). Walking on would let a second "fragment header" in that data
+                    // clear FRAG_LATER and put ports read from the data into the key.
                     frag = FRAG_ANY | FRAG_LATER;
+                    break;
                 } else if off_m & 1 != 0 {
                     frag = FRAG_ANY;
                 }
@@ -812,6 +817,27 @@ mod test {
         // Atomic fragment (offset 0, M clear) is not a fragment (RFC 6946).
         let k = extract(&ipv6_fragment_frame(0), PORT);
         assert_eq!((k.ip_frag(), k.tp_src()), (0, 5353));
+    }
+
+    /// Found by the `frame_key` fuzz target: a later fragment whose data starts like a
+    /// second fragment header (offset 0, M set) and a UDP header. The walk used to go on into
+    /// the data: the second header cleared FRAG_LATER and the "UDP ports" reached the key, so
+    /// a rule on ports could match a later fragment. The data is not headers; the walk stops.
+    #[test]
+    fn ipv6_later_fragment_ends_the_walk() {
+        let frame = cat(&[
+            &DST,
+            &SRC,
+            &[0x86, 0xdd],
+            &ipv6_header(44, 24),
+            &[44, 0, 0x05, 0xa8, 0, 0, 0, 1], // fragment, offset 1448: next "fragment"
+            &[17, 0, 0x00, 0x01, 0, 0, 0, 2], // fragment data: offset 0, M, next UDP
+            &[0x00, 0x35, 0x00, 0x35, 0x00, 0x08, 0x00, 0x00], // fragment data: "UDP 53"
+        ]);
+        let k = extract(&frame, PORT);
+        assert_eq!(k.ip_frag(), FRAG_ANY | FRAG_LATER);
+        assert_eq!(k.ip_proto(), 44, "the later fragment's next header");
+        assert_eq!((k.tp_src(), k.tp_dst()), (0, 0));
     }
 
     #[test]
