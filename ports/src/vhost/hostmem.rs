@@ -47,11 +47,6 @@ impl HostRegion {
         })
     }
 
-    /// Where the region starts in this process, and its length (for [`super::sigbus`]).
-    pub fn host_range(&self) -> (*const u8, usize) {
-        (self.base.as_ptr().cast_const(), self.len as usize)
-    }
-
     /// The view of `[off, off + len)` of this region alone (a ring: its accesses are then
     /// checked against the ring's own bounds), or `None` if that range is not inside it.
     pub fn sub(&self, off: u64, len: u64) -> Option<HostRegion> {

@@ -22,6 +22,7 @@
 use std::cell::Cell;
 use std::fs::File;
 use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{fence, AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
@@ -173,11 +174,12 @@ impl DirtyLog {
             .map_err(|e| LogError::Map(e.into()))?
             .map_or(Ok(()), |fs| Err(LogError::NotInMemory(fs)))?;
         seal_shrink(&file);
-        let file_len = file.metadata().map_err(LogError::Map)?.len();
+        let meta = file.metadata().map_err(LogError::Map)?;
+        let file_len = meta.len();
         if end > file_len {
             return Err(LogError::PastEof { file_len });
         }
-        let page = sigbus::page_size(&file);
+        let page = sigbus::page_size(meta.blksize());
         let map = MmapRegion::from_file(FileOffset::new(file, offset), size as usize)
             .map_err(|e| LogError::Map(std::io::Error::other(e)))?;
         let poison = Arc::new(AtomicBool::new(false));
@@ -316,8 +318,11 @@ impl GuestMemoryTable {
             });
         }
 
+        let poison = Arc::new(AtomicBool::new(false));
         let mut mapped = Vec::with_capacity(descs.len());
-        let mut pages = Vec::with_capacity(descs.len());
+        // Declared after `mapped`, so dropped before it on an early return: a region is
+        // unregistered while it is still mapped.
+        let mut faults = Vec::with_capacity(descs.len());
         for (i, (file, &(gpa, size, _, off))) in files.into_iter().zip(&descs).enumerate() {
             match in_memory(&file) {
                 Ok(None) => {}
@@ -330,10 +335,10 @@ impl GuestMemoryTable {
                 }
             }
             seal_shrink(&file);
-            let file_len = file
+            let meta = file
                 .metadata()
-                .map_err(|source| MemoryError::Stat { index: i, source })?
-                .len();
+                .map_err(|source| MemoryError::Stat { index: i, source })?;
+            let file_len = meta.len();
             // Cannot overflow: checked in the loop above.
             if off + size > file_len {
                 return Err(MemoryError::PastEof {
@@ -343,13 +348,18 @@ impl GuestMemoryTable {
                     file_len,
                 });
             }
-            let page = sigbus::page_size(&file);
             let region = MmapRegion::from_file(FileOffset::new(file, off), size as usize)
                 .map_err(|source| MemoryError::Map { index: i, source })?;
+            let page = sigbus::page_size(meta.blksize());
+            faults.extend(sigbus::register(
+                region.as_ptr(),
+                region.size(),
+                page,
+                &poison,
+            ));
             // `GuestRegionMmap::new` fails only if gpa + size overflows: checked above.
             let region =
                 GuestRegionMmap::new(region, GuestAddress(gpa)).ok_or(MemoryError::BadRange(i))?;
-            pages.push((gpa, page));
             mapped.push(Arc::new(region));
         }
         mapped.sort_by_key(|r| r.start_addr());
@@ -358,15 +368,6 @@ impl GuestMemoryTable {
             .enumerate()
             .map(|(i, r)| HostRegion::new(r).ok_or(MemoryError::BadRange(i)))
             .collect::<Result<Vec<_>, _>>()?;
-        let poison = Arc::new(AtomicBool::new(false));
-        let faults = hosts
-            .iter()
-            .filter_map(|h| {
-                let page = pages.iter().find(|p| p.0 == h.gpa()).map_or(4096, |p| p.1);
-                let (start, len) = h.host_range();
-                sigbus::register(start, len, page, &poison)
-            })
-            .collect();
         // Disjointness was checked above, so this only fails on an internal error.
         let mem = GuestMemoryMmap::from_arc_regions(mapped.clone())
             .map_err(|_| MemoryError::Overlap(0, 0))?;

@@ -23,7 +23,6 @@
 //! runtime reports stack overflows through it) or, if there was none, the default action
 //! kills the process as before.
 
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
@@ -84,22 +83,13 @@ pub fn repaired() -> u64 {
     REPAIRED.load(Ordering::Relaxed)
 }
 
-/// The page size of the file behind a mapping: the huge page size on hugetlbfs (`st_blksize`
-/// there), the base page elsewhere. A repair maps whole pages of this size.
-pub fn page_size(file: &impl AsRawFd) -> usize {
+/// The page size of the file behind a mapping, from its `st_blksize`: the huge page size on
+/// hugetlbfs, the base page elsewhere. A repair maps whole pages of this size.
+pub fn page_size(blksize: u64) -> usize {
     let base = 4096usize;
-    // SAFETY: fstat writes into a zeroed stat we own; the fd is open for the call.
-    let blk = unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(file.as_raw_fd(), &mut st) != 0 {
-            return base;
-        }
-        st.st_blksize as usize
-    };
-    if blk > base && blk.is_power_of_two() {
-        blk
-    } else {
-        base
+    match usize::try_from(blksize) {
+        Ok(blk) if blk > base && blk.is_power_of_two() => blk,
+        _ => base,
     }
 }
 
@@ -233,6 +223,7 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
 #[cfg(test)]
 mod test {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     /// A shared mapping of a memfd truncated under it: reading and writing the lost page is
     /// repaired (zeros read, the write lands), the poison flag rises, the process lives.
@@ -256,7 +247,8 @@ mod test {
         assert_ne!(base, libc::MAP_FAILED);
         let base = base.cast::<u8>();
         let poison = Arc::new(AtomicBool::new(false));
-        let reg = register(base, 3 * 4096, page_size(&file), &poison).unwrap();
+        let blksize = std::os::unix::fs::MetadataExt::blksize(&file.metadata().unwrap());
+        let reg = register(base, 3 * 4096, page_size(blksize), &poison).unwrap();
         // SAFETY: inside the mapping.
         unsafe { base.add(4096).write_volatile(7) };
         file.set_len(4096).unwrap();
