@@ -68,24 +68,20 @@ impl VringRun {
         let blocking = fcntl(call.as_fd(), FcntlArg::F_GETFL)
             .map(|f| !OFlag::from_bits_truncate(f).contains(OFlag::O_NONBLOCK))
             .unwrap_or(true);
-        if blocking {
-            self.counters.interrupts_lost += 1;
+        let outcome = if blocking {
+            Notified::Stalled
+        } else {
+            match crate::watchdog::guarded(|| (&*call).write(&1u64.to_ne_bytes())) {
+                Ok(_) => return Notified::Sent,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Notified::Stalled,
+                Err(_) => Notified::Lost,
+            }
+        };
+        self.counters.interrupts_lost += 1;
+        if outcome == Notified::Stalled {
             self.call = None;
-            return Notified::Stalled;
         }
-        let r = crate::watchdog::guarded(|| (&*call).write(&1u64.to_ne_bytes()));
-        match r {
-            Ok(_) => Notified::Sent,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                self.counters.interrupts_lost += 1;
-                self.call = None;
-                Notified::Stalled
-            }
-            Err(_) => {
-                self.counters.interrupts_lost += 1;
-                Notified::Lost
-            }
-        }
+        outcome
     }
 }
 
@@ -142,9 +138,7 @@ impl Vring {
         }
         std::mem::replace(&mut run.kick, kick)
     }
-}
 
-impl Vring {
     /// Consumes a pending kick from the vring's own epoll set (zero timeout), so the set stops
     /// reporting readable until the next kick. The frontend's eventfd is not touched.
     pub fn ack_kick(&self) {
