@@ -697,9 +697,7 @@ impl SplitRing {
             match r {
                 Ok(c) => cap += c,
                 Err(QueueError::ChainOverCap) => {
-                    let chains = std::mem::take(&mut self.chains);
-                    self.return_unused(&chains, used);
-                    self.chains = chains;
+                    self.return_unused(&self.chains, used);
                     self.last_avail = next;
                     return Err(QueueError::ChainOverCap);
                 }
