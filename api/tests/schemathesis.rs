@@ -30,7 +30,7 @@ const MAX_EXAMPLES: &str = "10";
 
 /// The phases run here: the schema's examples, random generation (valid and invalid), and
 /// stateful sequences (create, read back, delete). The coverage phase (some 7000 boundary
-/// cases, two minutes here) is left to the larger pass the README describes.
+/// cases, two minutes here) is left to the larger pass docs/testing.md describes.
 const PHASES: &str = "examples,fuzzing,stateful";
 
 /// The schemathesis binary: `$SCHEMATHESIS`, deploy/test.sh's install, or one on `PATH`.

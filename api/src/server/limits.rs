@@ -1,6 +1,6 @@
 //! What one client may ask of the API: body sizes per route, how long a request may take to
-//! arrive, and how many connections each endpoint serves at once. The README's "REST API"
-//! section lists the same numbers.
+//! arrive, and how many connections each endpoint serves at once. docs/api.md
+//! lists the same numbers.
 //!
 //! | what | limit |
 //! | --- | --- |

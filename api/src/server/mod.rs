@@ -45,7 +45,7 @@ use crate::app::App;
 /// socket (the `rest_bodies` fuzz target in `api/fuzz`, docs/FUZZING.md).
 pub use routes::router;
 
-/// The API's default TCP address (documented in the README).
+/// The API's default TCP address (documented in docs/api.md).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:6690";
 
 /// Where the API listens, and how many connections each endpoint serves at once.
