@@ -148,21 +148,54 @@ fn bad_config_is_refused_with_line_and_field() {
     assert!(!err.contains("vswitchd running"), "{err}");
 }
 
+/// A port that cannot open stops the start before anything runs: the ports opened before it
+/// are closed again (the vhost-user port's listening socket is gone), and no PMD or API
+/// started (no "vswitchd running").
 #[test]
 fn port_that_cannot_open_starts_nothing() {
+    let dir = Scratch::new("bad-port");
+    let sock = dir.path("vm1.sock");
     // Every port type is supported now; an AF_XDP port on a missing interface cannot open.
-    let err = run_expecting_failure(
-        "bad-port",
-        "[switch]\npmd_cores = [0]\n\n[[port]]\nname = \"vm1\"\ntype = \"memory\"\n\n[[port]]\nname = \"vm2\"\ntype = \"afxdp\"\ninterface = \"vsw-nosuch1\"\n",
+    let cfg = dir.file(
+        "bad.toml",
+        &format!(
+            "[switch]\npmd_cores = [0]\n{}\n\n[[port]]\nname = \"vm1\"\ntype = \"vhost-user\"\nsocket = {:?}\n\n[[port]]\nname = \"vm2\"\ntype = \"afxdp\"\ninterface = \"vsw-nosuch1\"\n",
+            dir.socket_dir(),
+            sock.display().to_string()
+        ),
     );
+    let out = Command::new(VSWITCHD)
+        // No API: parallel tests must not compete for its default port.
+        .args(["--api-listen", "off"])
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("vm2") && err.contains("vsw-nosuch1"), "{err}");
     assert!(!err.contains("vswitchd running"), "{err}");
+    assert!(
+        !sock.exists(),
+        "vm1's socket {} outlived the failed start",
+        sock.display()
+    );
 }
 
+/// `--check` validates and exits: it opens no port (a vhost-user server port's socket is
+/// never created) and starts nothing.
 #[test]
 fn check_flag_validates_only() {
     let dir = Scratch::new("check");
-    let cfg = dir.file("ok.toml", "[switch]\npmd_cores = [0]\n");
+    let sock = dir.path("vm1.sock");
+    let cfg = dir.file(
+        "ok.toml",
+        &format!(
+            "[switch]\npmd_cores = [0]\n{}\n\n[[port]]\nname = \"vm1\"\ntype = \"vhost-user\"\nsocket = {:?}\n",
+            dir.socket_dir(),
+            sock.display().to_string()
+        ),
+    );
     let out = Command::new(VSWITCHD)
         // No API: parallel tests must not compete for its default port.
         .args(["--api-listen", "off"])
@@ -171,8 +204,11 @@ fn check_flag_validates_only() {
         .arg("--check")
         .output()
         .unwrap();
-    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
+    assert!(!err.contains("vswitchd running"), "{err}");
+    assert!(!sock.exists(), "--check created {}", sock.display());
 }
 
 /// `--check` refuses a vhost-user socket outside `switch.socket_dir` (default /run/vswitch),

@@ -250,6 +250,50 @@ fn decap_delivers_to_the_matching_vxlan_port() {
         .any(|e| e.mac.0 == mac(7) && e.port == sw.port_no("vx100").unwrap()));
 }
 
+/// Decapsulation picks the vxlan port by VNI *and* remote address: three vxlan ports, two
+/// of them with VNI 100 (to different VTEPs, different local VLANs) and one with VNI 200 to
+/// the first VTEP; each outer frame reaches the one tenant port behind its own vxlan port,
+/// and its inner source is learned on that vxlan port.
+#[test]
+fn decap_picks_the_vxlan_port_by_vni_and_remote_address() {
+    let (sw, p) = switch_from(
+        vec![
+            uplink(None),
+            mem_port_vlan("vm10", Some(access(10))),
+            mem_port_vlan("vm20", Some(access(20))),
+            mem_port_vlan("vm30", Some(access(30))),
+            vxlan("vx100a", 100, REMOTE, Some(10)),
+            vxlan("vx200a", 200, REMOTE, Some(20)),
+            vxlan("vx100b", 100, REMOTE_B, Some(30)),
+        ],
+        &[],
+    );
+    let p: Vec<MemPeer> = p.into_iter().flatten().collect();
+    let cases = [
+        (REMOTE, 100, 7, "vm10", "vx100a"),
+        (REMOTE, 200, 8, "vm20", "vx200a"),
+        (REMOTE_B, 100, 9, "vm30", "vx100b"),
+    ];
+    for (seq, &(remote, vni, src, to, via)) in cases.iter().enumerate() {
+        let inner = broadcast(src, seq as u32);
+        p[0].inject(&vxlan_frame(remote, LOCAL, vni, &inner));
+        let got = collect(&sw, &p);
+        for (i, name) in ["vm10", "vm20", "vm30"].into_iter().enumerate() {
+            let want = if name == to {
+                vec![inner.clone()]
+            } else {
+                vec![]
+            };
+            assert_eq!(got[i + 1], want, "VNI {vni} from {remote:?} at {name}");
+        }
+        let fdb = sw.fdb().unwrap();
+        let learned: Vec<_> = fdb.iter().filter(|e| e.mac.0 == mac(src)).collect();
+        assert_eq!(learned.len(), 1, "{learned:?}");
+        assert_eq!(learned[0].port, sw.port_no(via).unwrap(), "{learned:?}");
+    }
+    assert_eq!(tunnel_stats(&sw).decap_packets, 3);
+}
+
 #[test]
 fn hostile_or_foreign_outer_frames_are_counted_never_forwarded() {
     let (sw, up, vm) = setup(None, &[]);
