@@ -24,7 +24,7 @@ pub use cross_port::{check_port_fits, PortClash};
 pub use file::ConfigError;
 pub use flow::{CompiledFlow, FlowConfig, MatchValue, DEFAULT_PRIORITY, MAX_PRIORITY};
 pub use port::{parse_cidr, PortConfig, PortType, SocketMode};
-pub use problem::{PathSeg, Problem, ProblemKind};
+pub use problem::{render_path, PathSeg, Problem, ProblemKind};
 pub use switch::{online_cpus, SwitchConfig, DEFAULT_SOCKET_DIR};
 pub use vlan::{VlanConfig, VlanMode};
 

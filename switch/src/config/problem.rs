@@ -45,7 +45,7 @@ impl Problem {
 }
 
 /// The path as the config writes it: `flow[2].match.ip_dst`.
-fn render_path(path: &[PathSeg]) -> String {
+pub fn render_path(path: &[PathSeg]) -> String {
     let mut s = String::new();
     for seg in path {
         match seg {
