@@ -174,22 +174,8 @@ mod libc_errno {
     pub use nix::libc::{EADDRINUSE, EBUSY, EEXIST, ENODEV, ENOENT, ENXIO};
 }
 
-/// `flow[2].match.ip_dst`.
-pub fn render_path(path: &[PathSeg]) -> String {
-    let mut s = String::new();
-    for seg in path {
-        match seg {
-            PathSeg::Key(k) => {
-                if !s.is_empty() {
-                    s.push('.');
-                }
-                s.push_str(k);
-            }
-            PathSeg::Index(i) => s.push_str(&format!("[{i}]")),
-        }
-    }
-    s
-}
+/// `flow[2].match.ip_dst`: a config path as the switch writes it in its messages.
+pub use switch::config::render_path;
 
 impl From<SwitchError> for ApiError {
     fn from(e: SwitchError) -> ApiError {

@@ -9,7 +9,8 @@
 //! the `vhost` crate, guest memory via `vm-memory`, and our own split-ring fast path), and
 //! ports that need no privileges: [`mem`], an in-memory port pair for tests, and [`fault`], a
 //! seeded fault injector; [`afxdp`] (AF_XDP uplinks with our own XDP program) and [`tap`]
-//! (kernel tap interfaces, batched with io_uring).
+//! (kernel tap interfaces, batched with io_uring); [`link`], what sysfs says of a kernel
+//! interface (MAC, MTU, rx queue count).
 //!
 //! Layering: depends on `flowtable` only for shared newtypes; knows nothing of the pipeline.
 #![deny(missing_docs)]
@@ -21,6 +22,7 @@
 
 pub mod afxdp;
 pub mod fault;
+pub mod link;
 pub mod mem;
 pub mod packet;
 pub mod port;
@@ -29,5 +31,6 @@ pub mod vhost;
 #[allow(unsafe_code)]
 pub mod watchdog;
 
+pub use link::{LinkError, LinkFacts};
 pub use packet::Packet;
 pub use port::{GuestFaults, Port, PortError, RxQueue, TxQueue, BURST};

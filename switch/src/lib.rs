@@ -1,7 +1,9 @@
 //! The vswitch datapath and its control handle.
 //!
-//! - [`config`]: the serde model shared by the config file, the API and persisted state;
-//! - [`control`]: [`Switch`], which owns ports and flows and sends every change to the PMDs;
+//! - [`config`]: the serde model shared by the config file, the API and persisted state, its
+//!   checks, and the rules between ports that a file and a live change both obey;
+//! - [`control`]: [`Switch`], which owns ports and flows and sends every change to the PMDs
+//!   (a file per resource: PMDs, ports, flows, fdb, trace);
 //! - `pmd`: the poll-mode threads and the per-burst pipeline (rx, key, lookup, execute, tx);
 //! - [`stats`]: per-PMD counters and how they are published;
 //! - [`tunnel`]: VXLAN ports over an IPv4 underlay (ARP, neighbour cache, encap/decap).

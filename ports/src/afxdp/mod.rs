@@ -133,14 +133,9 @@ pub struct AfXdpPort {
 }
 
 /// How many rx queues `interface` has (its `queues/rx-*` entries in sysfs); `None` if that
-/// cannot be read.
+/// cannot be read. See [`crate::link::rx_queues`], which says why.
 pub fn interface_rx_queues(interface: &str) -> Option<u32> {
-    let dir = std::fs::read_dir(format!("/sys/class/net/{interface}/queues")).ok()?;
-    let n = dir
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
-        .count();
-    u32::try_from(n).ok().filter(|&n| n > 0)
+    crate::link::rx_queues(interface).ok()
 }
 
 impl AfXdpPort {
@@ -167,7 +162,8 @@ impl AfXdpPort {
             }
         };
         let info = socket::if_info(interface)?;
-        let rx_queues = interface_rx_queues(interface);
+        // Unreadable (no sysfs in this namespace, say): no warning can be given.
+        let rx_queues = crate::link::rx_queues(interface).ok();
         if let Some(n) = rx_queues.filter(|&n| n > u32::from(queues)) {
             warn!(
                 interface,

@@ -91,9 +91,7 @@ pub(crate) fn underlay_mtu(cfg: &PortConfig) -> u16 {
         (PortType::Tap, Some(i)) => (i, *MTU_RANGE.end()),
         _ => return DEFAULT_MTU,
     };
-    let path = format!("/sys/class/net/{interface}/mtu");
-    let read = std::fs::read_to_string(&path).map_err(|e| e.to_string());
-    match read.and_then(|t| t.trim().parse::<u32>().map_err(|e| e.to_string())) {
+    match ports::link::mtu(interface) {
         Ok(mtu) if mtu > u32::from(cap) => {
             warn!(
                 port = %cfg.name,
@@ -115,7 +113,7 @@ pub(crate) fn underlay_mtu(cfg: &PortConfig) -> u16 {
                 interface,
                 %error,
                 mtu = DEFAULT_MTU,
-                "cannot read the interface's MTU from {path}; using the default"
+                "cannot read the interface's MTU; using the default"
             );
             DEFAULT_MTU
         }
