@@ -23,6 +23,7 @@
 
 use super::{FlowKey, ETH_TYPE_NONE, FRAG_ANY, FRAG_LATER, VLAN_PRESENT};
 use crate::types::{PortNo, Vni};
+use crate::wire::{arp, vxlan, EtherType, IpProtocol};
 
 /// What the outer headers of a VXLAN frame (UDP to port 4789) say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,28 +44,8 @@ pub struct VxlanOuter {
     pub inner_len: usize,
 }
 
-const ETH_TYPE_IPV4: u16 = 0x0800;
-const ETH_TYPE_ARP: u16 = 0x0806;
-const ETH_TYPE_IPV6: u16 = 0x86dd;
-const TPID_8021Q: u16 = 0x8100;
-const TPID_8021AD: u16 = 0x88a8;
-/// EtherType values below this are 802.3 lengths.
-const ETH_TYPE_MIN: u16 = 0x0600;
-
-const PROTO_ICMP: u8 = 1;
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
-const PROTO_ICMPV6: u8 = 58;
-const PROTO_SCTP: u8 = 132;
-const IPV6_HOPOPTS: u8 = 0;
-const IPV6_ROUTING: u8 = 43;
-const IPV6_FRAGMENT: u8 = 44;
-const IPV6_DSTOPTS: u8 = 60;
 /// How many IPv6 extension headers the walk skips at most.
 const IPV6_MAX_EXT_HEADERS: usize = 8;
-
-const VXLAN_PORT: u16 = 4789;
-const VXLAN_FLAG_I: u8 = 0x08;
 
 /// The `N` bytes of `b` at `off`, or zeros if they are not all there. Every caller passes a
 /// fixed-size array and a constant offset inside it, so this folds to a plain load; the
@@ -94,11 +75,6 @@ fn mac(b: &[u8], off: usize) -> u64 {
     u64::from_be_bytes(at(b, off)) >> 16
 }
 
-#[inline(always)]
-fn is_vlan_tpid(t: u16) -> bool {
-    t == TPID_8021Q || t == TPID_8021AD
-}
-
 /// Extracts the key of `frame`, which arrived on `in_port`. Never panics; a truncated or
 /// malformed frame yields the key of what parsed (see the module doc for the exact rules).
 #[inline]
@@ -115,9 +91,9 @@ pub fn extract_into(frame: &[u8], in_port: PortNo, k: &mut FlowKey) {
         return;
     };
     match eth_type {
-        ETH_TYPE_IPV4 => ipv4(k, rest),
-        ETH_TYPE_IPV6 => ipv6(k, rest),
-        ETH_TYPE_ARP => arp(k, rest),
+        EtherType::IPV4 => ipv4(k, rest),
+        EtherType::IPV6 => ipv6(k, rest),
+        EtherType::ARP => arp(k, rest),
         _ => {}
     }
 }
@@ -144,7 +120,7 @@ fn l2<'a>(frame: &'a [u8], in_port: PortNo, k: &mut FlowKey) -> Option<(u16, &'a
 
     // Up to two VLAN tags. The DEI bit's position is VLAN_PRESENT, so `tci | VLAN_PRESENT`
     // both drops DEI and marks the tag present.
-    if is_vlan_tpid(eth_type) {
+    if EtherType::is_vlan_raw(eth_type) {
         let Some((tag, r)) = rest.split_first_chunk::<4>() else {
             k.set_eth_type(eth_type);
             return None;
@@ -152,7 +128,7 @@ fn l2<'a>(frame: &'a [u8], in_port: PortNo, k: &mut FlowKey) -> Option<(u16, &'a
         k.set_vlan_tci(be16(tag, 0) | VLAN_PRESENT);
         eth_type = be16(tag, 2);
         rest = r;
-        if is_vlan_tpid(eth_type) {
+        if EtherType::is_vlan_raw(eth_type) {
             let Some((tag, r)) = rest.split_first_chunk::<4>() else {
                 k.set_eth_type(eth_type);
                 return None;
@@ -163,7 +139,7 @@ fn l2<'a>(frame: &'a [u8], in_port: PortNo, k: &mut FlowKey) -> Option<(u16, &'a
         }
     }
 
-    if eth_type < ETH_TYPE_MIN {
+    if eth_type < EtherType::MIN {
         k.set_eth_type(ETH_TYPE_NONE);
         return None;
     }
@@ -201,7 +177,7 @@ fn ipv4(k: &mut FlowKey, p: &[u8]) {
     let end = total.min(p.len());
     // `None` when total < ihl: no L4.
     if let Some(l4) = p.get(ihl..end) {
-        transport(k, proto, PROTO_ICMP, l4);
+        transport(k, proto, IpProtocol::ICMP, l4);
     }
 }
 
@@ -224,7 +200,7 @@ fn ipv6(k: &mut FlowKey, p: &[u8]) {
     let mut frag = 0u8;
     for _ in 0..IPV6_MAX_EXT_HEADERS {
         match nh {
-            IPV6_HOPOPTS | IPV6_ROUTING | IPV6_DSTOPTS => {
+            IpProtocol::HOP_BY_HOP | IpProtocol::IPV6_ROUTE | IpProtocol::IPV6_OPTS => {
                 // Next header, then the length in 8-octet units beyond the first 8.
                 let Some(e) = payload.first_chunk::<8>() else {
                     break;
@@ -236,7 +212,7 @@ fn ipv6(k: &mut FlowKey, p: &[u8]) {
                 nh = e[0];
                 payload = r;
             }
-            IPV6_FRAGMENT => {
+            IpProtocol::IPV6_FRAG => {
                 let Some((f, r)) = payload.split_first_chunk::<8>() else {
                     break;
                 };
@@ -263,7 +239,7 @@ fn ipv6(k: &mut FlowKey, p: &[u8]) {
     }
     // An extension header left unparsed (truncated, or past the 8) is not an L4 protocol,
     // so `transport` ignores it.
-    transport(k, nh, PROTO_ICMPV6, payload);
+    transport(k, nh, IpProtocol::ICMPV6, payload);
 }
 
 /// Ports (or ICMP type and code) of the L4 header at the start of `l4`. `icmp` is the ICMP
@@ -271,7 +247,7 @@ fn ipv6(k: &mut FlowKey, p: &[u8]) {
 #[inline(always)]
 fn transport(k: &mut FlowKey, proto: u8, icmp: u8, l4: &[u8]) {
     match proto {
-        PROTO_TCP => {
+        IpProtocol::TCP => {
             if let Some(t) = l4.first_chunk::<20>() {
                 let doff = usize::from(t[12] >> 4) * 4;
                 if doff >= 20 && doff <= l4.len() {
@@ -280,13 +256,13 @@ fn transport(k: &mut FlowKey, proto: u8, icmp: u8, l4: &[u8]) {
                 }
             }
         }
-        PROTO_UDP => {
+        IpProtocol::UDP => {
             if let Some(u) = l4.first_chunk::<8>() {
                 k.set_tp_src(be16(u, 0));
                 k.set_tp_dst(be16(u, 2));
             }
         }
-        PROTO_SCTP => {
+        IpProtocol::SCTP => {
             if let Some(s) = l4.first_chunk::<12>() {
                 k.set_tp_src(be16(s, 0));
                 k.set_tp_dst(be16(s, 2));
@@ -307,8 +283,7 @@ fn arp(k: &mut FlowKey, p: &[u8]) {
     let Some(a) = p.first_chunk::<28>() else {
         return;
     };
-    // Ethernet (1) / IPv4 (0x0800), hardware length 6, protocol length 4.
-    if a[..6] != [0x00, 0x01, 0x08, 0x00, 6, 4] {
+    if a[..6] != arp::ETHERNET_IPV4 {
         return;
     }
     let op = be16(a, 6);
@@ -330,13 +305,13 @@ pub fn extract_vxlan(frame: &[u8]) -> Option<VxlanOuter> {
     let (eth, mut rest) = frame.split_first_chunk::<14>()?;
     let mut eth_type = be16(eth, 12);
     let mut l3_offset = 14;
-    if eth_type == TPID_8021Q {
+    if eth_type == EtherType::VLAN {
         let (tag, r) = rest.split_first_chunk::<4>()?;
         eth_type = be16(tag, 2);
         rest = r;
         l3_offset = 18;
     }
-    if eth_type != ETH_TYPE_IPV4 {
+    if eth_type != EtherType::IPV4 {
         return None;
     }
 
@@ -347,18 +322,18 @@ pub fn extract_vxlan(frame: &[u8]) -> Option<VxlanOuter> {
         || ihl < 20
         || total > rest.len()
         || be16(h, 6) & 0x3fff != 0
-        || h[9] != PROTO_UDP
+        || h[9] != IpProtocol::UDP
     {
         return None;
     }
     // ihl <= total is checked by `get`.
     let l4 = rest.get(ihl..total)?;
     let (udp, l4) = l4.split_first_chunk::<8>()?;
-    if be16(udp, 2) != VXLAN_PORT {
+    if be16(udp, 2) != vxlan::UDP_PORT {
         return None;
     }
     let (vx, inner) = l4.split_first_chunk::<8>()?;
-    if vx[0] & VXLAN_FLAG_I == 0 || inner.len() < 14 {
+    if vx[0] & vxlan::FLAG_I == 0 || inner.len() < 14 {
         return None;
     }
     Some(VxlanOuter {

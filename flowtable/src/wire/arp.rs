@@ -27,13 +27,22 @@ pub const HEADER_LEN: usize = field::TPA.end;
 /// ARP hardware type of Ethernet.
 pub const HTYPE_ETHERNET: u16 = 1;
 
+/// The first 6 bytes of every packet this module parses or builds: hardware type Ethernet
+/// ([`HTYPE_ETHERNET`]), protocol type IPv4 ([`EtherType::IPV4`]), hardware length 6,
+/// protocol length 4. The key extractor compares them at once.
+pub const ETHERNET_IPV4: [u8; 6] = {
+    let [h0, h1] = HTYPE_ETHERNET.to_be_bytes();
+    let [p0, p1] = EtherType::IPV4.to_be_bytes();
+    [h0, h1, p0, p1, 6, 4]
+};
+
 enum_with_unknown! {
     /// An ARP operation code.
     pub enum Operation(u16) {
         /// A request: who has the target protocol address?
-        Request = 1,
+        Request = REQUEST = 1,
         /// A reply: the sender has it.
-        Reply = 2,
+        Reply = REPLY = 2,
     }
 }
 

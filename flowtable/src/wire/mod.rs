@@ -24,6 +24,13 @@
 //! The flow key extractor ([`crate::key::extract`]) does not build `Packet`s: it is the hot
 //! path and reads the same fields straight from the frame, with one bounds check per layer.
 //! It follows the same offsets and is tested against these views and against `etherparse`.
+//!
+//! # Protocol numbers
+//!
+//! Every EtherType and IP protocol number the switch knows is written once, here:
+//! [`EtherType`] and [`IpProtocol`], each variant with an associated `const` of its raw value
+//! (`EtherType::IPV4`, `IpProtocol::UDP`) for code that matches raw numbers read from a frame.
+//! Other modules name them through these types and define none of their own.
 
 use core::fmt;
 
@@ -103,11 +110,16 @@ pub(crate) use packet_view;
 
 /// Declares an enum with known variants and an `Unknown(raw)` arm, plus conversions to and
 /// from the raw type. Unknown values are data, not errors.
+///
+/// Each entry reads `Variant = CONST = raw`: the variant, an associated `const` of the raw
+/// type holding its value, and the value. The constants are for code that matches on raw
+/// numbers as read from a frame (the key extractor, the match parser), so that a number is
+/// written once, here, and a `match` can still use it as a pattern.
 macro_rules! enum_with_unknown {
     (
         $(#[$enum_attr:meta])*
         pub enum $name:ident($ty:ty) {
-            $( $(#[$variant_attr:meta])* $variant:ident = $value:expr ),+ $(,)?
+            $( $(#[$variant_attr:meta])* $variant:ident = $raw:ident = $value:literal ),+ $(,)?
         }
     ) => {
         $(#[$enum_attr])*
@@ -118,10 +130,18 @@ macro_rules! enum_with_unknown {
             Unknown($ty),
         }
 
+        impl $name {
+            $(
+                #[doc = concat!("The raw value of [`", stringify!($name), "::",
+                    stringify!($variant), "`]: `", stringify!($value), "`.")]
+                pub const $raw: $ty = $value;
+            )*
+        }
+
         impl ::core::convert::From<$ty> for $name {
             fn from(value: $ty) -> Self {
                 match value {
-                    $( $value => $name::$variant ),*,
+                    $( $name::$raw => $name::$variant ),*,
                     other => $name::Unknown(other),
                 }
             }
@@ -130,7 +150,7 @@ macro_rules! enum_with_unknown {
         impl ::core::convert::From<$name> for $ty {
             fn from(value: $name) -> Self {
                 match value {
-                    $( $name::$variant => $value ),*,
+                    $( $name::$variant => $name::$raw ),*,
                     $name::Unknown(other) => other,
                 }
             }
@@ -143,22 +163,33 @@ enum_with_unknown! {
     /// An Ethernet type: the protocol of what follows an Ethernet header or VLAN tag.
     pub enum EtherType(u16) {
         /// IPv4.
-        Ipv4 = 0x0800,
+        Ipv4 = IPV4 = 0x0800,
         /// ARP.
-        Arp = 0x0806,
+        Arp = ARP = 0x0806,
         /// An 802.1Q VLAN tag (C-tag).
-        Vlan = 0x8100,
+        Vlan = VLAN = 0x8100,
         /// An 802.1ad service tag (S-tag, QinQ outer tag).
-        QinQ = 0x88a8,
+        QinQ = QINQ = 0x88a8,
         /// IPv6.
-        Ipv6 = 0x86dd,
+        Ipv6 = IPV6 = 0x86dd,
     }
 }
 
 impl EtherType {
+    /// The smallest EtherType: a type field below it is an 802.3 length (IEEE 802.3 clause
+    /// 3.2.6).
+    pub const MIN: u16 = 0x0600;
+
     /// True for the TPIDs that introduce a VLAN tag: 0x8100 and 0x88a8.
     pub fn is_vlan(self) -> bool {
         matches!(self, EtherType::Vlan | EtherType::QinQ)
+    }
+
+    /// True for the raw TPIDs that introduce a VLAN tag: [`EtherType::VLAN`] and
+    /// [`EtherType::QINQ`]. For code that keeps the raw value (the key extractor).
+    #[inline(always)]
+    pub const fn is_vlan_raw(raw: u16) -> bool {
+        matches!(raw, EtherType::VLAN | EtherType::QINQ)
     }
 }
 
@@ -172,25 +203,25 @@ enum_with_unknown! {
     /// An IP protocol number (IPv4 protocol, IPv6 next header).
     pub enum IpProtocol(u8) {
         /// IPv6 hop-by-hop options.
-        HopByHop = 0,
+        HopByHop = HOP_BY_HOP = 0,
         /// ICMP (for IPv4).
-        Icmp = 1,
+        Icmp = ICMP = 1,
         /// TCP.
-        Tcp = 6,
+        Tcp = TCP = 6,
         /// UDP.
-        Udp = 17,
+        Udp = UDP = 17,
         /// IPv6 routing header.
-        Ipv6Route = 43,
+        Ipv6Route = IPV6_ROUTE = 43,
         /// IPv6 fragment header.
-        Ipv6Frag = 44,
+        Ipv6Frag = IPV6_FRAG = 44,
         /// ICMPv6.
-        Icmpv6 = 58,
+        Icmpv6 = ICMPV6 = 58,
         /// IPv6 "no next header".
-        Ipv6NoNxt = 59,
+        Ipv6NoNxt = IPV6_NO_NXT = 59,
         /// IPv6 destination options.
-        Ipv6Opts = 60,
+        Ipv6Opts = IPV6_OPTS = 60,
         /// SCTP.
-        Sctp = 132,
+        Sctp = SCTP = 132,
     }
 }
 
@@ -282,6 +313,9 @@ mod test {
         assert!(EtherType::Vlan.is_vlan() && EtherType::QinQ.is_vlan());
         assert!(!EtherType::Ipv4.is_vlan());
         assert_eq!(EtherType::Arp.to_string(), "0x0806");
+        assert_eq!(EtherType::from(EtherType::IPV6), EtherType::Ipv6);
+        assert!(EtherType::is_vlan_raw(EtherType::VLAN) && EtherType::is_vlan_raw(0x88a8));
+        assert!(!EtherType::is_vlan_raw(EtherType::IPV4));
     }
 
     #[test]
@@ -291,6 +325,7 @@ mod test {
         }
         assert_eq!(IpProtocol::from(17), IpProtocol::Udp);
         assert_eq!(IpProtocol::from(200), IpProtocol::Unknown(200));
+        assert_eq!(u8::from(IpProtocol::Sctp), IpProtocol::SCTP);
     }
 
     #[test]
