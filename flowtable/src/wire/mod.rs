@@ -8,7 +8,11 @@
 //!   tag, Ethernet/IPv4 ARP, IPv4, UDP and VXLAN.
 //!
 //! Field offsets live in a private `mod field` per module; `HEADER_LEN` is derived from the
-//! last fixed field.
+//! last fixed field. What every view shares is written once: the `Packet<T>` wrapper, the
+//! `check_len` of a fixed-length header and the payload after it (`packet_view!`), and the
+//! one-line field accessors (`getters!`, `setters!`, which read and write each field type
+//! the one way `bytes.rs` says). Each module writes out what is its own: a `check_len` that
+//! follows a length field, derived fields such as flags, and its `Repr`.
 //!
 //! # The no-panic contract
 //!
@@ -34,6 +38,9 @@
 
 use core::fmt;
 
+mod bytes;
+mod macros;
+
 pub mod arp;
 pub mod ethernet;
 pub mod icmp;
@@ -56,6 +63,9 @@ pub use udp::{Packet as UdpPacket, Repr as UdpRepr};
 pub use vlan::{Packet as VlanPacket, Repr as VlanRepr};
 pub use vxlan::{Packet as VxlanPacket, Repr as VxlanRepr};
 
+pub(crate) use bytes::array;
+pub(crate) use macros::{enum_with_unknown, getters, packet_view, setters};
+
 /// Why a buffer could not be viewed or parsed as a header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -75,89 +85,27 @@ pub enum Error {
 /// The result type of this module.
 pub type Result<T> = core::result::Result<T, Error>;
 
-/// Declares a header's zero-copy view `$name<T>` over a buffer, with `new_unchecked`,
-/// `new_checked` (which runs the module's own `check_len`, the one rule each header states)
-/// and `into_inner`. The field getters and setters stay in each module.
-macro_rules! packet_view {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub struct $name<T: AsRef<[u8]>> {
-            buffer: T,
-        }
-
-        impl<T: AsRef<[u8]>> $name<T> {
-            /// Wraps a buffer without checking its length.
-            pub const fn new_unchecked(buffer: T) -> $name<T> {
-                $name { buffer }
-            }
-
-            #[doc = concat!("Wraps a buffer, then [`", stringify!($name), "::check_len`].")]
-            pub fn new_checked(buffer: T) -> Result<$name<T>> {
-                let view = Self::new_unchecked(buffer);
-                view.check_len()?;
-                Ok(view)
-            }
-
-            /// The wrapped buffer.
-            pub fn into_inner(self) -> T {
-                self.buffer
-            }
-        }
-    };
+/// The `check_len` of a header whose own field says how long it is (UDP's length, TCP's data
+/// offset): `Err(Truncated)` when the buffer is shorter than the fixed part `min`, or than
+/// `declared` says; `Err(Malformed)` when `declared` is below `min`. `declared` is read only
+/// once the fixed part is known to be in the buffer.
+pub(crate) fn check_declared_len(
+    buffer_len: usize,
+    min: usize,
+    declared: impl FnOnce() -> usize,
+) -> Result<()> {
+    if buffer_len < min {
+        return Err(Error::Truncated);
+    }
+    let declared = declared();
+    if declared < min {
+        Err(Error::Malformed)
+    } else if declared > buffer_len {
+        Err(Error::Truncated)
+    } else {
+        Ok(())
+    }
 }
-pub(crate) use packet_view;
-
-/// Declares an enum with known variants and an `Unknown(raw)` arm, plus conversions to and
-/// from the raw type. Unknown values are data, not errors.
-///
-/// Each entry reads `Variant = CONST = raw`: the variant, an associated `const` of the raw
-/// type holding its value, and the value. The constants are for code that matches on raw
-/// numbers as read from a frame (the key extractor, the match parser), so that a number is
-/// written once, here, and a `match` can still use it as a pattern.
-macro_rules! enum_with_unknown {
-    (
-        $(#[$enum_attr:meta])*
-        pub enum $name:ident($ty:ty) {
-            $( $(#[$variant_attr:meta])* $variant:ident = $raw:ident = $value:literal ),+ $(,)?
-        }
-    ) => {
-        $(#[$enum_attr])*
-        #[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone, Copy, Hash)]
-        pub enum $name {
-            $( $(#[$variant_attr])* $variant ),*,
-            /// A value without a name here.
-            Unknown($ty),
-        }
-
-        impl $name {
-            $(
-                #[doc = concat!("The raw value of [`", stringify!($name), "::",
-                    stringify!($variant), "`]: `", stringify!($value), "`.")]
-                pub const $raw: $ty = $value;
-            )*
-        }
-
-        impl ::core::convert::From<$ty> for $name {
-            fn from(value: $ty) -> Self {
-                match value {
-                    $( $name::$raw => $name::$variant ),*,
-                    other => $name::Unknown(other),
-                }
-            }
-        }
-
-        impl ::core::convert::From<$name> for $ty {
-            fn from(value: $name) -> Self {
-                match value {
-                    $( $name::$variant => $name::$raw ),*,
-                    $name::Unknown(other) => other,
-                }
-            }
-        }
-    };
-}
-pub(crate) use enum_with_unknown;
 
 enum_with_unknown! {
     /// An Ethernet type: the protocol of what follows an Ethernet header or VLAN tag.
@@ -229,27 +177,6 @@ impl fmt::Display for IpProtocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", u8::from(*self))
     }
-}
-
-/// A big-endian `u16` from two bytes.
-#[inline(always)]
-pub(crate) const fn be16(b: [u8; 2]) -> u16 {
-    u16::from_be_bytes(b)
-}
-
-/// A big-endian `u32` from four bytes.
-#[inline(always)]
-pub(crate) const fn be32(b: [u8; 4]) -> u32 {
-    u32::from_be_bytes(b)
-}
-
-/// Reads `N` bytes at `range` of a buffer as an array. Panics only if the range is out of
-/// bounds, which the callers' `check_len` rules out.
-#[inline(always)]
-pub(crate) fn array<const N: usize>(data: &[u8], range: core::ops::Range<usize>) -> [u8; N] {
-    let mut out = [0u8; N];
-    out.copy_from_slice(&data[range]);
-    out
 }
 
 /// The Internet checksum (RFC 1071).
