@@ -34,7 +34,7 @@
 //! Every EtherType and IP protocol number the switch knows is written once, here:
 //! [`EtherType`] and [`IpProtocol`], each variant with an associated `const` of its raw value
 //! (`EtherType::IPV4`, `IpProtocol::UDP`) for code that matches raw numbers read from a frame.
-//! Other modules name them through these types and define none of their own.
+//! The rest of the crate names them through these types and defines none of its own.
 
 use core::fmt;
 
