@@ -28,17 +28,10 @@ use core::str::FromStr;
 
 use crate::key::{FlowKey, FRAG_ANY, FRAG_LATER, VLAN_PCP_MASK, VLAN_PRESENT, VLAN_VID_MASK};
 use crate::types::PortNo;
+use crate::wire::{EtherType, IpProtocol};
 
 use self::parse::Suggestion;
 
-const ETH_IPV4: u16 = 0x0800;
-const ETH_IPV6: u16 = 0x86dd;
-const ETH_ARP: u16 = 0x0806;
-const PROTO_ICMP: u8 = 1;
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
-const PROTO_ICMPV6: u8 = 58;
-const PROTO_SCTP: u8 = 132;
 const TOS_DSCP: u8 = 0xfc;
 const TOS_ECN: u8 = 0x03;
 const VNI_FULL: u64 = 0x00ff_ffff;
@@ -273,9 +266,9 @@ impl Match {
             }
             Field::EthType => {
                 let et = match t {
-                    "ipv4" | "ip" => ETH_IPV4,
-                    "ipv6" => ETH_IPV6,
-                    "arp" => ETH_ARP,
+                    "ipv4" | "ip" => EtherType::IPV4,
+                    "ipv6" => EtherType::IPV6,
+                    "arp" => EtherType::ARP,
                     _ => parse::number(t, 0xffff, "eth_type").map_err(|r| {
                         err(if r.starts_with("expected") {
                             "expected a number 0..=0xffff or ipv4, ip, ipv6, arp".to_string()
@@ -355,11 +348,11 @@ impl Match {
             }
             Field::IpProto | Field::ArpOp => {
                 let p = match (field, t) {
-                    (Field::IpProto, "tcp") => PROTO_TCP,
-                    (Field::IpProto, "udp") => PROTO_UDP,
-                    (Field::IpProto, "icmp") => PROTO_ICMP,
-                    (Field::IpProto, "icmpv6") => PROTO_ICMPV6,
-                    (Field::IpProto, "sctp") => PROTO_SCTP,
+                    (Field::IpProto, "tcp") => IpProtocol::TCP,
+                    (Field::IpProto, "udp") => IpProtocol::UDP,
+                    (Field::IpProto, "icmp") => IpProtocol::ICMP,
+                    (Field::IpProto, "icmpv6") => IpProtocol::ICMPV6,
+                    (Field::IpProto, "sctp") => IpProtocol::SCTP,
                     (Field::IpProto, _) => parse::number(t, 255, "ip_proto").map_err(|r| {
                         err(if r.starts_with("expected") {
                             "expected a number 0..=255 or tcp, udp, icmp, icmpv6, sctp".to_string()
@@ -435,17 +428,17 @@ impl Match {
     }
 
     fn is_ip(&self) -> bool {
-        matches!(self.eth_type(), Some(ETH_IPV4 | ETH_IPV6))
+        matches!(self.eth_type(), Some(EtherType::IPV4 | EtherType::IPV6))
     }
 
     /// ARP names for the shared `ip_src`/`ip_dst`/`ip_proto` storage.
     fn is_arp(&self) -> bool {
-        self.eth_type() == Some(ETH_ARP)
+        self.eth_type() == Some(EtherType::ARP)
     }
 
     /// ICMP names for the shared `tp_src`/`tp_dst` storage.
     fn names_icmp(&self) -> bool {
-        !self.is_arp() && matches!(self.ip_proto(), Some(PROTO_ICMP | PROTO_ICMPV6))
+        !self.is_arp() && matches!(self.ip_proto(), Some(IpProtocol::ICMP | IpProtocol::ICMPV6))
     }
 
     /// `tp_src`/`tp_dst` bits rendered as an ICMP type/code, if they are one.
@@ -563,17 +556,21 @@ impl Match {
         let et = self.eth_type();
         let icmp = matches!(
             (et, self.ip_proto()),
-            (Some(ETH_IPV4), Some(PROTO_ICMP)) | (Some(ETH_IPV6), Some(PROTO_ICMPV6))
+            (Some(EtherType::IPV4), Some(IpProtocol::ICMP))
+                | (Some(EtherType::IPV6), Some(IpProtocol::ICMPV6))
         );
         for (field, _) in self.fields() {
             let (ok, needs) = match field {
-                Field::IpSrc | Field::IpDst => (et == Some(ETH_IPV4), IPV4),
-                Field::Ipv6Src | Field::Ipv6Dst => (et == Some(ETH_IPV6), IPV6),
+                Field::IpSrc | Field::IpDst => (et == Some(EtherType::IPV4), IPV4),
+                Field::Ipv6Src | Field::Ipv6Dst => (et == Some(EtherType::IPV6), IPV6),
                 Field::IpProto | Field::IpDscp | Field::IpEcn | Field::IpTtl | Field::IpFrag => {
                     (self.is_ip(), IP)
                 }
                 Field::TpSrc | Field::TpDst => {
-                    let l4 = matches!(self.ip_proto(), Some(PROTO_TCP | PROTO_UDP | PROTO_SCTP));
+                    let l4 = matches!(
+                        self.ip_proto(),
+                        Some(IpProtocol::TCP | IpProtocol::UDP | IpProtocol::SCTP)
+                    );
                     (self.is_ip() && l4 || icmp, L4)
                 }
                 Field::IcmpType | Field::IcmpCode => (icmp, ICMP),
@@ -623,17 +620,17 @@ impl fmt::Display for Match {
 
 /// `ovs-ofctl` protocol shorthands: `(name, eth_type, ip_proto)`.
 const SHORTHANDS: &[(&str, u16, Option<u8>)] = &[
-    ("ip", ETH_IPV4, None),
-    ("ipv6", ETH_IPV6, None),
-    ("arp", ETH_ARP, None),
-    ("tcp", ETH_IPV4, Some(PROTO_TCP)),
-    ("udp", ETH_IPV4, Some(PROTO_UDP)),
-    ("sctp", ETH_IPV4, Some(PROTO_SCTP)),
-    ("icmp", ETH_IPV4, Some(PROTO_ICMP)),
-    ("tcp6", ETH_IPV6, Some(PROTO_TCP)),
-    ("udp6", ETH_IPV6, Some(PROTO_UDP)),
-    ("sctp6", ETH_IPV6, Some(PROTO_SCTP)),
-    ("icmp6", ETH_IPV6, Some(PROTO_ICMPV6)),
+    ("ip", EtherType::IPV4, None),
+    ("ipv6", EtherType::IPV6, None),
+    ("arp", EtherType::ARP, None),
+    ("tcp", EtherType::IPV4, Some(IpProtocol::TCP)),
+    ("udp", EtherType::IPV4, Some(IpProtocol::UDP)),
+    ("sctp", EtherType::IPV4, Some(IpProtocol::SCTP)),
+    ("icmp", EtherType::IPV4, Some(IpProtocol::ICMP)),
+    ("tcp6", EtherType::IPV6, Some(IpProtocol::TCP)),
+    ("udp6", EtherType::IPV6, Some(IpProtocol::UDP)),
+    ("sctp6", EtherType::IPV6, Some(IpProtocol::SCTP)),
+    ("icmp6", EtherType::IPV6, Some(IpProtocol::ICMPV6)),
 ];
 
 impl FromStr for Match {

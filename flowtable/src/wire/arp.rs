@@ -4,7 +4,7 @@
 
 use core::net::Ipv4Addr;
 
-use super::{array, be16, enum_with_unknown, Error, EtherType, Result};
+use super::{enum_with_unknown, Error, EtherType, Result};
 use crate::types::MacAddr;
 
 mod field {
@@ -27,141 +27,74 @@ pub const HEADER_LEN: usize = field::TPA.end;
 /// ARP hardware type of Ethernet.
 pub const HTYPE_ETHERNET: u16 = 1;
 
+/// The first 6 bytes of every packet this module parses or builds: hardware type Ethernet
+/// ([`HTYPE_ETHERNET`]), protocol type IPv4 ([`EtherType::IPV4`]), hardware length 6,
+/// protocol length 4. The key extractor compares them at once.
+pub const ETHERNET_IPV4: [u8; 6] = {
+    let [h0, h1] = HTYPE_ETHERNET.to_be_bytes();
+    let [p0, p1] = EtherType::IPV4.to_be_bytes();
+    [h0, h1, p0, p1, 6, 4]
+};
+
 enum_with_unknown! {
     /// An ARP operation code.
     pub enum Operation(u16) {
         /// A request: who has the target protocol address?
-        Request = 1,
+        Request = REQUEST = 1,
         /// A reply: the sender has it.
-        Reply = 2,
+        Reply = REPLY = 2,
     }
 }
 
 super::packet_view! {
-    /// A read/write view of an Ethernet/IPv4 ARP packet.
-    Packet
+    /// A read/write view of an Ethernet/IPv4 ARP packet. Its `check_len` checks the buffer
+    /// length only: the offsets are fixed, and [`Repr::parse`] checks the length fields.
+    Packet, at least HEADER_LEN bytes
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`]. The length fields are
-    /// not checked here (the offsets are fixed); [`Repr::parse`] checks them. No setter can
-    /// undo this check.
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Hardware type (1 for Ethernet).
-    #[inline]
-    pub fn hardware_type(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), field::HTYPE))
-    }
-
-    /// Protocol type.
-    #[inline]
-    pub fn protocol_type(&self) -> EtherType {
-        EtherType::from(be16(array(self.buffer.as_ref(), field::PTYPE)))
-    }
-
-    /// Hardware address length.
-    #[inline]
-    pub fn hardware_len(&self) -> u8 {
-        self.buffer.as_ref()[field::HLEN]
-    }
-
-    /// Protocol address length.
-    #[inline]
-    pub fn protocol_len(&self) -> u8 {
-        self.buffer.as_ref()[field::PLEN]
-    }
-
-    /// Operation.
-    #[inline]
-    pub fn operation(&self) -> Operation {
-        Operation::from(be16(array(self.buffer.as_ref(), field::OPER)))
-    }
-
-    /// Sender hardware address.
-    #[inline]
-    pub fn source_hardware_addr(&self) -> MacAddr {
-        MacAddr(array(self.buffer.as_ref(), field::SHA))
-    }
-
-    /// Sender protocol address.
-    #[inline]
-    pub fn source_protocol_addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(array::<4>(self.buffer.as_ref(), field::SPA))
-    }
-
-    /// Target hardware address.
-    #[inline]
-    pub fn target_hardware_addr(&self) -> MacAddr {
-        MacAddr(array(self.buffer.as_ref(), field::THA))
-    }
-
-    /// Target protocol address.
-    #[inline]
-    pub fn target_protocol_addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(array::<4>(self.buffer.as_ref(), field::TPA))
+    super::getters! {
+        /// Hardware type (1 for Ethernet).
+        pub fn hardware_type: u16 = field::HTYPE;
+        /// Protocol type.
+        pub fn protocol_type: EtherType = field::PTYPE;
+        /// Hardware address length.
+        pub fn hardware_len: u8 = field::HLEN;
+        /// Protocol address length.
+        pub fn protocol_len: u8 = field::PLEN;
+        /// Operation.
+        pub fn operation: Operation = field::OPER;
+        /// Sender hardware address.
+        pub fn source_hardware_addr: MacAddr = field::SHA;
+        /// Sender protocol address.
+        pub fn source_protocol_addr: Ipv4Addr = field::SPA;
+        /// Target hardware address.
+        pub fn target_hardware_addr: MacAddr = field::THA;
+        /// Target protocol address.
+        pub fn target_protocol_addr: Ipv4Addr = field::TPA;
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    /// Sets the hardware type.
-    #[inline]
-    pub fn set_hardware_type(&mut self, value: u16) {
-        self.buffer.as_mut()[field::HTYPE].copy_from_slice(&value.to_be_bytes())
-    }
-
-    /// Sets the protocol type.
-    #[inline]
-    pub fn set_protocol_type(&mut self, value: EtherType) {
-        self.buffer.as_mut()[field::PTYPE].copy_from_slice(&u16::from(value).to_be_bytes())
-    }
-
-    /// Sets the hardware address length.
-    #[inline]
-    pub fn set_hardware_len(&mut self, value: u8) {
-        self.buffer.as_mut()[field::HLEN] = value
-    }
-
-    /// Sets the protocol address length.
-    #[inline]
-    pub fn set_protocol_len(&mut self, value: u8) {
-        self.buffer.as_mut()[field::PLEN] = value
-    }
-
-    /// Sets the operation.
-    #[inline]
-    pub fn set_operation(&mut self, value: Operation) {
-        self.buffer.as_mut()[field::OPER].copy_from_slice(&u16::from(value).to_be_bytes())
-    }
-
-    /// Sets the sender hardware address.
-    #[inline]
-    pub fn set_source_hardware_addr(&mut self, value: MacAddr) {
-        self.buffer.as_mut()[field::SHA].copy_from_slice(&value.0)
-    }
-
-    /// Sets the sender protocol address.
-    #[inline]
-    pub fn set_source_protocol_addr(&mut self, value: Ipv4Addr) {
-        self.buffer.as_mut()[field::SPA].copy_from_slice(&value.octets())
-    }
-
-    /// Sets the target hardware address.
-    #[inline]
-    pub fn set_target_hardware_addr(&mut self, value: MacAddr) {
-        self.buffer.as_mut()[field::THA].copy_from_slice(&value.0)
-    }
-
-    /// Sets the target protocol address.
-    #[inline]
-    pub fn set_target_protocol_addr(&mut self, value: Ipv4Addr) {
-        self.buffer.as_mut()[field::TPA].copy_from_slice(&value.octets())
+    super::setters! {
+        /// Sets the hardware type.
+        pub fn set_hardware_type: u16 = field::HTYPE;
+        /// Sets the protocol type.
+        pub fn set_protocol_type: EtherType = field::PTYPE;
+        /// Sets the hardware address length.
+        pub fn set_hardware_len: u8 = field::HLEN;
+        /// Sets the protocol address length.
+        pub fn set_protocol_len: u8 = field::PLEN;
+        /// Sets the operation.
+        pub fn set_operation: Operation = field::OPER;
+        /// Sets the sender hardware address.
+        pub fn set_source_hardware_addr: MacAddr = field::SHA;
+        /// Sets the sender protocol address.
+        pub fn set_source_protocol_addr: Ipv4Addr = field::SPA;
+        /// Sets the target hardware address.
+        pub fn set_target_hardware_addr: MacAddr = field::THA;
+        /// Sets the target protocol address.
+        pub fn set_target_protocol_addr: Ipv4Addr = field::TPA;
     }
 }
 

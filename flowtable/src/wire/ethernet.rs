@@ -3,7 +3,7 @@
 //! A type field below 0x600 is an 802.3 length; the view reports it as
 //! `EtherType::Unknown(len)` and leaves the decision to the caller.
 
-use super::{array, be16, Error, EtherType, Result};
+use super::{EtherType, Result};
 use crate::types::MacAddr;
 
 mod field {
@@ -20,75 +20,33 @@ pub const HEADER_LEN: usize = field::PAYLOAD.start;
 
 super::packet_view! {
     /// A read/write view of an Ethernet II frame.
-    Packet
+    Packet, at least HEADER_LEN bytes, payload at field::PAYLOAD
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`]. No setter can undo
-    /// this check.
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-
     /// Length of the header: [`HEADER_LEN`].
     pub const fn header_len() -> usize {
         HEADER_LEN
     }
 
-    /// Destination address.
-    #[inline]
-    pub fn dst_addr(&self) -> MacAddr {
-        MacAddr(array(self.buffer.as_ref(), field::DESTINATION))
-    }
-
-    /// Source address.
-    #[inline]
-    pub fn src_addr(&self) -> MacAddr {
-        MacAddr(array(self.buffer.as_ref(), field::SOURCE))
-    }
-
-    /// EtherType (or an 802.3 length, as `Unknown`).
-    #[inline]
-    pub fn ethertype(&self) -> EtherType {
-        EtherType::from(be16(array(self.buffer.as_ref(), field::ETHERTYPE)))
-    }
-}
-
-impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
-    /// Everything after the header.
-    #[inline]
-    pub fn payload(&self) -> &'a [u8] {
-        &self.buffer.as_ref()[field::PAYLOAD]
+    super::getters! {
+        /// Destination address.
+        pub fn dst_addr: MacAddr = field::DESTINATION;
+        /// Source address.
+        pub fn src_addr: MacAddr = field::SOURCE;
+        /// EtherType (or an 802.3 length, as `Unknown`).
+        pub fn ethertype: EtherType = field::ETHERTYPE;
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    /// Sets the destination address.
-    #[inline]
-    pub fn set_dst_addr(&mut self, value: MacAddr) {
-        self.buffer.as_mut()[field::DESTINATION].copy_from_slice(&value.0)
-    }
-
-    /// Sets the source address.
-    #[inline]
-    pub fn set_src_addr(&mut self, value: MacAddr) {
-        self.buffer.as_mut()[field::SOURCE].copy_from_slice(&value.0)
-    }
-
-    /// Sets the EtherType.
-    #[inline]
-    pub fn set_ethertype(&mut self, value: EtherType) {
-        self.buffer.as_mut()[field::ETHERTYPE].copy_from_slice(&u16::from(value).to_be_bytes())
-    }
-
-    /// Everything after the header, mutable.
-    #[inline]
-    pub fn payload_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[field::PAYLOAD]
+    super::setters! {
+        /// Sets the destination address.
+        pub fn set_dst_addr: MacAddr = field::DESTINATION;
+        /// Sets the source address.
+        pub fn set_src_addr: MacAddr = field::SOURCE;
+        /// Sets the EtherType.
+        pub fn set_ethertype: EtherType = field::ETHERTYPE;
     }
 }
 
@@ -130,6 +88,7 @@ impl Repr {
 #[cfg(test)]
 mod test {
     use super::*;
+    use crate::wire::Error;
 
     static FRAME_BYTES: [u8; 18] = [
         0x52, 0x54, 0x00, 0x00, 0x00, 0x02, // destination 52:54:00:00:00:02

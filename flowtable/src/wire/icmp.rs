@@ -2,7 +2,7 @@
 //! checksum and 4 bytes whose meaning depends on the type. Read-only: the switch matches on
 //! type and code.
 
-use super::{array, be16, Error, Result};
+use super::array;
 
 mod field {
     use core::ops::{Range, RangeFrom};
@@ -19,35 +19,17 @@ pub const HEADER_LEN: usize = field::PAYLOAD.start;
 
 super::packet_view! {
     /// A read-only view of an ICMP or ICMPv6 message.
-    Packet
+    Packet, at least HEADER_LEN bytes
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`].
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Message type.
-    #[inline]
-    pub fn msg_type(&self) -> u8 {
-        self.buffer.as_ref()[field::TYPE]
-    }
-
-    /// Message code.
-    #[inline]
-    pub fn msg_code(&self) -> u8 {
-        self.buffer.as_ref()[field::CODE]
-    }
-
-    /// Checksum as stored.
-    #[inline]
-    pub fn checksum(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), field::CHECKSUM))
+    super::getters! {
+        /// Message type.
+        pub fn msg_type: u8 = field::TYPE;
+        /// Message code.
+        pub fn msg_code: u8 = field::CODE;
+        /// Checksum as stored.
+        pub fn checksum: u16 = field::CHECKSUM;
     }
 
     /// The 4 type-specific bytes (echo id and sequence, MTU, pointer, unused...).
@@ -82,6 +64,7 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
 #[cfg(test)]
 mod test {
     use super::*;
+    use crate::wire::Error;
 
     static PACKET_BYTES: [u8; 12] = [
         0x08, // type 8: echo request

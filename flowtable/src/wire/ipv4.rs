@@ -2,7 +2,7 @@
 
 use core::net::Ipv4Addr;
 
-use super::{array, be16, checksum, Error, IpProtocol, Result};
+use super::{checksum, Error, IpProtocol, Result};
 
 mod field {
     use core::ops::Range;
@@ -57,6 +57,27 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
     }
 
+    super::getters! {
+        /// The whole type-of-service byte (DSCP << 2 | ECN).
+        pub fn tos: u8 = field::TOS;
+        /// Total length (header and payload) in bytes.
+        pub fn total_len: u16 = field::LENGTH;
+        /// Identification.
+        pub fn ident: u16 = field::IDENT;
+        /// The flags and the fragment offset.
+        fn flg_off: u16 = field::FLG_OFF;
+        /// Time to live.
+        pub fn ttl: u8 = field::TTL;
+        /// Protocol of the payload.
+        pub fn protocol: IpProtocol = field::PROTOCOL;
+        /// Header checksum as stored.
+        pub fn checksum: u16 = field::CHECKSUM;
+        /// Source address.
+        pub fn src_addr: Ipv4Addr = field::SRC_ADDR;
+        /// Destination address.
+        pub fn dst_addr: Ipv4Addr = field::DST_ADDR;
+    }
+
     /// Version (4 for IPv4).
     #[inline]
     pub fn version(&self) -> u8 {
@@ -69,12 +90,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         (self.buffer.as_ref()[field::VER_IHL] & 0x0f) * 4
     }
 
-    /// The whole type-of-service byte (DSCP << 2 | ECN).
-    #[inline]
-    pub fn tos(&self) -> u8 {
-        self.buffer.as_ref()[field::TOS]
-    }
-
     /// Differentiated services code point.
     #[inline]
     pub fn dscp(&self) -> u8 {
@@ -85,22 +100,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
     #[inline]
     pub fn ecn(&self) -> u8 {
         self.tos() & 0x03
-    }
-
-    /// Total length (header and payload) in bytes.
-    #[inline]
-    pub fn total_len(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), field::LENGTH))
-    }
-
-    /// Identification.
-    #[inline]
-    pub fn ident(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), field::IDENT))
-    }
-
-    fn flg_off(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), field::FLG_OFF))
     }
 
     /// The "don't fragment" flag.
@@ -127,36 +126,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.flg_off() & (FLAG_MF | OFFSET_MASK) != 0
     }
 
-    /// Time to live.
-    #[inline]
-    pub fn ttl(&self) -> u8 {
-        self.buffer.as_ref()[field::TTL]
-    }
-
-    /// Protocol of the payload.
-    #[inline]
-    pub fn protocol(&self) -> IpProtocol {
-        IpProtocol::from(self.buffer.as_ref()[field::PROTOCOL])
-    }
-
-    /// Header checksum as stored.
-    #[inline]
-    pub fn checksum(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), field::CHECKSUM))
-    }
-
-    /// Source address.
-    #[inline]
-    pub fn src_addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(array::<4>(self.buffer.as_ref(), field::SRC_ADDR))
-    }
-
-    /// Destination address.
-    #[inline]
-    pub fn dst_addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(array::<4>(self.buffer.as_ref(), field::DST_ADDR))
-    }
-
     /// True when the header checksum is correct.
     pub fn checksum_valid(&self) -> bool {
         let data = self.buffer.as_ref();
@@ -179,6 +148,27 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    super::setters! {
+        /// Sets the type-of-service byte.
+        pub fn set_tos: u8 = field::TOS;
+        /// Sets the total length.
+        pub fn set_total_len: u16 = field::LENGTH;
+        /// Sets the identification.
+        pub fn set_ident: u16 = field::IDENT;
+        /// Sets the flags and the fragment offset.
+        fn set_flg_off: u16 = field::FLG_OFF;
+        /// Sets the time to live.
+        pub fn set_ttl: u8 = field::TTL;
+        /// Sets the protocol.
+        pub fn set_protocol: IpProtocol = field::PROTOCOL;
+        /// Sets the checksum field as given.
+        pub fn set_checksum: u16 = field::CHECKSUM;
+        /// Sets the source address.
+        pub fn set_src_addr: Ipv4Addr = field::SRC_ADDR;
+        /// Sets the destination address.
+        pub fn set_dst_addr: Ipv4Addr = field::DST_ADDR;
+    }
+
     /// Sets the version.
     #[inline]
     pub fn set_version(&mut self, value: u8) {
@@ -191,28 +181,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_header_len(&mut self, value: u8) {
         let b = &mut self.buffer.as_mut()[field::VER_IHL];
         *b = (*b & 0xf0) | ((value / 4) & 0x0f);
-    }
-
-    /// Sets the type-of-service byte.
-    #[inline]
-    pub fn set_tos(&mut self, value: u8) {
-        self.buffer.as_mut()[field::TOS] = value
-    }
-
-    /// Sets the total length.
-    #[inline]
-    pub fn set_total_len(&mut self, value: u16) {
-        self.buffer.as_mut()[field::LENGTH].copy_from_slice(&value.to_be_bytes())
-    }
-
-    /// Sets the identification.
-    #[inline]
-    pub fn set_ident(&mut self, value: u16) {
-        self.buffer.as_mut()[field::IDENT].copy_from_slice(&value.to_be_bytes())
-    }
-
-    fn set_flg_off(&mut self, value: u16) {
-        self.buffer.as_mut()[field::FLG_OFF].copy_from_slice(&value.to_be_bytes())
     }
 
     /// Clears the flags and the fragment offset.
@@ -241,36 +209,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_frag_offset(&mut self, value: u16) {
         let v = self.flg_off() & !OFFSET_MASK;
         self.set_flg_off(v | (value >> 3))
-    }
-
-    /// Sets the time to live.
-    #[inline]
-    pub fn set_ttl(&mut self, value: u8) {
-        self.buffer.as_mut()[field::TTL] = value
-    }
-
-    /// Sets the protocol.
-    #[inline]
-    pub fn set_protocol(&mut self, value: IpProtocol) {
-        self.buffer.as_mut()[field::PROTOCOL] = value.into()
-    }
-
-    /// Sets the checksum field as given.
-    #[inline]
-    pub fn set_checksum(&mut self, value: u16) {
-        self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&value.to_be_bytes())
-    }
-
-    /// Sets the source address.
-    #[inline]
-    pub fn set_src_addr(&mut self, value: Ipv4Addr) {
-        self.buffer.as_mut()[field::SRC_ADDR].copy_from_slice(&value.octets())
-    }
-
-    /// Sets the destination address.
-    #[inline]
-    pub fn set_dst_addr(&mut self, value: Ipv4Addr) {
-        self.buffer.as_mut()[field::DST_ADDR].copy_from_slice(&value.octets())
     }
 
     /// Computes the header checksum (over the IHL) and stores it.

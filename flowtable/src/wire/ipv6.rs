@@ -4,7 +4,7 @@
 
 use core::net::Ipv6Addr;
 
-use super::{array, be16, be32, Error, IpProtocol, Result};
+use super::{Error, IpProtocol, Result};
 
 mod field {
     use core::ops::Range;
@@ -37,8 +37,19 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
     }
 
-    fn ver_tc_flow(&self) -> u32 {
-        be32(array(self.buffer.as_ref(), field::VER_TC_FLOW))
+    super::getters! {
+        /// Version, traffic class and flow label.
+        fn ver_tc_flow: u32 = field::VER_TC_FLOW;
+        /// Payload length: extension headers and upper-layer data, in bytes.
+        pub fn payload_len: u16 = field::LENGTH;
+        /// Next header: the first extension header or the upper-layer protocol.
+        pub fn next_header: IpProtocol = field::NXT_HDR;
+        /// Hop limit.
+        pub fn hop_limit: u8 = field::HOP_LIMIT;
+        /// Source address.
+        pub fn src_addr: Ipv6Addr = field::SRC_ADDR;
+        /// Destination address.
+        pub fn dst_addr: Ipv6Addr = field::DST_ADDR;
     }
 
     /// Version (6 for IPv6).
@@ -57,36 +68,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
     #[inline]
     pub fn flow_label(&self) -> u32 {
         self.ver_tc_flow() & 0x000f_ffff
-    }
-
-    /// Payload length: extension headers and upper-layer data, in bytes.
-    #[inline]
-    pub fn payload_len(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), field::LENGTH))
-    }
-
-    /// Next header: the first extension header or the upper-layer protocol.
-    #[inline]
-    pub fn next_header(&self) -> IpProtocol {
-        IpProtocol::from(self.buffer.as_ref()[field::NXT_HDR])
-    }
-
-    /// Hop limit.
-    #[inline]
-    pub fn hop_limit(&self) -> u8 {
-        self.buffer.as_ref()[field::HOP_LIMIT]
-    }
-
-    /// Source address.
-    #[inline]
-    pub fn src_addr(&self) -> Ipv6Addr {
-        Ipv6Addr::from(array::<16>(self.buffer.as_ref(), field::SRC_ADDR))
-    }
-
-    /// Destination address.
-    #[inline]
-    pub fn dst_addr(&self) -> Ipv6Addr {
-        Ipv6Addr::from(array::<16>(self.buffer.as_ref(), field::DST_ADDR))
     }
 }
 
@@ -125,10 +106,9 @@ impl<T: AsRef<[u8]>> ExtHeader<T> {
         }
     }
 
-    /// Next header.
-    #[inline]
-    pub fn next_header(&self) -> IpProtocol {
-        IpProtocol::from(self.buffer.as_ref()[ext_field::NXT_HDR])
+    super::getters! {
+        /// Next header.
+        pub fn next_header: IpProtocol = ext_field::NXT_HDR;
     }
 
     /// Length of this header in bytes: (length field + 1) * 8.
@@ -159,41 +139,29 @@ pub const FRAGMENT_HEADER_LEN: usize = frag_field::IDENT.end;
 
 super::packet_view! {
     /// A read-only view of the IPv6 fragment header (RFC 8200 section 4.5).
-    FragmentHeader
+    FragmentHeader, at least FRAGMENT_HEADER_LEN bytes
 }
 
 impl<T: AsRef<[u8]>> FragmentHeader<T> {
-    /// `Err(Truncated)` when the buffer is shorter than [`FRAGMENT_HEADER_LEN`].
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < FRAGMENT_HEADER_LEN {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Next header.
-    #[inline]
-    pub fn next_header(&self) -> IpProtocol {
-        IpProtocol::from(self.buffer.as_ref()[frag_field::NXT_HDR])
+    super::getters! {
+        /// Next header.
+        pub fn next_header: IpProtocol = frag_field::NXT_HDR;
+        /// The fragment offset (high 13 bits) and the M flag (bit 0).
+        fn off_m: u16 = frag_field::OFF_M;
+        /// Identification.
+        pub fn ident: u32 = frag_field::IDENT;
     }
 
     /// Fragment offset in bytes (the 13-bit field times 8).
     #[inline]
     pub fn frag_offset(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), frag_field::OFF_M)) & 0xfff8
+        self.off_m() & 0xfff8
     }
 
     /// The M ("more fragments") flag.
     #[inline]
     pub fn more_frags(&self) -> bool {
-        be16(array(self.buffer.as_ref(), frag_field::OFF_M)) & 1 != 0
-    }
-
-    /// Identification.
-    #[inline]
-    pub fn ident(&self) -> u32 {
-        be32(array(self.buffer.as_ref(), frag_field::IDENT))
+        self.off_m() & 1 != 0
     }
 }
 

@@ -8,7 +8,11 @@
 //!   tag, Ethernet/IPv4 ARP, IPv4, UDP and VXLAN.
 //!
 //! Field offsets live in a private `mod field` per module; `HEADER_LEN` is derived from the
-//! last fixed field.
+//! last fixed field. What every view shares is written once: the `Packet<T>` wrapper, the
+//! `check_len` of a fixed-length header and the payload after it (`packet_view!`), and the
+//! one-line field accessors (`getters!`, `setters!`, which read and write each field type
+//! the one way `bytes.rs` says). Each module writes out what is its own: a `check_len` that
+//! follows a length field, derived fields such as flags, and its `Repr`.
 //!
 //! # The no-panic contract
 //!
@@ -24,8 +28,18 @@
 //! The flow key extractor ([`crate::key::extract`]) does not build `Packet`s: it is the hot
 //! path and reads the same fields straight from the frame, with one bounds check per layer.
 //! It follows the same offsets and is tested against these views and against `etherparse`.
+//!
+//! # Protocol numbers
+//!
+//! Every EtherType and IP protocol number the switch knows is written once, here:
+//! [`EtherType`] and [`IpProtocol`], each variant with an associated `const` of its raw value
+//! (`EtherType::IPV4`, `IpProtocol::UDP`) for code that matches raw numbers read from a frame.
+//! The rest of the crate names them through these types and defines none of its own.
 
 use core::fmt;
+
+mod bytes;
+mod macros;
 
 pub mod arp;
 pub mod ethernet;
@@ -49,6 +63,9 @@ pub use udp::{Packet as UdpPacket, Repr as UdpRepr};
 pub use vlan::{Packet as VlanPacket, Repr as VlanRepr};
 pub use vxlan::{Packet as VxlanPacket, Repr as VxlanRepr};
 
+pub(crate) use bytes::array;
+pub(crate) use macros::{enum_with_unknown, getters, packet_view, setters};
+
 /// Why a buffer could not be viewed or parsed as a header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -68,97 +85,59 @@ pub enum Error {
 /// The result type of this module.
 pub type Result<T> = core::result::Result<T, Error>;
 
-/// Declares a header's zero-copy view `$name<T>` over a buffer, with `new_unchecked`,
-/// `new_checked` (which runs the module's own `check_len`, the one rule each header states)
-/// and `into_inner`. The field getters and setters stay in each module.
-macro_rules! packet_view {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub struct $name<T: AsRef<[u8]>> {
-            buffer: T,
-        }
-
-        impl<T: AsRef<[u8]>> $name<T> {
-            /// Wraps a buffer without checking its length.
-            pub const fn new_unchecked(buffer: T) -> $name<T> {
-                $name { buffer }
-            }
-
-            #[doc = concat!("Wraps a buffer, then [`", stringify!($name), "::check_len`].")]
-            pub fn new_checked(buffer: T) -> Result<$name<T>> {
-                let view = Self::new_unchecked(buffer);
-                view.check_len()?;
-                Ok(view)
-            }
-
-            /// The wrapped buffer.
-            pub fn into_inner(self) -> T {
-                self.buffer
-            }
-        }
-    };
+/// The `check_len` of a header whose own field says how long it is (UDP's length, TCP's data
+/// offset): `Err(Truncated)` when the buffer is shorter than the fixed part `min`, or than
+/// `declared` says; `Err(Malformed)` when `declared` is below `min`. `declared` is read only
+/// once the fixed part is known to be in the buffer.
+pub(crate) fn check_declared_len(
+    buffer_len: usize,
+    min: usize,
+    declared: impl FnOnce() -> usize,
+) -> Result<()> {
+    if buffer_len < min {
+        return Err(Error::Truncated);
+    }
+    let declared = declared();
+    if declared < min {
+        Err(Error::Malformed)
+    } else if declared > buffer_len {
+        Err(Error::Truncated)
+    } else {
+        Ok(())
+    }
 }
-pub(crate) use packet_view;
-
-/// Declares an enum with known variants and an `Unknown(raw)` arm, plus conversions to and
-/// from the raw type. Unknown values are data, not errors.
-macro_rules! enum_with_unknown {
-    (
-        $(#[$enum_attr:meta])*
-        pub enum $name:ident($ty:ty) {
-            $( $(#[$variant_attr:meta])* $variant:ident = $value:expr ),+ $(,)?
-        }
-    ) => {
-        $(#[$enum_attr])*
-        #[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone, Copy, Hash)]
-        pub enum $name {
-            $( $(#[$variant_attr])* $variant ),*,
-            /// A value without a name here.
-            Unknown($ty),
-        }
-
-        impl ::core::convert::From<$ty> for $name {
-            fn from(value: $ty) -> Self {
-                match value {
-                    $( $value => $name::$variant ),*,
-                    other => $name::Unknown(other),
-                }
-            }
-        }
-
-        impl ::core::convert::From<$name> for $ty {
-            fn from(value: $name) -> Self {
-                match value {
-                    $( $name::$variant => $value ),*,
-                    $name::Unknown(other) => other,
-                }
-            }
-        }
-    };
-}
-pub(crate) use enum_with_unknown;
 
 enum_with_unknown! {
     /// An Ethernet type: the protocol of what follows an Ethernet header or VLAN tag.
     pub enum EtherType(u16) {
         /// IPv4.
-        Ipv4 = 0x0800,
+        Ipv4 = IPV4 = 0x0800,
         /// ARP.
-        Arp = 0x0806,
+        Arp = ARP = 0x0806,
         /// An 802.1Q VLAN tag (C-tag).
-        Vlan = 0x8100,
+        Vlan = VLAN = 0x8100,
         /// An 802.1ad service tag (S-tag, QinQ outer tag).
-        QinQ = 0x88a8,
+        QinQ = QINQ = 0x88a8,
         /// IPv6.
-        Ipv6 = 0x86dd,
+        Ipv6 = IPV6 = 0x86dd,
     }
 }
 
 impl EtherType {
+    /// The smallest EtherType: a type field below it is an 802.3 length (IEEE 802.3 clause
+    /// 3.2.6).
+    pub const MIN: u16 = 0x0600;
+
     /// True for the TPIDs that introduce a VLAN tag: 0x8100 and 0x88a8.
     pub fn is_vlan(self) -> bool {
         matches!(self, EtherType::Vlan | EtherType::QinQ)
+    }
+
+    /// True for the raw TPIDs that introduce a VLAN tag: [`EtherType::VLAN`] and
+    /// [`EtherType::QINQ`]. For code that keeps the raw value (the key extractor).
+    #[inline(always)]
+    pub const fn is_vlan_raw(raw: u16) -> bool {
+        matches!(raw, EtherType::VLAN | EtherType::QINQ)
     }
 }
 
@@ -172,25 +151,25 @@ enum_with_unknown! {
     /// An IP protocol number (IPv4 protocol, IPv6 next header).
     pub enum IpProtocol(u8) {
         /// IPv6 hop-by-hop options.
-        HopByHop = 0,
+        HopByHop = HOP_BY_HOP = 0,
         /// ICMP (for IPv4).
-        Icmp = 1,
+        Icmp = ICMP = 1,
         /// TCP.
-        Tcp = 6,
+        Tcp = TCP = 6,
         /// UDP.
-        Udp = 17,
+        Udp = UDP = 17,
         /// IPv6 routing header.
-        Ipv6Route = 43,
+        Ipv6Route = IPV6_ROUTE = 43,
         /// IPv6 fragment header.
-        Ipv6Frag = 44,
+        Ipv6Frag = IPV6_FRAG = 44,
         /// ICMPv6.
-        Icmpv6 = 58,
+        Icmpv6 = ICMPV6 = 58,
         /// IPv6 "no next header".
-        Ipv6NoNxt = 59,
+        Ipv6NoNxt = IPV6_NO_NXT = 59,
         /// IPv6 destination options.
-        Ipv6Opts = 60,
+        Ipv6Opts = IPV6_OPTS = 60,
         /// SCTP.
-        Sctp = 132,
+        Sctp = SCTP = 132,
     }
 }
 
@@ -198,27 +177,6 @@ impl fmt::Display for IpProtocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", u8::from(*self))
     }
-}
-
-/// A big-endian `u16` from two bytes.
-#[inline(always)]
-pub(crate) const fn be16(b: [u8; 2]) -> u16 {
-    u16::from_be_bytes(b)
-}
-
-/// A big-endian `u32` from four bytes.
-#[inline(always)]
-pub(crate) const fn be32(b: [u8; 4]) -> u32 {
-    u32::from_be_bytes(b)
-}
-
-/// Reads `N` bytes at `range` of a buffer as an array. Panics only if the range is out of
-/// bounds, which the callers' `check_len` rules out.
-#[inline(always)]
-pub(crate) fn array<const N: usize>(data: &[u8], range: core::ops::Range<usize>) -> [u8; N] {
-    let mut out = [0u8; N];
-    out.copy_from_slice(&data[range]);
-    out
 }
 
 /// The Internet checksum (RFC 1071).
@@ -282,6 +240,9 @@ mod test {
         assert!(EtherType::Vlan.is_vlan() && EtherType::QinQ.is_vlan());
         assert!(!EtherType::Ipv4.is_vlan());
         assert_eq!(EtherType::Arp.to_string(), "0x0806");
+        assert_eq!(EtherType::from(EtherType::IPV6), EtherType::Ipv6);
+        assert!(EtherType::is_vlan_raw(EtherType::VLAN) && EtherType::is_vlan_raw(0x88a8));
+        assert!(!EtherType::is_vlan_raw(EtherType::IPV4));
     }
 
     #[test]
@@ -291,6 +252,7 @@ mod test {
         }
         assert_eq!(IpProtocol::from(17), IpProtocol::Udp);
         assert_eq!(IpProtocol::from(200), IpProtocol::Unknown(200));
+        assert_eq!(u8::from(IpProtocol::Sctp), IpProtocol::SCTP);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! TCP header (RFC 9293 section 3.1). Read-only: the switch matches on TCP, it never builds
 //! it.
 
-use super::{array, be16, be32, Error, Result};
+use super::Result;
 
 mod field {
     use core::ops::Range;
@@ -45,42 +45,27 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`] or than the data
     /// offset; `Err(Malformed)` when the data offset is below 5 words.
     pub fn check_len(&self) -> Result<()> {
-        let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
-        let header_len = usize::from(self.header_len());
-        if header_len < HEADER_LEN {
-            Err(Error::Malformed)
-        } else if header_len > len {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
+        let buffer_len = self.buffer.as_ref().len();
+        super::check_declared_len(buffer_len, HEADER_LEN, || usize::from(self.header_len()))
     }
 
-    /// Source port.
-    #[inline]
-    pub fn src_port(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), field::SRC_PORT))
-    }
-
-    /// Destination port.
-    #[inline]
-    pub fn dst_port(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), field::DST_PORT))
-    }
-
-    /// Sequence number.
-    #[inline]
-    pub fn seq_number(&self) -> u32 {
-        be32(array(self.buffer.as_ref(), field::SEQ_NUM))
-    }
-
-    /// Acknowledgement number.
-    #[inline]
-    pub fn ack_number(&self) -> u32 {
-        be32(array(self.buffer.as_ref(), field::ACK_NUM))
+    super::getters! {
+        /// Source port.
+        pub fn src_port: u16 = field::SRC_PORT;
+        /// Destination port.
+        pub fn dst_port: u16 = field::DST_PORT;
+        /// Sequence number.
+        pub fn seq_number: u32 = field::SEQ_NUM;
+        /// Acknowledgement number.
+        pub fn ack_number: u32 = field::ACK_NUM;
+        /// The data offset (top 4 bits) and the control bits.
+        fn doff_flags: u16 = field::FLAGS;
+        /// Window size.
+        pub fn window_len: u16 = field::WIN_SIZE;
+        /// Checksum as stored.
+        pub fn checksum: u16 = field::CHECKSUM;
+        /// Urgent pointer.
+        pub fn urgent_at: u16 = field::URGENT;
     }
 
     /// Header length in bytes (data offset * 4).
@@ -92,7 +77,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// The control bits (`FLAG_*`), without the data offset.
     #[inline]
     pub fn flags(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), field::FLAGS)) & 0x0fff
+        self.doff_flags() & 0x0fff
     }
 
     /// SYN is set.
@@ -118,24 +103,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn rst(&self) -> bool {
         self.flags() & FLAG_RST != 0
     }
-
-    /// Window size.
-    #[inline]
-    pub fn window_len(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), field::WIN_SIZE))
-    }
-
-    /// Checksum as stored.
-    #[inline]
-    pub fn checksum(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), field::CHECKSUM))
-    }
-
-    /// Urgent pointer.
-    #[inline]
-    pub fn urgent_at(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), field::URGENT))
-    }
 }
 
 impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
@@ -155,6 +122,7 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
 #[cfg(test)]
 mod test {
     use super::*;
+    use crate::wire::Error;
 
     static PACKET_BYTES: [u8; 28] = [
         0xbf, 0x00, // source port 48896

@@ -2,7 +2,7 @@
 
 use core::net::Ipv4Addr;
 
-use super::{array, be16, checksum, Error, IpProtocol, Result};
+use super::{checksum, IpProtocol, Result};
 
 mod field {
     use core::ops::Range;
@@ -28,47 +28,24 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// [`Packet::set_len`] can undo this check.
     pub fn check_len(&self) -> Result<()> {
         let buffer_len = self.buffer.as_ref().len();
-        if buffer_len < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
-        let field_len = usize::from(self.len());
-        if field_len < HEADER_LEN {
-            Err(Error::Malformed)
-        } else if field_len > buffer_len {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
+        super::check_declared_len(buffer_len, HEADER_LEN, || usize::from(self.len()))
     }
 
-    /// Source port.
-    #[inline]
-    pub fn src_port(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), field::SRC_PORT))
-    }
-
-    /// Destination port.
-    #[inline]
-    pub fn dst_port(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), field::DST_PORT))
-    }
-
-    /// Length field: header and payload, in bytes.
-    #[inline]
-    pub fn len(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), field::LENGTH))
+    super::getters! {
+        /// Source port.
+        pub fn src_port: u16 = field::SRC_PORT;
+        /// Destination port.
+        pub fn dst_port: u16 = field::DST_PORT;
+        /// Length field: header and payload, in bytes.
+        pub fn len: u16 = field::LENGTH;
+        /// Checksum as stored (0: none computed, allowed over IPv4).
+        pub fn checksum: u16 = field::CHECKSUM;
     }
 
     /// True when the length field says there is no payload.
     #[inline]
     pub fn is_empty(&self) -> bool {
         usize::from(self.len()) <= HEADER_LEN
-    }
-
-    /// Checksum as stored (0: none computed, allowed over IPv4).
-    #[inline]
-    pub fn checksum(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), field::CHECKSUM))
     }
 
     /// True when the checksum is absent (0) or correct for an IPv4 pseudo-header.
@@ -93,28 +70,15 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    /// Sets the source port.
-    #[inline]
-    pub fn set_src_port(&mut self, value: u16) {
-        self.buffer.as_mut()[field::SRC_PORT].copy_from_slice(&value.to_be_bytes())
-    }
-
-    /// Sets the destination port.
-    #[inline]
-    pub fn set_dst_port(&mut self, value: u16) {
-        self.buffer.as_mut()[field::DST_PORT].copy_from_slice(&value.to_be_bytes())
-    }
-
-    /// Sets the length field.
-    #[inline]
-    pub fn set_len(&mut self, value: u16) {
-        self.buffer.as_mut()[field::LENGTH].copy_from_slice(&value.to_be_bytes())
-    }
-
-    /// Sets the checksum field as given.
-    #[inline]
-    pub fn set_checksum(&mut self, value: u16) {
-        self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&value.to_be_bytes())
+    super::setters! {
+        /// Sets the source port.
+        pub fn set_src_port: u16 = field::SRC_PORT;
+        /// Sets the destination port.
+        pub fn set_dst_port: u16 = field::DST_PORT;
+        /// Sets the length field.
+        pub fn set_len: u16 = field::LENGTH;
+        /// Sets the checksum field as given.
+        pub fn set_checksum: u16 = field::CHECKSUM;
     }
 
     /// Computes the checksum over the IPv4 pseudo-header, the header and the payload (up to
@@ -182,6 +146,7 @@ impl Repr {
 #[cfg(test)]
 mod test {
     use super::*;
+    use crate::wire::Error;
 
     static PACKET_BYTES: [u8; 12] = [
         0xc0, 0x00, // source port 49152

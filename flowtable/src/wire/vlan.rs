@@ -4,7 +4,7 @@
 //! The TPID itself is the EtherType field of the header before the tag, so this view covers
 //! the Tag Control Information (PCP, DEI, VID) and the EtherType of what follows the tag.
 
-use super::{array, be16, Error, EtherType, Result};
+use super::{EtherType, Result};
 use crate::types::VlanId;
 
 mod field {
@@ -27,24 +27,15 @@ const VID_MASK: u16 = 0x0fff;
 
 super::packet_view! {
     /// A read/write view of a VLAN tag.
-    Packet
+    Packet, at least HEADER_LEN bytes, payload at field::PAYLOAD
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`]. No setter can undo
-    /// this check.
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// The whole Tag Control Information field.
-    #[inline]
-    pub fn tci(&self) -> u16 {
-        be16(array(self.buffer.as_ref(), field::TCI))
+    super::getters! {
+        /// The whole Tag Control Information field.
+        pub fn tci: u16 = field::TCI;
+        /// EtherType of what follows the tag.
+        pub fn ethertype: EtherType = field::ETHERTYPE;
     }
 
     /// Priority code point (0..=7).
@@ -65,27 +56,14 @@ impl<T: AsRef<[u8]>> Packet<T> {
         // A 12-bit value always fits.
         VlanId::new(self.tci() & VID_MASK).unwrap_or_default()
     }
-
-    /// EtherType of what follows the tag.
-    #[inline]
-    pub fn ethertype(&self) -> EtherType {
-        EtherType::from(be16(array(self.buffer.as_ref(), field::ETHERTYPE)))
-    }
-}
-
-impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
-    /// Everything after the tag.
-    #[inline]
-    pub fn payload(&self) -> &'a [u8] {
-        &self.buffer.as_ref()[field::PAYLOAD]
-    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    /// Sets the whole Tag Control Information field.
-    #[inline]
-    pub fn set_tci(&mut self, value: u16) {
-        self.buffer.as_mut()[field::TCI].copy_from_slice(&value.to_be_bytes())
+    super::setters! {
+        /// Sets the whole Tag Control Information field.
+        pub fn set_tci: u16 = field::TCI;
+        /// Sets the EtherType of what follows the tag.
+        pub fn set_ethertype: EtherType = field::ETHERTYPE;
     }
 
     /// Sets the priority code point; only the low 3 bits of `value` are used.
@@ -107,18 +85,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_vid(&mut self, value: VlanId) {
         let tci = self.tci() & !VID_MASK;
         self.set_tci(tci | value.get())
-    }
-
-    /// Sets the EtherType of what follows the tag.
-    #[inline]
-    pub fn set_ethertype(&mut self, value: EtherType) {
-        self.buffer.as_mut()[field::ETHERTYPE].copy_from_slice(&u16::from(value).to_be_bytes())
-    }
-
-    /// Everything after the tag, mutable.
-    #[inline]
-    pub fn payload_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[field::PAYLOAD]
     }
 }
 
@@ -169,6 +135,7 @@ impl Repr {
 #[cfg(test)]
 mod test {
     use super::*;
+    use crate::wire::Error;
 
     static TAG_BYTES: [u8; 6] = [
         0xb0, 0x64, // TCI: PCP 5, DEI 1, VID 100

@@ -25,24 +25,15 @@ pub const FLAG_I: u8 = 0x08;
 
 super::packet_view! {
     /// A read/write view of a VXLAN header and the inner frame after it.
-    Packet
+    Packet, at least HEADER_LEN bytes, payload at field::PAYLOAD
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`]. No setter can undo
-    /// this check.
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// The flags byte.
-    #[inline]
-    pub fn flags(&self) -> u8 {
-        self.buffer.as_ref()[field::FLAGS]
+    super::getters! {
+        /// The flags byte.
+        pub fn flags: u8 = field::FLAGS;
+        /// The 8 reserved bits after the VNI.
+        pub fn reserved1: u8 = field::RESERVED1;
     }
 
     /// True when the I flag (valid VNI) is set.
@@ -65,27 +56,14 @@ impl<T: AsRef<[u8]>> Packet<T> {
         // 24 bits always fit.
         Vni::new(u32::from_be_bytes([0, a, b, c])).unwrap_or_default()
     }
-
-    /// The 8 reserved bits after the VNI.
-    #[inline]
-    pub fn reserved1(&self) -> u8 {
-        self.buffer.as_ref()[field::RESERVED1]
-    }
-}
-
-impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
-    /// The inner Ethernet frame.
-    #[inline]
-    pub fn payload(&self) -> &'a [u8] {
-        &self.buffer.as_ref()[field::PAYLOAD]
-    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    /// Sets the flags byte.
-    #[inline]
-    pub fn set_flags(&mut self, value: u8) {
-        self.buffer.as_mut()[field::FLAGS] = value
+    super::setters! {
+        /// Sets the flags byte.
+        pub fn set_flags: u8 = field::FLAGS;
+        /// Sets the 8 reserved bits after the VNI.
+        pub fn set_reserved1: u8 = field::RESERVED1;
     }
 
     /// Sets the 24 reserved bits after the flags (bits above 24 are ignored).
@@ -98,18 +76,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     #[inline]
     pub fn set_vni(&mut self, value: Vni) {
         self.buffer.as_mut()[field::VNI].copy_from_slice(&value.get().to_be_bytes()[1..])
-    }
-
-    /// Sets the 8 reserved bits after the VNI.
-    #[inline]
-    pub fn set_reserved1(&mut self, value: u8) {
-        self.buffer.as_mut()[field::RESERVED1] = value
-    }
-
-    /// The inner Ethernet frame, mutable.
-    #[inline]
-    pub fn payload_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[field::PAYLOAD]
     }
 }
 

@@ -1,0 +1,173 @@
+//! The macros that write the parts every header module shares: the `Packet<T>` wrapper
+//! (`packet_view!`), one-line field accessors (`getters!`, `setters!`) and protocol-number
+//! enums (`enum_with_unknown!`). What is particular to a header (its `check_len` when a field
+//! gives its length, derived fields, `Repr`) stays written out in its own module.
+
+/// Declares a header's zero-copy view `$name<T>` over a buffer, with `new_unchecked`,
+/// `new_checked` (which runs `check_len`, the one rule each header states) and `into_inner`.
+///
+/// With `, at least LEN bytes` it also writes `check_len` for a header of fixed length `LEN`
+/// (`Err(Truncated)` below it); without, the module writes its own `check_len`. With
+/// `, payload at field::PAYLOAD` it writes `payload` and `payload_mut`: everything from that
+/// fixed offset on.
+macro_rules! packet_view {
+    (
+        $(#[$doc:meta])* $name:ident
+        $(, at least $len:ident bytes)?
+        $(, payload at $payload:path)?
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name<T: AsRef<[u8]>> {
+            buffer: T,
+        }
+
+        impl<T: AsRef<[u8]>> $name<T> {
+            /// Wraps a buffer without checking its length.
+            pub const fn new_unchecked(buffer: T) -> $name<T> {
+                $name { buffer }
+            }
+
+            #[doc = concat!("Wraps a buffer, then [`", stringify!($name), "::check_len`].")]
+            pub fn new_checked(buffer: T) -> $crate::wire::Result<$name<T>> {
+                let view = Self::new_unchecked(buffer);
+                view.check_len()?;
+                Ok(view)
+            }
+
+            /// The wrapped buffer.
+            pub fn into_inner(self) -> T {
+                self.buffer
+            }
+
+            $(
+                #[doc = concat!("`Err(Truncated)` when the buffer is shorter than [`",
+                    stringify!($len), "`]. The header has no length field, so no setter can \
+                    undo this check.")]
+                pub fn check_len(&self) -> $crate::wire::Result<()> {
+                    if self.buffer.as_ref().len() < $len {
+                        Err($crate::wire::Error::Truncated)
+                    } else {
+                        Ok(())
+                    }
+                }
+            )?
+        }
+
+        $(
+            impl<'a, T: AsRef<[u8]> + ?Sized> $name<&'a T> {
+                /// Everything after the header.
+                #[inline]
+                pub fn payload(&self) -> &'a [u8] {
+                    &self.buffer.as_ref()[$payload]
+                }
+            }
+
+            impl<T: AsRef<[u8]> + AsMut<[u8]>> $name<T> {
+                /// Everything after the header, mutable.
+                #[inline]
+                pub fn payload_mut(&mut self) -> &mut [u8] {
+                    &mut self.buffer.as_mut()[$payload]
+                }
+            }
+        )?
+    };
+}
+pub(crate) use packet_view;
+
+/// Field getters for an `impl<T: AsRef<[u8]>>` block of a view, one entry each:
+/// `pub fn name: Type = field::AT;` reads the field at `field::AT` as `Type` (see
+/// [`FieldValue`](super::bytes::FieldValue) for how each type is stored).
+macro_rules! getters {
+    ($( $(#[$doc:meta])* $vis:vis fn $name:ident: $ty:ty = $at:expr; )*) => {
+        $(
+            $(#[$doc])*
+            #[inline]
+            $vis fn $name(&self) -> $ty {
+                <$ty as $crate::wire::bytes::FieldValue>::read(self.buffer.as_ref(), $at)
+            }
+        )*
+    };
+}
+pub(crate) use getters;
+
+/// Field setters for an `impl<T: AsRef<[u8]> + AsMut<[u8]>>` block of a view, one entry
+/// each: `pub fn set_name: Type = field::AT;` stores a `Type` into the field at `field::AT`.
+macro_rules! setters {
+    ($( $(#[$doc:meta])* $vis:vis fn $name:ident: $ty:ty = $at:expr; )*) => {
+        $(
+            $(#[$doc])*
+            #[inline]
+            $vis fn $name(&mut self, value: $ty) {
+                $crate::wire::bytes::FieldValue::write(value, self.buffer.as_mut(), $at)
+            }
+        )*
+    };
+}
+pub(crate) use setters;
+
+/// Declares an enum with known variants and an `Unknown(raw)` arm, plus conversions to and
+/// from the raw type. Unknown values are data, not errors.
+///
+/// Each entry reads `Variant = CONST = raw`: the variant, an associated `const` of the raw
+/// type holding its value, and the value. The constants are for code that matches on raw
+/// numbers as read from a frame (the key extractor, the match parser), so that a number is
+/// written once, here, and a `match` can still use it as a pattern. The enum is a header
+/// field value stored as its raw type.
+macro_rules! enum_with_unknown {
+    (
+        $(#[$enum_attr:meta])*
+        pub enum $name:ident($ty:ty) {
+            $( $(#[$variant_attr:meta])* $variant:ident = $raw:ident = $value:literal ),+ $(,)?
+        }
+    ) => {
+        $(#[$enum_attr])*
+        #[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone, Copy, Hash)]
+        pub enum $name {
+            $( $(#[$variant_attr])* $variant ),*,
+            /// A value without a name here.
+            Unknown($ty),
+        }
+
+        impl $name {
+            $(
+                #[doc = concat!("The raw value of [`", stringify!($name), "::",
+                    stringify!($variant), "`]: `", stringify!($value), "`.")]
+                pub const $raw: $ty = $value;
+            )*
+        }
+
+        impl ::core::convert::From<$ty> for $name {
+            fn from(value: $ty) -> Self {
+                match value {
+                    $( $name::$raw => $name::$variant ),*,
+                    other => $name::Unknown(other),
+                }
+            }
+        }
+
+        impl ::core::convert::From<$name> for $ty {
+            fn from(value: $name) -> Self {
+                match value {
+                    $( $name::$variant => $name::$raw ),*,
+                    $name::Unknown(other) => other,
+                }
+            }
+        }
+
+        impl $crate::wire::bytes::FieldValue for $name {
+            type At = <$ty as $crate::wire::bytes::FieldValue>::At;
+
+            #[inline(always)]
+            fn read(data: &[u8], at: Self::At) -> $name {
+                $name::from(<$ty as $crate::wire::bytes::FieldValue>::read(data, at))
+            }
+
+            #[inline(always)]
+            fn write(self, data: &mut [u8], at: Self::At) {
+                <$ty>::from(self).write(data, at)
+            }
+        }
+    };
+}
+pub(crate) use enum_with_unknown;
