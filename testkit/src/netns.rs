@@ -136,14 +136,17 @@ impl Netns {
             self.name,
             String::from_utf8_lossy(&out.stderr)
         );
-        // "3 packets transmitted, 3 received, ..."
-        text.lines()
-            .find_map(|l| {
-                let (_, rest) = l.split_once("transmitted, ")?;
-                rest.split_once(' ')?.0.parse().ok()
-            })
-            .unwrap_or(0)
+        ping_replies(&text).unwrap_or(0)
     }
+}
+
+/// How many replies ping's summary (`3 packets transmitted, 3 received, ...`) counts, if it
+/// printed one.
+pub fn ping_replies(ping_stdout: &str) -> Option<u32> {
+    ping_stdout.lines().find_map(|l| {
+        let (_, rest) = l.split_once("transmitted, ")?;
+        rest.split_once(' ')?.0.parse().ok()
+    })
 }
 
 impl Default for Netns {
