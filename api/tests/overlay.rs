@@ -59,9 +59,7 @@ impl Names {
     /// The namespace [`Names::ns`] names, with IPv6 off (so the only frames are the ones the
     /// test causes); deleted, with every interface in it, on drop.
     fn netns(&self, what: &str) -> Netns {
-        let ns = Netns::named(self.ns(what));
-        ns.disable_ipv6();
-        ns
+        Netns::named_ipv4_only(self.ns(what))
     }
 
     /// An interface name (at most 15 bytes).

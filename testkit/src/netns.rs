@@ -44,35 +44,43 @@ pub struct Netns {
 impl Netns {
     /// A namespace with a unique name, loopback up.
     pub fn new() -> Netns {
-        Netns::create(unique_name("vsw"))
+        Netns::create(unique_name("vsw"), true)
     }
 
     /// A namespace called `name` (one left over from an earlier run is deleted first),
     /// loopback up. The caller makes the name unique to its test.
     pub fn named(name: String) -> Netns {
+        Netns::named_with(name, true)
+    }
+
+    /// [`Netns::named`] with IPv6 turned off before anything in it comes up, so that the
+    /// only frames are the ones the test causes (no router solicitations, no duplicate
+    /// address detection, no multicast listener reports).
+    pub fn named_ipv4_only(name: String) -> Netns {
+        Netns::named_with(name, false)
+    }
+
+    fn named_with(name: String, ipv6: bool) -> Netns {
         let _ = Command::new("ip")
             .args(["netns", "del", &name])
             .stderr(Stdio::null())
             .status();
-        Netns::create(name)
+        Netns::create(name, ipv6)
     }
 
-    fn create(name: String) -> Netns {
+    fn create(name: String, ipv6: bool) -> Netns {
         ip(&["netns", "add", &name]);
         let ns = Netns { name };
+        if !ipv6 {
+            ns.exec(&[
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ]);
+        }
         ns.ip(&["link", "set", "lo", "up"]);
         ns
-    }
-
-    /// Turns IPv6 off in the namespace, so that the only frames are the ones the test
-    /// causes (no router solicitations, no duplicate address detection).
-    pub fn disable_ipv6(&self) {
-        self.exec(&[
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
-        ]);
     }
 
     /// `ip -n NAME args...`, panicking on failure.

@@ -123,6 +123,26 @@ pub fn read_response(s: &mut std::net::TcpStream) -> (u16, String, String) {
     (status, head.to_ascii_lowercase(), body.to_string())
 }
 
+/// One API call over TCP to `addr`: (status, JSON body or Null).
+pub fn api_call(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let r = api::ctl::http::Endpoint::Tcp(addr.to_string())
+        .request(method, path, token, body)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let v = if r.body.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&r.body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}: {:?}", r.body))
+    };
+    (r.status, v)
+}
+
 /// A vswitchd started for an API test: its state dir under the test's scratch dir, its API on
 /// a free TCP port, its PMD on the last CPU.
 pub struct Vswitchd {
@@ -172,17 +192,7 @@ impl Vswitchd {
         body: Option<&str>,
         token: Option<&str>,
     ) -> (u16, serde_json::Value) {
-        let ep = api::ctl::http::Endpoint::Tcp(self.addr.to_string());
-        let r = ep
-            .request(method, path, token, body)
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let v = if r.body.trim().is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_str(&r.body)
-                .unwrap_or_else(|e| panic!("{method} {path}: {e}: {:?}", r.body))
-        };
-        (r.status, v)
+        api_call(self.addr, method, path, body, token)
     }
 
     /// An authorized call.
@@ -279,16 +289,7 @@ impl InProcess {
         body: Option<&str>,
         token: Option<&str>,
     ) -> (u16, serde_json::Value) {
-        let r = api::ctl::http::Endpoint::Tcp(self.addr.to_string())
-            .request(method, path, token, body)
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let v = if r.body.trim().is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_str(&r.body)
-                .unwrap_or_else(|e| panic!("{method} {path}: {e}: {:?}", r.body))
-        };
-        (r.status, v)
+        api_call(self.addr, method, path, body, token)
     }
 
     /// `GET path`: (status, JSON body).
