@@ -101,11 +101,7 @@ actions = ["normal"]
 
 /// A 60-byte frame to `dst` with EtherType `ethertype`.
 fn frame(dst: [u8; 6], ethertype: u16) -> Vec<u8> {
-    let mut f = vec![0u8; 60];
-    f[..6].copy_from_slice(&dst);
-    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
-    f[12..14].copy_from_slice(&ethertype.to_be_bytes());
-    f
+    testkit::frames::ethernet(dst, testkit::frames::mac(1), ethertype, &[])
 }
 
 /// Sends a mix that exercises every counter the dashboard shows until `stop`: a repeated flow

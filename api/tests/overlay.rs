@@ -13,35 +13,19 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use common::*;
 use nix::sys::signal::Signal;
+use testkit::netns::{ping_replies, veth_between};
+use testkit::process::require_tool;
+use testkit::qemu;
 
 /// One test at a time: each starts one to three switches and several namespaces, and the
 /// machine has two cores.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Runs a command; panics with its output if it fails or cannot start.
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: cannot start ({e}); is the tool installed?"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn ip(args: &[&str]) -> Output {
-    run(Command::new("ip").args(args))
-}
 
 fn require_tools() {
     for (tool, package) in [
@@ -49,94 +33,8 @@ fn require_tools() {
         ("ping", "iputils-ping"),
         ("sysctl", "procps"),
     ] {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-            .unwrap_or(false);
-        assert!(found, "{tool} is not installed (Debian package {package})");
+        require_tool(tool, package);
     }
-}
-
-/// A network namespace, deleted (with every interface in it) on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(name: String) -> Netns {
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        ip(&["netns", "add", &name]);
-        let ns = Netns(name);
-        ns.exec(&[
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
-        ]);
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    /// `ip -n NS ...`.
-    fn ip(&self, args: &[&str]) -> Output {
-        let mut c = Command::new("ip");
-        c.args(["-n", &self.0]).args(args);
-        run(&mut c)
-    }
-
-    /// A command inside the namespace.
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0]).args(args);
-        c
-    }
-
-    fn exec(&self, args: &[&str]) -> Output {
-        run(&mut self.cmd(args))
-    }
-
-    /// An interface's received-frame counter.
-    fn rx_packets(&self, ifname: &str) -> u64 {
-        let out = self.exec(&[
-            "cat",
-            &format!("/sys/class/net/{ifname}/statistics/rx_packets"),
-        ]);
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-    }
-
-    /// Sends `count` echo requests to `dst` (one a second, each waited for up to 10 s; ping
-    /// never resends one) and returns how many replies came back.
-    fn ping(&self, dst: &str, count: u32) -> u32 {
-        let out = self
-            .cmd(&["ping", "-n", "-c", &count.to_string(), "-W", "10", dst])
-            .output()
-            .expect("ping runs");
-        let text = String::from_utf8_lossy(&out.stdout);
-        eprintln!(
-            "[{}] ping {dst}: {text}{}",
-            self.0,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // "3 packets transmitted, 3 received, ..."
-        text.lines()
-            .find_map(|l| {
-                let (_, rest) = l.split_once("transmitted, ")?;
-                rest.split_once(' ')?.0.parse().ok()
-            })
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
-
-/// A veth pair with `a` in namespace `na` and `b` in `nb`, both up.
-fn veth(na: &Netns, a: &str, nb: &Netns, b: &str) {
-    ip(&[
-        "link", "add", a, "netns", &na.0, "type", "veth", "peer", "name", b, "netns", &nb.0,
-    ]);
-    na.ip(&["link", "set", a, "up"]);
-    nb.ip(&["link", "set", b, "up"]);
 }
 
 /// Names unique to one test in this process: `tag` (one letter) and the pid.
@@ -158,6 +56,12 @@ impl Names {
         format!("vsw-{}{}-{what}", self.tag, self.pid)
     }
 
+    /// The namespace [`Names::ns`] names, with IPv6 off (so the only frames are the ones the
+    /// test causes); deleted, with every interface in it, on drop.
+    fn netns(&self, what: &str) -> Netns {
+        Netns::named_ipv4_only(self.ns(what))
+    }
+
     /// An interface name (at most 15 bytes).
     fn ifname(&self, what: &str) -> String {
         let n = format!("{}{}{what}", self.tag, self.pid);
@@ -174,10 +78,10 @@ struct Guest {
 }
 
 fn guest(names: &Names, what: &str, sw: &Netns, addr: &str, mac: &str) -> (Guest, String) {
-    let ns = Netns::new(names.ns(what));
+    let ns = names.netns(what);
     let sw_if = names.ifname(&format!("{what}s"));
     let ifname = names.ifname(&format!("{what}k"));
-    veth(sw, &sw_if, &ns, &ifname);
+    veth_between(sw, &sw_if, &ns, &ifname);
     ns.ip(&["link", "set", &ifname, "address", mac]);
     ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", &ifname]);
     (Guest { ns, ifname }, sw_if)
@@ -243,7 +147,7 @@ impl Switchd {
         let path = dir.file(&format!("{name}.toml"), config);
         let mut cmd = Command::new("ip");
         // No TCP API: each namespace has its own loopback.
-        cmd.args(["netns", "exec", &ns.0, VSWITCHD, "--api-listen", "off"]);
+        cmd.args(["netns", "exec", &ns.name, VSWITCHD, "--api-listen", "off"]);
         if let Some(sock) = api_socket {
             cmd.arg("--api-socket")
                 .arg(sock)
@@ -326,9 +230,9 @@ struct KernelPeer {
 /// switch's uplink (returned: the uplink's name) and the kernel vxlan device (VNI 100,
 /// 198.19.0.2) whose name is returned too.
 fn far_vtep(names: &Names, sw_ns: &Netns) -> (Netns, String, String) {
-    let far = Netns::new(names.ns("far"));
+    let far = names.netns("far");
     let (up, upk) = (names.ifname("up"), names.ifname("upk"));
-    veth(sw_ns, &up, &far, &upk);
+    veth_between(sw_ns, &up, &far, &upk);
     far.ip(&["addr", "add", "198.18.0.2/24", "dev", &upk]);
     let far_vx = names.ifname("vx");
     kernel_vxlan(
@@ -354,7 +258,7 @@ fn kernel_peer_with_mtu(tag: &'static str, mtu: Option<u16>) -> KernelPeer {
     require_tools();
     let names = Names::new(tag);
     let dir = Scratch::new(&format!("overlay-{tag}"));
-    let sw_ns = Netns::new(names.ns("sw"));
+    let sw_ns = names.netns("sw");
     let (far, far_vx, up) = far_vtep(&names, &sw_ns);
     if let Some(mtu) = mtu {
         let mtu = mtu.to_string();
@@ -403,14 +307,14 @@ fn guest_pings_kernel_vxlan_through_afxdp_uplink() {
 #[test]
 fn qemu_guest_pings_kernel_vxlan_through_afxdp_uplink() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !require_peer(qemu_guest::QEMU, "qemu-system-x86", "VSWITCH_SKIP_QEMU") {
+    if !require_peer(qemu::QEMU, "qemu-system-x86", "VSWITCH_SKIP_QEMU") {
         return;
     }
     require_tools();
-    let image = qemu_guest::image();
+    let image = qemu::image();
     let names = Names::new("q");
     let dir = Scratch::new("overlay-q");
-    let sw_ns = Netns::new(names.ns("sw"));
+    let sw_ns = names.netns("sw");
     let (far, far_vx, up) = far_vtep(&names, &sw_ns);
     let sock = dir.path("vm.sock");
     let config = format!(
@@ -423,18 +327,19 @@ fn qemu_guest_pings_kernel_vxlan_through_afxdp_uplink() {
     let switchd = Switchd::start(&sw_ns, &dir, "vswitchd-q", &config);
     let mut vm = Proc::spawn(
         "guest (pinger)",
-        qemu_guest::command(
+        qemu::command(
             &image,
             &sock,
+            false,
             "52:54:00:12:01:01",
             "vs.role=pinger vs.ip=198.19.0.1/24 vs.peer=198.19.0.2 vs.count=3 vs.wait=60",
         ),
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    while qemu_guest::verdict(&vm.log).is_none() && std::time::Instant::now() < deadline {
+    while qemu::verdict(&vm.log).is_none() && std::time::Instant::now() < deadline {
         vm.drain_for(Duration::from_millis(200));
     }
-    let verdict = qemu_guest::verdict(&vm.log).map(str::to_string);
+    let verdict = qemu::verdict(&vm.log).map(str::to_string);
     let _ = vm.stop(Signal::SIGTERM, Duration::from_secs(20));
     let log = switchd.stop();
     assert_eq!(
@@ -568,10 +473,10 @@ fn two_switches_carry_vxlan_between_their_guests() {
     require_tools();
     let names = Names::new("t");
     let dir = Scratch::new("overlay-t");
-    let ns_a = Netns::new(names.ns("swa"));
-    let ns_b = Netns::new(names.ns("swb"));
+    let ns_a = names.netns("swa");
+    let ns_b = names.netns("swb");
     let (up_a, up_b) = (names.ifname("ua"), names.ifname("ub"));
-    veth(&ns_a, &up_a, &ns_b, &up_b);
+    veth_between(&ns_a, &up_a, &ns_b, &up_b);
     let (ga, ga_sw) = guest(&names, "ga", &ns_a, "198.19.0.1", GUEST_MAC);
     let (gb, gb_sw) = guest(&names, "gb", &ns_b, "198.19.0.2", FAR_MAC);
     let config = |up: &str, ip: &str, vm: &str, remote: &str| {
@@ -614,22 +519,22 @@ fn tenants_with_overlapping_addresses_leak_nothing() {
     require_tools();
     let names = Names::new("i");
     let dir = Scratch::new("overlay-i");
-    let sw = Netns::new(names.ns("sw"));
+    let sw = names.netns("sw");
     // The underlay: a bridge in its own namespace joins the switch and two far VTEPs.
-    let wire = Netns::new(names.ns("wire"));
+    let wire = names.netns("wire");
     wire.ip(&["link", "add", "br0", "type", "bridge"]);
     wire.ip(&["link", "set", "br0", "up"]);
     let up = names.ifname("up");
     let w0 = names.ifname("w0");
-    veth(&sw, &up, &wire, &w0);
+    veth_between(&sw, &up, &wire, &w0);
     wire.ip(&["link", "set", &w0, "master", "br0"]);
     let far = |what: &str, underlay: &str, vni: u32| {
-        let ns = Netns::new(names.ns(what));
+        let ns = names.netns(what);
         let (w, k) = (
             names.ifname(&format!("w{what}")),
             names.ifname(&format!("{what}k")),
         );
-        veth(&wire, &w, &ns, &k);
+        veth_between(&wire, &w, &ns, &k);
         wire.ip(&["link", "set", &w, "master", "br0"]);
         ns.ip(&["addr", "add", &format!("{underlay}/24"), "dev", &k]);
         let vx = names.ifname(&format!("{what}v"));
@@ -762,15 +667,10 @@ fn ping_quick(ns: &Netns, dst: &str, count: u32) -> u32 {
         .output()
         .expect("ping runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| {
-            let (_, rest) = l.split_once("transmitted, ")?;
-            rest.split_once(' ')?.0.parse().ok()
-        })
-        .unwrap_or_else(|| {
-            eprintln!("[{}] ping {dst}: {text}", ns.0);
-            0
-        })
+    ping_replies(&text).unwrap_or_else(|| {
+        eprintln!("[{}] ping {dst}: {text}", ns.name);
+        0
+    })
 }
 
 /// Sends ONE broadcast echo request (Ethernet ff:ff:ff:ff:ff:ff) from `ns` to 198.19.0.255
@@ -801,17 +701,17 @@ fn three_switches_in_a_full_mesh_deliver_each_broadcast_once() {
     let started = std::time::Instant::now();
     let names = Names::new("h");
     let dir = Scratch::new("overlay-h");
-    let wire = Netns::new(names.ns("wire"));
+    let wire = names.netns("wire");
     wire.ip(&["link", "add", "br0", "type", "bridge"]);
     wire.ip(&["link", "set", "br0", "up"]);
     let mut nodes = Vec::new();
     for i in 1..=3usize {
-        let ns = Netns::new(names.ns(&format!("sw{i}")));
+        let ns = names.netns(&format!("sw{i}"));
         let (up, w) = (
             names.ifname(&format!("u{i}")),
             names.ifname(&format!("w{i}")),
         );
-        veth(&ns, &up, &wire, &w);
+        veth_between(&ns, &up, &wire, &w);
         wire.ip(&["link", "set", &w, "master", "br0"]);
         let addr = format!("198.19.0.{i}");
         let (a, a_sw) = guest(&names, &format!("a{i}"), &ns, &addr, &mesh_mac(i));

@@ -10,136 +10,20 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use nix::sys::signal::Signal;
+use testkit::process::{logs, watch};
+use testkit::qemu::{self, verdict, QEMU};
 
-const QEMU: &str = "qemu-system-x86_64";
 /// Echo requests the pinger sends once the responder answers.
 const PINGS: u64 = 5;
 /// How long the pinger waits for the responder's first answer (the guests boot in parallel;
 /// ~5-10 s each under TCG on this machine).
 const PEER_WAIT_SECS: u64 = 60;
-
-/// The cargo target directory this test runs from (`target/debug/deps/qemu-*` -> `target`).
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.ancestors()
-        .nth(3)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
-}
-
-/// Builds (or finds up to date) the guest kernel and initramfs; returns their paths.
-fn guest_image() -> (PathBuf, PathBuf) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/guest/build-image.sh");
-    let out = target_dir().join("guest-image");
-    let t = Instant::now();
-    let res = Command::new(&script)
-        .arg(&out)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&res.stdout),
-        String::from_utf8_lossy(&res.stderr)
-    );
-    assert!(
-        res.status.success(),
-        "{} {} failed ({:?}):\n{log}",
-        script.display(),
-        out.display(),
-        res.status
-    );
-    eprintln!("guest image ({:.1?}): {}", t.elapsed(), log.trim_end());
-    let (kernel, initrd) = (out.join("vmlinuz"), out.join("initramfs.gz"));
-    assert!(
-        kernel.is_file() && initrd.is_file(),
-        "{} did not leave vmlinuz and initramfs.gz in {}:\n{log}",
-        script.display(),
-        out.display()
-    );
-    (kernel, initrd)
-}
-
-/// One guest: 256 MiB of shared (memfd) memory, one virtio-net-pci device on the vhost-user
-/// socket `sock`, serial console on stdio. `listen`: QEMU owns the socket (the switch is the
-/// vhost-user client).
-fn guest(
-    image: &(PathBuf, PathBuf),
-    sock: &Path,
-    listen: bool,
-    mac: &str,
-    params: &str,
-) -> Command {
-    let mut c = Command::new(QEMU);
-    c.args(["-accel", "tcg", "-m", "256", "-nographic", "-no-reboot"])
-        .arg("-kernel")
-        .arg(&image.0)
-        .arg("-initrd")
-        .arg(&image.1)
-        .arg("-append")
-        .arg(format!("console=ttyS0 panic=-1 {params}"))
-        .args([
-            "-object",
-            "memory-backend-memfd,id=mem,size=256M,share=on",
-            "-numa",
-            "node,memdev=mem",
-        ])
-        .arg("-chardev")
-        .arg(format!(
-            "socket,id=c0,path={}{}",
-            sock.display(),
-            if listen { ",server=on,wait=off" } else { "" }
-        ))
-        .args(["-netdev", "vhost-user,id=n0,chardev=c0"])
-        // vectors=0: no MSI-X, with which QEMU 7.2 under TCG segfaults when the driver starts.
-        .args(["-device"])
-        .arg(format!("virtio-net-pci,netdev=n0,mac={mac},vectors=0"));
-    c
-}
-
-/// Everything the test has read from each process, for failure messages.
-fn logs(procs: &[&Proc]) -> String {
-    procs
-        .iter()
-        .map(|p| format!("===== {} =====\n{}", p.name, p.log))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Reads every process's output until `done` says `watched`'s log is complete, or panics
-/// with all logs after `timeout`.
-fn watch(
-    procs: &mut [&mut Proc],
-    watched: usize,
-    what: &str,
-    timeout: Duration,
-    done: impl Fn(&str) -> bool,
-) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        for p in procs.iter_mut() {
-            p.drain_for(Duration::from_millis(50));
-        }
-        if done(&procs[watched].log) {
-            return;
-        }
-        if Instant::now() >= deadline {
-            let all: Vec<&Proc> = procs.iter().map(|p| &**p).collect();
-            panic!("{what}: not seen within {timeout:?}\n{}", logs(&all));
-        }
-    }
-}
-
-fn verdict(log: &str) -> Option<&str> {
-    log.lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("VSWITCH-TEST: PASS") || l.starts_with("VSWITCH-TEST: FAIL"))
-}
 
 fn run(image: &(PathBuf, PathBuf), client_mode: bool) {
     let t = Instant::now();
@@ -188,7 +72,7 @@ mode = "{mode}"
 
     let mut responder = Proc::spawn(
         "guest vm2 (responder)",
-        guest(
+        qemu::command(
             image,
             &s2,
             client_mode,
@@ -198,7 +82,7 @@ mode = "{mode}"
     );
     let mut pinger = Proc::spawn(
         "guest vm1 (pinger)",
-        guest(
+        qemu::command(
             image,
             &s1,
             client_mode,
@@ -292,7 +176,7 @@ fn qemu_guests_ping_each_other_through_the_switch() {
     if !require_peer(QEMU, "qemu-system-x86", "VSWITCH_SKIP_QEMU") {
         return;
     }
-    let image = guest_image();
+    let image = qemu::image();
     run(&image, false);
     run(&image, true);
 }

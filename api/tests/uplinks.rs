@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{require_ping, Netns, Proc, Scratch, Veth, VSWITCHD};
+use common::{require_tool, Netns, Proc, Scratch, Veth, VSWITCHD};
 use nix::sys::signal::Signal;
 
 const HOST_A: &str = "198.18.20.1";
@@ -45,7 +45,7 @@ fn ping(ns: &Netns, to: &str, sw: &mut Proc) {
 
 #[test]
 fn two_afxdp_uplinks_bridge_two_namespaces() {
-    require_ping();
+    require_tool("ping", "iputils-ping");
     let (na, nb) = (Netns::new(), Netns::new());
     let (va, vb) = (Veth::new(&na), Veth::new(&nb));
     na.addr(&va.peer, &format!("{HOST_A}/24"));
@@ -75,7 +75,7 @@ fn two_afxdp_uplinks_bridge_two_namespaces() {
 
 #[test]
 fn afxdp_uplink_and_tap_bridge_two_namespaces() {
-    require_ping();
+    require_tool("ping", "iputils-ping");
     let (na, nb) = (Netns::new(), Netns::new());
     let va = Veth::new(&na);
     na.addr(&va.peer, &format!("{HOST_A}/24"));

@@ -1,29 +1,14 @@
 //! `vswitchd` as a process: starts from a config file, stops cleanly on SIGTERM, and refuses
 //! a bad file with a message naming the line and field, starting nothing.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 mod common;
 
-use common::{Scratch, VSWITCHD};
-
-/// Kills the child by PID if a test fails before it exits.
-struct Guard(Option<Child>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
+use common::{Proc, Scratch, VSWITCHD};
 
 #[test]
 fn starts_from_config_and_stops_on_sigterm() {
@@ -52,61 +37,25 @@ actions = ["output:vm2"]
         ),
     );
     let state = dir.path("state");
-    let child = Command::new(VSWITCHD)
-        // No API: parallel tests must not compete for its default port.
-        .args(["--api-listen", "off"])
+    let mut cmd = Command::new(VSWITCHD);
+    // No API: parallel tests must not compete for its default port.
+    cmd.args(["--api-listen", "off"])
         .arg("--config")
         .arg(&cfg)
         .arg("--state-dir")
         .arg(&state)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut guard = Guard(Some(child));
-    let child = guard.0.as_mut().unwrap();
-    let pid = Pid::from_raw(child.id() as i32);
+        .env("RUST_LOG", "info");
+    // Killed by PID if the test fails before it exits.
+    let mut sw = Proc::spawn("vswitchd", cmd);
+    let line = sw.wait_for("vswitchd running", Duration::from_secs(20));
+    assert!(
+        line.contains("ports=2") && line.contains("flows=1"),
+        "{line}"
+    );
 
-    // Read stderr on a thread; wait for the "running" line.
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line.clone());
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let mut running = false;
-    let mut seen = String::new();
-    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains("vswitchd running") {
-            assert!(
-                line.contains("ports=2") && line.contains("flows=1"),
-                "{line}"
-            );
-            running = true;
-            break;
-        }
-    }
-    assert!(running, "vswitchd did not report running:\n{seen}");
-
-    kill(pid, Signal::SIGTERM).unwrap();
-    let mut status = None;
-    for _ in 0..200 {
-        if let Some(s) = child.try_wait().unwrap() {
-            status = Some(s);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let status = status.expect("vswitchd exits within 10 s of SIGTERM");
-    guard.0 = None;
-    let log = reader.join().unwrap();
+    // Panics unless it exits within 10 s of SIGTERM.
+    let status = sw.stop(Signal::SIGTERM, Duration::from_secs(10));
+    let log = &sw.log;
     assert!(status.success(), "exit status {status:?}\n{log}");
     assert!(log.contains("stopping") && log.contains("stopped"), "{log}");
     assert!(

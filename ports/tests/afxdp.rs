@@ -3,14 +3,15 @@
 //! rx queue byte for byte, and frames the port transmits must arrive at the peer the same.
 //! Needs root (CI is root).
 
-mod netns;
-
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use netns::{ip_output, test_frame, Netns, PacketSocket, Veth, TEST_ETHERTYPE};
 use ports::afxdp::{AfXdpError, AfXdpPort, XdpMode};
 use ports::{Packet, Port, RxQueue, BURST};
+use testkit::frames::{test_frame, TEST_ETHERTYPE};
+use testkit::logs::logged;
+use testkit::netns::{ip_output, Netns, Veth};
+use testkit::packet_socket::PacketSocket;
 
 const PEER_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x00, 0x00, 0x01];
 const SWITCH_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x00, 0x00, 0x02];
@@ -354,39 +355,6 @@ fn oversized_frames_are_reported_not_sent() {
     assert_eq!(pkts[1].data(), &b[..], "sent frames first, in order");
     assert_eq!(pkts[2].data(), &big[..]);
     assert_eq!(peer.recv_test_frames(2, LIMIT), vec![a, b]);
-}
-
-/// A `tracing` writer into a shared buffer, to read what a call logged.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
-/// Runs `f` with this thread's log going to a buffer; returns its result and the log.
-fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
-    let cap = Captured::default();
-    let sub = tracing_subscriber::fmt()
-        .with_writer(cap.clone())
-        .with_ansi(false)
-        .finish();
-    let out = tracing::subscriber::with_default(sub, f);
-    let log = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
-    (out, log)
 }
 
 #[test]

@@ -3,14 +3,14 @@
 //! receives the frames the port transmits. Runs through io_uring and through the plain
 //! read/write fallback. Needs root (CI is root).
 
-mod netns;
-
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use netns::{ip, ip_output, test_frame, unique, Netns, PacketSocket, TEST_ETHERTYPE};
 use ports::tap::TapPort;
 use ports::{Packet, Port, RxQueue, BURST};
+use testkit::frames::{test_frame, TEST_ETHERTYPE};
+use testkit::netns::{ip, ip_output, unique_name, Netns};
+use testkit::packet_socket::PacketSocket;
 
 const PEER_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x00, 0x01, 0x01];
 const SWITCH_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x00, 0x01, 0x02];
@@ -38,7 +38,7 @@ fn rx_test_frames(rxq: &mut dyn RxQueue, want: usize) -> Vec<Vec<u8>> {
 /// A tap made by the port, moved into a fresh namespace and brought up there.
 fn tap_in_ns(plain_io: bool) -> (Netns, String, TapPort) {
     let ns = Netns::new();
-    let name = unique("vtp");
+    let name = unique_name("vtp");
     let port = if plain_io {
         TapPort::open_plain_io(&name)
     } else {
@@ -150,7 +150,7 @@ fn idle_queue_wakes_on_the_tap_fd() {
 
 #[test]
 fn created_when_absent_removed_on_drop_and_busy_is_an_error() {
-    let name = unique("vtq");
+    let name = unique_name("vtq");
     let port = TapPort::open(&name).unwrap();
     assert!(ip_output(&["link", "show", &name]).contains(&name));
     let e = TapPort::open(&name)

@@ -493,11 +493,10 @@ fn idle_pmd_sleeps_and_wakes_on_traffic() {
 
 #[test]
 fn learned_macs_age_out_and_unknown_unicast_floods_again() {
-    let ncpu = std::thread::available_parallelism().unwrap().get();
     let cfg = switch::Config {
         switch: switch::config::SwitchConfig {
             mac_aging_secs: 1,
-            ..switch_cfg(&[ncpu - 1])
+            ..switch_cfg(&[last_cpu()])
         },
         ports: ["p1", "p2", "p3"].iter().map(|n| mem_port(n)).collect(),
         flows: Vec::new(),

@@ -56,13 +56,12 @@ fn rig(memory: std::fs::File) -> Rig {
 /// (socket `vm.sock` in the returned directory); `tune` adjusts the switch settings.
 fn start(tune: impl FnOnce(&mut switch::config::SwitchConfig)) -> (SockDir, Switch, Vec<MemPeer>) {
     let dir = SockDir::new();
-    let ncpu = std::thread::available_parallelism().unwrap().get();
     let vm = PortConfig {
         kind: PortType::VhostUser,
         socket: Some(dir.path("vm.sock")),
         ..mem_port("vm")
     };
-    let mut switch = switch_cfg(&[ncpu - 1]);
+    let mut switch = switch_cfg(&[last_cpu()]);
     switch.socket_dir = dir.dir.path().to_path_buf();
     tune(&mut switch);
     let names = ["w1", "w2", "w3", "w4", "src"];

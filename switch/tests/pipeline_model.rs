@@ -190,11 +190,9 @@ fn frame_bytes(f: &FrameSpec, seq: u32) -> Vec<u8> {
     let mut out = Vec::new();
     match f.body {
         Body::Other => {
-            out.extend_from_slice(&dst);
-            out.extend_from_slice(&mac(src));
-            out.extend_from_slice(&OTHER_ETH_TYPE.to_be_bytes());
-            out.extend_from_slice(&[0; 42]);
-            out.extend_from_slice(&payload);
+            let mut body = [0u8; 46];
+            body[42..].copy_from_slice(&payload);
+            out = testkit::frames::ethernet(dst, mac(src), OTHER_ETH_TYPE, &body);
         }
         Body::Ipv4 {
             host,

@@ -1,15 +1,19 @@
 //! VXLAN between in-memory ports: a memory port with an `ip` is the underlay, and the test
-//! plays the remote VTEP on it (answering ARP, sending VXLAN). Outer headers are checked with
-//! etherparse; the VXLAN header (which etherparse lacks) by hand.
+//! plays the remote VTEP on it (answering ARP, sending VXLAN). The remote's frames are built
+//! with `testkit::frames` (the `flowtable::wire` reprs); the switch's outer headers are checked
+//! with etherparse, the VXLAN header (which etherparse lacks) by hand.
 
 mod common;
 
 use common::*;
-use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TransportHeader};
+use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
+use flowtable::wire::ArpOperation::{Reply, Request};
 use ports::mem::MemPeer;
 use switch::config::{FlowConfig, PortConfig, PortType};
 use switch::tunnel::stats::TunnelStats;
 use switch::{DropReason, Switch};
+use testkit::frames::{self, arp, Underlay};
+use testkit::logs::captured_log;
 
 const LOCAL: [u8; 4] = [198, 18, 0, 1];
 const REMOTE: [u8; 4] = [198, 18, 0, 2];
@@ -63,39 +67,22 @@ fn drops(sw: &Switch, why: DropReason) -> u64 {
     sw.stats().iter().map(|s| s.stats.drops_of(why)).sum()
 }
 
-/// An Ethernet/ARP frame (padded to 60 bytes).
-fn arp_frame(op: u16, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]) -> Vec<u8> {
-    let dst = if op == 1 { [0xff; 6] } else { tha };
-    let mut f = Vec::new();
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&sha);
-    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, op as u8]);
-    f.extend_from_slice(&sha);
-    f.extend_from_slice(&spa);
-    f.extend_from_slice(&tha);
-    f.extend_from_slice(&tpa);
-    f.resize(60, 0);
-    f
-}
-
 /// The remote VTEP's ARP reply to the switch.
 fn remote_arp_reply() -> Vec<u8> {
-    arp_frame(2, REMOTE_MAC, REMOTE, LOCAL_MAC, LOCAL)
+    arp(Reply, REMOTE_MAC, REMOTE, LOCAL_MAC, LOCAL)
 }
 
-/// A VXLAN frame from `src` to `dst` carrying `inner` with `vni`.
+/// A VXLAN frame from the remote VTEP's MAC to ours, from `src` to `dst`, carrying `inner`
+/// with `vni`.
 fn vxlan_frame(src: [u8; 4], dst: [u8; 4], vni: u32, inner: &[u8]) -> Vec<u8> {
-    let mut payload = vec![0x08, 0, 0, 0];
-    payload.extend_from_slice(&vni.to_be_bytes()[1..]);
-    payload.push(0);
-    payload.extend_from_slice(inner);
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2(REMOTE_MAC, LOCAL_MAC)
-        .ipv4(src, dst, 64)
-        .udp(54321, 4789)
-        .write(&mut out, &payload)
-        .unwrap();
-    out
+    let underlay = Underlay {
+        src_mac: REMOTE_MAC,
+        dst_mac: LOCAL_MAC,
+        src_ip: src,
+        dst_ip: dst,
+        src_port: 54321,
+    };
+    frames::vxlan(&underlay, vni, inner)
 }
 
 /// What an encapsulated frame says, checked along the way: Ethernet to the remote's MAC
@@ -335,9 +322,9 @@ fn hostile_or_foreign_outer_frames_are_counted_never_forwarded() {
 fn arp_for_our_address_is_answered() {
     let (sw, up, vm) = setup(None, &[]);
     let peers = [up.clone(), vm.clone()];
-    up.inject(&arp_frame(1, REMOTE_MAC, REMOTE, [0; 6], LOCAL));
+    up.inject(&arp(Request, REMOTE_MAC, REMOTE, [0; 6], LOCAL));
     // Not for us: no answer.
-    up.inject(&arp_frame(1, REMOTE_MAC, REMOTE, [0; 6], [198, 18, 0, 77]));
+    up.inject(&arp(Request, REMOTE_MAC, REMOTE, [0; 6], [198, 18, 0, 77]));
     let got = collect(&sw, &peers);
     assert_eq!(got[0].len(), 1);
     let h = PacketHeaders::from_ethernet_slice(&got[0][0]).unwrap();
@@ -381,44 +368,12 @@ fn resolution_queue_overflow_is_counted() {
     assert_eq!(drops(&sw, DropReason::Tunnel), t.neigh_queue_overflow);
 }
 
-/// Everything logged in this test process, from every thread (PMDs log on their own).
-fn captured_log() -> String {
-    use std::sync::{Arc, Mutex, OnceLock};
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-        type Writer = Captured;
-        fn make_writer(&'a self) -> Captured {
-            self.clone()
-        }
-    }
-    static LOG: OnceLock<Captured> = OnceLock::new();
-    let cap = LOG.get_or_init(|| {
-        let cap = Captured::default();
-        tracing_subscriber::fmt()
-            .with_writer(cap.clone())
-            .with_ansi(false)
-            .init();
-        cap
-    });
-    String::from_utf8_lossy(&cap.0.lock().unwrap()).into_owned()
-}
-
 #[test]
 fn frames_over_the_underlay_mtu_are_dropped_and_counted() {
     captured_log(); // from here on, logs are kept
     let (sw, up, vm) = setup(Some(576), &[]);
     let peers = [up.clone(), vm.clone()];
-    up.inject(&arp_frame(1, REMOTE_MAC, REMOTE, [0; 6], LOCAL));
+    up.inject(&arp(Request, REMOTE_MAC, REMOTE, [0; 6], LOCAL));
     let _ = collect(&sw, &peers);
     let frame = |len: usize| {
         let mut f = unicast(1, 2, 0);
@@ -462,7 +417,7 @@ fn set_tunnel_chooses_the_vni_per_flow() {
     )];
     let (sw, up, vm) = setup(None, &flows);
     let peers = [up.clone(), vm.clone()];
-    up.inject(&arp_frame(1, REMOTE_MAC, REMOTE, [0; 6], LOCAL));
+    up.inject(&arp(Request, REMOTE_MAC, REMOTE, [0; 6], LOCAL));
     let _ = collect(&sw, &peers);
     vm.inject(&unicast(1, 3, 0)); // the rule: VNI 200
     vm.inject(&unicast(1, 2, 1)); // normal: the port's VNI 100
@@ -486,7 +441,7 @@ fn two_vnis_with_overlapping_addresses_stay_apart() {
     );
     let p: Vec<MemPeer> = p.into_iter().flatten().collect();
     let (up, a, b) = (&p[0], &p[1], &p[2]);
-    up.inject(&arp_frame(1, REMOTE_MAC, REMOTE, [0; 6], LOCAL));
+    up.inject(&arp(Request, REMOTE_MAC, REMOTE, [0; 6], LOCAL));
     let _ = collect(&sw, &p);
     // Broadcasts from the wire: each VNI reaches only its tenant.
     up.inject(&vxlan_frame(REMOTE, LOCAL, 100, &broadcast(5, 1)));
@@ -706,7 +661,7 @@ fn a_vxlan_port_with_its_own_local_ip_uses_it_both_ways() {
     let p: Vec<MemPeer> = p.into_iter().flatten().collect();
     let (up, vm) = (&p[0], &p[1]);
     // ARP for the port's address is answered, with the switch's MAC.
-    up.inject(&arp_frame(1, REMOTE_MAC, REMOTE, [0; 6], LOCAL2));
+    up.inject(&arp(Request, REMOTE_MAC, REMOTE, [0; 6], LOCAL2));
     let got = collect(&sw, &p);
     assert_eq!(got[0].len(), 1);
     assert_eq!(&got[0][0][22..28], &LOCAL_MAC, "sender MAC");
@@ -750,7 +705,7 @@ fn off_link_vteps_go_through_the_gateway_or_are_dropped_without_one() {
         is_arp_request_for(&got[0][0], GW),
         "resolves the gateway, not the VTEP"
     );
-    p[0].inject(&arp_frame(2, GW_MAC, GW, LOCAL_MAC, LOCAL));
+    p[0].inject(&arp(Reply, GW_MAC, GW, LOCAL_MAC, LOCAL));
     let got = collect(&sw, &p);
     assert_eq!(got[0].len(), 1);
     let h = PacketHeaders::from_ethernet_slice(&got[0][0]).unwrap();
@@ -828,8 +783,8 @@ fn mesh_node(extra: Vec<PortConfig>, flows: &[FlowConfig]) -> (Switch, Vec<MemPe
     let (sw, p) = switch_from(ports, flows);
     let p: Vec<MemPeer> = p.into_iter().flatten().collect();
     // Both VTEPs ask for our address: the switch answers and knows their MACs.
-    p[0].inject(&arp_frame(1, REMOTE_MAC, REMOTE, [0; 6], LOCAL));
-    p[0].inject(&arp_frame(1, REMOTE_B_MAC, REMOTE_B, [0; 6], LOCAL));
+    p[0].inject(&arp(Request, REMOTE_MAC, REMOTE, [0; 6], LOCAL));
+    p[0].inject(&arp(Request, REMOTE_B_MAC, REMOTE_B, [0; 6], LOCAL));
     let got = collect(&sw, &p);
     assert_eq!(got[0].len(), 2, "two ARP replies");
     (sw, p)
@@ -963,8 +918,8 @@ fn a_flood_from_the_overlay_with_only_vxlan_ports_left_is_counted_as_split_horiz
         &[],
     );
     let p: Vec<MemPeer> = p.into_iter().flatten().collect();
-    p[0].inject(&arp_frame(1, REMOTE_MAC, REMOTE, [0; 6], LOCAL));
-    p[0].inject(&arp_frame(1, REMOTE_B_MAC, REMOTE_B, [0; 6], LOCAL));
+    p[0].inject(&arp(Request, REMOTE_MAC, REMOTE, [0; 6], LOCAL));
+    p[0].inject(&arp(Request, REMOTE_B_MAC, REMOTE_B, [0; 6], LOCAL));
     let _ = collect(&sw, &p);
     p[0].inject(&vxlan_frame(REMOTE, LOCAL, 100, &broadcast(7, 1)));
     p[0].inject(&vxlan_frame(REMOTE_B, LOCAL, 100, &unicast(8, 9, 2)));

@@ -1,4 +1,5 @@
-//! Shared test fixtures: frames built with etherparse, switches with memory ports.
+//! Shared test fixtures: frames built with etherparse (hosts' MACs and addresses from
+//! `testkit::frames`), switches with memory ports.
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
@@ -8,15 +9,8 @@ use ports::mem::MemPeer;
 use switch::config::{Config, FlowConfig, MatchValue, PortConfig, PortType, SwitchConfig};
 use switch::Switch;
 
-/// A MAC whose last octet is `n` (locally administered, unicast).
-pub fn mac(n: u8) -> [u8; 6] {
-    [0x02, 0, 0, 0, 0, n]
-}
-
-/// An address in the benchmarking range 198.18.0.0/15.
-pub fn ip(n: u8) -> [u8; 4] {
-    [198, 18, 0, n]
-}
+pub use testkit::frames::{ip, mac};
+pub use testkit::last_cpu;
 
 /// An IPv4/UDP frame from host `src` to host `dst`; `seq` goes into the payload so frames
 /// can be told apart.
@@ -97,9 +91,8 @@ pub fn switch_cfg(cores: &[usize]) -> SwitchConfig {
 
 /// A switch with one PMD on the last CPU and memory ports `names`.
 pub fn switch_with(names: &[&str], flows: &[FlowConfig]) -> (Switch, Vec<MemPeer>) {
-    let ncpu = std::thread::available_parallelism().unwrap().get();
     let cfg = Config {
-        switch: switch_cfg(&[ncpu - 1]),
+        switch: switch_cfg(&[last_cpu()]),
         ports: names.iter().map(|n| mem_port(n)).collect(),
         flows: flows.to_vec(),
     };
@@ -220,9 +213,8 @@ pub fn mem_port_vlan(name: &str, vlan: Option<switch::config::VlanConfig>) -> Po
 /// A switch with one PMD on the last CPU and `ports`; returns the memory peers in port order
 /// (`None` for ports that are not memory ports).
 pub fn switch_from(ports: Vec<PortConfig>, flows: &[FlowConfig]) -> (Switch, Vec<Option<MemPeer>>) {
-    let ncpu = std::thread::available_parallelism().unwrap().get();
     let cfg = Config {
-        switch: switch_cfg(&[ncpu - 1]),
+        switch: switch_cfg(&[last_cpu()]),
         ports,
         flows: flows.to_vec(),
     };

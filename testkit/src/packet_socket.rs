@@ -1,144 +1,15 @@
-//! Test fixtures for uplink ports: network namespaces, veth pairs and a raw AF_PACKET socket
-//! opened inside a namespace, each cleaned up on drop (also when a test fails).
-#![allow(dead_code)]
+//! A raw AF_PACKET socket on one interface, opened inside a network namespace: the far end
+//! a test sends frames from and reads them back at, byte for byte.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// An ethertype from the IEEE "local experimental" range: nothing else on the link uses it.
-pub const TEST_ETHERTYPE: u16 = 0x88b5;
-
-/// Runs `ip args...`, panicking with its stderr on failure (or naming the missing package).
-pub fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `ip` (package iproute2 is required): {e}"));
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Output of `ip args...`.
-pub fn ip_output(args: &[&str]) -> String {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `ip` (package iproute2 is required): {e}"));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A short name unique to this test process and call: `{prefix}{pid}{n}` (<= 15 chars).
-pub fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}{}{n}", std::process::id() % 100_000)
-}
-
-/// A network namespace, deleted on drop.
-pub struct Netns {
-    /// Its name under /run/netns.
-    pub name: String,
-}
-
-impl Netns {
-    /// Creates a namespace with a unique name.
-    pub fn new() -> Netns {
-        let name = unique("vswt");
-        ip(&["netns", "add", &name]);
-        let ns = Netns { name };
-        ns.exec(&["ip", "link", "set", "lo", "up"]);
-        ns
-    }
-
-    /// Runs a command inside the namespace, panicking on failure.
-    pub fn exec(&self, cmd: &[&str]) {
-        let mut args = vec!["netns", "exec", &self.name];
-        args.extend_from_slice(cmd);
-        ip(&args);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-/// A veth pair: `host` stays in this namespace, `peer` lives in `ns`. Deleted on drop.
-pub struct Veth {
-    /// The end the switch binds.
-    pub host: String,
-    /// The end inside the namespace.
-    pub peer: String,
-}
-
-impl Veth {
-    /// Creates the pair and brings both ends up.
-    pub fn new(ns: &Netns) -> Veth {
-        let host = unique("vxa");
-        let peer = unique("vxb");
-        ip(&[
-            "link", "add", &host, "type", "veth", "peer", "name", &peer, "netns", &ns.name,
-        ]);
-        let v = Veth { host, peer };
-        ip(&["link", "set", &v.host, "up"]);
-        ns.exec(&["ip", "link", "set", &v.peer, "up"]);
-        v
-    }
-}
-
-impl Veth {
-    /// A pair with `queues` rx and tx queues on each end.
-    pub fn with_queues(ns: &Netns, queues: u16) -> Veth {
-        let host = unique("vxa");
-        let peer = unique("vxb");
-        let q = queues.to_string();
-        ip(&[
-            "link",
-            "add",
-            &host,
-            "numrxqueues",
-            &q,
-            "numtxqueues",
-            &q,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &peer,
-            "numrxqueues",
-            &q,
-            "numtxqueues",
-            &q,
-            "netns",
-            &ns.name,
-        ]);
-        let v = Veth { host, peer };
-        ip(&["link", "set", &v.host, "up"]);
-        ns.exec(&["ip", "link", "set", &v.peer, "up"]);
-        v
-    }
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.host])
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-}
+use crate::frames::TEST_ETHERTYPE;
+use crate::netns::Netns;
 
 /// A raw socket on one interface, bound inside a namespace (or this one, with `ns` = None).
+#[derive(Debug)]
 pub struct PacketSocket {
     fd: OwnedFd,
 }
@@ -267,16 +138,4 @@ impl PacketSocket {
         }
         got
     }
-}
-
-/// A test frame: broadcast-free unicast addresses, [`TEST_ETHERTYPE`], a payload of `len`
-/// bytes derived from `seq`.
-pub fn test_frame(src: [u8; 6], dst: [u8; 6], seq: u32, len: usize) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + len);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&TEST_ETHERTYPE.to_be_bytes());
-    f.extend_from_slice(&seq.to_be_bytes());
-    f.extend((4..len).map(|i| (i as u32).wrapping_mul(31).wrapping_add(seq) as u8));
-    f
 }

@@ -1,8 +1,7 @@
 //! A QEMU (TCG) Linux guest on a vhost-user socket, from the image
-//! `deploy/guest/build-image.sh` builds (its `/init` reads `vs.*` parameters from the kernel
-//! command line and reports `VSWITCH-TEST:` lines on the serial console).
-//!
-//! The same steps as `api/tests/qemu.rs`, shared for the tests that need one guest.
+//! `deploy/guest/build-image.sh` builds: a Debian kernel and a busybox initramfs whose
+//! `/init` reads `vs.*` parameters from the kernel command line and reports `VSWITCH-TEST:`
+//! lines on the serial console.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,7 +10,8 @@ use std::time::Instant;
 /// The QEMU binary (Debian's qemu-system-x86).
 pub const QEMU: &str = "qemu-system-x86_64";
 
-/// The cargo target directory the running test binary lives in.
+/// The cargo target directory the running test binary lives in
+/// (`target/debug/deps/NAME-HASH` -> `target`).
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.ancestors()
@@ -20,7 +20,8 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
-/// Builds (or finds up to date) the guest kernel and initramfs; returns their paths.
+/// Builds (or finds up to date) the guest kernel and initramfs in `target/guest-image`;
+/// returns their paths.
 pub fn image() -> (PathBuf, PathBuf) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/guest/build-image.sh");
     let out = target_dir().join("guest-image");
@@ -45,15 +46,24 @@ pub fn image() -> (PathBuf, PathBuf) {
     let (kernel, initrd) = (out.join("vmlinuz"), out.join("initramfs.gz"));
     assert!(
         kernel.is_file() && initrd.is_file(),
-        "no guest image in {}",
+        "{} did not leave vmlinuz and initramfs.gz in {}:\n{log}",
+        script.display(),
         out.display()
     );
     (kernel, initrd)
 }
 
-/// A guest with 256 MiB of shared memory and one virtio-net-pci device on the vhost-user
-/// socket `sock` (the switch is the vhost-user server), serial console on stdio.
-pub fn command(image: &(PathBuf, PathBuf), sock: &Path, mac: &str, params: &str) -> Command {
+/// A guest with 256 MiB of shared (memfd) memory and one virtio-net-pci device with MAC
+/// `mac` on the vhost-user socket `sock`, serial console on stdio, `params` on its kernel
+/// command line. `listen`: QEMU owns the socket (the switch is the vhost-user client);
+/// otherwise the switch is the server and QEMU connects.
+pub fn command(
+    image: &(PathBuf, PathBuf),
+    sock: &Path,
+    listen: bool,
+    mac: &str,
+    params: &str,
+) -> Command {
     let mut c = Command::new(QEMU);
     c.args(["-accel", "tcg", "-m", "256", "-nographic", "-no-reboot"])
         .arg("-kernel")
@@ -69,7 +79,11 @@ pub fn command(image: &(PathBuf, PathBuf), sock: &Path, mac: &str, params: &str)
             "node,memdev=mem",
         ])
         .arg("-chardev")
-        .arg(format!("socket,id=c0,path={}", sock.display()))
+        .arg(format!(
+            "socket,id=c0,path={}{}",
+            sock.display(),
+            if listen { ",server=on,wait=off" } else { "" }
+        ))
         .args(["-netdev", "vhost-user,id=n0,chardev=c0"])
         // vectors=0: no MSI-X, with which QEMU 7.2 under TCG segfaults when the driver starts.
         .args(["-device"])
@@ -77,7 +91,8 @@ pub fn command(image: &(PathBuf, PathBuf), sock: &Path, mac: &str, params: &str)
     c
 }
 
-/// The guest's verdict line, once it has printed one.
+/// The guest's verdict line (`VSWITCH-TEST: PASS ...` or `... FAIL ...`), once its log has
+/// one.
 pub fn verdict(log: &str) -> Option<&str> {
     log.lines()
         .map(str::trim)
