@@ -1,22 +1,24 @@
 //! The virtio-net device's two datapaths over a virtqueue (virtio 1.1 §5.1.6): what the
-//! switch takes from a guest's transmit queue ([`tx`]: header stripped, frame copied once)
-//! and what it writes into a guest's receive queue ([`rx`]: header, frame, mergeable
-//! buffers). They drive the ring through its burst and chain primitives
-//! ([`crate::vhost::split`]); a packed ring would offer the same primitives beside the split
-//! one.
+//! switch takes from a guest's transmit queue (`tx`: [`SplitRing::dequeue`], header
+//! stripped, frame copied once) and what it writes into a guest's receive queue (`rx`:
+//! [`SplitRing::enqueue`], header, frame, mergeable buffers). They drive the ring through
+//! its burst and chain primitives ([`crate::vhost::split`]); a packed ring would offer the
+//! same primitives beside the split one.
 //!
 //! Each burst reads `avail.idx` once, writes its used elements, stores `used.idx` once
 //! (Release) and decides once whether the driver wants an interrupt. Work is bounded whatever
 //! the driver writes (zero-length descriptors, indirect tables as long as the ring, mergeable
 //! frames over empty chains): a chain, and the chains of one mergeable frame together, read
-//! at most [`MAX_CHAIN_DESCS`](crate::vhost::split::MAX_CHAIN_DESCS) descriptors, or they are returned unused and counted; a burst
-//! reads at most about [`crate::vhost::split::BURST_DESC_BUDGET`] descriptors and leaves the
-//! rest in the ring; and a ring that returned such chains sits out the next
-//! [`crate::vhost::split::COOLDOWN_BURSTS`] bursts. `bench/benches/vring.rs` measures a
-//! hostile burst against a benign one.
+//! at most [`MAX_CHAIN_DESCS`] descriptors, or they are returned unused and counted; a burst
+//! reads at most about [`BURST_DESC_BUDGET`] descriptors and leaves the rest in the ring; and
+//! a ring that returned such chains sits out the next [`COOLDOWN_BURSTS`] bursts.
+//! `bench/benches/vring.rs` measures a hostile burst against a benign one.
 
 mod rx;
 mod tx;
+
+#[cfg(doc)]
+use crate::vhost::split::{SplitRing, BURST_DESC_BUDGET, COOLDOWN_BURSTS, MAX_CHAIN_DESCS};
 
 /// `struct virtio_net_hdr_mrg_rxbuf` (§5.1.6): with VERSION_1 the header is always 12 bytes,
 /// whether or not MRG_RXBUF was negotiated.
@@ -51,6 +53,6 @@ pub struct RingCounters {
     /// blocking behind our back.
     pub interrupts_lost: u64,
     /// Chains returned to the driver unused because they broke a per-chain bound
-    /// ([`MAX_CHAIN_DESCS`](crate::vhost::split::MAX_CHAIN_DESCS) descriptors per chain or per mergeable frame).
+    /// ([`MAX_CHAIN_DESCS`] descriptors per chain or per mergeable frame).
     pub guest_errors: u64,
 }

@@ -5,13 +5,15 @@
 //!
 //! The common chain, one writable descriptor with room for header and frame, takes a fast
 //! path; whatever it declines, the general walk reads again and decides on its own read. The
-//! chains of one mergeable frame share one [`MAX_CHAIN_DESCS`](crate::vhost::split::MAX_CHAIN_DESCS) bound, so a ring of empty
+//! chains of one mergeable frame share one [`MAX_CHAIN_DESCS`] bound, so a ring of empty
 //! chains costs a bounded number of descriptor reads per frame.
 
 use super::{header, RingCounters, NET_HDR_LEN};
 use crate::packet::Packet;
 use crate::vhost::split::chain::{Chain, Seg};
 use crate::vhost::split::layout::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
+#[cfg(doc)]
+use crate::vhost::split::MAX_CHAIN_DESCS;
 use crate::vhost::split::{QueueError, SplitRing};
 
 impl SplitRing {
@@ -144,7 +146,7 @@ impl SplitRing {
 
     /// One frame across as many chains as it needs, `num_buffers` set (§5.1.6.4). `None`: not
     /// enough buffers for the whole frame (nothing consumed). The chains of one frame share
-    /// one [`MAX_CHAIN_DESCS`](crate::vhost::split::MAX_CHAIN_DESCS) bound: chains that reach it without room for the frame are
+    /// one [`MAX_CHAIN_DESCS`] bound: chains that reach it without room for the frame are
     /// returned unused ([`QueueError::ChainOverCap`]), so a ring of empty chains costs at most
     /// that many descriptor reads per frame, and the same chains are never walked again.
     fn enqueue_mergeable(

@@ -3,8 +3,8 @@
 //!
 //! - [`layout`]: where every field lives (descriptor flags and bytes, the offsets of the
 //!   available and used rings as functions of the queue size);
-//! - [`chain`]: the descriptor chain walk, every step of it bounded and checked;
-//! - [`queue`]: the ring ([`SplitRing`]), validated once at start, then driven a burst at a
+//! - `chain`: the descriptor chain walk, every step of it bounded and checked;
+//! - `queue`: the ring ([`SplitRing`]), validated once at start, then driven a burst at a
 //!   time by the net paths ([`crate::vhost::net`]), which own `dequeue` and `enqueue`.
 //!
 //! Every walk the driver controls is bounded: the avail index may not run more than the
