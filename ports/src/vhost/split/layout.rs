@@ -48,15 +48,33 @@ pub mod desc {
     }
 }
 
-/// `struct virtq_avail` (§2.6.6): `flags`, `idx`, `ring[size]`, then `used_event` (read only
-/// with `VIRTIO_F_EVENT_IDX`).
-pub mod avail {
-    /// `le16 flags`: `AVAIL_F_NO_INTERRUPT`.
+/// Both rings start alike (§2.6.6, §2.6.8): `le16 flags`, `le16 idx` (free-running), then
+/// `size` entries, then one `le16` event field. Offsets for entries of `elem` bytes.
+mod ring {
+    /// `le16 flags`.
     pub const FLAGS: u64 = 0;
-    /// `le16 idx`: where the driver puts the next entry (free-running).
+    /// `le16 idx`.
     pub const IDX: u64 = 2;
-    /// `le16 ring[]`: chain heads.
+    /// The first entry.
     pub const RING: u64 = 4;
+
+    /// Offset of entry `slot`.
+    #[inline(always)]
+    pub const fn entry(elem: u64, slot: u64) -> u64 {
+        RING + elem * slot
+    }
+
+    /// Bytes of a ring of `size` entries with its event field.
+    #[inline(always)]
+    pub const fn len(elem: u64, size: u32) -> u64 {
+        entry(elem, size as u64) + 2
+    }
+}
+
+/// `struct virtq_avail` (§2.6.6): `flags` (`AVAIL_F_NO_INTERRUPT`), `idx`, `le16 ring[size]`
+/// of chain heads, then `used_event` (read only with `VIRTIO_F_EVENT_IDX`).
+pub mod avail {
+    pub use super::ring::{FLAGS, IDX, RING};
     /// Bytes of one ring entry.
     pub const ELEM_SIZE: u64 = 2;
     /// Alignment of the available ring (§2.6, the alignment table).
@@ -65,7 +83,7 @@ pub mod avail {
     /// Offset of ring entry `slot` (`slot < size`).
     #[inline(always)]
     pub const fn entry(slot: u64) -> u64 {
-        RING + ELEM_SIZE * slot
+        super::ring::entry(ELEM_SIZE, slot)
     }
 
     /// Offset of `used_event`, just past the ring of `size` entries (§2.6.7.2).
@@ -77,20 +95,16 @@ pub mod avail {
     /// Bytes of the available ring of a queue of `size`, `used_event` included: 6 + 2 size.
     #[inline(always)]
     pub const fn ring_len(size: u32) -> u64 {
-        used_event(size) + 2
+        super::ring::len(ELEM_SIZE, size)
     }
 }
 
-/// `struct virtq_used` (§2.6.8): `flags`, `idx`, `ring[size]` of `struct virtq_used_elem`,
-/// then `avail_event` (written only with `VIRTIO_F_EVENT_IDX`).
+/// `struct virtq_used` (§2.6.8): `flags` (`USED_F_NO_NOTIFY`), `idx`, `ring[size]` of
+/// `struct virtq_used_elem { le32 id; le32 len; }`, then `avail_event` (written only with
+/// `VIRTIO_F_EVENT_IDX`).
 pub mod used {
-    /// `le16 flags`: `USED_F_NO_NOTIFY`.
-    pub const FLAGS: u64 = 0;
-    /// `le16 idx`: where the device puts the next element (free-running).
-    pub const IDX: u64 = 2;
-    /// `struct virtq_used_elem ring[]`.
-    pub const RING: u64 = 4;
-    /// Bytes of one used element: `le32 id`, `le32 len`.
+    pub use super::ring::{FLAGS, IDX, RING};
+    /// Bytes of one used element.
     pub const ELEM_SIZE: u64 = 8;
     /// Offset of `id` (the chain's head) in a used element.
     pub const ELEM_ID: usize = 0;
@@ -102,7 +116,7 @@ pub mod used {
     /// Offset of used element `slot` (`slot < size`).
     #[inline(always)]
     pub const fn entry(slot: u64) -> u64 {
-        RING + ELEM_SIZE * slot
+        super::ring::entry(ELEM_SIZE, slot)
     }
 
     /// Offset of `avail_event`, just past the ring of `size` elements (§2.6.10).
@@ -114,7 +128,7 @@ pub mod used {
     /// Bytes of the used ring of a queue of `size`, `avail_event` included: 6 + 8 size.
     #[inline(always)]
     pub const fn ring_len(size: u32) -> u64 {
-        avail_event(size) + 2
+        super::ring::len(ELEM_SIZE, size)
     }
 
     /// A used element as the device writes it.
