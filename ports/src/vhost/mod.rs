@@ -11,6 +11,7 @@
 //!   over it (header, mergeable buffers); [`queue`] keeps the old paths to both;
 //! - `vring` is the per-vring state the connection thread and PMDs share, and `datapath` the
 //!   [`RxQueue`]/[`TxQueue`] handles over it;
+//! - `test_utils` (feature `test-utils`) is a guest-side driver for tests and benchmarks;
 //! - `conn` runs the connection thread (server: listen and accept again after a disconnect;
 //!   client: connect and retry with backoff forever).
 //!
