@@ -16,7 +16,12 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ports::vhost::memory::GuestMemoryTable;
-use ports::vhost::queue::{RingConfig, SplitRing};
+use ports::vhost::net::NET_HDR_LEN;
+use ports::vhost::split::layout::{desc, Descriptor};
+use ports::vhost::split::SplitRing;
+use ports::vhost::test_utils::{
+    write_desc_at, DriverRing, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE,
+};
 use ports::vhost::RingCounters;
 use ports::Packet;
 use vhost::vhost_user::message::VhostUserMemoryRegion;
@@ -26,52 +31,34 @@ const MEM: u64 = 4 << 20;
 const QSIZE: u16 = 256;
 const BURST: u16 = 32;
 const FRAME: usize = 64;
-const HDR: u64 = 12;
+const HDR: usize = NET_HDR_LEN;
 const TX_RING: u64 = 0;
 const RX_RING: u64 = 0x8000;
 const TX_BUFS: u64 = 0x10_0000;
 const RX_BUFS: u64 = 0x20_0000;
 const BUF: u64 = 2048;
 
-fn ring_cfg(base: u64) -> RingConfig {
-    RingConfig {
-        size: u32::from(QSIZE),
-        desc: GuestAddress(base),
-        avail: GuestAddress(base + 0x1000),
-        used: GuestAddress(base + 0x2000),
-        event_idx: true,
-    }
-}
-
-/// Guest memory with both rings laid out: avail slot `i` names descriptor `i`, and each
-/// transmit descriptor holds a 12-byte header and a 64-byte frame.
-fn guest() -> Arc<GuestMemoryTable> {
+/// Guest memory with both rings laid out by the test driver (transmit ring 1, receive ring
+/// 0): avail slot `i` names descriptor `i`, and each transmit descriptor holds a 12-byte
+/// header and a 64-byte frame. Nothing is published yet.
+fn guest() -> (Arc<GuestMemoryTable>, DriverRing, DriverRing) {
     let t = Arc::new(
         GuestMemoryTable::map(&[VhostUserMemoryRegion::new(0, MEM, 0, 0)], vec![memfd()])
             .expect("map"),
     );
     let m = t.mem();
-    let mut frame = [0u8; HDR as usize + FRAME];
-    frame[HDR as usize..HDR as usize + 12].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
-    frame[HDR as usize + 12..HDR as usize + 14].copy_from_slice(&[0x08, 0x00]);
+    let mut tx = DriverRing::at(1, QSIZE, TX_RING);
+    let mut rx = DriverRing::at(0, QSIZE, RX_RING);
+    let mut frame = [0u8; HDR + FRAME];
+    frame[HDR..HDR + 12].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+    frame[HDR + 12..HDR + 14].copy_from_slice(&[0x08, 0x00]);
     for i in 0..u64::from(QSIZE) {
-        for (ring, bufs, len, flags) in [
-            (TX_RING, TX_BUFS, HDR + FRAME as u64, 0u16),
-            (RX_RING, RX_BUFS, BUF, 2u16),
-        ] {
-            let mut d = [0u8; 16];
-            d[..8].copy_from_slice(&(bufs + i * BUF).to_le_bytes());
-            d[8..12].copy_from_slice(&(len as u32).to_le_bytes());
-            d[12..14].copy_from_slice(&flags.to_le_bytes());
-            m.write_slice(&d, GuestAddress(ring + 16 * i))
-                .expect("desc");
-            m.write_obj((i as u16).to_le(), GuestAddress(ring + 0x1000 + 4 + 2 * i))
-                .expect("avail");
-        }
+        tx.add_chain(m, &[(TX_BUFS + i * BUF, (HDR + FRAME) as u32, 0)]);
+        rx.add_chain(m, &[(RX_BUFS + i * BUF, BUF as u32, DESC_F_WRITE)]);
         m.write_slice(&frame, GuestAddress(TX_BUFS + i * BUF))
             .expect("frame");
     }
-    t
+    (t, tx, rx)
 }
 
 /// Guest memory of [`MEM`] bytes in a memfd (guest memory must be tmpfs or hugetlbfs).
@@ -82,21 +69,19 @@ fn memfd() -> std::fs::File {
     f
 }
 
-/// The "driver": makes `BURST` more buffers available on the ring at `base`.
-fn post(mem: &GuestMemoryTable, base: u64, idx: &mut u16) {
+/// The "driver": makes `BURST` more buffers available on `ring`.
+fn post(mem: &GuestMemoryTable, ring: &DriverRing, idx: &mut u16) {
     *idx = idx.wrapping_add(BURST);
-    mem.mem()
-        .write_obj(idx.to_le(), GuestAddress(base + 0x1000 + 2))
-        .expect("avail idx");
+    ring.set_avail_idx(mem.mem(), *idx);
 }
 
 fn bench_vring(c: &mut Criterion) {
     let mut g = c.benchmark_group("vring");
     g.throughput(Throughput::Elements(u64::from(BURST)));
     for mrg in [true, false] {
-        let mem = guest();
-        let mut tx = SplitRing::new(mem.clone(), ring_cfg(TX_RING), 0).expect("tx ring");
-        let mut rx = SplitRing::new(mem.clone(), ring_cfg(RX_RING), 0).expect("rx ring");
+        let (mem, txd, rxd) = guest();
+        let mut tx = SplitRing::new(mem.clone(), txd.config(true), 0).expect("tx ring");
+        let mut rx = SplitRing::new(mem.clone(), rxd.config(true), 0).expect("rx ring");
         let mut pkts = vec![Packet::new(); usize::from(BURST)];
         let mut cnt = RingCounters::default();
         let (mut tx_avail, mut rx_avail) = (0u16, 0u16);
@@ -107,8 +92,8 @@ fn bench_vring(c: &mut Criterion) {
         };
         g.bench_function(name, |b| {
             b.iter(|| {
-                post(&mem, TX_RING, &mut tx_avail);
-                post(&mem, RX_RING, &mut rx_avail);
+                post(&mem, &txd, &mut tx_avail);
+                post(&mem, &rxd, &mut rx_avail);
                 let (n, _) = tx.dequeue(&mut pkts, &mut cnt);
                 let (m, _) = rx.enqueue(&pkts[..n], mrg, &mut cnt);
                 assert_eq!((n, m), (usize::from(BURST), usize::from(BURST)));
@@ -130,16 +115,8 @@ fn bench_vring(c: &mut Criterion) {
 fn bench_hostile(c: &mut Criterion) {
     const SIZE: u32 = 32768;
     const RING: u64 = 0;
-    const AVAIL: u64 = 16 * SIZE as u64;
-    const USED: u64 = AVAIL + 0x2_0000;
     const TABLE: u64 = 0x20_0000;
-    let cfg = RingConfig {
-        size: SIZE,
-        desc: GuestAddress(RING),
-        avail: GuestAddress(AVAIL),
-        used: GuestAddress(USED),
-        event_idx: true,
-    };
+    let driver = DriverRing::at(0, SIZE as u16, RING);
     let mut g = c.benchmark_group("vring_hostile");
     for (name, mrg, rx) in [
         ("rx_burst_empty_chains_mrg", true, true),
@@ -151,35 +128,39 @@ fn bench_hostile(c: &mut Criterion) {
                 .expect("map"),
         );
         let m = mem.mem();
-        let desc = |at: u64, addr: u64, len: u32, flags: u16, next: u16| {
-            let mut d = [0u8; 16];
-            d[..8].copy_from_slice(&addr.to_le_bytes());
-            d[8..12].copy_from_slice(&len.to_le_bytes());
-            d[12..14].copy_from_slice(&flags.to_le_bytes());
-            d[14..].copy_from_slice(&next.to_le_bytes());
-            m.write_slice(&d, GuestAddress(at)).expect("desc");
-        };
-        let write = if rx { 2u16 } else { 0 };
-        for i in 0..SIZE {
-            let next = ((i + 1) % SIZE) as u16;
+        // Avail entries are all 0 (fresh memory): every one names descriptor 0.
+        for i in 0..SIZE as u16 {
+            let next = ((u32::from(i) + 1) % SIZE) as u16;
+            let empty = |flags| Descriptor {
+                addr: 0x30_0000,
+                len: 0,
+                flags,
+                next,
+            };
             if rx {
-                desc(TABLE + 16 * u64::from(i), 0x30_0000, 0, write | 1, next);
+                let d = empty(DESC_F_WRITE | DESC_F_NEXT);
+                write_desc_at(m, TABLE + desc::entry(i), d.addr, d.len, d.flags, d.next);
             } else {
-                desc(RING + 16 * u64::from(i), 0x30_0000, 0, 1, next);
+                driver.write_desc(m, i, empty(DESC_F_NEXT));
             }
         }
         if rx {
-            desc(RING, TABLE, 16 * SIZE, 4, 0);
+            let table = Descriptor {
+                addr: TABLE,
+                len: desc::table_len(SIZE) as u32,
+                flags: DESC_F_INDIRECT,
+                next: 0,
+            };
+            driver.write_desc(m, 0, table);
         }
-        let mut ring = SplitRing::new(mem.clone(), cfg, 0).expect("ring");
+        let mut ring = SplitRing::new(mem.clone(), driver.config(true), 0).expect("ring");
         let mut pkts = packets_of(FRAME);
         let mut cnt = RingCounters::default();
         g.bench_function(name, |b| {
             b.iter(|| {
                 // Keep the whole ring available: every entry a hostile chain.
                 let idx = ring.last_avail().wrapping_add(SIZE as u16);
-                m.write_obj(idx.to_le(), GuestAddress(AVAIL + 2))
-                    .expect("avail idx");
+                driver.set_avail_idx(m, idx);
                 let n = if rx {
                     ring.enqueue(&pkts, mrg, &mut cnt).0
                 } else {

@@ -2,8 +2,7 @@
 //! rings, with chained, indirect and mergeable buffers, notification suppression and
 //! multiqueue.
 
-#[path = "vhost_driver.rs"]
-mod driver;
+use ports::vhost::test_utils as driver;
 
 use driver::*;
 use ports::vhost::VhostUserPort;

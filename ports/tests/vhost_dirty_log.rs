@@ -2,8 +2,7 @@
 //! writes into guest memory (receive buffers, used rings) is marked in its log, and nothing is
 //! marked otherwise.
 
-#[path = "vhost_driver.rs"]
-mod driver;
+use ports::vhost::test_utils as driver;
 
 use std::os::fd::AsRawFd;
 

@@ -2,8 +2,7 @@
 //! refused or breaks only its own vring, is counted, and never panics the switch or makes it
 //! touch memory outside the guest's regions. The other direction, and other ports, go on.
 
-#[path = "vhost_driver.rs"]
-mod driver;
+use ports::vhost::test_utils as driver;
 
 use driver::*;
 use ports::vhost::VhostUserPort;

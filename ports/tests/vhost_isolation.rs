@@ -8,8 +8,7 @@
 //! under the switch (memfd without sealing, and hugetlbfs when hugepages can be had), and rings
 //! of 32768 entries whose chains are made of zero-length descriptors.
 
-#[path = "vhost_driver.rs"]
-mod driver;
+use ports::vhost::test_utils as driver;
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};

@@ -2,8 +2,7 @@
 //! the queue handles the PMDs hold report nothing meanwhile and work again afterwards, in
 //! server and in client mode.
 
-#[path = "vhost_driver.rs"]
-mod driver;
+use ports::vhost::test_utils as driver;
 
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};

@@ -8,9 +8,6 @@
 //! call eventfd made blocking again and full, guest memory truncated under the PMD.
 
 mod common;
-#[path = "../../ports/tests/vhost_driver.rs"]
-#[allow(unused_imports)]
-mod driver;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,6 +17,7 @@ use common::*;
 use driver::{frame, Guest, SockDir, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, MEM_SIZE, MRG};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use ports::mem::MemPeer;
+use ports::vhost::test_utils as driver;
 use switch::config::{Config, PortConfig, PortType};
 use switch::Switch;
 use vhost::vhost_user::VhostUserFrontend;

@@ -22,7 +22,9 @@ use libfuzzer_sys::fuzz_target;
 use nix::sys::memfd::{memfd_create, MFdFlags};
 use ports::packet::MAX_FRAME;
 use ports::vhost::memory::{DirtyLog, GuestMemoryTable};
-use ports::vhost::queue::{RingConfig, RingCounters, SplitRing};
+use ports::vhost::split::layout::used;
+use ports::vhost::split::{RingConfig, SplitRing};
+use ports::vhost::RingCounters;
 use ports::{Packet, BURST};
 use vhost::vhost_user::message::VhostUserMemoryRegion;
 use vm_memory::GuestAddress;
@@ -208,7 +210,7 @@ fuzz_target!(|input: Input| {
     }
     // The used ring's guest range: the only bytes a dequeue may write.
     let used_start = cfg.used.0;
-    let used_end = used_start + 6 + 8 * u64::from(size);
+    let used_end = used_start + used::ring_len(size);
     let mut cnt = RingCounters::default();
     PKTS.with_borrow_mut(|pkts| {
         for op in input.ops.iter().take(8) {

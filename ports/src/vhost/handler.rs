@@ -30,7 +30,7 @@ use vhost::VhostUserMemoryRegionBase;
 
 use super::fds::{self, FdError};
 use super::memory::{DirtyLog, GuestMemoryTable, LogError, MemoryError};
-use super::queue::{QueueError, RingConfig, SplitRing};
+use super::split::{QueueError, RingConfig, SplitRing};
 use super::{warn_limited, PortShared};
 
 /// VIRTIO_NET_F_MRG_RXBUF (virtio 1.1 §5.1.3).
@@ -276,7 +276,7 @@ impl Handler {
             mem.va_to_gpa(va, len)
                 .ok_or(QueueError::RingOutsideMemory { ring, addr: va })
         };
-        if c.num == 0 || c.num > u32::from(super::queue::MAX_QUEUE_SIZE) || !c.num.is_power_of_two()
+        if c.num == 0 || c.num > u32::from(super::split::MAX_QUEUE_SIZE) || !c.num.is_power_of_two()
         {
             return Err(QueueError::BadSize(c.num));
         }

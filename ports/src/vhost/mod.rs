@@ -6,9 +6,12 @@
 //! - [`handler`] keeps the protocol state (features, memory table, vring configuration) and
 //!   turns each change into new run state for the affected vrings;
 //! - [`memory`] validates and maps the frontend's memory table (and its dirty-page log);
-//! - [`queue`] is our split-ring fast path, safe against a hostile driver;
+//! - [`split`] is our split virtqueue, safe against a hostile driver: its layout, the
+//!   descriptor chain walk and the ring; [`net`] the virtio-net transmit and receive paths
+//!   over it (header, mergeable buffers); [`queue`] keeps the old paths to both;
 //! - `vring` is the per-vring state the connection thread and PMDs share, and `datapath` the
 //!   [`RxQueue`]/[`TxQueue`] handles over it;
+//! - `test_utils` (feature `test-utils`) is a guest-side driver for tests and benchmarks;
 //! - `conn` runs the connection thread (server: listen and accept again after a disconnect;
 //!   client: connect and retry with backoff forever).
 //!
@@ -27,9 +30,13 @@ pub mod handler;
 #[allow(unsafe_code)]
 pub mod hostmem;
 pub mod memory;
+pub mod net;
 pub mod queue;
 #[allow(unsafe_code)]
 pub mod sigbus;
+pub mod split;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod test_utils;
 mod vring;
 
 use std::os::unix::fs::FileTypeExt;
@@ -41,7 +48,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::port::{GuestFaults, Port, PortError, RxQueue, TxQueue};
-pub use queue::RingCounters;
+pub use net::RingCounters;
 use vring::Vring;
 
 /// The most queue pairs a port may have (vring indices travel in 8 bits in the protocol).

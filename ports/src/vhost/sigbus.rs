@@ -13,7 +13,7 @@
 //! zeroed memory over the faulting page (`mmap(MAP_FIXED)` is a plain system call, safe in
 //! a handler) and raises the region's poison flag. The faulting instruction then completes on
 //! the new page: reads see zeros, writes land in memory nobody shares. After the burst the
-//! ring sees the flag and breaks ([`super::queue::QueueError::MemoryFault`]), so that port
+//! ring sees the flag and breaks ([`super::split::QueueError::MemoryFault`]), so that port
 //! stops, counted and logged, and the frontend must set up its memory again. Repairing was
 //! chosen because it costs the packet path nothing: the copies stay plain `memcpy`s the
 //! compiler can inline and vectorise, where an exception-table copy must be an out-of-line

@@ -21,7 +21,8 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
-use super::queue::{RingCounters, SplitRing};
+use super::net::RingCounters;
+use super::split::SplitRing;
 
 /// What the PMD touches per burst.
 #[derive(Debug, Default)]

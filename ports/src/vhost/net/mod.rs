@@ -1,0 +1,58 @@
+//! The virtio-net device's two datapaths over a virtqueue (virtio 1.1 §5.1.6): what the
+//! switch takes from a guest's transmit queue (`tx`: [`SplitRing::dequeue`], header
+//! stripped, frame copied once) and what it writes into a guest's receive queue (`rx`:
+//! [`SplitRing::enqueue`], header, frame, mergeable buffers). They drive the ring through
+//! its burst and chain primitives ([`crate::vhost::split`]); a packed ring would offer the
+//! same primitives beside the split one.
+//!
+//! Each burst reads `avail.idx` once, writes its used elements, stores `used.idx` once
+//! (Release) and decides once whether the driver wants an interrupt. Work is bounded whatever
+//! the driver writes (zero-length descriptors, indirect tables as long as the ring, mergeable
+//! frames over empty chains): a chain, and the chains of one mergeable frame together, read
+//! at most [`MAX_CHAIN_DESCS`] descriptors, or they are returned unused and counted; a burst
+//! reads at most about [`BURST_DESC_BUDGET`] descriptors and leaves the rest in the ring; and
+//! a ring that returned such chains sits out the next [`COOLDOWN_BURSTS`] bursts.
+//! `bench/benches/vring.rs` measures a hostile burst against a benign one.
+
+mod rx;
+mod tx;
+
+#[cfg(doc)]
+use crate::vhost::split::{SplitRing, BURST_DESC_BUDGET, COOLDOWN_BURSTS, MAX_CHAIN_DESCS};
+
+/// `struct virtio_net_hdr_mrg_rxbuf` (§5.1.6): with VERSION_1 the header is always 12 bytes,
+/// whether or not MRG_RXBUF was negotiated.
+pub const NET_HDR_LEN: usize = 12;
+/// Offset of `num_buffers` in the header (§5.1.6).
+const NUM_BUFFERS_OFF: usize = 10;
+
+/// The virtio-net header we write on receive: no checksum or GSO information (none offered),
+/// `num_buffers` set (1 without MRG_RXBUF, §5.1.6.4).
+fn header(num_buffers: u16) -> [u8; NET_HDR_LEN] {
+    let mut h = [0u8; NET_HDR_LEN];
+    h[NUM_BUFFERS_OFF..].copy_from_slice(&num_buffers.to_le_bytes());
+    h
+}
+
+/// Per-vring counters, updated by the PMD that owns the ring.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RingCounters {
+    /// Frames moved.
+    pub packets: u64,
+    /// Bytes moved (frames, without the virtio-net header).
+    pub bytes: u64,
+    /// Transmit chains dropped: shorter than the header or longer than a frame may be.
+    pub dropped_bad_length: u64,
+    /// Frames for the guest dropped because the receive chain was too small (no MRG_RXBUF).
+    pub dropped_too_small: u64,
+    /// Frames for the guest not sent because its receive ring had no buffers.
+    pub dropped_no_buffers: u64,
+    /// Interrupts sent to the driver.
+    pub notifications: u64,
+    /// Interrupts not delivered: the driver's call eventfd was full, closed, or made
+    /// blocking behind our back.
+    pub interrupts_lost: u64,
+    /// Chains returned to the driver unused because they broke a per-chain bound
+    /// ([`MAX_CHAIN_DESCS`] descriptors per chain or per mergeable frame).
+    pub guest_errors: u64,
+}
