@@ -20,33 +20,20 @@ pub const HEADER_LEN: usize = field::PAYLOAD.start;
 
 super::packet_view! {
     /// A read/write view of an Ethernet II frame.
-    Packet, at least HEADER_LEN bytes, payload at field::PAYLOAD
+    Packet, at least HEADER_LEN bytes, payload at field::PAYLOAD {
+        /// Destination address.
+        pub fn dst_addr, set_dst_addr: MacAddr = field::DESTINATION;
+        /// Source address.
+        pub fn src_addr, set_src_addr: MacAddr = field::SOURCE;
+        /// EtherType (or an 802.3 length, as `Unknown`).
+        pub fn ethertype, set_ethertype: EtherType = field::ETHERTYPE;
+    }
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Length of the header: [`HEADER_LEN`].
     pub const fn header_len() -> usize {
         HEADER_LEN
-    }
-
-    super::getters! {
-        /// Destination address.
-        pub fn dst_addr: MacAddr = field::DESTINATION;
-        /// Source address.
-        pub fn src_addr: MacAddr = field::SOURCE;
-        /// EtherType (or an 802.3 length, as `Unknown`).
-        pub fn ethertype: EtherType = field::ETHERTYPE;
-    }
-}
-
-impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    super::setters! {
-        /// Sets the destination address.
-        pub fn set_dst_addr: MacAddr = field::DESTINATION;
-        /// Sets the source address.
-        pub fn set_src_addr: MacAddr = field::SOURCE;
-        /// Sets the EtherType.
-        pub fn set_ethertype: EtherType = field::ETHERTYPE;
     }
 }
 

@@ -19,11 +19,7 @@ pub const HEADER_LEN: usize = field::PAYLOAD.start;
 
 super::packet_view! {
     /// A read-only view of an ICMP or ICMPv6 message.
-    Packet, at least HEADER_LEN bytes
-}
-
-impl<T: AsRef<[u8]>> Packet<T> {
-    super::getters! {
+    Packet, at least HEADER_LEN bytes {
         /// Message type.
         pub fn msg_type: u8 = field::TYPE;
         /// Message code.
@@ -31,7 +27,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
         /// Checksum as stored.
         pub fn checksum: u16 = field::CHECKSUM;
     }
+}
 
+impl<T: AsRef<[u8]>> Packet<T> {
     /// The 4 type-specific bytes (echo id and sequence, MTU, pointer, unused...).
     #[inline]
     pub fn rest_of_header(&self) -> [u8; 4] {

@@ -1,7 +1,9 @@
-//! The macros that write the parts every header module shares: the `Packet<T>` wrapper
-//! (`packet_view!`), one-line field accessors (`getters!`, `setters!`) and protocol-number
-//! enums (`enum_with_unknown!`). What is particular to a header (its `check_len` when a field
-//! gives its length, derived fields, `Repr`) stays written out in its own module.
+//! The macros that write the parts every header module shares: the `Packet<T>` wrapper and
+//! its fixed-offset field accessors (`packet_view!`), flag bits within a field
+//! (`flag_getters!`, `flag_setters!`), protocol-number enums (`enum_with_unknown!`) and,
+//! for tests, the checks every header module runs on its hand-written bytes
+//! (`header_tests!`). What is particular to a header (its `check_len` when a field gives its
+//! length, derived fields, `Repr`) stays written out in its own module.
 
 /// Declares a header's zero-copy view `$name<T>` over a buffer, with `new_unchecked`,
 /// `new_checked` (which runs `check_len`, the one rule each header states) and `into_inner`.
@@ -10,11 +12,23 @@
 /// (`Err(Truncated)` below it); without, the module writes its own `check_len`. With
 /// `, payload at field::PAYLOAD` it writes `payload` and `payload_mut`: everything from that
 /// fixed offset on.
+///
+/// The block that follows lists the header's fields at fixed offsets, one entry each:
+/// `pub fn name, set_name: Type = field::AT;` writes the getter `name` (for every view) and
+/// the setter `set_name` (for a view over a mutable buffer) of the field at `field::AT`, read
+/// and written as `Type` (see [`FieldValue`](super::bytes::FieldValue) for how each type is
+/// stored). A read-only field leaves out `, set_name`.
 macro_rules! packet_view {
     (
         $(#[$doc:meta])* $name:ident
         $(, at least $len:ident bytes)?
         $(, payload at $payload:path)?
+        {
+            $(
+                $(#[$doc_field:meta])*
+                $vis:vis fn $get:ident $(, $set:ident)?: $ty:ty = $at:expr;
+            )*
+        }
     ) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,40 +85,62 @@ macro_rules! packet_view {
                 }
             }
         )?
+
+        impl<T: AsRef<[u8]>> $name<T> {
+            $(
+                $(#[$doc_field])*
+                #[inline]
+                $vis fn $get(&self) -> $ty {
+                    <$ty as $crate::wire::bytes::FieldValue>::read(self.buffer.as_ref(), $at)
+                }
+            )*
+        }
+
+        impl<T: AsRef<[u8]> + AsMut<[u8]>> $name<T> {
+            $($(
+                #[doc = concat!("Sets [`", stringify!($get), "`](Self::", stringify!($get), ").")]
+                #[inline]
+                $vis fn $set(&mut self, value: $ty) {
+                    $crate::wire::bytes::FieldValue::write(value, self.buffer.as_mut(), $at)
+                }
+            )?)*
+        }
     };
 }
 pub(crate) use packet_view;
 
-/// Field getters for an `impl<T: AsRef<[u8]>>` block of a view, one entry each:
-/// `pub fn name: Type = field::AT;` reads the field at `field::AT` as `Type` (see
-/// [`FieldValue`](super::bytes::FieldValue) for how each type is stored).
-macro_rules! getters {
-    ($( $(#[$doc:meta])* $vis:vis fn $name:ident: $ty:ty = $at:expr; )*) => {
+/// Flag getters for an `impl<T: AsRef<[u8]>>` block of a view, one entry each:
+/// `pub fn name = word & MASK;` is true when any bit of `MASK` is set in `self.word()`.
+macro_rules! flag_getters {
+    ($( $(#[$doc:meta])* $vis:vis fn $name:ident = $word:ident & $mask:expr; )*) => {
         $(
             $(#[$doc])*
             #[inline]
-            $vis fn $name(&self) -> $ty {
-                <$ty as $crate::wire::bytes::FieldValue>::read(self.buffer.as_ref(), $at)
+            $vis fn $name(&self) -> bool {
+                self.$word() & $mask != 0
             }
         )*
     };
 }
-pub(crate) use getters;
+pub(crate) use flag_getters;
 
-/// Field setters for an `impl<T: AsRef<[u8]> + AsMut<[u8]>>` block of a view, one entry
-/// each: `pub fn set_name: Type = field::AT;` stores a `Type` into the field at `field::AT`.
-macro_rules! setters {
-    ($( $(#[$doc:meta])* $vis:vis fn $name:ident: $ty:ty = $at:expr; )*) => {
+/// Flag setters for an `impl<T: AsRef<[u8]> + AsMut<[u8]>>` block of a view, one entry
+/// each: `pub fn set_name = word & MASK, via set_word;` sets the bits of `MASK` in
+/// `self.word()` when given `true`, clears them when given `false`, keeps the other bits, and
+/// stores the result with `self.set_word()`.
+macro_rules! flag_setters {
+    ($( $(#[$doc:meta])* $vis:vis fn $name:ident = $word:ident & $mask:expr, via $set:ident; )*) => {
         $(
             $(#[$doc])*
             #[inline]
-            $vis fn $name(&mut self, value: $ty) {
-                $crate::wire::bytes::FieldValue::write(value, self.buffer.as_mut(), $at)
+            $vis fn $name(&mut self, value: bool) {
+                let v = self.$word() & !$mask;
+                self.$set(if value { v | $mask } else { v })
             }
         )*
     };
 }
-pub(crate) use setters;
+pub(crate) use flag_setters;
 
 /// Declares an enum with known variants and an `Unknown(raw)` arm, plus conversions to and
 /// from the raw type. Unknown values are data, not errors.
@@ -114,10 +150,13 @@ pub(crate) use setters;
 /// numbers as read from a frame (the key extractor, the match parser), so that a number is
 /// written once, here, and a `match` can still use it as a pattern. The enum is a header
 /// field value stored as its raw type.
+///
+/// With `, displayed as "FORMAT"` after the raw type it also implements `Display`: the raw
+/// value through `FORMAT` (`"{:#06x}"`, say).
 macro_rules! enum_with_unknown {
     (
         $(#[$enum_attr:meta])*
-        pub enum $name:ident($ty:ty) {
+        pub enum $name:ident($ty:ty) $(, displayed as $fmt:literal)? {
             $( $(#[$variant_attr:meta])* $variant:ident = $raw:ident = $value:literal ),+ $(,)?
         }
     ) => {
@@ -168,6 +207,14 @@ macro_rules! enum_with_unknown {
                 <$ty>::from(self).write(data, at)
             }
         }
+
+        $(
+            impl ::core::fmt::Display for $name {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    write!(f, $fmt, <$ty>::from(*self))
+                }
+            }
+        )?
     };
 }
 pub(crate) use enum_with_unknown;

@@ -38,18 +38,7 @@ pub const FLAG_CWR: u16 = 0x080;
 
 super::packet_view! {
     /// A read-only view of a TCP segment.
-    Packet
-}
-
-impl<T: AsRef<[u8]>> Packet<T> {
-    /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`] or than the data
-    /// offset; `Err(Malformed)` when the data offset is below 5 words.
-    pub fn check_len(&self) -> Result<()> {
-        let buffer_len = self.buffer.as_ref().len();
-        super::check_declared_len(buffer_len, HEADER_LEN, || usize::from(self.header_len()))
-    }
-
-    super::getters! {
+    Packet {
         /// Source port.
         pub fn src_port: u16 = field::SRC_PORT;
         /// Destination port.
@@ -67,6 +56,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
         /// Urgent pointer.
         pub fn urgent_at: u16 = field::URGENT;
     }
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`] or than the data
+    /// offset; `Err(Malformed)` when the data offset is below 5 words.
+    pub fn check_len(&self) -> Result<()> {
+        let buffer_len = self.buffer.as_ref().len();
+        super::check_declared_len(buffer_len, HEADER_LEN, || usize::from(self.header_len()))
+    }
 
     /// Header length in bytes (data offset * 4).
     #[inline]
@@ -80,28 +78,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.doff_flags() & 0x0fff
     }
 
-    /// SYN is set.
-    #[inline]
-    pub fn syn(&self) -> bool {
-        self.flags() & FLAG_SYN != 0
-    }
-
-    /// ACK is set.
-    #[inline]
-    pub fn ack(&self) -> bool {
-        self.flags() & FLAG_ACK != 0
-    }
-
-    /// FIN is set.
-    #[inline]
-    pub fn fin(&self) -> bool {
-        self.flags() & FLAG_FIN != 0
-    }
-
-    /// RST is set.
-    #[inline]
-    pub fn rst(&self) -> bool {
-        self.flags() & FLAG_RST != 0
+    super::flag_getters! {
+        /// SYN is set.
+        pub fn syn = flags & FLAG_SYN;
+        /// ACK is set.
+        pub fn ack = flags & FLAG_ACK;
+        /// FIN is set.
+        pub fn fin = flags & FLAG_FIN;
+        /// RST is set.
+        pub fn rst = flags & FLAG_RST;
     }
 }
 

@@ -18,7 +18,16 @@ pub const HEADER_LEN: usize = field::CHECKSUM.end;
 
 super::packet_view! {
     /// A read/write view of a UDP datagram.
-    Packet
+    Packet {
+        /// Source port.
+        pub fn src_port, set_src_port: u16 = field::SRC_PORT;
+        /// Destination port.
+        pub fn dst_port, set_dst_port: u16 = field::DST_PORT;
+        /// Length field: header and payload, in bytes.
+        pub fn len, set_len: u16 = field::LENGTH;
+        /// Checksum as stored (0: none computed, allowed over IPv4).
+        pub fn checksum, set_checksum: u16 = field::CHECKSUM;
+    }
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
@@ -29,17 +38,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn check_len(&self) -> Result<()> {
         let buffer_len = self.buffer.as_ref().len();
         super::check_declared_len(buffer_len, HEADER_LEN, || usize::from(self.len()))
-    }
-
-    super::getters! {
-        /// Source port.
-        pub fn src_port: u16 = field::SRC_PORT;
-        /// Destination port.
-        pub fn dst_port: u16 = field::DST_PORT;
-        /// Length field: header and payload, in bytes.
-        pub fn len: u16 = field::LENGTH;
-        /// Checksum as stored (0: none computed, allowed over IPv4).
-        pub fn checksum: u16 = field::CHECKSUM;
     }
 
     /// True when the length field says there is no payload.
@@ -70,17 +68,6 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    super::setters! {
-        /// Sets the source port.
-        pub fn set_src_port: u16 = field::SRC_PORT;
-        /// Sets the destination port.
-        pub fn set_dst_port: u16 = field::DST_PORT;
-        /// Sets the length field.
-        pub fn set_len: u16 = field::LENGTH;
-        /// Sets the checksum field as given.
-        pub fn set_checksum: u16 = field::CHECKSUM;
-    }
-
     /// Computes the checksum over the IPv4 pseudo-header, the header and the payload (up to
     /// the length field, which must be set and within the buffer) and stores it. A computed
     /// 0 is sent as 0xffff (RFC 768).
