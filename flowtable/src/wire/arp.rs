@@ -142,6 +142,8 @@ mod test {
         0x0a, 0x00, 0x00, 0x02, // target protocol address 10.0.0.2
     ];
 
+    crate::wire::header_tests!(PACKET_BYTES, repr: repr());
+
     fn repr() -> Repr {
         Repr {
             operation: Operation::Reply,
@@ -182,37 +184,12 @@ mod test {
     }
 
     #[test]
-    fn test_parse() {
-        assert_eq!(
-            Repr::parse(&Packet::new_unchecked(&PACKET_BYTES[..])),
-            Ok(repr())
-        );
-    }
-
-    #[test]
-    fn test_emit() {
-        let mut bytes = [0xa5u8; 28];
-        let r = repr();
-        assert_eq!(r.header_len(), HEADER_LEN);
-        r.emit(&mut Packet::new_unchecked(&mut bytes[..]));
-        assert_eq!(bytes, PACKET_BYTES);
-    }
-
-    #[test]
     fn test_parse_unsupported() {
         let mut bytes = PACKET_BYTES;
         bytes[5] = 16; // protocol length of IPv6
         assert_eq!(
             Repr::parse(&Packet::new_unchecked(&bytes[..])),
             Err(Error::Unsupported)
-        );
-    }
-
-    #[test]
-    fn test_truncated() {
-        assert_eq!(
-            Packet::new_checked(&PACKET_BYTES[..27]),
-            Err(Error::Truncated)
         );
     }
 }

@@ -218,3 +218,50 @@ macro_rules! enum_with_unknown {
     };
 }
 pub(crate) use enum_with_unknown;
+
+/// Writes the tests every header module runs on its hand-written bytes, inside its
+/// `mod test` (where `Packet`, `HEADER_LEN` and, with a `Repr`, `Repr` are in scope):
+///
+/// - `test_truncated_header`: every prefix of `BYTES` shorter than `HEADER_LEN` fails
+///   `Packet::new_checked` with `Err(Truncated)`;
+///
+/// and with `, repr: EXPR` (the `Repr` that `BYTES` holds):
+///
+/// - `test_parse`: `Repr::parse` of `BYTES` gives it;
+/// - `test_emit`: its `header_len()` is `HEADER_LEN`, and emitting it over a copy of `BYTES`
+///   whose header is overwritten with `0xa5` (so that a field left unwritten shows up; the
+///   payload stays in place) gives `BYTES` back.
+#[cfg(test)]
+macro_rules! header_tests {
+    ($bytes:ident $(, repr: $repr:expr)? $(,)?) => {
+        #[test]
+        fn test_truncated_header() {
+            for len in 0..HEADER_LEN {
+                assert_eq!(
+                    Packet::new_checked(&$bytes[..len]),
+                    Err($crate::wire::Error::Truncated),
+                    "{len} bytes"
+                );
+            }
+        }
+
+        $(
+            #[test]
+            fn test_parse() {
+                assert_eq!(Repr::parse(&Packet::new_unchecked(&$bytes[..])), Ok($repr));
+            }
+
+            #[test]
+            fn test_emit() {
+                let mut bytes = $bytes;
+                bytes[..HEADER_LEN].fill(0xa5);
+                let r = $repr;
+                assert_eq!(r.header_len(), HEADER_LEN);
+                r.emit(&mut Packet::new_unchecked(&mut bytes[..]));
+                assert_eq!(bytes, $bytes);
+            }
+        )?
+    };
+}
+#[cfg(test)]
+pub(crate) use header_tests;

@@ -63,6 +63,8 @@ pub use vlan::{Packet as VlanPacket, Repr as VlanRepr};
 pub use vxlan::{Packet as VxlanPacket, Repr as VxlanRepr};
 
 pub(crate) use bytes::array;
+#[cfg(test)]
+pub(crate) use macros::header_tests;
 pub(crate) use macros::{enum_with_unknown, flag_getters, flag_setters, packet_view};
 
 /// Why a buffer could not be viewed or parsed as a header.

@@ -131,6 +131,8 @@ mod test {
         0x60, 0x00, // payload
     ];
 
+    crate::wire::header_tests!(TAG_BYTES, repr: repr());
+
     fn repr() -> Repr {
         Repr {
             pcp: 5,
@@ -177,26 +179,7 @@ mod test {
     }
 
     #[test]
-    fn test_parse() {
-        assert_eq!(
-            Repr::parse(&Packet::new_unchecked(&TAG_BYTES[..])),
-            Ok(repr())
-        );
-    }
-
-    #[test]
-    fn test_emit() {
-        let mut bytes = [0xa5u8; 6];
-        bytes[4..].copy_from_slice(&TAG_BYTES[4..]);
-        let r = repr();
-        assert_eq!(r.header_len(), HEADER_LEN);
-        r.emit(&mut Packet::new_unchecked(&mut bytes[..]));
-        assert_eq!(bytes, TAG_BYTES);
-    }
-
-    #[test]
     fn test_truncated() {
-        assert_eq!(Packet::new_checked(&TAG_BYTES[..3]), Err(Error::Truncated));
         assert_eq!(
             Repr::parse(&Packet::new_unchecked(&TAG_BYTES[..1])),
             Err(Error::Truncated)

@@ -114,6 +114,8 @@ mod test {
         0x52, 0x54, // payload (start of the inner frame)
     ];
 
+    crate::wire::header_tests!(PACKET_BYTES, repr: repr());
+
     fn repr() -> Repr {
         Repr {
             vni: Vni::new(0x12_3456).unwrap(),
@@ -144,34 +146,12 @@ mod test {
     }
 
     #[test]
-    fn test_parse() {
-        assert_eq!(
-            Repr::parse(&Packet::new_unchecked(&PACKET_BYTES[..])),
-            Ok(repr())
-        );
+    fn test_parse_no_i_flag() {
         let mut bytes = PACKET_BYTES;
         bytes[0] = 0;
         assert_eq!(
             Repr::parse(&Packet::new_unchecked(&bytes[..])),
             Err(Error::Malformed)
-        );
-    }
-
-    #[test]
-    fn test_emit() {
-        let mut bytes = [0xa5u8; 10];
-        bytes[HEADER_LEN..].copy_from_slice(&[0x52, 0x54]);
-        let r = repr();
-        assert_eq!(r.header_len(), HEADER_LEN);
-        r.emit(&mut Packet::new_unchecked(&mut bytes[..]));
-        assert_eq!(bytes, PACKET_BYTES);
-    }
-
-    #[test]
-    fn test_truncated() {
-        assert_eq!(
-            Packet::new_checked(&PACKET_BYTES[..7]),
-            Err(Error::Truncated)
         );
     }
 }
