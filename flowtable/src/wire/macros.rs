@@ -9,9 +9,11 @@
 /// `new_checked` (which runs `check_len`, the one rule each header states) and `into_inner`.
 ///
 /// With `, at least LEN bytes` it also writes `check_len` for a header of fixed length `LEN`
-/// (`Err(Truncated)` below it); without, the module writes its own `check_len`. With
-/// `, payload at field::PAYLOAD` it writes `payload` and `payload_mut`: everything from that
-/// fixed offset on.
+/// (`Err(Truncated)` below it). With `, at least LEN bytes and as many as len says`, for a
+/// header whose own field says how long it is, `check_len` also holds the buffer to the
+/// length `self.len()` returns (see [`check_declared_len`](super::check_declared_len)).
+/// Without either, the module writes its own `check_len`. With `, payload at field::PAYLOAD`
+/// it writes `payload` and `payload_mut`: everything from that fixed offset on.
 ///
 /// The block that follows lists the header's fields at fixed offsets, one entry each:
 /// `pub fn name, set_name: Type = field::AT;` writes the getter `name` (for every view) and
@@ -19,9 +21,31 @@
 /// and written as `Type` (see [`FieldValue`](super::bytes::FieldValue) for how each type is
 /// stored). A read-only field leaves out `, set_name`.
 macro_rules! packet_view {
+    (@check_len $len:ident) => {
+        #[doc = concat!("`Err(Truncated)` when the buffer is shorter than [`",
+            stringify!($len), "`]. The header has no length field, so no setter can \
+            undo this check.")]
+        pub fn check_len(&self) -> $crate::wire::Result<()> {
+            if self.buffer.as_ref().len() < $len {
+                Err($crate::wire::Error::Truncated)
+            } else {
+                Ok(())
+            }
+        }
+    };
+    (@check_len $len:ident $declared:ident) => {
+        #[doc = concat!("`Err(Truncated)` when the buffer is shorter than [`",
+            stringify!($len), "`] or than [`", stringify!($declared), "`](Self::",
+            stringify!($declared), ") says; `Err(Malformed)` when that is below [`",
+            stringify!($len), "`]. Setting the field it reads can undo this check.")]
+        pub fn check_len(&self) -> $crate::wire::Result<()> {
+            let buffer_len = self.buffer.as_ref().len();
+            $crate::wire::check_declared_len(buffer_len, $len, || usize::from(self.$declared()))
+        }
+    };
     (
         $(#[$doc:meta])* $name:ident
-        $(, at least $len:ident bytes)?
+        $(, at least $len:ident bytes $(and as many as $declared:ident says)?)?
         $(, payload at $payload:path)?
         {
             $(
@@ -54,18 +78,7 @@ macro_rules! packet_view {
                 self.buffer
             }
 
-            $(
-                #[doc = concat!("`Err(Truncated)` when the buffer is shorter than [`",
-                    stringify!($len), "`]. The header has no length field, so no setter can \
-                    undo this check.")]
-                pub fn check_len(&self) -> $crate::wire::Result<()> {
-                    if self.buffer.as_ref().len() < $len {
-                        Err($crate::wire::Error::Truncated)
-                    } else {
-                        Ok(())
-                    }
-                }
-            )?
+            $($crate::wire::packet_view!(@check_len $len $($declared)?);)?
         }
 
         $(

@@ -1,8 +1,6 @@
 //! TCP header (RFC 9293 section 3.1). Read-only: the switch matches on TCP, it never builds
 //! it.
 
-use super::Result;
-
 mod field {
     use core::ops::Range;
 
@@ -37,8 +35,9 @@ pub const FLAG_ECE: u16 = 0x040;
 pub const FLAG_CWR: u16 = 0x080;
 
 super::packet_view! {
-    /// A read-only view of a TCP segment.
-    Packet {
+    /// A read-only view of a TCP segment: its `check_len` holds the buffer to the data
+    /// offset, and `Err(Malformed)` is a data offset below 5 words.
+    Packet, at least HEADER_LEN bytes and as many as header_len says {
         /// Source port.
         pub fn src_port: u16 = field::SRC_PORT;
         /// Destination port.
@@ -59,13 +58,6 @@ super::packet_view! {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`] or than the data
-    /// offset; `Err(Malformed)` when the data offset is below 5 words.
-    pub fn check_len(&self) -> Result<()> {
-        let buffer_len = self.buffer.as_ref().len();
-        super::check_declared_len(buffer_len, HEADER_LEN, || usize::from(self.header_len()))
-    }
-
     /// Header length in bytes (data offset * 4).
     #[inline]
     pub fn header_len(&self) -> u8 {

@@ -17,8 +17,8 @@ mod field {
 pub const HEADER_LEN: usize = field::CHECKSUM.end;
 
 super::packet_view! {
-    /// A read/write view of a UDP datagram.
-    Packet {
+    /// A read/write view of a UDP datagram. [`Packet::set_len`] can undo its `check_len`.
+    Packet, at least HEADER_LEN bytes and as many as len says {
         /// Source port.
         pub fn src_port, set_src_port: u16 = field::SRC_PORT;
         /// Destination port.
@@ -31,15 +31,6 @@ super::packet_view! {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`] or than the length
-    /// field; `Err(Malformed)` when the length field is below [`HEADER_LEN`].
-    ///
-    /// [`Packet::set_len`] can undo this check.
-    pub fn check_len(&self) -> Result<()> {
-        let buffer_len = self.buffer.as_ref().len();
-        super::check_declared_len(buffer_len, HEADER_LEN, || usize::from(self.len()))
-    }
-
     /// True when the length field says there is no payload.
     #[inline]
     pub fn is_empty(&self) -> bool {
