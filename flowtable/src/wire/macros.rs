@@ -2,7 +2,7 @@
 //! its fixed-offset field accessors (`packet_view!`), flag bits within a field
 //! (`flag_getters!`, `flag_setters!`), protocol-number enums (`enum_with_unknown!`) and,
 //! for tests, the checks every header module runs on its hand-written bytes
-//! (`header_tests!`). What is particular to a header (its `check_len` when a field gives its
+//! (`header_tests!`). What is particular to a header (a `check_len` that reads more than one
 //! length, derived fields, `Repr`) stays written out in its own module.
 
 /// Declares a header's zero-copy view `$name<T>` over a buffer, with `new_unchecked`,

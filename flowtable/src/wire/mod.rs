@@ -9,11 +9,12 @@
 //!
 //! Field offsets live in a private `mod field` per module; `HEADER_LEN` is derived from the
 //! last fixed field. What every view shares is written once: the `Packet<T>` wrapper, the
-//! `check_len` of a fixed-length header, the payload after it and one getter and setter per
-//! fixed-offset field, each read and written the one way `bytes.rs` says (`packet_view!`,
-//! which each module calls with the list of its fields); and the accessors of flag bits
-//! (`flag_getters!`, `flag_setters!`). Each module writes out what is its own: a `check_len`
-//! that follows a length field, other derived fields, and its `Repr`.
+//! `check_len` of a fixed-length header or of one whose own field gives its length, the
+//! payload after it and one getter and setter per fixed-offset field, each read and written
+//! the one way `bytes.rs` says (`packet_view!`, which each module calls with the list of its
+//! fields); and the accessors of flag bits (`flag_getters!`, `flag_setters!`). Each module
+//! writes out what is its own: a `check_len` that reads more than one length (IPv4, IPv6),
+//! other derived fields, and its `Repr`.
 //!
 //! # The no-panic contract
 //!
