@@ -15,7 +15,7 @@ pub(crate) fn array<const N: usize>(data: &[u8], range: Range<usize>) -> [u8; N]
     out
 }
 
-/// A value a header field holds, as the `getters!`/`setters!` of a view read and write it:
+/// A value a header field holds, as the accessors that `packet_view!` writes read and store it:
 /// integers big-endian, addresses as their octets, protocol numbers through their raw type.
 ///
 /// `At` locates the field the way each module's `mod field` does: a byte index for a

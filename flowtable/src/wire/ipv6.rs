@@ -22,22 +22,7 @@ pub const HEADER_LEN: usize = field::DST_ADDR.end;
 
 super::packet_view! {
     /// A read-only view of an IPv6 packet.
-    Packet
-}
-
-impl<T: AsRef<[u8]>> Packet<T> {
-    /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`] plus the payload
-    /// length. The version is not checked (see [`Packet::version`]).
-    pub fn check_len(&self) -> Result<()> {
-        let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN || len < HEADER_LEN + usize::from(self.payload_len()) {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-
-    super::getters! {
+    Packet {
         /// Version, traffic class and flow label.
         fn ver_tc_flow: u32 = field::VER_TC_FLOW;
         /// Payload length: extension headers and upper-layer data, in bytes.
@@ -50,6 +35,19 @@ impl<T: AsRef<[u8]>> Packet<T> {
         pub fn src_addr: Ipv6Addr = field::SRC_ADDR;
         /// Destination address.
         pub fn dst_addr: Ipv6Addr = field::DST_ADDR;
+    }
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// `Err(Truncated)` when the buffer is shorter than [`HEADER_LEN`] plus the payload
+    /// length. The version is not checked (see [`Packet::version`]).
+    pub fn check_len(&self) -> Result<()> {
+        let len = self.buffer.as_ref().len();
+        if len < HEADER_LEN || len < HEADER_LEN + usize::from(self.payload_len()) {
+            Err(Error::Truncated)
+        } else {
+            Ok(())
+        }
     }
 
     /// Version (6 for IPv6).
@@ -91,7 +89,10 @@ pub const EXT_HEADER_MIN_LEN: usize = 8;
 super::packet_view! {
     /// A read-only view of a hop-by-hop, routing or destination options header: next header,
     /// then the length in 8-octet units not counting the first 8.
-    ExtHeader
+    ExtHeader {
+        /// Next header.
+        pub fn next_header: IpProtocol = ext_field::NXT_HDR;
+    }
 }
 
 impl<T: AsRef<[u8]>> ExtHeader<T> {
@@ -104,11 +105,6 @@ impl<T: AsRef<[u8]>> ExtHeader<T> {
         } else {
             Ok(())
         }
-    }
-
-    super::getters! {
-        /// Next header.
-        pub fn next_header: IpProtocol = ext_field::NXT_HDR;
     }
 
     /// Length of this header in bytes: (length field + 1) * 8.
@@ -137,13 +133,12 @@ mod frag_field {
 /// Length of the fragment header.
 pub const FRAGMENT_HEADER_LEN: usize = frag_field::IDENT.end;
 
+/// The M ("more fragments") flag in the offset/flags field of the fragment header.
+const FRAG_FLAG_M: u16 = 0x0001;
+
 super::packet_view! {
     /// A read-only view of the IPv6 fragment header (RFC 8200 section 4.5).
-    FragmentHeader, at least FRAGMENT_HEADER_LEN bytes
-}
-
-impl<T: AsRef<[u8]>> FragmentHeader<T> {
-    super::getters! {
+    FragmentHeader, at least FRAGMENT_HEADER_LEN bytes {
         /// Next header.
         pub fn next_header: IpProtocol = frag_field::NXT_HDR;
         /// The fragment offset (high 13 bits) and the M flag (bit 0).
@@ -151,17 +146,18 @@ impl<T: AsRef<[u8]>> FragmentHeader<T> {
         /// Identification.
         pub fn ident: u32 = frag_field::IDENT;
     }
+}
 
+impl<T: AsRef<[u8]>> FragmentHeader<T> {
     /// Fragment offset in bytes (the 13-bit field times 8).
     #[inline]
     pub fn frag_offset(&self) -> u16 {
         self.off_m() & 0xfff8
     }
 
-    /// The M ("more fragments") flag.
-    #[inline]
-    pub fn more_frags(&self) -> bool {
-        self.off_m() & 1 != 0
+    super::flag_getters! {
+        /// The M ("more fragments") flag.
+        pub fn more_frags = off_m & FRAG_FLAG_M;
     }
 }
 
@@ -180,6 +176,8 @@ mod test {
         0x11, 0x00, 0x05, 0xa9, 0xde, 0xad, 0xbe, 0xef, // fragment: next UDP, offset 1448, M
         0xaa, 0x00, 0x00, 0xff, 0xaa, 0x00, 0x00, 0xff, // payload
     ];
+
+    crate::wire::header_tests!(PACKET_BYTES);
 
     #[test]
     fn test_deconstruct() {
@@ -207,10 +205,6 @@ mod test {
 
     #[test]
     fn test_truncated() {
-        assert_eq!(
-            Packet::new_checked(&PACKET_BYTES[..39]),
-            Err(Error::Truncated)
-        );
         // The fixed header fits, the payload length does not.
         assert_eq!(
             Packet::new_checked(&PACKET_BYTES[..63]),

@@ -9,10 +9,12 @@
 //!
 //! Field offsets live in a private `mod field` per module; `HEADER_LEN` is derived from the
 //! last fixed field. What every view shares is written once: the `Packet<T>` wrapper, the
-//! `check_len` of a fixed-length header and the payload after it (`packet_view!`), and the
-//! one-line field accessors (`getters!`, `setters!`, which read and write each field type
-//! the one way `bytes.rs` says). Each module writes out what is its own: a `check_len` that
-//! follows a length field, derived fields such as flags, and its `Repr`.
+//! `check_len` of a fixed-length header or of one whose own field gives its length, the
+//! payload after it and one getter and setter per fixed-offset field, each read and written
+//! the one way `bytes.rs` says (`packet_view!`, which each module calls with the list of its
+//! fields); and the accessors of flag bits (`flag_getters!`, `flag_setters!`). Each module
+//! writes out what is its own: a `check_len` that reads more than one length (IPv4, IPv6),
+//! other derived fields, and its `Repr`.
 //!
 //! # The no-panic contract
 //!
@@ -35,8 +37,6 @@
 //! [`EtherType`] and [`IpProtocol`], each variant with an associated `const` of its raw value
 //! (`EtherType::IPV4`, `IpProtocol::UDP`) for code that matches raw numbers read from a frame.
 //! The rest of the crate names them through these types and defines none of its own.
-
-use core::fmt;
 
 mod bytes;
 mod macros;
@@ -64,7 +64,9 @@ pub use vlan::{Packet as VlanPacket, Repr as VlanRepr};
 pub use vxlan::{Packet as VxlanPacket, Repr as VxlanRepr};
 
 pub(crate) use bytes::array;
-pub(crate) use macros::{enum_with_unknown, getters, packet_view, setters};
+#[cfg(test)]
+pub(crate) use macros::header_tests;
+pub(crate) use macros::{enum_with_unknown, flag_getters, flag_setters, packet_view};
 
 /// Why a buffer could not be viewed or parsed as a header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -109,7 +111,7 @@ pub(crate) fn check_declared_len(
 
 enum_with_unknown! {
     /// An Ethernet type: the protocol of what follows an Ethernet header or VLAN tag.
-    pub enum EtherType(u16) {
+    pub enum EtherType(u16), displayed as "{:#06x}" {
         /// IPv4.
         Ipv4 = IPV4 = 0x0800,
         /// ARP.
@@ -141,15 +143,9 @@ impl EtherType {
     }
 }
 
-impl fmt::Display for EtherType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#06x}", u16::from(*self))
-    }
-}
-
 enum_with_unknown! {
     /// An IP protocol number (IPv4 protocol, IPv6 next header).
-    pub enum IpProtocol(u8) {
+    pub enum IpProtocol(u8), displayed as "{}" {
         /// IPv6 hop-by-hop options.
         HopByHop = HOP_BY_HOP = 0,
         /// ICMP (for IPv4).
@@ -170,12 +166,6 @@ enum_with_unknown! {
         Ipv6Opts = IPV6_OPTS = 60,
         /// SCTP.
         Sctp = SCTP = 132,
-    }
-}
-
-impl fmt::Display for IpProtocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", u8::from(*self))
     }
 }
 

@@ -27,27 +27,24 @@ const VID_MASK: u16 = 0x0fff;
 
 super::packet_view! {
     /// A read/write view of a VLAN tag.
-    Packet, at least HEADER_LEN bytes, payload at field::PAYLOAD
+    Packet, at least HEADER_LEN bytes, payload at field::PAYLOAD {
+        /// The whole Tag Control Information field.
+        pub fn tci, set_tci: u16 = field::TCI;
+        /// EtherType of what follows the tag.
+        pub fn ethertype, set_ethertype: EtherType = field::ETHERTYPE;
+    }
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    super::getters! {
-        /// The whole Tag Control Information field.
-        pub fn tci: u16 = field::TCI;
-        /// EtherType of what follows the tag.
-        pub fn ethertype: EtherType = field::ETHERTYPE;
-    }
-
     /// Priority code point (0..=7).
     #[inline]
     pub fn pcp(&self) -> u8 {
         (self.tci() >> PCP_SHIFT) as u8
     }
 
-    /// Drop eligible indicator.
-    #[inline]
-    pub fn dei(&self) -> bool {
-        self.tci() & DEI_BIT != 0
+    super::flag_getters! {
+        /// Drop eligible indicator.
+        pub fn dei = tci & DEI_BIT;
     }
 
     /// VLAN id (0..=4095).
@@ -59,13 +56,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    super::setters! {
-        /// Sets the whole Tag Control Information field.
-        pub fn set_tci: u16 = field::TCI;
-        /// Sets the EtherType of what follows the tag.
-        pub fn set_ethertype: EtherType = field::ETHERTYPE;
-    }
-
     /// Sets the priority code point; only the low 3 bits of `value` are used.
     #[inline]
     pub fn set_pcp(&mut self, value: u8) {
@@ -73,11 +63,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.set_tci(tci | (u16::from(value & 0x7) << PCP_SHIFT))
     }
 
-    /// Sets the drop eligible indicator.
-    #[inline]
-    pub fn set_dei(&mut self, value: bool) {
-        let tci = self.tci() & !DEI_BIT;
-        self.set_tci(if value { tci | DEI_BIT } else { tci })
+    super::flag_setters! {
+        /// Sets the drop eligible indicator.
+        pub fn set_dei = tci & DEI_BIT, via set_tci;
     }
 
     /// Sets the VLAN id.
@@ -143,6 +131,8 @@ mod test {
         0x60, 0x00, // payload
     ];
 
+    crate::wire::header_tests!(TAG_BYTES, repr: repr());
+
     fn repr() -> Repr {
         Repr {
             pcp: 5,
@@ -189,26 +179,7 @@ mod test {
     }
 
     #[test]
-    fn test_parse() {
-        assert_eq!(
-            Repr::parse(&Packet::new_unchecked(&TAG_BYTES[..])),
-            Ok(repr())
-        );
-    }
-
-    #[test]
-    fn test_emit() {
-        let mut bytes = [0xa5u8; 6];
-        bytes[4..].copy_from_slice(&TAG_BYTES[4..]);
-        let r = repr();
-        assert_eq!(r.header_len(), HEADER_LEN);
-        r.emit(&mut Packet::new_unchecked(&mut bytes[..]));
-        assert_eq!(bytes, TAG_BYTES);
-    }
-
-    #[test]
     fn test_truncated() {
-        assert_eq!(Packet::new_checked(&TAG_BYTES[..3]), Err(Error::Truncated));
         assert_eq!(
             Repr::parse(&Packet::new_unchecked(&TAG_BYTES[..1])),
             Err(Error::Truncated)

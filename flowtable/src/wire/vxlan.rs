@@ -25,21 +25,18 @@ pub const FLAG_I: u8 = 0x08;
 
 super::packet_view! {
     /// A read/write view of a VXLAN header and the inner frame after it.
-    Packet, at least HEADER_LEN bytes, payload at field::PAYLOAD
+    Packet, at least HEADER_LEN bytes, payload at field::PAYLOAD {
+        /// The flags byte.
+        pub fn flags, set_flags: u8 = field::FLAGS;
+        /// The 8 reserved bits after the VNI.
+        pub fn reserved1, set_reserved1: u8 = field::RESERVED1;
+    }
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    super::getters! {
-        /// The flags byte.
-        pub fn flags: u8 = field::FLAGS;
-        /// The 8 reserved bits after the VNI.
-        pub fn reserved1: u8 = field::RESERVED1;
-    }
-
-    /// True when the I flag (valid VNI) is set.
-    #[inline]
-    pub fn i_flag(&self) -> bool {
-        self.flags() & FLAG_I != 0
+    super::flag_getters! {
+        /// True when the I flag (valid VNI) is set.
+        pub fn i_flag = flags & FLAG_I;
     }
 
     /// The 24 reserved bits after the flags.
@@ -59,13 +56,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    super::setters! {
-        /// Sets the flags byte.
-        pub fn set_flags: u8 = field::FLAGS;
-        /// Sets the 8 reserved bits after the VNI.
-        pub fn set_reserved1: u8 = field::RESERVED1;
-    }
-
     /// Sets the 24 reserved bits after the flags (bits above 24 are ignored).
     #[inline]
     pub fn set_reserved0(&mut self, value: u32) {
@@ -124,6 +114,8 @@ mod test {
         0x52, 0x54, // payload (start of the inner frame)
     ];
 
+    crate::wire::header_tests!(PACKET_BYTES, repr: repr());
+
     fn repr() -> Repr {
         Repr {
             vni: Vni::new(0x12_3456).unwrap(),
@@ -154,34 +146,12 @@ mod test {
     }
 
     #[test]
-    fn test_parse() {
-        assert_eq!(
-            Repr::parse(&Packet::new_unchecked(&PACKET_BYTES[..])),
-            Ok(repr())
-        );
+    fn test_parse_no_i_flag() {
         let mut bytes = PACKET_BYTES;
         bytes[0] = 0;
         assert_eq!(
             Repr::parse(&Packet::new_unchecked(&bytes[..])),
             Err(Error::Malformed)
-        );
-    }
-
-    #[test]
-    fn test_emit() {
-        let mut bytes = [0xa5u8; 10];
-        bytes[HEADER_LEN..].copy_from_slice(&[0x52, 0x54]);
-        let r = repr();
-        assert_eq!(r.header_len(), HEADER_LEN);
-        r.emit(&mut Packet::new_unchecked(&mut bytes[..]));
-        assert_eq!(bytes, PACKET_BYTES);
-    }
-
-    #[test]
-    fn test_truncated() {
-        assert_eq!(
-            Packet::new_checked(&PACKET_BYTES[..7]),
-            Err(Error::Truncated)
         );
     }
 }
