@@ -20,6 +20,7 @@ use common::{api_addr, http_get, require_peer, Proc, Scratch, API_ANY_PORT, VSWI
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use switch::{Config, Switch};
+use testkit::config::{memory_ports, switch_table, vhost_port};
 
 const SKIP: &str = "VSWITCH_SKIP_PROMETHEUS";
 
@@ -56,26 +57,14 @@ fn vswitchd_metrics_pass_promtool() {
     let sock = dir.path("vhu0.sock");
     let config = dir.file(
         "vswitch.toml",
-        &format!(
-            r#"
-[switch]
-pmd_cores = [{cpu}]
-{socket_dir}
-
-[[port]]
-name = "vhu0"
-type = "vhost-user"
-socket = "{sock}"
-
+        &(switch_table(common::last_cpu(), &dir.socket_dir())
+            + &vhost_port("vhu0", &sock, "server")
+            + r#"
 [[flow]]
 priority = 10
-match = {{ eth_type = "ipv4" }}
+match = { eth_type = "ipv4" }
 actions = ["normal"]
-"#,
-            cpu = common::last_cpu(),
-            socket_dir = dir.socket_dir(),
-            sock = sock.display()
-        ),
+"#),
     );
     let mut cmd = Command::new(VSWITCHD);
     cmd.arg("--config")
@@ -260,43 +249,20 @@ fn prometheus_scrapes_the_switch_and_every_dashboard_query_has_data() {
         return;
     }
     let dir = Scratch::new("metrics-prometheus");
-    let cfg = format!(
-        r#"
-[switch]
-pmd_cores = [{cpu}]
-{socket_dir}
-
-[[port]]
-name = "a"
-type = "memory"
-
-[[port]]
-name = "b"
-type = "memory"
-
-[[port]]
-name = "c"
-type = "memory"
-
-[[port]]
-name = "vhu0"
-type = "vhost-user"
-socket = "{sock}"
-
+    let cfg = switch_table(common::last_cpu(), &dir.socket_dir())
+        + &memory_ports(&["a", "b", "c"])
+        + &vhost_port("vhu0", &dir.path("vhu0.sock"), "server")
+        + r#"
 [[flow]]
 priority = 100
-match = {{ in_port = "a", eth_dst = "02:00:00:00:00:09" }}
+match = { in_port = "a", eth_dst = "02:00:00:00:00:09" }
 actions = ["drop"]
 
 [[flow]]
 priority = 90
-match = {{ eth_type = "0x88b6" }}
+match = { eth_type = "0x88b6" }
 actions = ["output:b"]
-"#,
-        cpu = common::last_cpu(),
-        socket_dir = dir.socket_dir(),
-        sock = dir.path("vhu0.sock").display()
-    );
+"#;
     let cfg = Config::from_toml(&cfg, "metrics.toml").unwrap();
     let sw = Switch::start(&cfg).unwrap();
     // No persisted state and no token: /metrics needs neither.

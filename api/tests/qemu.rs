@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use nix::sys::signal::Signal;
+use testkit::config::{switch_table, vhost_port};
 use testkit::process::{logs, watch};
 use testkit::qemu::{self, verdict, QEMU};
 
@@ -33,29 +34,9 @@ fn run(image: &(PathBuf, PathBuf), client_mode: bool) {
     let (s1, s2) = (dir.path("vm1.sock"), dir.path("vm2.sock"));
     let cfg = dir.file(
         "vswitch.toml",
-        &format!(
-            r#"
-[switch]
-pmd_cores = [{cpu}]
-{socket_dir}
-
-[[port]]
-name = "vm1"
-type = "vhost-user"
-socket = "{s1}"
-mode = "{mode}"
-
-[[port]]
-name = "vm2"
-type = "vhost-user"
-socket = "{s2}"
-mode = "{mode}"
-"#,
-            cpu = last_cpu(),
-            socket_dir = dir.socket_dir(),
-            s1 = s1.display(),
-            s2 = s2.display(),
-        ),
+        &(switch_table(last_cpu(), &dir.socket_dir())
+            + &vhost_port("vm1", &s1, mode)
+            + &vhost_port("vm2", &s2, mode)),
     );
 
     let mut sw_cmd = Command::new(VSWITCHD);

@@ -4,23 +4,9 @@
 
 mod common;
 
-use common::{Scratch, Vswitchd};
+use common::{Scratch, Vswitchd, TWO_PORTS};
 use serde_json::{json, Value};
-
-const TWO_PORTS: &str = r#"
-[[port]]
-name = "a"
-type = "memory"
-
-[[port]]
-name = "b"
-type = "memory"
-
-[[flow]]
-priority = 100
-match = { in_port = "a", eth_type = "0x0800", ip_dst = "198.18.0.0/24" }
-actions = ["output:b"]
-"#;
+use testkit::config::{memory_ports, switch_table};
 
 /// [`TWO_PORTS`] with vhost-user sockets allowed in `dir` (`switch.socket_dir`).
 fn two_ports_in(dir: &Scratch) -> String {
@@ -480,42 +466,26 @@ fn trace_names_the_rule_the_datapath_uses_among_equal_priorities() {
     use api::server::{Endpoints, Server};
     use switch::{Config, Switch};
 
-    let cfg = format!(
-        r#"
-[switch]
-pmd_cores = [{cpu}]
-
-[[port]]
-name = "a"
-type = "memory"
-
-[[port]]
-name = "b"
-type = "memory"
-
-[[port]]
-name = "c"
-type = "memory"
-
+    let cfg = switch_table(common::last_cpu(), "")
+        + &memory_ports(&["a", "b", "c"])
+        + r#"
 [[flow]]
 priority = 50
-match = {{ eth_type = "0x88b5" }}
+match = { eth_type = "0x88b5" }
 actions = ["output:b"]
 
 [[flow]]
 priority = 50
-match = {{ in_port = "a" }}
+match = { in_port = "a" }
 actions = ["output:c"]
 
 # Lifts the in_port subtable ahead of the eth_type one in the probe order, so the tie goes
 # to flow 2, the flow installed last (a scan in install order would name flow 1).
 [[flow]]
 priority = 60
-match = {{ in_port = "c" }}
+match = { in_port = "c" }
 actions = ["drop"]
-"#,
-        cpu = common::last_cpu()
-    );
+"#;
     let cfg = Config::from_toml(&cfg, "tie.toml").unwrap();
     let app = Arc::new(App::new(
         Switch::start(&cfg).unwrap(),

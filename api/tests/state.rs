@@ -7,23 +7,8 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use common::{Scratch, Vswitchd, VSWITCHD};
+use common::{Scratch, Vswitchd, TWO_PORTS, VSWITCHD};
 use serde_json::{json, Value};
-
-const SEED: &str = r#"
-[[port]]
-name = "a"
-type = "memory"
-
-[[port]]
-name = "b"
-type = "memory"
-
-[[flow]]
-priority = 100
-match = { in_port = "a", eth_type = "0x0800", ip_dst = "198.18.0.0/24" }
-actions = ["output:b"]
-"#;
 
 /// Ports' configs and flows without counters: what must survive a restart.
 fn snapshot(sw: &Vswitchd) -> (Value, Value) {
@@ -47,7 +32,7 @@ fn snapshot(sw: &Vswitchd) -> (Value, Value) {
 #[test]
 fn restart_restores_ports_and_flows_exactly() {
     let dir = Scratch::new("state-restart");
-    let seed = format!("[switch]\n{}\n{SEED}", dir.socket_dir());
+    let seed = format!("[switch]\n{}\n{TWO_PORTS}", dir.socket_dir());
     let sw = Vswitchd::start(&dir, Some(&seed), &[]);
     let token = sw.state_dir.join("api-token");
     assert_eq!(

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use nix::sys::signal::Signal;
+use testkit::config::{switch_table, vhost_port};
 
 fn run(client_mode: bool) {
     let tag = if client_mode { "tpc" } else { "tps" };
@@ -19,37 +20,18 @@ fn run(client_mode: bool) {
     let mode = if client_mode { "client" } else { "server" };
     let cfg = dir.file(
         "vswitch.toml",
-        &format!(
-            r#"
-[switch]
-pmd_cores = [{cpu}]
-{socket_dir}
-
-[[port]]
-name = "p0"
-type = "vhost-user"
-socket = "{s0}"
-mode = "{mode}"
-
-[[port]]
-name = "p1"
-type = "vhost-user"
-socket = "{s1}"
-mode = "{mode}"
-
+        &(switch_table(last_cpu(), &dir.socket_dir())
+            + &vhost_port("p0", &s0, mode)
+            + &vhost_port("p1", &s1, mode)
+            + r#"
 [[flow]]
-match = {{ in_port = "p0" }}
+match = { in_port = "p0" }
 actions = ["output:p1"]
 
 [[flow]]
-match = {{ in_port = "p1" }}
+match = { in_port = "p1" }
 actions = ["output:p0"]
-"#,
-            cpu = last_cpu(),
-            socket_dir = dir.socket_dir(),
-            s0 = s0.display(),
-            s1 = s1.display(),
-        ),
+"#),
     );
 
     let mut sw_cmd = Command::new(VSWITCHD);

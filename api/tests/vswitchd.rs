@@ -9,32 +9,21 @@ use nix::sys::signal::Signal;
 mod common;
 
 use common::{Proc, Scratch, VSWITCHD};
+use testkit::config::{memory_ports, switch_table, vhost_port};
 
 #[test]
 fn starts_from_config_and_stops_on_sigterm() {
     let dir = Scratch::new("ok");
     let cfg = dir.file(
         "vswitch.toml",
-        &format!(
-            r#"
-[switch]
-pmd_cores = [{}]
-
-[[port]]
-name = "vm1"
-type = "memory"
-
-[[port]]
-name = "vm2"
-type = "memory"
-
+        &(switch_table(common::last_cpu(), "")
+            + &memory_ports(&["vm1", "vm2"])
+            + r#"
 [[flow]]
 priority = 100
-match = {{ in_port = "vm1", eth_type = "0x0800", ip_dst = "198.18.0.0/24" }}
+match = { in_port = "vm1", eth_type = "0x0800", ip_dst = "198.18.0.0/24" }
 actions = ["output:vm2"]
-"#,
-            common::last_cpu()
-        ),
+"#),
     );
     let state = dir.path("state");
     let mut cmd = Command::new(VSWITCHD);
@@ -107,11 +96,9 @@ fn port_that_cannot_open_starts_nothing() {
     // Every port type is supported now; an AF_XDP port on a missing interface cannot open.
     let cfg = dir.file(
         "bad.toml",
-        &format!(
-            "[switch]\npmd_cores = [0]\n{}\n\n[[port]]\nname = \"vm1\"\ntype = \"vhost-user\"\nsocket = {:?}\n\n[[port]]\nname = \"vm2\"\ntype = \"afxdp\"\ninterface = \"vsw-nosuch1\"\n",
-            dir.socket_dir(),
-            sock.display().to_string()
-        ),
+        &(switch_table(0, &dir.socket_dir())
+            + &vhost_port("vm1", &sock, "server")
+            + "\n[[port]]\nname = \"vm2\"\ntype = \"afxdp\"\ninterface = \"vsw-nosuch1\"\n"),
     );
     let out = Command::new(VSWITCHD)
         // No API: parallel tests must not compete for its default port.
@@ -139,11 +126,7 @@ fn check_flag_validates_only() {
     let sock = dir.path("vm1.sock");
     let cfg = dir.file(
         "ok.toml",
-        &format!(
-            "[switch]\npmd_cores = [0]\n{}\n\n[[port]]\nname = \"vm1\"\ntype = \"vhost-user\"\nsocket = {:?}\n",
-            dir.socket_dir(),
-            sock.display().to_string()
-        ),
+        &(switch_table(0, &dir.socket_dir()) + &vhost_port("vm1", &sock, "server")),
     );
     let out = Command::new(VSWITCHD)
         // No API: parallel tests must not compete for its default port.

@@ -2,6 +2,7 @@
 //! `[dev-dependencies]`, and it is never published.
 //!
 //! What the integration tests of `ports`, `switch` and `api` share:
+//! - [`config`]: config-file text (the `[switch]` table, memory and vhost-user ports).
 //! - [`netns`]: network namespaces, veth pairs and `ip` helpers, each removed on drop;
 //!   every address a test assigns lies in the benchmarking range 198.18.0.0/15.
 //! - [`packet_socket`]: a raw AF_PACKET socket on one interface, opened inside a namespace.
@@ -18,6 +19,7 @@
 
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod frames;
 pub mod logs;
 pub mod netns;

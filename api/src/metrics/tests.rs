@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use ports::mem::MemPeer;
 use switch::config::{Config, PortConfig};
 use switch::Switch;
+use testkit::config::{memory_ports, switch_table};
 
 use super::render;
 
@@ -24,28 +25,14 @@ fn start(extra: &str) -> Switch {
 
 /// [`start`] with `switch` added to the `[switch]` table.
 fn start_with(switch: &str, extra: &str) -> Switch {
-    let cpu = std::thread::available_parallelism().unwrap().get() - 1;
-    let text = format!(
-        r#"
-[switch]
-pmd_cores = [{cpu}]
-{switch}
-
-[[port]]
-name = "a"
-type = "memory"
-
-[[port]]
-name = "b"
-type = "memory"
-
+    let text = switch_table(testkit::last_cpu(), switch)
+        + &memory_ports(&["a", "b"])
+        + r#"
 [[flow]]
 priority = 100
-match = {{ in_port = "a", eth_dst = "02:00:00:00:00:09" }}
+match = { in_port = "a", eth_dst = "02:00:00:00:00:09" }
 actions = ["drop"]
-{extra}
-"#
-    );
+"# + extra;
     Switch::start(&Config::from_toml(&text, "metrics-test.toml").unwrap()).unwrap()
 }
 

@@ -311,6 +311,22 @@ impl Drop for InProcess {
     }
 }
 
+/// Two memory ports, `a` and `b`, and one flow from `a` to `b` for IPv4 to 198.18.0.0/24.
+pub const TWO_PORTS: &str = r#"
+[[port]]
+name = "a"
+type = "memory"
+
+[[port]]
+name = "b"
+type = "memory"
+
+[[flow]]
+priority = 100
+match = { in_port = "a", eth_type = "0x0800", ip_dst = "198.18.0.0/24" }
+actions = ["output:b"]
+"#;
+
 /// Ports for the learning tests: VLAN 10 (`a`, `b`), VLAN 20 (`c`, `d`, and vxlan port `vx`
 /// bridging VNI 5001 into it, no underlay needed to exist), and untagged `e`.
 pub const VLAN_PORTS: &str = r#"
