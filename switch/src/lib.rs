@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: the serde model shared by the config file, the API and persisted state;
 //! - [`control`]: [`Switch`], which owns ports and flows and sends every change to the PMDs;
+//! - `datapath`: tx batches and VLAN tag editing, shared by `pmd` and `tunnel` (below both);
 //! - `pmd`: the poll-mode threads and the per-burst pipeline (rx, key, lookup, execute, tx);
 //! - [`stats`]: per-PMD counters and how they are published;
 //! - [`tunnel`]: VXLAN ports over an IPv4 underlay (ARP, neighbour cache, encap/decap).
@@ -13,6 +14,7 @@
 
 pub mod config;
 pub mod control;
+mod datapath;
 mod pmd;
 pub mod stats;
 pub mod tunnel;

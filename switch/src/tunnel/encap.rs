@@ -13,9 +13,9 @@ use ports::Packet;
 use tracing::warn;
 
 use super::neigh::Lookup;
-use super::{Tunnel, TxCtx, ENCAP_LEN};
-use crate::pmd::tx;
-use crate::pmd::vlan::{self, PortVlan};
+use super::{Tunnel, ENCAP_LEN};
+use crate::datapath::tx::TxCtx;
+use crate::datapath::vlan::{self, PortVlan};
 use crate::stats::DropReason;
 
 /// TTL of the outer IPv4 header.
@@ -104,7 +104,7 @@ pub(crate) fn output(
     match t.neigh.lookup(u32::from(next_hop), cx.now) {
         Lookup::Mac { mac, probe } => {
             set_dst(&mut t.scratch, mac);
-            if !tx::enqueue(cx.txs, cx.dirty, cx.stats, u.port, &mut t.scratch) {
+            if !cx.enqueue(u.port, &mut t.scratch) {
                 cx.stats.drop(DropReason::NoPort);
             }
             if probe {
