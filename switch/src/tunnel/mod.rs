@@ -24,6 +24,7 @@ mod tests;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use flowtable::wire::{ethernet, ipv4, udp, vxlan};
 use flowtable::{MacAddr, PortNo, Vni};
 use ports::Packet;
 
@@ -40,7 +41,9 @@ pub const DEFAULT_MTU: u16 = 1500;
 /// Underlay MTUs a config may set; an interface's own MTU above the top is clamped to it.
 pub const MTU_RANGE: std::ops::RangeInclusive<u16> = 576..=9216;
 /// Bytes VXLAN adds in front of the inner frame: Ethernet 14, IPv4 20, UDP 8, VXLAN 8.
-pub const ENCAP_LEN: usize = 50;
+pub const ENCAP_LEN: usize =
+    ethernet::HEADER_LEN + ipv4::HEADER_LEN + udp::HEADER_LEN + vxlan::HEADER_LEN;
+const _: () = assert!(ENCAP_LEN == 50);
 
 /// The uplink as the PMD uses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
