@@ -1,8 +1,8 @@
 //! Per-output-port transmit batches: frames gather during a burst and leave in one
 //! `tx_burst` call per port.
 //!
-//! [`TxBatches`] is the one place that fills a batch (take a slot, fill it, keep it) and
-//! flushes the ports that have frames waiting; [`TxCtx`] is what every sender (the actions,
+//! [`TxBatches`] is the one place that fills a batch (take a [`TxSlot`], fill it, commit it)
+//! and flushes the ports that have frames waiting; [`TxCtx`] is what every sender (the actions,
 //! the overlay's encapsulation, ARP, released frames) gets to reach it.
 
 use std::time::Instant;
@@ -30,17 +30,15 @@ impl TxPort {
         }
     }
 
-    /// The next free slot, flushing first when the batch is full. The caller fills it and
-    /// calls [`TxPort::commit`].
+    /// Makes room for one more frame: flushes the batch when it is full.
     #[inline]
-    fn slot(&mut self, stats: &mut PmdStats) -> &mut Packet {
+    fn make_room(&mut self, stats: &mut PmdStats) {
         if self.len == BURST {
             self.flush(stats);
         }
-        &mut self.batch[self.len]
     }
 
-    /// Keeps the slot returned by [`TxPort::slot`].
+    /// Keeps the frame written into the next free slot (`batch[len]`).
     #[inline]
     fn commit(&mut self) {
         self.len += 1;
@@ -96,38 +94,33 @@ impl TxBatches {
         }
     }
 
-    /// Adds a frame to `port`'s batch: `fill` writes it into the batch's next slot (a copy,
-    /// or a buffer swap) and may refuse it by returning the drop reason; the slot is then
-    /// not kept (the next frame reuses it). `Err(NoPort)` if this PMD has no such port.
+    /// The next free slot of `port`'s batch (flushing the batch first when it is full), and
+    /// the port on the dirty list; `None` if this PMD has no such port. The caller writes
+    /// the frame into [`TxSlot::packet`] and keeps it with [`TxSlot::commit`]; a slot not
+    /// committed is reused by the next frame (a port left on the dirty list with an empty
+    /// batch flushes nothing).
     #[inline(always)]
-    pub fn enqueue_with(
-        &mut self,
-        port: PortNo,
-        stats: &mut PmdStats,
-        fill: impl FnOnce(&mut Packet) -> Result<(), DropReason>,
-    ) -> Result<(), DropReason> {
+    pub fn slot(&mut self, port: PortNo, stats: &mut PmdStats) -> Option<TxSlot<'_>> {
         let Some(Some(tx)) = self.ports.get_mut(port.index()) else {
-            return Err(DropReason::NoPort);
+            return None;
         };
         if tx.len == 0 {
-            // A refused frame leaves the port on the list with an empty batch: its flush
-            // sends nothing.
             self.dirty.push(port);
         }
-        fill(tx.slot(stats))?;
-        tx.commit();
-        Ok(())
+        tx.make_room(stats);
+        Some(TxSlot { tx })
     }
 
     /// Moves `pkt` into `port`'s batch (a buffer swap: `pkt` gets the slot's old buffer).
     /// False, with `pkt` untouched, if this PMD has no such port.
     #[inline]
     pub fn enqueue(&mut self, port: PortNo, pkt: &mut Packet, stats: &mut PmdStats) -> bool {
-        self.enqueue_with(port, stats, |slot| {
-            std::mem::swap(slot, pkt);
-            Ok(())
-        })
-        .is_ok()
+        let Some(mut slot) = self.slot(port, stats) else {
+            return false;
+        };
+        std::mem::swap(slot.packet(), pkt);
+        slot.commit();
+        true
     }
 
     /// Sends every batch that has frames waiting, each in one `tx_burst`.
@@ -147,6 +140,25 @@ impl TxBatches {
             stats,
             now,
         }
+    }
+}
+
+/// A free slot of one port's batch, from [`TxBatches::slot`].
+pub(crate) struct TxSlot<'a> {
+    tx: &'a mut TxPort,
+}
+
+impl TxSlot<'_> {
+    /// The slot's buffer (holding some earlier frame's bytes until written).
+    #[inline(always)]
+    pub fn packet(&mut self) -> &mut Packet {
+        &mut self.tx.batch[self.tx.len]
+    }
+
+    /// Keeps the frame written into the slot.
+    #[inline(always)]
+    pub fn commit(self) {
+        self.tx.commit();
     }
 }
 

@@ -140,21 +140,22 @@ fn emit(
         emit_vxlan(out, port, port_vlan, key, tun, pkt, mv);
         return;
     }
-    let queued = out.cx.tx.enqueue_with(port, out.cx.stats, |slot| {
-        if mv {
-            std::mem::swap(slot, pkt);
-        } else {
-            slot.copy_from(pkt.data());
-        }
-        if vlan::egress(slot, key, port_vlan) {
-            Ok(())
-        } else {
-            Err(DropReason::Malformed)
-        }
-    });
-    if let Err(reason) = queued {
-        out.cx.stats.drop(reason);
+    let Some(mut slot) = out.cx.tx.slot(port, out.cx.stats) else {
+        out.cx.stats.drop(DropReason::NoPort);
+        return;
+    };
+    let buf = slot.packet();
+    if mv {
+        std::mem::swap(buf, pkt);
+    } else {
+        buf.copy_from(pkt.data());
     }
+    if !vlan::egress(buf, key, port_vlan) {
+        // Not committed: the slot is reused.
+        out.cx.stats.drop(DropReason::Malformed);
+        return;
+    }
+    slot.commit();
 }
 
 /// [`emit`] to a vxlan port: encapsulated towards the uplink (kept out of line, so the plain

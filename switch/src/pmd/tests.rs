@@ -9,7 +9,7 @@ use crossbeam_channel::Sender;
 use flowtable::{Action, MacAddr, Match, PortNo, Rule, RuleId, VlanId};
 use nix::sys::eventfd::EventFd;
 use ports::mem::{self, MemPeer};
-use ports::Port;
+use ports::{Packet, Port};
 
 use super::trace::{NormalOutcome, TraceRequest};
 use super::{Pmd, PmdCmd, PmdConfig, RuleOp};
@@ -208,4 +208,75 @@ fn push_and_pop_vlan_actions_edit_the_frame() {
     r.send(2, &[frame(A, B, Some(7), 2)]);
     assert_eq!(r.sent(1), [frame(A, B, None, 2)]);
     assert_eq!(r.pmd.stats.drops, [0; DropReason::COUNT]);
+}
+
+/// A callgrind harness (ignored; run by hand under `valgrind --tool=callgrind` on the
+/// release test binary, `--ignored --exact pmd::tests::burst_loop_for_callgrind`): `CG_BURSTS` bursts of 32
+/// 64-byte UDP frames from port 1 through the pipeline to port 2, under the rules
+/// `CG_RULES` names: `port` (`in_port=1`: the port decision) or `l3` (`in_port=1,ip,
+/// ip_dst=198.18.0.0/15`: every frame through the exact-match cache). Instructions per frame
+/// are the difference of two runs' totals over the difference of their frames, so the setup
+/// cancels out; filling the burst and draining port 2 count in both versions alike.
+#[test]
+#[ignore]
+fn burst_loop_for_callgrind() {
+    let bursts: usize = std::env::var("CG_BURSTS").map_or(1000, |v| v.parse().unwrap());
+    let rules = std::env::var("CG_RULES").unwrap_or_else(|_| "port".into());
+    let (_cmds, rx) = crossbeam_channel::unbounded();
+    let cfg = PmdConfig {
+        index: 0,
+        core: 0,
+        emc_entries: 8192,
+        mac_table_size: 1024,
+        mac_aging: Duration::from_secs(300),
+        sleep_after: None,
+    };
+    let mirror = Arc::new(Mutex::new(PmdSnapshot::default()));
+    let mut pmd = Pmd::new(cfg, rx, Arc::new(EventFd::new().unwrap()), mirror);
+    let mut peers = Vec::new();
+    for n in 1..=2 {
+        let (mut port, peer) = mem::pair(256).unwrap();
+        pmd.apply(PmdCmd::AddPort {
+            port: PortNo(n),
+            rxqs: vec![(0, port.take_rxq(0).unwrap())],
+            txq: port.txq(0).unwrap(),
+            vlan: PortVlan::Untagged,
+            underlay: None,
+        });
+        peers.push(peer);
+    }
+    let text = if rules == "l3" {
+        "in_port=1,ip,ip_dst=198.18.0.0/15"
+    } else {
+        "in_port=1"
+    };
+    let matches: Match = text.parse().unwrap();
+    pmd.apply(PmdCmd::Rules(vec![RuleOp::Insert(Box::new(Rule {
+        id: RuleId(1),
+        priority: 10,
+        matches,
+        actions: vec![Action::Output(PortNo(2))].into(),
+    }))]));
+    // testpmd's frame: 02:..:01 -> 02:..:02, 198.18.0.1 -> 198.18.0.2, UDP 9 -> 9.
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+    f.extend_from_slice(&[
+        0x45, 0, 0, 50, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
+    ]);
+    f.extend_from_slice(&[0, 9, 0, 9, 0, 30, 0, 0]);
+    f.resize(64, 0);
+    let frame: Packet = {
+        let mut p = Packet::new();
+        p.copy_from(&f);
+        p
+    };
+    let now = Instant::now();
+    let mut sent = 0;
+    for _ in 0..bursts {
+        for b in pmd.burst.iter_mut().take(32) {
+            b.copy_from(frame.data());
+        }
+        pmd.process(PortNo(1), 32, now);
+        sent += peers[1].drain().len();
+    }
+    assert_eq!(sent, 32 * bursts);
 }
