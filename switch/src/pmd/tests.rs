@@ -69,6 +69,11 @@ impl Rig {
     fn rule(&mut self, id: u64, in_port: u32, actions: &[Action]) {
         let mut matches = Match::any();
         matches.set_in_port(PortNo(in_port));
+        self.rule_matching(id, matches, actions);
+    }
+
+    /// Installs a rule (priority 10).
+    fn rule_matching(&mut self, id: u64, matches: Match, actions: &[Action]) {
         self.pmd
             .apply(PmdCmd::Rules(vec![RuleOp::Insert(Box::new(Rule {
                 id: RuleId(id),
@@ -222,41 +227,15 @@ fn push_and_pop_vlan_actions_edit_the_frame() {
 fn burst_loop_for_callgrind() {
     let bursts: usize = std::env::var("CG_BURSTS").map_or(1000, |v| v.parse().unwrap());
     let rules = std::env::var("CG_RULES").unwrap_or_else(|_| "port".into());
-    let (_cmds, rx) = crossbeam_channel::unbounded();
-    let cfg = PmdConfig {
-        index: 0,
-        core: 0,
-        emc_entries: 8192,
-        mac_table_size: 1024,
-        mac_aging: Duration::from_secs(300),
-        sleep_after: None,
-    };
-    let mirror = Arc::new(Mutex::new(PmdSnapshot::default()));
-    let mut pmd = Pmd::new(cfg, rx, Arc::new(EventFd::new().unwrap()), mirror);
-    let mut peers = Vec::new();
-    for n in 1..=2 {
-        let (mut port, peer) = mem::pair(256).unwrap();
-        pmd.apply(PmdCmd::AddPort {
-            port: PortNo(n),
-            rxqs: vec![(0, port.take_rxq(0).unwrap())],
-            txq: port.txq(0).unwrap(),
-            vlan: PortVlan::Untagged,
-            underlay: None,
-        });
-        peers.push(peer);
-    }
+    let mut r = Rig::new();
+    r.port(1, PortVlan::Untagged);
+    r.port(2, PortVlan::Untagged);
     let text = if rules == "l3" {
         "in_port=1,ip,ip_dst=198.18.0.0/15"
     } else {
         "in_port=1"
     };
-    let matches: Match = text.parse().unwrap();
-    pmd.apply(PmdCmd::Rules(vec![RuleOp::Insert(Box::new(Rule {
-        id: RuleId(1),
-        priority: 10,
-        matches,
-        actions: vec![Action::Output(PortNo(2))].into(),
-    }))]));
+    r.rule_matching(1, text.parse().unwrap(), &[Action::Output(PortNo(2))]);
     // testpmd's frame: 02:..:01 -> 02:..:02, 198.18.0.1 -> 198.18.0.2, UDP 9 -> 9.
     let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
     f.extend_from_slice(&[
@@ -272,11 +251,11 @@ fn burst_loop_for_callgrind() {
     let now = Instant::now();
     let mut sent = 0;
     for _ in 0..bursts {
-        for b in pmd.burst.iter_mut().take(32) {
+        for b in r.pmd.burst.iter_mut().take(32) {
             b.copy_from(frame.data());
         }
-        pmd.process(PortNo(1), 32, now);
-        sent += peers[1].drain().len();
+        r.pmd.process(PortNo(1), 32, now);
+        sent += r.sent(2).len();
     }
     assert_eq!(sent, 32 * bursts);
 }
