@@ -1,8 +1,15 @@
 //! Frames for `POST /v1/trace`: raw hex, or built from a few header fields (Ethernet, one
-//! optional VLAN tag, IPv4 with TCP/UDP/ICMP, or ARP), padded to the 60-byte minimum.
+//! optional VLAN tag, IPv4 with TCP/UDP/ICMP, or ARP), padded to the 60-byte minimum. The
+//! headers are written with `flowtable::wire`'s views (TCP and ICMP, which have no writer
+//! there, by offset).
 
 use std::net::Ipv4Addr;
 
+use flowtable::wire::{
+    ethernet, ipv4, tcp, udp, vlan, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetPacket,
+    EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr, VlanPacket, VlanRepr,
+};
+use flowtable::{MacAddr, VlanId};
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -118,18 +125,31 @@ fn number(field: &str, text: &str) -> Result<u64, ApiError> {
     v.map_err(|_| ApiError::bad(field, format!("{text:?} is not a number")))
 }
 
+/// The smallest Ethernet frame (without its FCS): shorter frames are padded with zeros.
+const MIN_FRAME: usize = 60;
+
 /// Builds the frame the fields describe.
 pub fn build(f: &FrameFields) -> Result<Vec<u8>, ApiError> {
-    let src = mac("fields.eth_src", f.eth_src.as_deref(), [2, 0, 0, 0, 0, 1])?;
-    let dst = mac("fields.eth_dst", f.eth_dst.as_deref(), [2, 0, 0, 0, 0, 2])?;
+    let src = MacAddr(mac(
+        "fields.eth_src",
+        f.eth_src.as_deref(),
+        [2, 0, 0, 0, 0, 1],
+    )?);
+    let dst = MacAddr(mac(
+        "fields.eth_dst",
+        f.eth_dst.as_deref(),
+        [2, 0, 0, 0, 0, 2],
+    )?);
     let proto = match f.ip_proto.as_deref() {
         None => None,
-        Some("tcp") => Some(6u8),
-        Some("udp") => Some(17),
-        Some("icmp") => Some(1),
-        Some(t) => Some(u8::try_from(number("fields.ip_proto", t)?).map_err(|_| {
-            ApiError::bad("fields.ip_proto", format!("{t:?} is out of range 0..=255"))
-        })?),
+        Some("tcp") => Some(IpProtocol::Tcp),
+        Some("udp") => Some(IpProtocol::Udp),
+        Some("icmp") => Some(IpProtocol::Icmp),
+        Some(t) => Some(IpProtocol::from(
+            u8::try_from(number("fields.ip_proto", t)?).map_err(|_| {
+                ApiError::bad("fields.ip_proto", format!("{t:?} is out of range 0..=255"))
+            })?,
+        )),
     };
     let ipv4 = f.ip_src.is_some() || f.ip_dst.is_some() || proto.is_some();
     let arp = f.arp_op.is_some() || f.arp_spa.is_some() || f.arp_tpa.is_some();
@@ -140,9 +160,9 @@ pub fn build(f: &FrameFields) -> Result<Vec<u8>, ApiError> {
         ));
     }
     let implied = if ipv4 {
-        Some(0x0800)
+        Some(EtherType::Ipv4)
     } else if arp {
-        Some(0x0806)
+        Some(EtherType::Arp)
     } else {
         None
     };
@@ -150,6 +170,7 @@ pub fn build(f: &FrameFields) -> Result<Vec<u8>, ApiError> {
         (Some(t), imp) => {
             let v = u16::try_from(number("fields.eth_type", t)?)
                 .map_err(|_| ApiError::bad("fields.eth_type", format!("{t:?} is out of range")))?;
+            let v = EtherType::from(v);
             if imp.is_some_and(|i| i != v) {
                 return Err(ApiError::bad(
                     "fields.eth_type",
@@ -159,85 +180,114 @@ pub fn build(f: &FrameFields) -> Result<Vec<u8>, ApiError> {
             v
         }
         (None, Some(i)) => i,
-        (None, None) => 0x0800,
+        (None, None) => EtherType::Ipv4,
     };
-    let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(&dst);
-    out.extend_from_slice(&src);
-    if let Some(vid) = f.vlan_vid {
-        if vid > 4095 {
-            return Err(ApiError::bad(
-                "fields.vlan_vid",
-                format!("{vid} is out of range 0..=4095"),
-            ));
-        }
-        let pcp = u16::from(f.vlan_pcp.unwrap_or(0).min(7));
-        out.extend_from_slice(&0x8100u16.to_be_bytes());
-        out.extend_from_slice(&(pcp << 13 | vid).to_be_bytes());
+    let tag = match f.vlan_vid {
+        None => None,
+        Some(vid) => Some(VlanRepr {
+            pcp: f.vlan_pcp.unwrap_or(0).min(7),
+            dei: false,
+            vid: VlanId::new(vid).ok_or_else(|| {
+                ApiError::bad("fields.vlan_vid", format!("{vid} is out of range 0..=4095"))
+            })?,
+            ethertype: eth_type,
+        }),
+    };
+    let payload = match eth_type {
+        EtherType::Ipv4 => ipv4_packet(f, proto.unwrap_or(IpProtocol::Udp)),
+        EtherType::Arp => arp_packet(f, src),
+        _ => Vec::new(),
+    };
+    let eth = EthernetRepr {
+        src_addr: src,
+        dst_addr: dst,
+        ethertype: if tag.is_some() {
+            EtherType::Vlan
+        } else {
+            eth_type
+        },
+    };
+    let mut out = vec![0u8; ethernet::HEADER_LEN];
+    eth.emit(&mut EthernetPacket::new_unchecked(&mut out[..]));
+    if let Some(tag) = tag {
+        let mut t = [0u8; vlan::HEADER_LEN];
+        tag.emit(&mut VlanPacket::new_unchecked(&mut t[..]));
+        out.extend_from_slice(&t);
     }
-    out.extend_from_slice(&eth_type.to_be_bytes());
-    if eth_type == 0x0800 {
-        let proto = proto.unwrap_or(17);
-        let l4: Vec<u8> = match proto {
-            6 => {
-                let mut t = vec![0u8; 20];
-                t[0..2].copy_from_slice(&f.tp_src.unwrap_or(40000).to_be_bytes());
-                t[2..4].copy_from_slice(&f.tp_dst.unwrap_or(80).to_be_bytes());
-                t[12] = 5 << 4;
-                t[13] = 0x02; // SYN
-                t[14..16].copy_from_slice(&65535u16.to_be_bytes());
-                t
-            }
-            17 => {
-                let mut u = vec![0u8; 8];
-                u[0..2].copy_from_slice(&f.tp_src.unwrap_or(40000).to_be_bytes());
-                u[2..4].copy_from_slice(&f.tp_dst.unwrap_or(4000).to_be_bytes());
-                u[4..6].copy_from_slice(&8u16.to_be_bytes());
-                u
-            }
-            1 => vec![8, 0, 0, 0, 0, 1, 0, 1], // echo request
-            _ => Vec::new(),
-        };
-        let mut ip = vec![0u8; 20];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
-        ip[8] = 64;
-        ip[9] = proto;
-        ip[12..16].copy_from_slice(&f.ip_src.unwrap_or(Ipv4Addr::new(198, 18, 0, 1)).octets());
-        ip[16..20].copy_from_slice(&f.ip_dst.unwrap_or(Ipv4Addr::new(198, 18, 0, 2)).octets());
-        let sum = checksum(&ip);
-        ip[10..12].copy_from_slice(&sum.to_be_bytes());
-        out.extend_from_slice(&ip);
-        out.extend_from_slice(&l4);
-    } else if eth_type == 0x0806 {
-        out.extend_from_slice(&[0, 1, 8, 0, 6, 4]);
-        out.extend_from_slice(&f.arp_op.unwrap_or(1).to_be_bytes());
-        out.extend_from_slice(&src);
-        out.extend_from_slice(&f.arp_spa.unwrap_or(Ipv4Addr::new(198, 18, 0, 1)).octets());
-        out.extend_from_slice(&[0; 6]);
-        out.extend_from_slice(&f.arp_tpa.unwrap_or(Ipv4Addr::new(198, 18, 0, 2)).octets());
-    }
-    if out.len() < 60 {
-        out.resize(60, 0);
+    out.extend_from_slice(&payload);
+    if out.len() < MIN_FRAME {
+        out.resize(MIN_FRAME, 0);
     }
     Ok(out)
 }
 
-/// The IPv4 header checksum.
-fn checksum(h: &[u8]) -> u16 {
-    let mut sum: u32 = h
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+/// An IPv4 packet (TTL 64, no options) carrying a minimal `proto` header: a TCP SYN, a UDP
+/// header with no payload, an ICMP echo request, or nothing for other protocols.
+fn ipv4_packet(f: &FrameFields, proto: IpProtocol) -> Vec<u8> {
+    let l4: Vec<u8> = match proto {
+        IpProtocol::Tcp => {
+            // The wire view of TCP reads only: the fields are written by offset.
+            let mut t = vec![0u8; tcp::HEADER_LEN];
+            t[0..2].copy_from_slice(&f.tp_src.unwrap_or(40000).to_be_bytes());
+            t[2..4].copy_from_slice(&f.tp_dst.unwrap_or(80).to_be_bytes());
+            // Data offset: 5 words (no options); flags: SYN; window: 65535.
+            let off_flags = (5u16 << 12) | tcp::FLAG_SYN;
+            t[12..14].copy_from_slice(&off_flags.to_be_bytes());
+            t[14..16].copy_from_slice(&65535u16.to_be_bytes());
+            t
+        }
+        IpProtocol::Udp => {
+            let mut u = vec![0u8; udp::HEADER_LEN];
+            UdpRepr {
+                src_port: f.tp_src.unwrap_or(40000),
+                dst_port: f.tp_dst.unwrap_or(4000),
+                payload_len: 0,
+            }
+            .emit(&mut UdpPacket::new_unchecked(&mut u[..]));
+            u
+        }
+        // Echo request (type 8, code 0), identifier 1, sequence 1.
+        IpProtocol::Icmp => vec![8, 0, 0, 0, 0, 1, 0, 1],
+        _ => Vec::new(),
+    };
+    let ip = Ipv4Repr {
+        src_addr: f.ip_src.unwrap_or(Ipv4Addr::new(198, 18, 0, 1)),
+        dst_addr: f.ip_dst.unwrap_or(Ipv4Addr::new(198, 18, 0, 2)),
+        protocol: proto,
+        payload_len: l4.len(),
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+        dont_frag: false,
+    };
+    let mut out = vec![0u8; ip.buffer_len()];
+    ip.emit(&mut Ipv4Packet::new_unchecked(&mut out[..]));
+    out[ipv4::HEADER_LEN..].copy_from_slice(&l4);
+    out
+}
+
+/// An Ethernet/IPv4 ARP packet from `src` (a request unless `arp_op` says otherwise).
+fn arp_packet(f: &FrameFields, src: MacAddr) -> Vec<u8> {
+    let repr = ArpRepr {
+        operation: ArpOperation::from(f.arp_op.unwrap_or(1)),
+        source_hardware_addr: src,
+        source_protocol_addr: f.arp_spa.unwrap_or(Ipv4Addr::new(198, 18, 0, 1)),
+        target_hardware_addr: MacAddr([0; 6]),
+        target_protocol_addr: f.arp_tpa.unwrap_or(Ipv4Addr::new(198, 18, 0, 2)),
+    };
+    let mut out = vec![0u8; repr.header_len()];
+    repr.emit(&mut ArpPacket::new_unchecked(&mut out[..]));
+    out
 }
 
 #[cfg(test)]
 mod test {
     use super::*;
+
+    /// The IPv4 header checksum over `h`: 0 when `h` holds a correct one.
+    fn checksum(h: &[u8]) -> u16 {
+        !flowtable::wire::checksum::sum(h)
+    }
 
     #[test]
     fn udp_frame_has_a_valid_ip_checksum() {

@@ -4,6 +4,7 @@
 //!   checks, and the rules between ports that a file and a live change both obey;
 //! - [`control`]: [`Switch`], which owns ports and flows and sends every change to the PMDs
 //!   (a file per resource: PMDs, ports, flows, fdb, trace);
+//! - `datapath`: tx batches and VLAN tag editing, shared by `pmd` and `tunnel` (below both);
 //! - `pmd`: the poll-mode threads and the per-burst pipeline (rx, key, lookup, execute, tx);
 //! - [`stats`]: per-PMD counters and how they are published;
 //! - [`tunnel`]: VXLAN ports over an IPv4 underlay (ARP, neighbour cache, encap/decap).
@@ -15,6 +16,7 @@
 
 pub mod config;
 pub mod control;
+mod datapath;
 mod pmd;
 pub mod stats;
 pub mod tunnel;

@@ -15,6 +15,7 @@
 
 use std::path::Path;
 
+use flowtable::wire::{EtherType, IpProtocol};
 use serde_json::{json, Map, Value};
 
 /// The largest value of each numeric match field.
@@ -349,17 +350,21 @@ fn match_schema() -> Value {
         v.dedup();
         v
     };
-    let et = |n: u64, names: &[&str]| ("eth_type", exact_value(n, names));
-    let proto = |ns: &[(u64, &str)]| {
+    let et = |n: u16, names: &[&str]| ("eth_type", exact_value(n.into(), names));
+    let proto = |ns: &[(u8, &str)]| {
         let alts: Vec<Value> = ns
             .iter()
-            .map(|&(n, name)| exact_value(n, &[name]))
+            .map(|&(n, name)| exact_value(n.into(), &[name]))
             .collect();
         ("ip_proto", json!({"anyOf": alts}))
     };
-    let l4 = [(6, "tcp"), (17, "udp"), (132, "sctp")];
-    let v4 = || et(0x0800, &["ipv4", "ip"]);
-    let v6 = || et(0x86dd, &["ipv6"]);
+    let l4 = [
+        (IpProtocol::TCP, "tcp"),
+        (IpProtocol::UDP, "udp"),
+        (IpProtocol::SCTP, "sctp"),
+    ];
+    let v4 = || et(EtherType::IPV4, &["ipv4", "ip"]);
+    let v6 = || et(EtherType::IPV6, &["ipv6"]);
     let l2_fields = cat(&[L2]);
     let ip4 = cat(&[L2, IP, V4]);
     let ip4_l4 = cat(&[L2, IP, V4, L4]);
@@ -378,11 +383,11 @@ fn match_schema() -> Value {
             shape("layer 2", &l2_fields, &[]),
             shape("IPv4", &ip4, &[v4()]),
             shape("IPv4 with ports", &ip4_l4, &[v4(), proto(&l4)]),
-            shape("ICMP", &ip4_l4, &[v4(), proto(&[(1, "icmp")])]),
+            shape("ICMP", &ip4_l4, &[v4(), proto(&[(IpProtocol::ICMP, "icmp")])]),
             shape("IPv6", &ip6, &[v6()]),
             shape("IPv6 with ports", &ip6_l4, &[v6(), proto(&l4)]),
-            shape("ICMPv6", &ip6_l4, &[v6(), proto(&[(58, "icmpv6")])]),
-            shape("ARP", &arp, &[et(0x0806, &["arp"])]),
+            shape("ICMPv6", &ip6_l4, &[v6(), proto(&[(IpProtocol::ICMPV6, "icmpv6")])]),
+            shape("ARP", &arp, &[et(EtherType::ARP, &["arp"])]),
         ]
     })
 }
@@ -612,7 +617,8 @@ fn frame_fields_schema() -> Value {
     let ip = nullable(string(&ipv4()));
     // `eth_type` as the frame builder reads it: decimal, or `0x` (lower case) hex.
     let et_any = format!("(?:0*{}|0x0*{})", up_to(U16, 10), up_to(U16, 16));
-    let et_is = |n: u64| {
+    let et_is = |n: u16| {
+        let n = u64::from(n);
         let dec: String = digits(n, 10).iter().map(|d| d.to_string()).collect();
         let hex: String = digits(n, 16).into_iter().map(|d| class(d, d, 16)).collect();
         format!("(?:0*{dec}|0x0*{hex})")
@@ -662,8 +668,8 @@ fn frame_fields_schema() -> Value {
             (0x0800, 0x0806).",
         "anyOf": [
             object("no IP or ARP fields", common(nullable(string(&et_any))), no_l3),
-            object("IPv4", common(nullable(string(&et_is(0x0800)))), ipv4),
-            object("ARP", common(nullable(string(&et_is(0x0806)))), arp),
+            object("IPv4", common(nullable(string(&et_is(EtherType::IPV4)))), ipv4),
+            object("ARP", common(nullable(string(&et_is(EtherType::ARP)))), arp),
         ]
     })
 }

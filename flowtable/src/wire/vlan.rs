@@ -120,6 +120,23 @@ impl Repr {
     }
 }
 
+/// Where an outer tag sits in an Ethernet frame: right after the two MAC addresses, its TPID
+/// in the EtherType's place (the frame's EtherType follows the tag).
+pub const TAG_OFFSET: usize = 12;
+/// Bytes a tag adds to an Ethernet frame: its TPID and its TCI.
+pub const TAG_LEN: usize = 4;
+
+/// True when the Ethernet frame `frame` carries an outer 802.1Q or 802.1ad tag, whole (the
+/// EtherType after it included).
+#[inline]
+pub fn is_tagged(frame: &[u8]) -> bool {
+    frame.len() >= super::ethernet::HEADER_LEN + HEADER_LEN
+        && EtherType::is_vlan_raw(u16::from_be_bytes([
+            frame[TAG_OFFSET],
+            frame[TAG_OFFSET + 1],
+        ]))
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -176,6 +193,21 @@ mod test {
             (packet.pcp(), packet.dei(), packet.vid().get()),
             (5, false, 4095)
         );
+    }
+
+    #[test]
+    fn test_is_tagged() {
+        let mut frame = [0u8; 18];
+        frame[TAG_OFFSET..TAG_OFFSET + 2].copy_from_slice(&[0x81, 0x00]);
+        assert!(is_tagged(&frame));
+        frame[TAG_OFFSET..TAG_OFFSET + 2].copy_from_slice(&[0x88, 0xa8]);
+        assert!(is_tagged(&frame));
+        assert!(
+            !is_tagged(&frame[..17]),
+            "no room for the EtherType after the tag"
+        );
+        frame[TAG_OFFSET..TAG_OFFSET + 2].copy_from_slice(&[0x08, 0x00]);
+        assert!(!is_tagged(&frame));
     }
 
     #[test]

@@ -8,31 +8,51 @@ use std::borrow::Cow;
 use std::time::Instant;
 
 use flowtable::fdb::{L2Domain, Learned};
-use flowtable::key::{VLAN_PCP_MASK, VLAN_PRESENT, VLAN_VID_MASK};
-use flowtable::{Action, FlowKey, MacAddr, MacTable, PortNo, VlanId, Vni};
+use flowtable::{Action, FlowKey, MacAddr, MacTable, PortNo, Vni};
 use ports::Packet;
 
-use super::normal::{self, Forward, Frame, Ports};
-use super::tx::TxPort;
-use super::vlan::{self, PortVlan};
-use crate::stats::{DropReason, PmdStats};
+use super::normal::{self, Forward, Ports};
+use crate::datapath::tx::TxCtx;
+use crate::datapath::vlan::{self, PortVlan};
+use crate::stats::DropReason;
 use crate::tunnel::encap;
-use crate::tunnel::{Tunnel, TxCtx};
+use crate::tunnel::Tunnel;
 
 /// The action list of frames no rule matched.
 pub(crate) const NORMAL: &[Action] = &[Action::Normal];
 
 /// Everything an action may touch besides the frame itself.
 pub(crate) struct Out<'a> {
-    pub txs: &'a mut [Option<TxPort>],
-    pub dirty: &'a mut Vec<PortNo>,
+    /// The tx batches outputs go to, the counters, the burst's time.
+    pub cx: TxCtx<'a>,
+    /// The bridge ports, in flood order.
     pub flood: &'a [PortNo],
+    /// Each port's VLAN mode, by port number.
     pub vlans: &'a [PortVlan],
+    /// The vxlan ports and the underlay (outputs to a vxlan port encapsulate).
     pub tunnel: &'a mut Tunnel,
+    /// The MAC table `normal` learns into and looks up.
     pub fdb: &'a mut MacTable,
+    /// What `normal` learned, for the peer PMDs.
     pub announce: &'a mut Vec<(L2Domain, MacAddr, PortNo)>,
-    pub stats: &'a mut PmdStats,
-    pub now: Instant,
+}
+
+impl Out<'_> {
+    /// The ports `normal` chooses among.
+    #[inline]
+    fn ports(&self) -> Ports<'_> {
+        Ports {
+            flood: self.flood,
+            vlans: self.vlans,
+            tunnel: self.tunnel,
+        }
+    }
+
+    /// The burst's time.
+    #[inline]
+    fn now(&self) -> Instant {
+        self.cx.now
+    }
 }
 
 /// Applies `actions` to `pkt` (whose key is `key`) received on `in_port`.
@@ -45,7 +65,7 @@ pub(crate) fn execute(
 ) {
     match actions {
         [] => {
-            out.stats.drop(DropReason::Rule);
+            out.cx.stats.drop(DropReason::Rule);
             return;
         }
         // The common list (port-to-port rules): no key copy, no search for the last output.
@@ -73,17 +93,17 @@ pub(crate) fn execute(
             Action::PushVlan { vid, pcp } => {
                 // The logical tag (access port, native VLAN) goes into the bytes first, so
                 // the new tag stacks on it as the key says.
-                if !vlan::materialize(pkt, &key) || !push_vlan(pkt, key.to_mut(), vid, pcp) {
-                    out.stats.drop(DropReason::Malformed);
+                if !vlan::materialize(pkt, &key) || !vlan::push(pkt, key.to_mut(), vid, pcp) {
+                    out.cx.stats.drop(DropReason::Malformed);
                     return;
                 }
             }
             Action::PopVlan => {
                 if !vlan::materialize(pkt, &key) {
-                    out.stats.drop(DropReason::Malformed);
+                    out.cx.stats.drop(DropReason::Malformed);
                     return;
                 }
-                pop_vlan(pkt, key.to_mut())
+                vlan::pop(pkt, key.to_mut())
             }
             Action::SetTunnel(vni) => {
                 key.to_mut().set_tun_id(vni.get());
@@ -112,7 +132,7 @@ fn emit(
     mv: bool,
 ) {
     if port == in_port {
-        out.stats.drop(DropReason::InPort);
+        out.cx.stats.drop(DropReason::InPort);
         return;
     }
     let port_vlan = out.vlans.get(port.index()).unwrap_or(&PortVlan::Untagged);
@@ -120,25 +140,22 @@ fn emit(
         emit_vxlan(out, port, port_vlan, key, tun, pkt, mv);
         return;
     }
-    let Some(Some(tx)) = out.txs.get_mut(port.index()) else {
-        out.stats.drop(DropReason::NoPort);
+    let Some(mut slot) = out.cx.tx.slot(port, out.cx.stats) else {
+        out.cx.stats.drop(DropReason::NoPort);
         return;
     };
-    if !tx.is_pending() {
-        out.dirty.push(port);
-    }
-    let slot = tx.slot(out.stats);
+    let buf = slot.packet();
     if mv {
-        std::mem::swap(slot, pkt);
+        std::mem::swap(buf, pkt);
     } else {
-        slot.copy_from(pkt.data());
+        buf.copy_from(pkt.data());
     }
-    if !vlan::egress(slot, key, port_vlan) {
-        // Not committed: the slot is reused; a dirty port with an empty batch flushes nothing.
-        out.stats.drop(DropReason::Malformed);
+    if !vlan::egress(buf, key, port_vlan) {
+        // Not committed: the slot is reused.
+        out.cx.stats.drop(DropReason::Malformed);
         return;
     }
-    tx.commit();
+    slot.commit();
 }
 
 /// [`emit`] to a vxlan port: encapsulated towards the uplink (kept out of line, so the plain
@@ -153,49 +170,32 @@ fn emit_vxlan(
     pkt: &mut Packet,
     mv: bool,
 ) {
-    let mut cx = TxCtx {
-        txs: out.txs,
-        dirty: out.dirty,
-        stats: out.stats,
-        now: out.now,
-    };
-    encap::output(out.tunnel, port, port_vlan, key, tun, pkt, mv, &mut cx);
+    encap::output(out.tunnel, port, port_vlan, key, tun, pkt, mv, &mut out.cx);
 }
 
-/// `normal`: learn the source, then send the frame where [`Ports::decide`] says (the learned
-/// port, a flood of the frame's VLAN, or nowhere: split horizon, no destination).
+/// `normal`: learn the source, then send the frame where [`Ports::forward`] says (the
+/// learned port, a flood of the frame's VLAN, or nowhere: split horizon, no destination).
 fn normal(out: &mut Out<'_>, in_port: PortNo, key: &FlowKey, pkt: &mut Packet, mv: bool) {
     let src = key.eth_src();
     if !src.is_multicast() {
         let dom = normal::domain(key);
-        match out.fdb.learn(dom, src, in_port, out.now) {
+        match out.fdb.learn(dom, src, in_port, out.now()) {
             Learned::Quiet | Learned::Full => {}
             Learned::New | Learned::Moved { .. } | Learned::Refresh => {
                 out.announce.push((dom, src, in_port))
             }
         }
     }
-    let (flood, vlans) = (out.flood, out.vlans);
-    let frame = Frame::new(key, in_port, out.tunnel);
-    let learned = normal::learned_port(out.fdb, key, out.now);
-    let ports = Ports {
-        flood,
-        vlans,
-        tunnel: out.tunnel,
-    };
-    match ports.decide(&frame, learned) {
+    let (frame, forward) = out.ports().forward(out.fdb, key, in_port, out.now());
+    match forward {
         Forward::Learned(port) => emit(out, in_port, port, key, None, pkt, mv),
-        Forward::Drop { reason, .. } => out.stats.drop(reason),
+        Forward::Drop { reason, .. } => out.cx.stats.drop(reason),
         Forward::Flood { copies } => {
+            let flood = out.flood;
             let mut left = copies;
             for &port in flood {
                 // Asked again per port (the outputs need the tunnel mutably in between).
-                let ports = Ports {
-                    flood,
-                    vlans,
-                    tunnel: out.tunnel,
-                };
-                if !ports.floods_to(&frame, port) {
+                if !out.ports().floods_to(&frame, port) {
                     continue;
                 }
                 left -= 1;
@@ -205,32 +205,5 @@ fn normal(out: &mut Out<'_>, in_port: PortNo, key: &FlowKey, pkt: &mut Packet, m
                 }
             }
         }
-    }
-}
-
-/// Inserts an 802.1Q tag after the MAC addresses. False if the frame has no Ethernet header.
-fn push_vlan(pkt: &mut Packet, key: &mut FlowKey, vid: VlanId, pcp: u8) -> bool {
-    if pkt.len() < 14 {
-        return false;
-    }
-    let tci = (u16::from(pcp & 7) << 13) | vid.get();
-    let Some(tag) = pkt.insert(12, 4) else {
-        return false;
-    };
-    tag.copy_from_slice(&[0x81, 0x00, (tci >> 8) as u8, tci as u8]);
-    key.set_vlan_inner_tci(key.vlan_tci());
-    key.set_vlan_tci(tci & (VLAN_PCP_MASK | VLAN_VID_MASK) | VLAN_PRESENT);
-    true
-}
-
-/// Removes the outer 802.1Q/802.1ad tag, if there is one.
-fn pop_vlan(pkt: &mut Packet, key: &mut FlowKey) {
-    let d = pkt.data();
-    if d.len() >= 18
-        && matches!(u16::from_be_bytes([d[12], d[13]]), 0x8100 | 0x88a8)
-        && pkt.remove(12, 4)
-    {
-        key.set_vlan_tci(key.vlan_inner_tci());
-        key.set_vlan_inner_tci(0);
     }
 }

@@ -1,13 +1,40 @@
 //! Decide each frame of a burst: exact-match cache first; the misses of the whole burst then
-//! go to the classifier in one batched call, which overlaps their memory accesses.
+//! go to the classifier in one batched call, which overlaps their memory accesses. A port
+//! whose rules decide every frame by the in-port alone ([`PortDecision`]) skips both.
 
-use flowtable::{Classifier, Emc, FlowKey, RuleIdx};
+use flowtable::{Classifier, Emc, FlowKey, PortNo, RuleIdx};
 use ports::BURST;
 
 use crate::stats::PmdStats;
+use crate::tunnel::Tunnel;
 
 /// A frame's decision: the rule it matched, or `None` for the default `normal`.
 pub(crate) type Decision = Option<RuleIdx>;
+
+/// What the rules decide for every frame of one rx port.
+#[derive(Clone, Copy)]
+pub(crate) struct PortDecision {
+    /// The decision every frame of the port takes.
+    pub decision: Decision,
+    /// The decision's actions look at nothing past the L2 header (outputs to plain ports, or
+    /// a drop): the frames' L3 and L4 fields are not parsed. `normal` and vxlan outputs need
+    /// them (learning, the encapsulation's flow hash).
+    pub l2_only: bool,
+}
+
+/// The decision every frame from `port` takes, if the rules make it one. Never the
+/// underlay's: its frames are decapsulated, each then with its vxlan port as in-port.
+#[inline]
+pub(crate) fn decided_for(
+    decisions: &[Option<PortDecision>],
+    tunnel: &Tunnel,
+    port: PortNo,
+) -> Option<PortDecision> {
+    match decisions.get(port.index()) {
+        Some(&Some(d)) if !tunnel.is_underlay(port) => Some(d),
+        _ => None,
+    }
+}
 
 /// Marks a frame that is not a repeat of an earlier miss.
 const NOT_A_REPEAT: u8 = u8::MAX;

@@ -1,4 +1,4 @@
-//! Where `normal` sends a frame: one pure function ([`Ports::decide`]) that the datapath
+//! Where `normal` sends a frame: one pure function ([`Ports::forward`]) that the datapath
 //! ([`super::execute`]) and the tracer ([`super::trace`]) both ask, so they cannot disagree.
 //! It reads the MAC table and the port tables and changes nothing (learning is the
 //! datapath's own step, before it asks).
@@ -24,7 +24,7 @@ use std::time::Instant;
 use flowtable::fdb::L2Domain;
 use flowtable::{FlowKey, MacTable, PortNo, VlanId};
 
-use super::vlan::PortVlan;
+use crate::datapath::vlan::PortVlan;
 use crate::stats::DropReason;
 use crate::tunnel::Tunnel;
 
@@ -124,6 +124,21 @@ impl Ports<'_> {
     #[inline]
     pub fn floods_to(&self, f: &Frame, port: PortNo) -> bool {
         port != f.in_port && self.carries(f, port) && !self.split(f, port)
+    }
+
+    /// `normal`'s decision for the frame with key `key` arriving on `in_port` at `now`: the
+    /// frame as the choice of its ports sees it (for [`Ports::floods_to`]), and where it
+    /// goes. The datapath asks after learning the frame's source; the tracer asks without.
+    #[inline]
+    pub fn forward(
+        &self,
+        fdb: &MacTable,
+        key: &FlowKey,
+        in_port: PortNo,
+        now: Instant,
+    ) -> (Frame, Forward) {
+        let frame = Frame::new(key, in_port, self.tunnel);
+        (frame, self.decide(&frame, learned_port(fdb, key, now)))
     }
 
     /// Where `normal` sends the frame `f` whose destination is learned on `learned` (see

@@ -10,6 +10,7 @@ use flowtable::fdb::L2Domain;
 use flowtable::key::extract;
 use flowtable::{FlowKey, PortNo, RuleId};
 
+use super::lookup::decided_for;
 use super::normal::{self, Forward};
 use super::Pmd;
 
@@ -108,14 +109,13 @@ impl Pmd {
         let normal = actions.contains(&Action::Normal).then(|| {
             // The datapath's own decision (`normal` asks the same function after learning
             // the source, which a trace does not do).
-            let frame = normal::Frame::new(&key, req.in_port, &self.tunnel);
             let ports = normal::Ports {
                 flood: &self.flood,
                 vlans: &self.vlans,
                 tunnel: &self.tunnel,
             };
-            let learned = normal::learned_port(&self.fdb, &key, Instant::now());
-            match ports.decide(&frame, learned) {
+            let (frame, forward) = ports.forward(&self.fdb, &key, req.in_port, Instant::now());
+            match forward {
                 Forward::Learned(port) => NormalOutcome::Learned(port),
                 Forward::Drop {
                     learned: Some(port),
@@ -132,8 +132,7 @@ impl Pmd {
                 }
             }
         });
-        let port_decided =
-            super::decided_for(&self.port_decisions, &self.tunnel, req.in_port).is_some();
+        let port_decided = decided_for(&self.port_decisions, &self.tunnel, req.in_port).is_some();
         Trace {
             pmd: self.cfg.index,
             key,

@@ -3,13 +3,14 @@
 
 use std::net::Ipv4Addr;
 
-use flowtable::wire::{ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetPacket, EthernetRepr};
+use flowtable::wire::{
+    ethernet, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetPacket, EthernetRepr,
+};
 use flowtable::MacAddr;
 use ports::Packet;
 
 /// An Ethernet frame carrying ARP, padded to the 60-byte minimum.
 const FRAME_LEN: usize = 60;
-const ETH_LEN: usize = 14;
 
 /// Writes an Ethernet/ARP frame into `pkt`.
 fn build(pkt: &mut Packet, eth_dst: MacAddr, src_mac: MacAddr, arp: &ArpRepr) {
@@ -22,8 +23,12 @@ fn build(pkt: &mut Packet, eth_dst: MacAddr, src_mac: MacAddr, arp: &ArpRepr) {
         dst_addr: eth_dst,
         ethertype: EtherType::Arp,
     }
-    .emit(&mut EthernetPacket::new_unchecked(&mut buf[..ETH_LEN]));
-    arp.emit(&mut ArpPacket::new_unchecked(&mut buf[ETH_LEN..]));
+    .emit(&mut EthernetPacket::new_unchecked(
+        &mut buf[..ethernet::HEADER_LEN],
+    ));
+    arp.emit(&mut ArpPacket::new_unchecked(
+        &mut buf[ethernet::HEADER_LEN..],
+    ));
 }
 
 /// A broadcast "who has `target`" from `(mac, ip)`.

@@ -6,18 +6,14 @@
 use std::net::Ipv4Addr;
 
 use flowtable::key::{extract, extract_vxlan};
-use flowtable::wire::ArpOperation;
+use flowtable::wire::{self, ArpOperation, EtherType, IpProtocol};
 use flowtable::FlowKey;
 use ports::Packet;
 
-use super::{arp, Tunnel, TxCtx, Underlay};
-use crate::pmd::tx;
-use crate::pmd::vlan::PortVlan;
+use super::{arp, Tunnel, Underlay};
+use crate::datapath::tx::TxCtx;
+use crate::datapath::vlan::PortVlan;
 use crate::stats::DropReason;
-
-const ETH_TYPE_ARP: u16 = 0x0806;
-const ETH_TYPE_IPV4: u16 = 0x0800;
-const PROTO_UDP: u8 = 17;
 
 /// Handles a burst received on the underlay port. Decapsulated frames are moved to the front
 /// of `burst`, with their keys (in-port: their vxlan port; `tun_*` set; logical VLAN applied)
@@ -36,13 +32,13 @@ pub(crate) fn underlay_rx(
     let mut w = 0;
     for i in 0..n {
         let k = keys[i];
-        if k.eth_type() == ETH_TYPE_ARP && k.vlan_tci() == 0 {
+        if k.eth_type() == u16::from(EtherType::Arp) && k.vlan_tci() == 0 {
             arp_rx(t, &u, &mut burst[i], cx);
             continue;
         }
-        if k.eth_type() == ETH_TYPE_IPV4
-            && k.ip_proto() == PROTO_UDP
-            && k.tp_dst() == flowtable::wire::vxlan::UDP_PORT
+        if k.eth_type() == u16::from(EtherType::Ipv4)
+            && k.ip_proto() == u8::from(IpProtocol::Udp)
+            && k.tp_dst() == wire::vxlan::UDP_PORT
         {
             if let Some(inner) = decap(t, &u, &mut burst[i], vlans, cx) {
                 keys[w] = inner;
@@ -127,7 +123,7 @@ fn arp_rx(t: &mut Tunnel, u: &Underlay, pkt: &mut Packet, cx: &mut TxCtx<'_>) {
                 t.learn(spa, sha, true, cx);
             }
             arp::reply(pkt, u.mac, a.target_protocol_addr, &a);
-            if tx::enqueue(cx.txs, cx.dirty, cx.stats, u.port, pkt) {
+            if cx.enqueue(u.port, pkt) {
                 t.stats.arp_replies_sent += 1;
             }
         }

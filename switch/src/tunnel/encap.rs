@@ -5,17 +5,17 @@
 use std::net::Ipv4Addr;
 
 use flowtable::wire::{
-    vxlan, EtherType, EthernetPacket, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket,
-    UdpRepr, VxlanPacket, VxlanRepr,
+    ethernet, ipv4, udp, vxlan, EtherType, EthernetPacket, EthernetRepr, IpProtocol, Ipv4Packet,
+    Ipv4Repr, UdpPacket, UdpRepr, VxlanPacket, VxlanRepr,
 };
 use flowtable::{FlowKey, MacAddr, PortNo, Vni};
 use ports::Packet;
 use tracing::warn;
 
 use super::neigh::Lookup;
-use super::{Tunnel, TxCtx, ENCAP_LEN};
-use crate::pmd::tx;
-use crate::pmd::vlan::{self, PortVlan};
+use super::{Tunnel, ENCAP_LEN};
+use crate::datapath::tx::TxCtx;
+use crate::datapath::vlan::{self, PortVlan};
 use crate::stats::DropReason;
 
 /// TTL of the outer IPv4 header.
@@ -59,7 +59,7 @@ pub(crate) fn output(
     let inner_len = t.scratch.len();
     // The underlay MTU bounds the outer IPv4 packet: IPv4, UDP and VXLAN headers plus the
     // inner frame (the outer Ethernet header is not part of it).
-    if inner_len + ENCAP_LEN - 14 > usize::from(u.mtu) {
+    if inner_len + ENCAP_LEN - ethernet::HEADER_LEN > usize::from(u.mtu) {
         t.stats.mtu_drops += 1;
         cx.stats.drop(DropReason::Tunnel);
         if let Some(suppressed) = t.mtu_log.allow(cx.now) {
@@ -104,7 +104,7 @@ pub(crate) fn output(
     match t.neigh.lookup(u32::from(next_hop), cx.now) {
         Lookup::Mac { mac, probe } => {
             set_dst(&mut t.scratch, mac);
-            if !tx::enqueue(cx.txs, cx.dirty, cx.stats, u.port, &mut t.scratch) {
+            if !cx.enqueue(u.port, &mut t.scratch) {
                 cx.stats.drop(DropReason::NoPort);
             }
             if probe {
@@ -151,9 +151,9 @@ pub(crate) fn write_headers(hdr: &mut [u8], o: &Outer) {
     let Some(hdr) = hdr.get_mut(..ENCAP_LEN) else {
         return;
     };
-    let (eth, rest) = hdr.split_at_mut(14);
-    let (ip, rest) = rest.split_at_mut(20);
-    let (udp, vx) = rest.split_at_mut(8);
+    let (eth, rest) = hdr.split_at_mut(ethernet::HEADER_LEN);
+    let (ip, rest) = rest.split_at_mut(ipv4::HEADER_LEN);
+    let (udp_hdr, vx) = rest.split_at_mut(udp::HEADER_LEN);
     EthernetRepr {
         src_addr: o.mac,
         dst_addr: MacAddr([0; 6]),
@@ -164,7 +164,7 @@ pub(crate) fn write_headers(hdr: &mut [u8], o: &Outer) {
         src_addr: o.src,
         dst_addr: o.dst,
         protocol: IpProtocol::Udp,
-        payload_len: 8 + vxlan::HEADER_LEN + o.inner_len,
+        payload_len: udp::HEADER_LEN + vxlan::HEADER_LEN + o.inner_len,
         ttl: OUTER_TTL,
         tos: 0,
         ident: o.ident,
@@ -176,7 +176,7 @@ pub(crate) fn write_headers(hdr: &mut [u8], o: &Outer) {
         dst_port: vxlan::UDP_PORT,
         payload_len: vxlan::HEADER_LEN + o.inner_len,
     }
-    .emit(&mut UdpPacket::new_unchecked(udp));
+    .emit(&mut UdpPacket::new_unchecked(udp_hdr));
     VxlanRepr { vni: o.vni }.emit(&mut VxlanPacket::new_unchecked(vx));
 }
 

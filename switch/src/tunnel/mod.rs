@@ -24,12 +24,13 @@ mod tests;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use flowtable::wire::{ethernet, ipv4, udp, vxlan};
 use flowtable::{MacAddr, PortNo, Vni};
 use ports::Packet;
 
 use crate::config::{PortConfig, PortType};
-use crate::pmd::tx::{self, TxPort};
-use crate::stats::{DropReason, PmdStats};
+use crate::datapath::tx::TxCtx;
+use crate::stats::DropReason;
 use neigh::NeighCache;
 use stats::TunnelStats;
 use tracing::{info, warn};
@@ -40,7 +41,9 @@ pub const DEFAULT_MTU: u16 = 1500;
 /// Underlay MTUs a config may set; an interface's own MTU above the top is clamped to it.
 pub const MTU_RANGE: std::ops::RangeInclusive<u16> = 576..=9216;
 /// Bytes VXLAN adds in front of the inner frame: Ethernet 14, IPv4 20, UDP 8, VXLAN 8.
-pub const ENCAP_LEN: usize = 50;
+pub const ENCAP_LEN: usize =
+    ethernet::HEADER_LEN + ipv4::HEADER_LEN + udp::HEADER_LEN + vxlan::HEADER_LEN;
+const _: () = assert!(ENCAP_LEN == 50);
 
 /// The uplink as the PMD uses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,14 +166,6 @@ impl LogLimit {
     }
 }
 
-/// Where frames the overlay sends go: the PMD's tx batches, and the time.
-pub(crate) struct TxCtx<'a> {
-    pub txs: &'a mut [Option<TxPort>],
-    pub dirty: &'a mut Vec<PortNo>,
-    pub stats: &'a mut PmdStats,
-    pub now: Instant,
-}
-
 /// One PMD's overlay state.
 pub(crate) struct Tunnel {
     pub underlay: Option<Underlay>,
@@ -265,16 +260,10 @@ impl Tunnel {
     /// mapping the full table refused is counted, and still announced: it may answer a
     /// peer's request (the answers reach whichever PMD polls the uplink).
     pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, announce: bool, cx: &mut TxCtx<'_>) {
-        let TxCtx {
-            txs,
-            dirty,
-            stats,
-            now,
-        } = cx;
         let Some(u) = self.underlay else {
             return;
         };
-        let tell = match self.neigh.learn(u32::from(ip), mac, *now) {
+        let tell = match self.neigh.learn(u32::from(ip), mac, cx.now) {
             neigh::Learn::New => {
                 self.stats.neigh_updates += 1;
                 true
@@ -294,10 +283,10 @@ impl Tunnel {
             if let Some(eth) = pkt.data_mut().get_mut(..6) {
                 eth.copy_from_slice(&mac.0);
             }
-            if tx::enqueue(txs, dirty, stats, u.port, pkt) {
+            if cx.enqueue(u.port, pkt) {
                 *released += 1;
             } else {
-                stats.drop(DropReason::NoPort);
+                cx.stats.drop(DropReason::NoPort);
             }
         });
     }
@@ -320,7 +309,7 @@ impl Tunnel {
     /// Sends an ARP request for `target` out of the underlay.
     fn send_request(&mut self, u: &Underlay, target: Ipv4Addr, cx: &mut TxCtx<'_>) {
         arp::request(&mut self.scratch, u.mac, u.ip, target);
-        if tx::enqueue(cx.txs, cx.dirty, cx.stats, u.port, &mut self.scratch) {
+        if cx.enqueue(u.port, &mut self.scratch) {
             self.stats.arp_requests_sent += 1;
         }
     }

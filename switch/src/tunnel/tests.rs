@@ -14,9 +14,9 @@ use ports::mem::{self, MemPeer};
 use ports::{Packet, Port};
 
 use super::neigh::{MAX_ENTRIES, MAX_TRIES, REFRESH, RETRY};
-use super::{arp, decap, encap, Tunnel, TxCtx, Underlay, VxlanPort, MAX_ANNOUNCE};
-use crate::pmd::tx::TxPort;
-use crate::pmd::vlan::PortVlan;
+use super::{arp, decap, encap, Tunnel, Underlay, VxlanPort, MAX_ANNOUNCE};
+use crate::datapath::tx::{TxBatches, TxCtx};
+use crate::datapath::vlan::PortVlan;
 use crate::stats::PmdStats;
 
 const UPLINK: PortNo = PortNo(0);
@@ -29,8 +29,7 @@ const REMOTE_MAC: MacAddr = MacAddr([0x02, 0xee, 0, 0, 0, 2]);
 /// One PMD's share: its tunnel state, its tx batch to the uplink, its counters.
 struct FakePmd {
     t: Tunnel,
-    txs: Vec<Option<TxPort>>,
-    dirty: Vec<PortNo>,
+    tx: TxBatches,
     stats: PmdStats,
 }
 
@@ -51,28 +50,19 @@ impl FakePmd {
             remote: REMOTE,
             local: None,
         });
+        let mut tx = TxBatches::new();
+        tx.add(UPLINK, uplink.txq(index).unwrap());
         FakePmd {
             t,
-            txs: vec![Some(TxPort::new(UPLINK, uplink.txq(index).unwrap()))],
-            dirty: Vec::new(),
+            tx,
             stats: PmdStats::default(),
         }
     }
 
     /// Runs `f` with this PMD's tx context at `now`, then flushes what it queued.
     fn with_cx(&mut self, now: Instant, f: impl FnOnce(&mut Tunnel, &mut TxCtx<'_>)) {
-        let mut cx = TxCtx {
-            txs: &mut self.txs,
-            dirty: &mut self.dirty,
-            stats: &mut self.stats,
-            now,
-        };
-        f(&mut self.t, &mut cx);
-        for port in self.dirty.drain(..) {
-            if let Some(Some(tx)) = self.txs.get_mut(port.index()) {
-                tx.flush(&mut self.stats);
-            }
-        }
+        f(&mut self.t, &mut self.tx.cx(&mut self.stats, now));
+        self.tx.flush(&mut self.stats);
     }
 
     /// A guest frame out of the vxlan port.

@@ -22,7 +22,10 @@
 //! exactly when they did on the wire it came from, or an action put one there.
 
 use flowtable::key::{VLAN_PCP_MASK, VLAN_PRESENT, VLAN_VID_MASK};
-use flowtable::FlowKey;
+use flowtable::wire::{
+    self, vlan::TAG_LEN, vlan::TAG_OFFSET, EtherType, EthernetPacket, VlanPacket,
+};
+use flowtable::{FlowKey, VlanId};
 use ports::Packet;
 
 use crate::config::{VlanConfig, VlanMode};
@@ -166,7 +169,7 @@ fn in_set(set: &[u64; SET_WORDS], v: u16) -> bool {
 /// True when the frame's bytes carry an outer 802.1Q or 802.1ad tag.
 #[inline]
 pub(crate) fn wire_tagged(frame: &[u8]) -> bool {
-    frame.len() >= 18 && matches!(u16::from_be_bytes([frame[12], frame[13]]), 0x8100 | 0x88a8)
+    wire::vlan::is_tagged(frame)
 }
 
 /// Writes the key's logical outer tag into the bytes if they do not carry it yet (a frame
@@ -191,25 +194,51 @@ pub(crate) fn egress(pkt: &mut Packet, key: &FlowKey, port: &PortVlan) -> bool {
     if want && !has {
         push_tag(pkt, key.vlan_tci())
     } else if !want && has {
-        pkt.remove(12, 4)
+        strip_tag(pkt)
     } else {
         true
     }
 }
 
-/// Inserts an 802.1Q tag with `tci`'s priority and VLAN id after the MAC addresses.
-fn push_tag(pkt: &mut Packet, tci: u16) -> bool {
-    if pkt.len() < 14 {
+/// The `push_vlan` action: stacks an 802.1Q tag of `vid` and `pcp` on the frame, and makes
+/// it the key's outer VLAN (the old one becomes the inner). False if the frame has no
+/// Ethernet header.
+pub(crate) fn push(pkt: &mut Packet, key: &mut FlowKey, vid: VlanId, pcp: u8) -> bool {
+    let tci = (u16::from(pcp & 7) << 13) | vid.get();
+    if !push_tag(pkt, tci) {
         return false;
     }
-    let tci = tci & (VLAN_PCP_MASK | VLAN_VID_MASK);
-    match pkt.insert(12, 4) {
-        Some(tag) => {
-            tag.copy_from_slice(&[0x81, 0x00, (tci >> 8) as u8, tci as u8]);
-            true
-        }
-        None => false,
+    key.set_vlan_inner_tci(key.vlan_tci());
+    key.set_vlan_tci(tci & (VLAN_PCP_MASK | VLAN_VID_MASK) | VLAN_PRESENT);
+    true
+}
+
+/// The `pop_vlan` action: removes the outer 802.1Q/802.1ad tag, if the frame carries one,
+/// and makes the inner VLAN the key's outer one.
+pub(crate) fn pop(pkt: &mut Packet, key: &mut FlowKey) {
+    if wire_tagged(pkt.data()) && strip_tag(pkt) {
+        key.set_vlan_tci(key.vlan_inner_tci());
+        key.set_vlan_inner_tci(0);
     }
+}
+
+/// Inserts an 802.1Q tag with `tci`'s priority and VLAN id after the MAC addresses. False
+/// if the frame has no Ethernet header (or no room).
+fn push_tag(pkt: &mut Packet, tci: u16) -> bool {
+    if pkt.len() < wire::ethernet::HEADER_LEN || pkt.insert(TAG_OFFSET, TAG_LEN).is_none() {
+        return false;
+    }
+    let frame = pkt.data_mut();
+    EthernetPacket::new_unchecked(&mut *frame).set_ethertype(EtherType::Vlan);
+    let tag = &mut frame[wire::ethernet::HEADER_LEN..];
+    VlanPacket::new_unchecked(tag).set_tci(tci & (VLAN_PCP_MASK | VLAN_VID_MASK));
+    true
+}
+
+/// Removes the outer tag, which the caller saw (see [`wire_tagged`]).
+#[inline]
+fn strip_tag(pkt: &mut Packet) -> bool {
+    pkt.remove(TAG_OFFSET, TAG_LEN)
 }
 
 #[cfg(test)]

@@ -1,0 +1,9 @@
+//! What the PMD pipeline (`pmd`) and the overlay (`tunnel`) both use to send frames: the
+//! per-port tx batches with the context every sender gets ([`tx`]), and the ports' VLAN
+//! modes with the one place a frame's 802.1Q tag is pushed or popped ([`vlan`]).
+//!
+//! Layering: below both `pmd` and `tunnel`, importing neither; `pmd` uses `tunnel` (decap,
+//! encap, the vxlan ports `normal` chooses among), never the other way round.
+
+pub(crate) mod tx;
+pub(crate) mod vlan;

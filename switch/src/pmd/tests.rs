@@ -1,0 +1,261 @@
+//! The pipeline driven on a [`Pmd`] without its thread: ports added and rules installed
+//! with the same commands the control plane sends, frames injected into memory ports, one
+//! [`Pmd::poll`] at a time, and what each port sent read back.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use flowtable::{Action, MacAddr, Match, PortNo, Rule, RuleId, VlanId};
+use nix::sys::eventfd::EventFd;
+use ports::mem::{self, MemPeer};
+use ports::{Packet, Port};
+
+use super::trace::{NormalOutcome, TraceRequest};
+use super::{Pmd, PmdCmd, PmdConfig, RuleOp};
+use crate::config::{VlanConfig, VlanMode};
+use crate::datapath::vlan::PortVlan;
+use crate::stats::{DropReason, PmdSnapshot};
+
+const A: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xa]);
+const B: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xb]);
+
+/// A PMD and the far ends of its memory ports (`peers[i]` is port `i`).
+struct Rig {
+    pmd: Pmd,
+    peers: Vec<Option<MemPeer>>,
+    /// Keeps the command channel open (the tests apply commands directly).
+    _cmds: Sender<PmdCmd>,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let (cmds, rx) = crossbeam_channel::unbounded();
+        let cfg = PmdConfig {
+            index: 0,
+            core: 0,
+            emc_entries: 1024,
+            mac_table_size: 1024,
+            mac_aging: Duration::from_secs(300),
+            sleep_after: None,
+        };
+        let wake = Arc::new(EventFd::new().unwrap());
+        let mirror = Arc::new(Mutex::new(PmdSnapshot::default()));
+        Rig {
+            pmd: Pmd::new(cfg, rx, wake, mirror),
+            peers: Vec::new(),
+            _cmds: cmds,
+        }
+    }
+
+    /// Adds memory port `n` with VLAN mode `vlan`.
+    fn port(&mut self, n: u32, vlan: PortVlan) {
+        let (mut port, peer) = mem::pair(64).unwrap();
+        self.pmd.apply(PmdCmd::AddPort {
+            port: PortNo(n),
+            rxqs: vec![(0, port.take_rxq(0).unwrap())],
+            txq: port.txq(0).unwrap(),
+            vlan,
+            underlay: None,
+        });
+        let i = n as usize;
+        if self.peers.len() <= i {
+            self.peers.resize_with(i + 1, || None);
+        }
+        self.peers[i] = Some(peer);
+    }
+
+    /// Installs a rule matching in-port `in_port`.
+    fn rule(&mut self, id: u64, in_port: u32, actions: &[Action]) {
+        let mut matches = Match::any();
+        matches.set_in_port(PortNo(in_port));
+        self.rule_matching(id, matches, actions);
+    }
+
+    /// Installs a rule (priority 10).
+    fn rule_matching(&mut self, id: u64, matches: Match, actions: &[Action]) {
+        self.pmd
+            .apply(PmdCmd::Rules(vec![RuleOp::Insert(Box::new(Rule {
+                id: RuleId(id),
+                priority: 10,
+                matches,
+                actions: actions.into(),
+            }))]));
+    }
+
+    fn peer(&self, n: u32) -> &MemPeer {
+        self.peers[n as usize].as_ref().unwrap()
+    }
+
+    /// Injects `frames` into port `n` and polls once; returns the frames polled.
+    fn send(&mut self, n: u32, frames: &[Vec<u8>]) -> usize {
+        for f in frames {
+            assert!(self.peer(n).inject(f));
+        }
+        self.pmd.poll(Instant::now)
+    }
+
+    /// What port `n` sent since the last call.
+    fn sent(&self, n: u32) -> Vec<Vec<u8>> {
+        self.peer(n).drain()
+    }
+}
+
+/// A 64-byte frame of IEEE local experimental EtherType 0x88b5, `seq` in its first payload
+/// byte; with `tci`, an 802.1Q tag inserted after the MACs (68 bytes then).
+fn frame(dst: MacAddr, src: MacAddr, tci: Option<u16>, seq: u8) -> Vec<u8> {
+    let mut f = Vec::with_capacity(68);
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&[0x88, 0xb5, seq]);
+    f.resize(64, 0);
+    if let Some(t) = tci {
+        f.splice(12..12, [0x81, 0x00, (t >> 8) as u8, t as u8]);
+    }
+    f
+}
+
+/// A trunk of `allowed` (`None`: every VLAN) without a native VLAN.
+fn trunk(allowed: Option<&[u16]>) -> PortVlan {
+    PortVlan::from_config(Some(&VlanConfig {
+        mode: VlanMode::Trunk,
+        tag: None,
+        allowed: allowed.map(<[u16]>::to_vec),
+        native: None,
+    }))
+}
+
+#[test]
+fn a_port_rule_outputs_every_frame_without_the_cache() {
+    let mut r = Rig::new();
+    r.port(1, PortVlan::Untagged);
+    r.port(2, PortVlan::Untagged);
+    r.rule(1, 1, &[Action::Output(PortNo(2))]);
+    let frames: Vec<_> = (0..3).map(|i| frame(B, A, None, i)).collect();
+    assert_eq!(r.send(1, &frames), 3);
+    assert_eq!(r.sent(2), frames);
+    assert!(r.sent(1).is_empty());
+    let st = &r.pmd.stats;
+    assert_eq!((st.rx_packets, st.port_decided, st.emc_hits), (3, 3, 0));
+    assert_eq!(st.ports[2].tx_packets, 3);
+    assert_eq!(st.ports[1].rx_bytes, 3 * 64);
+    assert_eq!(r.pmd.rxqs[0].counters.rx_packets, 3);
+}
+
+#[test]
+fn normal_floods_then_sends_to_the_learned_port_as_trace_says() {
+    let mut r = Rig::new();
+    for n in 1..=3 {
+        r.port(n, PortVlan::Untagged);
+    }
+    // A broadcast from A floods to the other ports, and A is learned on port 1.
+    let hello = frame(MacAddr::BROADCAST, A, None, 1);
+    r.send(1, std::slice::from_ref(&hello));
+    assert_eq!(r.sent(2), std::slice::from_ref(&hello));
+    assert_eq!(r.sent(3), [hello]);
+    assert!(r.sent(1).is_empty());
+    // B answers A: only port 1 gets it, and B is learned on port 2.
+    let answer = frame(A, B, None, 2);
+    r.send(2, std::slice::from_ref(&answer));
+    assert_eq!(r.sent(1), [answer]);
+    assert!(r.sent(3).is_empty());
+    // The tracer asks the same decision the datapath takes.
+    let to_b = frame(B, A, None, 3);
+    let t = r.pmd.trace(&TraceRequest {
+        in_port: PortNo(3),
+        frame: to_b.clone(),
+    });
+    assert_eq!(t.normal, Some(NormalOutcome::Learned(PortNo(2))));
+    r.send(3, std::slice::from_ref(&to_b));
+    assert_eq!(r.sent(2), [to_b]);
+    assert!(r.sent(1).is_empty());
+    assert_eq!(r.pmd.stats.drops, [0; DropReason::COUNT]);
+}
+
+#[test]
+fn a_vlan_stays_in_its_ports_and_is_tagged_on_trunks() {
+    let mut r = Rig::new();
+    r.port(1, PortVlan::Access(10));
+    r.port(2, trunk(Some(&[10, 20])));
+    r.port(3, PortVlan::Access(20));
+    let untagged = frame(MacAddr::BROADCAST, A, None, 1);
+    r.send(1, std::slice::from_ref(&untagged));
+    assert_eq!(r.sent(2), [frame(MacAddr::BROADCAST, A, Some(10), 1)]);
+    assert!(r.sent(3).is_empty(), "another VLAN");
+    // Back from the trunk in VLAN 20: untagged out of the access port of 20.
+    r.send(2, &[frame(MacAddr::BROADCAST, B, Some(20), 2)]);
+    assert_eq!(r.sent(3), [frame(MacAddr::BROADCAST, B, None, 2)]);
+    assert!(r.sent(1).is_empty());
+    // A tagged frame on an access port is not taken.
+    r.send(1, &[frame(MacAddr::BROADCAST, A, Some(10), 3)]);
+    assert!(r.sent(2).is_empty() && r.sent(3).is_empty());
+    assert_eq!(r.pmd.stats.drops[DropReason::Vlan as usize], 1);
+}
+
+#[test]
+fn push_and_pop_vlan_actions_edit_the_frame() {
+    let mut r = Rig::new();
+    r.port(1, PortVlan::Untagged);
+    // A trunk: port 2 takes the tagged frames its rule pops.
+    r.port(2, trunk(None));
+    let vid = VlanId::new(5).unwrap();
+    r.rule(
+        1,
+        1,
+        &[Action::PushVlan { vid, pcp: 3 }, Action::Output(PortNo(2))],
+    );
+    r.rule(2, 2, &[Action::PopVlan, Action::Output(PortNo(1))]);
+    r.send(1, &[frame(B, A, None, 1)]);
+    let pushed = r.sent(2);
+    assert_eq!(pushed.len(), 1);
+    assert_eq!(pushed[0][12..16], [0x81, 0x00, 0x60, 0x05]);
+    assert_eq!(pushed[0][..], frame(B, A, Some(0x6005), 1)[..]);
+    r.send(2, &[frame(A, B, Some(7), 2)]);
+    assert_eq!(r.sent(1), [frame(A, B, None, 2)]);
+    assert_eq!(r.pmd.stats.drops, [0; DropReason::COUNT]);
+}
+
+/// A callgrind harness (ignored; run by hand under `valgrind --tool=callgrind` on the
+/// release test binary, `--ignored --exact pmd::tests::burst_loop_for_callgrind`): `CG_BURSTS` bursts of 32
+/// 64-byte UDP frames from port 1 through the pipeline to port 2, under the rules
+/// `CG_RULES` names: `port` (`in_port=1`: the port decision) or `l3` (`in_port=1,ip,
+/// ip_dst=198.18.0.0/15`: every frame through the exact-match cache). Instructions per frame
+/// are the difference of two runs' totals over the difference of their frames, so the setup
+/// cancels out; filling the burst and draining port 2 count in both versions alike.
+#[test]
+#[ignore]
+fn burst_loop_for_callgrind() {
+    let bursts: usize = std::env::var("CG_BURSTS").map_or(1000, |v| v.parse().unwrap());
+    let rules = std::env::var("CG_RULES").unwrap_or_else(|_| "port".into());
+    let mut r = Rig::new();
+    r.port(1, PortVlan::Untagged);
+    r.port(2, PortVlan::Untagged);
+    let text = if rules == "l3" {
+        "in_port=1,ip,ip_dst=198.18.0.0/15"
+    } else {
+        "in_port=1"
+    };
+    r.rule_matching(1, text.parse().unwrap(), &[Action::Output(PortNo(2))]);
+    // testpmd's frame: 02:..:01 -> 02:..:02, 198.18.0.1 -> 198.18.0.2, UDP 9 -> 9.
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+    f.extend_from_slice(&[
+        0x45, 0, 0, 50, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
+    ]);
+    f.extend_from_slice(&[0, 9, 0, 9, 0, 30, 0, 0]);
+    f.resize(64, 0);
+    let frame: Packet = {
+        let mut p = Packet::new();
+        p.copy_from(&f);
+        p
+    };
+    let now = Instant::now();
+    let mut sent = 0;
+    for _ in 0..bursts {
+        for b in r.pmd.burst.iter_mut().take(32) {
+            b.copy_from(frame.data());
+        }
+        r.pmd.process(PortNo(1), 32, now);
+        sent += r.sent(2).len();
+    }
+    assert_eq!(sent, 32 * bursts);
+}
