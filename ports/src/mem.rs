@@ -237,6 +237,11 @@ impl MemPeer {
         self.to_switch.ring.lock().len()
     }
 
+    /// Frames the switch sent that this peer has not taken yet.
+    pub fn pending_from_switch(&self) -> usize {
+        self.from_switch.lock().len()
+    }
+
     /// Frames refused on the way in (queue full or too large).
     pub fn dropped_to_switch(&self) -> u64 {
         self.to_switch.ring.drops.load(Ordering::Relaxed)

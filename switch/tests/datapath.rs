@@ -294,7 +294,7 @@ fn rule_changes_while_traffic_flows() {
     let flows = [flow(100, &[("in_port", "p1")], &["output:p2"])];
     let (sw, peers) = switch_with(&["p1", "p2", "p3"], &flows);
     let stop = Arc::new(AtomicBool::new(false));
-    let sender = send_thread(peers[0].clone(), stop.clone());
+    let sender = send_thread(peers[0].clone(), peers[1].clone(), stop.clone());
     let stop_rx = Arc::new(AtomicBool::new(false));
     let receiver = drain_thread(peers[1].clone(), stop_rx.clone());
     const ROUNDS: u32 = 50;
@@ -368,7 +368,7 @@ fn port_changes_while_traffic_flows() {
     let flows = [flow(100, &[("in_port", "p1")], &["output:p2"])];
     let (sw, peers) = switch_with(&["p1", "p2"], &flows);
     let stop = Arc::new(AtomicBool::new(false));
-    let sender = send_thread(peers[0].clone(), stop.clone());
+    let sender = send_thread(peers[0].clone(), peers[1].clone(), stop.clone());
     let stop_rx = Arc::new(AtomicBool::new(false));
     let receiver = drain_thread(peers[1].clone(), stop_rx.clone());
     for round in 0..20 {

@@ -153,15 +153,18 @@ pub fn drain_thread(
 }
 
 /// Sends numbered unicast frames from host 1 to host 2 into `peer` until `stop`, keeping at
-/// most 1000 waiting (never dropping one); returns how many it sent.
+/// most 1000 in flight (not yet taken from `to`, the port they go out of), so that a
+/// receiving thread the machine starves for a while never makes the switch's queue to `to`
+/// overflow; never drops one. Returns how many it sent.
 pub fn send_thread(
     peer: MemPeer,
+    to: MemPeer,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::thread::JoinHandle<u32> {
     std::thread::spawn(move || {
         let mut sent = 0u32;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            if peer.pending_to_switch() < 1000 {
+            if peer.pending_to_switch() + to.pending_from_switch() < 1000 {
                 assert!(peer.inject(&unicast(1, 2, sent)), "frame {sent} refused");
                 sent += 1;
             } else {
