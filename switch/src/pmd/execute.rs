@@ -90,24 +90,11 @@ pub(crate) fn execute(
                 emit(out, in_port, port, &key, tun, pkt, mv);
             }
             Action::Normal => normal(out, in_port, &key, pkt, mv),
-            Action::PushVlan { vid, pcp } => {
-                // The logical tag (access port, native VLAN) goes into the bytes first, so
-                // the new tag stacks on it as the key says.
-                if !vlan::materialize(pkt, &key) || !vlan::push(pkt, key.to_mut(), vid, pcp) {
+            Action::PushVlan { .. } | Action::PopVlan | Action::SetTunnel(_) => {
+                if !edit(pkt, &mut key, &mut tun, action) {
                     out.cx.stats.drop(DropReason::Malformed);
                     return;
                 }
-            }
-            Action::PopVlan => {
-                if !vlan::materialize(pkt, &key) {
-                    out.cx.stats.drop(DropReason::Malformed);
-                    return;
-                }
-                vlan::pop(pkt, key.to_mut())
-            }
-            Action::SetTunnel(vni) => {
-                key.to_mut().set_tun_id(vni.get());
-                tun = Some(vni);
             }
         }
         if mv {
@@ -115,6 +102,40 @@ pub(crate) fn execute(
             // observed.
             return;
         }
+    }
+}
+
+/// Applies one of the actions that edit a frame (`push_vlan`, `pop_vlan`, `set_tunnel`) to
+/// the frame and its key, the key copied only then; other actions change nothing. False if
+/// the frame is too short for the edit (the datapath drops it as `malformed`). `trace` runs
+/// the actions before `normal` through this too, so it asks `normal` about the key the
+/// datapath would.
+#[inline]
+pub(super) fn edit(
+    pkt: &mut Packet,
+    key: &mut Cow<'_, FlowKey>,
+    tun: &mut Option<Vni>,
+    action: &Action,
+) -> bool {
+    match *action {
+        Action::PushVlan { vid, pcp } => {
+            // The logical tag (access port, native VLAN) goes into the bytes first, so the new
+            // tag stacks on it as the key says.
+            vlan::materialize(pkt, key) && vlan::push(pkt, key.to_mut(), vid, pcp)
+        }
+        Action::PopVlan => {
+            if !vlan::materialize(pkt, key) {
+                return false;
+            }
+            vlan::pop(pkt, key.to_mut());
+            true
+        }
+        Action::SetTunnel(vni) => {
+            key.to_mut().set_tun_id(vni.get());
+            *tun = Some(vni);
+            true
+        }
+        Action::Output(_) | Action::Normal => true,
     }
 }
 

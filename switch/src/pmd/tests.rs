@@ -215,6 +215,29 @@ fn push_and_pop_vlan_actions_edit_the_frame() {
     assert_eq!(r.pmd.stats.drops, [0; DropReason::COUNT]);
 }
 
+/// `normal` after a VLAN edit decides on the edited frame, and `trace` says so: an
+/// untagged frame that a rule tags with VLAN 20 floods to the trunk carrying 20, not to the
+/// other untagged port.
+#[test]
+fn normal_after_push_vlan_floods_in_the_pushed_vlan_as_trace_says() {
+    let mut r = Rig::new();
+    r.port(1, PortVlan::Untagged);
+    r.port(2, trunk(Some(&[20])));
+    r.port(3, PortVlan::Untagged);
+    let vid = VlanId::new(20).unwrap();
+    r.rule(1, 1, &[Action::PushVlan { vid, pcp: 0 }, Action::Normal]);
+    let hello = frame(MacAddr::BROADCAST, A, None, 1);
+    let t = r.pmd.trace(&TraceRequest {
+        in_port: PortNo(1),
+        frame: hello.clone(),
+    });
+    assert_eq!(t.normal, Some(NormalOutcome::Flood(vec![PortNo(2)])));
+    r.send(1, &[hello]);
+    assert_eq!(r.sent(2), [frame(MacAddr::BROADCAST, A, Some(20), 1)]);
+    assert!(r.sent(3).is_empty(), "the untagged domain");
+    assert_eq!(r.pmd.stats.drops, [0; DropReason::COUNT]);
+}
+
 /// A callgrind harness (ignored; run by hand under `valgrind --tool=callgrind` on the
 /// release test binary, `--ignored --exact pmd::tests::burst_loop_for_callgrind`): `CG_BURSTS` bursts of 32
 /// 64-byte UDP frames from port 1 through the pipeline to port 2, under the rules

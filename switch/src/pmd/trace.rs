@@ -3,6 +3,7 @@
 //! and where `normal` would send it. Nothing is executed, learned or counted in the
 //! datapath's counters (the cache's own probe counter aside).
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use flowtable::action::Action;
@@ -10,6 +11,9 @@ use flowtable::fdb::L2Domain;
 use flowtable::key::extract;
 use flowtable::{FlowKey, PortNo, RuleId};
 
+use ports::Packet;
+
+use super::execute;
 use super::lookup::decided_for;
 use super::normal::{self, Forward};
 use super::Pmd;
@@ -105,8 +109,24 @@ impl Pmd {
                 .unwrap_or_default(),
             None => vec![Action::Normal],
         };
-        let domain = normal::domain(&key);
-        let normal = actions.contains(&Action::Normal).then(|| {
+        // The key `normal` sees: the frame's, edited by the actions before it (VLAN push and
+        // pop, set_tunnel) as the datapath edits it. None: no `normal`, or the datapath drops
+        // the frame as malformed before reaching it.
+        let normal_key = actions
+            .iter()
+            .position(|a| *a == Action::Normal)
+            .and_then(|at| {
+                let mut pkt = Packet::new();
+                let mut edited = Cow::Borrowed(&key);
+                let mut tun = None;
+                (pkt.copy_from(&req.frame)
+                    && actions[..at]
+                        .iter()
+                        .all(|a| execute::edit(&mut pkt, &mut edited, &mut tun, a)))
+                .then(|| edited.into_owned())
+            });
+        let domain = normal::domain(normal_key.as_ref().unwrap_or(&key));
+        let normal = normal_key.map(|key| {
             // The datapath's own decision (`normal` asks the same function after learning
             // the source, which a trace does not do).
             let ports = normal::Ports {
