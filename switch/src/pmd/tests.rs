@@ -238,15 +238,15 @@ fn normal_after_push_vlan_floods_in_the_pushed_vlan_as_trace_says() {
     assert_eq!(r.pmd.stats.drops, [0; DropReason::COUNT]);
 }
 
-/// A callgrind harness (ignored; run by hand under `valgrind --tool=callgrind` on the
-/// release test binary, `--ignored --exact pmd::tests::burst_loop_for_callgrind`): `CG_BURSTS` bursts of 32
-/// 64-byte UDP frames from port 1 through the pipeline to port 2, under the rules
-/// `CG_RULES` names: `port` (`in_port=1`: the port decision) or `l3` (`in_port=1,ip,
+/// Every frame of 1000 port-decided bursts reaches its output, and the callgrind harness
+/// (run by hand under `valgrind --tool=callgrind` on the release test binary, `--exact
+/// pmd::tests::burst_loop_for_callgrind`): `CG_BURSTS` bursts (default 1000) of 32 64-byte
+/// UDP frames from port 1 through the pipeline to port 2, under the rules `CG_RULES` names:
+/// `port` (`in_port=1`: the port decision, the default) or `l3` (`in_port=1,ip,
 /// ip_dst=198.18.0.0/15`: every frame through the exact-match cache). Instructions per frame
 /// are the difference of two runs' totals over the difference of their frames, so the setup
 /// cancels out; filling the burst and draining port 2 count in both versions alike.
 #[test]
-#[ignore]
 fn burst_loop_for_callgrind() {
     let bursts: usize = std::env::var("CG_BURSTS").map_or(1000, |v| v.parse().unwrap());
     let rules = std::env::var("CG_RULES").unwrap_or_else(|_| "port".into());
