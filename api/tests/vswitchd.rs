@@ -1,7 +1,8 @@
 //! `vswitchd` as a process: starts from a config file, stops cleanly on SIGTERM, and refuses
 //! a bad file with a message naming the line and field, starting nothing.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -57,18 +58,24 @@ actions = ["output:vm2"]
     );
 }
 
+/// Runs vswitchd on config file `cfg` with `args` to its exit, without its API (parallel
+/// tests must not compete for its default port).
+fn run_to_exit(cfg: &Path, args: &[&str]) -> Output {
+    Command::new(VSWITCHD)
+        .args(["--api-listen", "off"])
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// Runs vswitchd on config `text` (in a scratch directory of its own, named after `tag`),
 /// expects it to refuse to start, and returns its stderr.
 fn run_expecting_failure(tag: &str, text: &str) -> String {
     let dir = Scratch::new(tag);
     let cfg = dir.file("bad.toml", text);
-    let out = Command::new(VSWITCHD)
-        // No API: parallel tests must not compete for its default port.
-        .args(["--api-listen", "off"])
-        .arg("--config")
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = run_to_exit(&cfg, &[]);
     assert!(!out.status.success(), "a bad config must not start");
     assert_eq!(out.status.code(), Some(1));
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -100,13 +107,7 @@ fn port_that_cannot_open_starts_nothing() {
             + &vhost_port("vm1", &sock, "server")
             + "\n[[port]]\nname = \"vm2\"\ntype = \"afxdp\"\ninterface = \"vsw-nosuch1\"\n"),
     );
-    let out = Command::new(VSWITCHD)
-        // No API: parallel tests must not compete for its default port.
-        .args(["--api-listen", "off"])
-        .arg("--config")
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = run_to_exit(&cfg, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("vm2") && err.contains("vsw-nosuch1"), "{err}");
@@ -128,14 +129,7 @@ fn check_flag_validates_only() {
         "ok.toml",
         &(switch_table(0, &dir.socket_dir()) + &vhost_port("vm1", &sock, "server")),
     );
-    let out = Command::new(VSWITCHD)
-        // No API: parallel tests must not compete for its default port.
-        .args(["--api-listen", "off"])
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--check")
-        .output()
-        .unwrap();
+    let out = run_to_exit(&cfg, &["--check"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
@@ -149,13 +143,7 @@ fn check_flag_validates_only() {
 fn check_flag_refuses_a_socket_outside_socket_dir() {
     let dir = Scratch::new("check-sock");
     let port = "[[port]]\nname = \"vm1\"\ntype = \"vhost-user\"\nsocket = \"/etc/vm1.sock\"\n";
-    let check = |text: &str| {
-        Command::new(VSWITCHD)
-            .args(["--api-listen", "off", "--check", "--config"])
-            .arg(dir.file("vswitch.toml", text))
-            .output()
-            .unwrap()
-    };
+    let check = |text: &str| run_to_exit(&dir.file("vswitch.toml", text), &["--check"]);
     let out = check(&format!("[switch]\npmd_cores = [0]\n\n{port}"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
