@@ -6,7 +6,7 @@
 //! `deploy/guest/build-image.sh` (cached in `target/guest-image`); its `/init` reads its role
 //! from the kernel command line and reports on the serial console with `VSWITCH-TEST:` lines.
 //! Runs with the switch as vhost-user server (QEMU connects), then as client (QEMU listens
-//! with `server=on,wait=off`, the switch connects).
+//! with `server=on,wait=off`, the switch connects), then on the packed ring (`packed=on`).
 
 mod common;
 
@@ -26,17 +26,30 @@ const PINGS: u64 = 5;
 /// ~5-10 s each under TCG on this machine).
 const PEER_WAIT_SECS: u64 = 60;
 
-fn run(image: &(PathBuf, PathBuf), client_mode: bool) {
+fn run(image: &(PathBuf, PathBuf), client_mode: bool, packed: bool) {
     let t = Instant::now();
-    let tag = if client_mode { "qmc" } else { "qms" };
-    let mode = if client_mode { "client" } else { "server" };
+    let tag = match (client_mode, packed) {
+        (false, false) => "qms",
+        (true, false) => "qmc",
+        (false, true) => "qmps",
+        (true, true) => "qmpc",
+    };
+    let ring = if packed { "packed" } else { "split" };
+    let vhost_mode = if client_mode { "client" } else { "server" };
+    let mode = match (client_mode, packed) {
+        (false, false) => "server",
+        (true, false) => "client",
+        (false, true) => "server, packed ring,",
+        (true, true) => "client, packed ring,",
+    };
+    let device = if packed { ",packed=on" } else { "" };
     let dir = Scratch::new(tag);
     let (s1, s2) = (dir.path("vm1.sock"), dir.path("vm2.sock"));
     let cfg = dir.file(
         "vswitch.toml",
         &(switch_table(last_cpu(), &dir.socket_dir())
-            + &vhost_port("vm1", &s1, mode)
-            + &vhost_port("vm2", &s2, mode)),
+            + &vhost_port("vm1", &s1, vhost_mode)
+            + &vhost_port("vm2", &s2, vhost_mode)),
     );
 
     let mut sw_cmd = Command::new(VSWITCHD);
@@ -53,17 +66,18 @@ fn run(image: &(PathBuf, PathBuf), client_mode: bool) {
 
     let mut responder = Proc::spawn(
         "guest vm2 (responder)",
-        qemu::command(
+        qemu::command_with(
             image,
             &s2,
             client_mode,
             "52:54:00:12:00:02",
             "vs.role=responder vs.ip=198.18.0.2/24",
+            device,
         ),
     );
     let mut pinger = Proc::spawn(
         "guest vm1 (pinger)",
-        qemu::command(
+        qemu::command_with(
             image,
             &s1,
             client_mode,
@@ -72,6 +86,7 @@ fn run(image: &(PathBuf, PathBuf), client_mode: bool) {
                 "vs.role=pinger vs.ip=198.18.0.1/24 vs.peer=198.18.0.2 vs.count={PINGS} \
                  vs.wait={PEER_WAIT_SECS}"
             ),
+            device,
         ),
     );
 
@@ -119,6 +134,25 @@ fn run(image: &(PathBuf, PathBuf), client_mode: bool) {
         }
     }
 
+    // Both guests' drivers ran the ring asked for (the switch logs each connection's
+    // features; QEMU may connect more than once while the guest driver starts).
+    let acked: Vec<&str> = sw
+        .log
+        .lines()
+        .filter(|l| l.contains("vhost-user features acked"))
+        .collect();
+    assert!(
+        acked.len() >= 2,
+        "{mode} mode: features acked on both ports\n{all}"
+    );
+    let last_two = &acked[acked.len() - 2..];
+    for l in last_two {
+        assert!(
+            l.contains(&format!("ring={ring}")) || l.contains(&format!("ring=\"{ring}\"")),
+            "{mode} mode: {ring} ring negotiated: {l}"
+        );
+    }
+
     // Frames went through both ports: at least every echo request one way and every reply
     // the other (plus ARP, the first probe and whatever else the kernels sent).
     let (vm1_rx, vm1_tx) = port_totals(&sw.log, "vm1");
@@ -158,6 +192,7 @@ fn qemu_guests_ping_each_other_through_the_switch() {
         return;
     }
     let image = qemu::image();
-    run(&image, false);
-    run(&image, true);
+    run(&image, false, false);
+    run(&image, true, false);
+    run(&image, false, true);
 }

@@ -2,7 +2,8 @@
 //! Debian's `dpdk-dev`). One testpmd sends with `txonly` into port p0; the switch forwards by
 //! rule to p1, where a second testpmd receives with `rxonly`. Every frame is accounted for:
 //! sent = received + dropped-and-counted by the switch. Runs with the switch as vhost-user
-//! server (it owns the sockets) and as client (testpmd owns them, the switch connects).
+//! server (it owns the sockets) and as client (testpmd owns them, the switch connects), on
+//! the split ring and on the packed ring (testpmd's `packed_vq=1`).
 
 mod common;
 
@@ -13,8 +14,14 @@ use common::*;
 use nix::sys::signal::Signal;
 use testkit::config::{switch_table, vhost_port};
 
-fn run(client_mode: bool) {
-    let tag = if client_mode { "tpc" } else { "tps" };
+fn run(client_mode: bool, packed: bool) {
+    let tag = match (client_mode, packed) {
+        (false, false) => "tps",
+        (true, false) => "tpc",
+        (false, true) => "tpps",
+        (true, true) => "tppc",
+    };
+    let devargs = if packed { ",packed_vq=1" } else { "" };
     let dir = Scratch::new(tag);
     let (s0, s1) = (dir.path("p0.sock"), dir.path("p1.sock"));
     let mode = if client_mode { "client" } else { "server" };
@@ -51,14 +58,14 @@ actions = ["output:p0"]
 
     let mut rx = Proc::spawn(
         "testpmd-rx",
-        testpmd(&prefix("rx"), &s1, client_mode, "rxonly"),
+        testpmd_with(&prefix("rx"), &s1, client_mode, "rxonly", devargs),
     );
     // "Checking link statuses...", then "Done" once the vhost-user link is up (the prompt
     // itself ends no line).
     rx.wait_for("Done", Duration::from_secs(60));
     let mut tx = Proc::spawn(
         "testpmd-tx",
-        testpmd(&prefix("tx"), &s0, client_mode, "txonly"),
+        testpmd_with(&prefix("tx"), &s0, client_mode, "txonly", devargs),
     );
     tx.wait_for("Done", Duration::from_secs(60));
     rx.send("start");
@@ -86,8 +93,23 @@ actions = ["output:p0"]
     let (_, switch_tx) = port_totals(&sw.log, "p1");
     let drops = drop_total(&sw.log);
 
+    // Both ports negotiated the ring asked for (the switch logs each connection's features).
+    let ring = if packed { "packed" } else { "split" };
+    let acked = sw
+        .log
+        .lines()
+        .filter(|l| l.contains("vhost-user features acked"))
+        .collect::<Vec<_>>();
+    assert_eq!(acked.len(), 2, "one features line per port:\n{}", sw.log);
+    for l in &acked {
+        assert!(
+            l.contains(&format!("ring=\"{ring}\"")) || l.contains(&format!("ring={ring}")),
+            "{ring} ring negotiated: {l}"
+        );
+    }
+
     eprintln!(
-        "{mode} mode: testpmd sent {sent}, switch read {switch_rx}, forwarded {switch_tx}, \
+        "{mode} mode, {ring} ring: testpmd sent {sent}, switch read {switch_rx}, forwarded {switch_tx}, \
          dropped {drops}; testpmd received {received}"
     );
     assert!(sent > 10_000, "traffic flowed: {sent} frames");
@@ -108,6 +130,15 @@ fn testpmd_virtio_user_every_frame_accounted_for() {
     if !require_peer(TESTPMD, "dpdk-dev", "VSWITCH_SKIP_DPDK") {
         return;
     }
-    run(false);
-    run(true);
+    run(false, false);
+    run(true, false);
+}
+
+#[test]
+fn testpmd_virtio_user_packed_ring_every_frame_accounted_for() {
+    if !require_peer(TESTPMD, "dpdk-dev", "VSWITCH_SKIP_DPDK") {
+        return;
+    }
+    run(false, true);
+    run(true, true);
 }

@@ -397,9 +397,9 @@ fn features_not_offered_are_refused() {
     assert!(r.g.fe.set_features(1 << 5).is_err(), "no VERSION_1");
     assert!(
         r.g.fe
-            .set_features(driver::MRG | (1 << 32) | (1 << 34))
+            .set_features(driver::MRG | (1 << 32) | (1 << 33))
             .is_err(),
-        "RING_PACKED was not offered"
+        "ACCESS_PLATFORM was not offered"
     );
     assert!(r.port.is_connected());
     r.assert_tx_ring_works();

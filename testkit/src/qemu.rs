@@ -64,6 +64,19 @@ pub fn command(
     mac: &str,
     params: &str,
 ) -> Command {
+    command_with(image, sock, listen, mac, params, "")
+}
+
+/// [`command`] with more `virtio-net-pci` properties (`device`, each starting with a comma:
+/// `",packed=on"` offers the packed ring).
+pub fn command_with(
+    image: &(PathBuf, PathBuf),
+    sock: &Path,
+    listen: bool,
+    mac: &str,
+    params: &str,
+    device: &str,
+) -> Command {
     let mut c = Command::new(QEMU);
     c.args(["-accel", "tcg", "-m", "256", "-nographic", "-no-reboot"])
         .arg("-kernel")
@@ -87,7 +100,9 @@ pub fn command(
         .args(["-netdev", "vhost-user,id=n0,chardev=c0"])
         // vectors=0: no MSI-X, with which QEMU 7.2 under TCG segfaults when the driver starts.
         .args(["-device"])
-        .arg(format!("virtio-net-pci,netdev=n0,mac={mac},vectors=0"));
+        .arg(format!(
+            "virtio-net-pci,netdev=n0,mac={mac},vectors=0{device}"
+        ));
     c
 }
 

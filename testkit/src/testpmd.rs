@@ -15,6 +15,12 @@ pub const TESTPMD: &str = "dpdk-testpmd";
 /// runtime files under `/var/run/dpdk/{prefix}` (remove them with [`remove_dpdk_runtime`]),
 /// interactive, in forwarding mode `mode` (`txonly`, `rxonly`, ...).
 pub fn testpmd(prefix: &str, sock: &Path, server: bool, mode: &str) -> Command {
+    testpmd_with(prefix, sock, server, mode, "")
+}
+
+/// [`testpmd`] with more `net_virtio_user` device arguments (`devargs`, each starting with a
+/// comma: `",packed_vq=1"` asks for the packed ring).
+pub fn testpmd_with(prefix: &str, sock: &Path, server: bool, mode: &str, devargs: &str) -> Command {
     // Line-buffered stdout: testpmd's replies must reach us as they are printed, not when a
     // pipe buffer fills.
     let mut c = Command::new("stdbuf");
@@ -37,7 +43,7 @@ pub fn testpmd(prefix: &str, sock: &Path, server: bool, mode: &str) -> Command {
     ])
     .arg(format!("--file-prefix={prefix}"))
     .arg(format!(
-        "--vdev=net_virtio_user0,path={},queues=1{}",
+        "--vdev=net_virtio_user0,path={},queues=1{}{devargs}",
         sock.display(),
         if server { ",server=1" } else { "" }
     ))

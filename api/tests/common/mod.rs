@@ -20,7 +20,7 @@ pub use testkit::{
     process::{number_after, require_peer, require_tool, Proc},
     ptrace::{threads, FrozenThread},
     scratch::Scratch,
-    testpmd::{remove_dpdk_runtime, stop_forwarding, testpmd, TESTPMD},
+    testpmd::{remove_dpdk_runtime, stop_forwarding, testpmd, testpmd_with, TESTPMD},
 };
 
 /// The daemon under test.

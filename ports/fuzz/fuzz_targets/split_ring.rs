@@ -200,6 +200,7 @@ fuzz_target!(|input: Input| {
         avail: addr(&input.avail),
         used: addr(&input.used),
         event_idx: input.event_idx,
+        packed: false,
     };
     let Ok(mut ring) = SplitRing::new(layout.table.clone(), cfg, input.base) else {
         return;

@@ -13,7 +13,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::split::QueueError;
+use super::virtq::QueueError;
 use super::vring::{Notified, Vring, VringRun};
 use super::PortShared;
 use crate::packet::Packet;

@@ -4,15 +4,15 @@
 //! `VhostUserBackendReqHandlerMut`. The handler keeps what the frontend configured (features,
 //! the memory table, per-vring size, addresses, base, fds, enable state) and, after every change,
 //! brings each vring's run state in line (`Handler::sync`): it starts a validated
-//! [`SplitRing`], moves a running one onto a new memory table, or stops it and remembers where
-//! it stopped.
+//! [`Virtqueue`] (split, or packed when VIRTIO_F_RING_PACKED was negotiated), moves a running
+//! one onto a new memory table, or stops it and remembers where it stopped.
 //!
-//! Offered: VERSION_1, MRG_RXBUF, EVENT_IDX, INDIRECT_DESC, MQ (with more than one queue pair),
-//! PROTOCOL_FEATURES, LOG_ALL; protocol features MQ, REPLY_ACK and LOG_SHMFD (dirty-page
+//! Offered: VERSION_1, MRG_RXBUF, EVENT_IDX, INDIRECT_DESC, IN_ORDER, RING_PACKED, MQ (with
+//! more than one queue pair), PROTOCOL_FEATURES, LOG_ALL; protocol features MQ, REPLY_ACK and LOG_SHMFD (dirty-page
 //! logging for live migration: while LOG_ALL is acked, every byte written into guest memory is
 //! marked in the frontend's log). Not offered, because the messages they enable are refused
 //! here or by the crate: CONFIG, RARP, MTU, STATUS, INBAND_NOTIFICATIONS, ACCESS_PLATFORM,
-//! INFLIGHT_SHMFD, CONFIGURE_MEM_SLOTS, RING_PACKED.
+//! INFLIGHT_SHMFD, CONFIGURE_MEM_SLOTS.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -30,7 +30,7 @@ use vhost::VhostUserMemoryRegionBase;
 
 use super::fds::{self, FdError};
 use super::memory::{DirtyLog, GuestMemoryTable, LogError, MemoryError};
-use super::split::{QueueError, RingConfig, SplitRing};
+use super::virtq::{QueueError, RingConfig, Virtqueue};
 use super::{warn_limited, PortShared};
 
 /// VIRTIO_NET_F_MRG_RXBUF (virtio 1.1 §5.1.3).
@@ -43,6 +43,9 @@ pub const VIRTIO_F_RING_INDIRECT_DESC: u64 = 1 << 28;
 pub const VIRTIO_F_RING_EVENT_IDX: u64 = 1 << 29;
 /// VIRTIO_F_VERSION_1 (§6).
 pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+/// VIRTIO_F_RING_PACKED (§6): the packed virtqueue layout (§2.7, [`super::packed`]), which a
+/// frontend asks for (testpmd's virtio-user `packed_vq=1`, QEMU's `packed=on`).
+pub const VIRTIO_F_RING_PACKED: u64 = 1 << 34;
 /// VIRTIO_F_IN_ORDER (§6): the device uses buffers in the order the driver made them
 /// available. Our rings always do (both directions complete chains in avail order, one used
 /// element each), so offering it costs nothing and lets drivers take their in-order paths
@@ -110,6 +113,9 @@ pub(crate) struct Handler {
     log: Option<Arc<DirtyLog>>,
     vrings: Vec<VringConfig>,
     refused: bool,
+    /// The acked features were logged (once per connection: the frontend controls how often
+    /// it sends SET_FEATURES).
+    features_logged: bool,
 }
 
 impl Handler {
@@ -124,6 +130,7 @@ impl Handler {
             log: None,
             vrings: vec![VringConfig::default(); n],
             refused: false,
+            features_logged: false,
         }
     }
 
@@ -135,6 +142,7 @@ impl Handler {
             | VIRTIO_F_RING_EVENT_IDX
             | VIRTIO_F_RING_INDIRECT_DESC
             | VIRTIO_F_IN_ORDER
+            | VIRTIO_F_RING_PACKED
             | mq
             | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
             | VhostUserVirtioFeatures::LOG_ALL.bits()
@@ -209,18 +217,19 @@ impl Handler {
         // PROTOCOL_FEATURES it also needs SET_VRING_ENABLE(1).
         let want = c.kicked && (c.enabled || !protocol_features) && c.addrs.is_some();
         let event_idx = self.features & VIRTIO_F_RING_EVENT_IDX != 0;
+        let packed = self.features & VIRTIO_F_RING_PACKED != 0;
         let mrg = self.features & VIRTIO_NET_F_MRG_RXBUF != 0;
         let logging = self.features & VhostUserVirtioFeatures::LOG_ALL.bits() != 0;
         let log = self.log.clone().filter(|_| logging);
         let target = match (&self.mem, want) {
-            (Some(mem), true) => Some((mem.clone(), self.ring_config(mem, &c, event_idx))),
+            (Some(mem), true) => Some((mem.clone(), self.ring_config(mem, &c, event_idx, packed))),
             _ => None,
         };
         let v = &self.shared.vrings[i];
         let mut run = v.run();
         run.mrg = mrg;
         let old = run.ring.take();
-        let old_avail = old.as_ref().map(SplitRing::last_avail);
+        let old_avail = old.as_ref().map(Virtqueue::last_avail);
         let mut stopped_at = None;
         let mut failed = None;
         run.ring = match (old, target) {
@@ -233,7 +242,7 @@ impl Handler {
                 let built = cfg.and_then(|cfg| match old {
                     Some(ring) if ring.config() == cfg && ring.uses(&mem) => Ok(ring),
                     Some(ring) => ring.remap(mem, cfg),
-                    None => SplitRing::new(mem, cfg, c.base),
+                    None => Virtqueue::new(mem, cfg, c.base),
                 });
                 match built {
                     Ok(mut ring) => {
@@ -269,23 +278,41 @@ impl Handler {
         mem: &GuestMemoryTable,
         c: &VringConfig,
         event_idx: bool,
+        packed: bool,
     ) -> Result<RingConfig, QueueError> {
         let (desc, used, avail) = c.addrs.unwrap_or_default();
-        let size = u64::from(c.num);
         let tr = |ring: &'static str, va: u64, len: u64| {
             mem.va_to_gpa(va, len)
                 .ok_or(QueueError::RingOutsideMemory { ring, addr: va })
         };
-        if c.num == 0 || c.num > u32::from(super::split::MAX_QUEUE_SIZE) || !c.num.is_power_of_two()
+        // Split: a power of two (§2.6); packed: any size (§2.7). Both at most 32768.
+        if c.num == 0
+            || c.num > u32::from(super::split::MAX_QUEUE_SIZE)
+            || (!packed && !c.num.is_power_of_two())
         {
             return Err(QueueError::BadSize(c.num));
         }
+        // The bytes of each part: split descriptor table, avail ring, used ring (§2.6); packed
+        // descriptor ring and the two event suppression structures (§2.7).
+        let size = c.num;
+        let (desc_len, avail_len, used_len) = if packed {
+            use super::packed::layout::{desc, event};
+            (desc::ring_len(size), event::SIZE, event::SIZE)
+        } else {
+            use super::split::layout::{avail, desc, used};
+            (
+                desc::table_len(size),
+                avail::ring_len(size),
+                used::ring_len(size),
+            )
+        };
         Ok(RingConfig {
-            size: c.num,
-            desc: tr("descriptor", desc, 16 * size)?,
-            avail: tr("avail", avail, 6 + 2 * size)?,
-            used: tr("used", used, 6 + 8 * size)?,
+            size,
+            desc: tr("descriptor", desc, desc_len)?,
+            avail: tr("avail", avail, avail_len)?,
+            used: tr("used", used, used_len)?,
             event_idx,
+            packed,
         })
     }
 
@@ -321,6 +348,16 @@ impl VhostUserBackendReqHandlerMut for Handler {
             return Err(self.refuse(HandlerError::BadFeatures(features)));
         }
         self.features = features;
+        if !self.features_logged {
+            self.features_logged = true;
+            tracing::info!(
+                socket = %self.shared.socket.display(),
+                ring = if features & VIRTIO_F_RING_PACKED != 0 { "packed" } else { "split" },
+                mrg_rxbuf = features & VIRTIO_NET_F_MRG_RXBUF != 0,
+                event_idx = features & VIRTIO_F_RING_EVENT_IDX != 0,
+                "vhost-user features acked: {features:#x}"
+            );
+        }
         self.sync_all();
         Ok(())
     }
@@ -367,7 +404,9 @@ impl VhostUserBackendReqHandlerMut for Handler {
 
     fn set_vring_base(&mut self, index: u32, base: u32) -> ProtoResult<()> {
         let i = self.index(index)?;
-        // Split rings: the base is a 16-bit avail index.
+        // Split rings: a 16-bit avail index. Packed rings: the descriptor index in bits 0-14
+        // and the wrap counter in bit 15 (what DPDK reads; QEMU also sends the used position
+        // in bits 16-31, which equals it when the ring stopped cleanly).
         self.vrings[i].base = base as u16;
         Ok(())
     }

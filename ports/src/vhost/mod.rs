@@ -6,9 +6,11 @@
 //! - [`handler`] keeps the protocol state (features, memory table, vring configuration) and
 //!   turns each change into new run state for the affected vrings;
 //! - [`memory`] validates and maps the frontend's memory table (and its dirty-page log);
-//! - [`split`] is our split virtqueue, safe against a hostile driver: its layout, the
-//!   descriptor chain walk and the ring; [`net`] the virtio-net transmit and receive paths
-//!   over it (header, mergeable buffers); [`queue`] keeps the old paths to both;
+//! - [`split`] and [`packed`] are our two virtqueue formats, safe against a hostile driver:
+//!   each its layout, descriptor chain walk and ring; [`virtq`] what they share (the
+//!   configuration, errors, bounds, the primitives the net paths use, and [`Virtqueue`],
+//!   either of them); [`net`] the virtio-net transmit and receive paths over both (header,
+//!   mergeable buffers); [`queue`] keeps the old paths to them;
 //! - `vring` is the per-vring state the connection thread and PMDs share, and `datapath` the
 //!   [`RxQueue`]/[`TxQueue`] handles over it;
 //! - `test_utils` (feature `test-utils`) is a guest-side driver for tests and benchmarks;
@@ -31,12 +33,14 @@ pub mod handler;
 pub mod hostmem;
 pub mod memory;
 pub mod net;
+pub mod packed;
 pub mod queue;
 #[allow(unsafe_code)]
 pub mod sigbus;
 pub mod split;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_utils;
+pub mod virtq;
 mod vring;
 
 use std::os::unix::fs::FileTypeExt;
@@ -49,6 +53,7 @@ use std::time::Instant;
 
 use crate::port::{GuestFaults, Port, PortError, RxQueue, TxQueue};
 pub use net::RingCounters;
+pub use virtq::Virtqueue;
 use vring::Vring;
 
 /// The most queue pairs a port may have (vring indices travel in 8 bits in the protocol).
@@ -104,6 +109,9 @@ pub struct VringStats {
     pub broken: bool,
     /// How many times the ring broke or was refused at start.
     pub times_broken: u64,
+    /// The running ring is a packed ring (VIRTIO_F_RING_PACKED); false for a split one or
+    /// none.
+    pub packed: bool,
     /// Frames, bytes and drops.
     pub counters: RingCounters,
 }
@@ -292,6 +300,7 @@ impl VhostUserPort {
                     running: run.ring.is_some() && !broken,
                     broken,
                     times_broken: run.broken,
+                    packed: matches!(run.ring, Some(Virtqueue::Packed(_))),
                     counters: run.counters,
                 }
             })

@@ -22,13 +22,13 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
 use super::net::RingCounters;
-use super::split::SplitRing;
+use super::virtq::Virtqueue;
 
 /// What the PMD touches per burst.
 #[derive(Debug, Default)]
 pub(crate) struct VringRun {
     /// The started ring, if the frontend has started it.
-    pub ring: Option<SplitRing>,
+    pub ring: Option<Virtqueue>,
     /// Interrupt eventfd (`SET_VRING_CALL`).
     pub call: Option<File>,
     /// Kick eventfd (`SET_VRING_KICK`), also registered in [`Vring::wake`].

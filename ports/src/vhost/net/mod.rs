@@ -1,12 +1,14 @@
 //! The virtio-net device's two datapaths over a virtqueue (virtio 1.1 §5.1.6): what the
-//! switch takes from a guest's transmit queue (`tx`: [`SplitRing::dequeue`], header
-//! stripped, frame copied once) and what it writes into a guest's receive queue (`rx`:
-//! [`SplitRing::enqueue`], header, frame, mergeable buffers). They drive the ring through
-//! its burst and chain primitives ([`crate::vhost::split`]); a packed ring would offer the
-//! same primitives beside the split one.
+//! switch takes from a guest's transmit queue (`tx`: `dequeue`, header stripped, frame copied
+//! once) and what it writes into a guest's receive queue (`rx`: `enqueue`, header, frame,
+//! mergeable buffers). They are written once over the ring primitives both formats offer
+//! (`Virtq`, [`crate::vhost::virtq`]) and compiled for each: [`SplitRing::dequeue`],
+//! [`PackedRing::dequeue`] and their `enqueue`s.
 //!
-//! Each burst reads `avail.idx` once, writes its used elements, stores `used.idx` once
-//! (Release) and decides once whether the driver wants an interrupt. Work is bounded whatever
+//! Each burst learns once what the driver made available (the split ring reads `avail.idx`;
+//! the packed ring reads each chain's flags as it reaches it), writes its used elements,
+//! publishes them with one Release store and decides once whether the driver wants an
+//! interrupt. Work is bounded whatever
 //! the driver writes (zero-length descriptors, indirect tables as long as the ring, mergeable
 //! frames over empty chains): a chain, and the chains of one mergeable frame together, read
 //! at most [`MAX_CHAIN_DESCS`] descriptors, or they are returned unused and counted; a burst
@@ -17,8 +19,46 @@
 mod rx;
 mod tx;
 
+use crate::packet::Packet;
+use crate::vhost::packed::PackedRing;
+use crate::vhost::split::SplitRing;
 #[cfg(doc)]
-use crate::vhost::split::{SplitRing, BURST_DESC_BUDGET, COOLDOWN_BURSTS, MAX_CHAIN_DESCS};
+use crate::vhost::virtq::{BURST_DESC_BUDGET, COOLDOWN_BURSTS, MAX_CHAIN_DESCS};
+
+/// The net paths of one ring format, as its own methods.
+macro_rules! net_paths {
+    ($ring:ty) => {
+        impl $ring {
+            /// Takes up to `pkts.len()` frames from a guest transmit ring into `pkts[..n]`,
+            /// strips the virtio-net header, completes the chains (used length 0) and returns
+            /// `n` and whether the driver must be notified. Bad chains are dropped and counted;
+            /// ring faults break the ring.
+            pub fn dequeue(
+                &mut self,
+                pkts: &mut [Packet],
+                cnt: &mut RingCounters,
+            ) -> (usize, bool) {
+                tx::dequeue(self, pkts, cnt)
+            }
+
+            /// Writes `pkts` (header + frame) into a guest receive ring, with or without
+            /// mergeable buffers. Returns how many frames were taken (sent, or dropped and
+            /// counted because a chain was too small) and whether the driver must be notified.
+            /// Stops early when the ring has no buffers left or breaks.
+            pub fn enqueue(
+                &mut self,
+                pkts: &[Packet],
+                mrg: bool,
+                cnt: &mut RingCounters,
+            ) -> (usize, bool) {
+                rx::enqueue(self, pkts, mrg, cnt)
+            }
+        }
+    };
+}
+
+net_paths!(SplitRing);
+net_paths!(PackedRing);
 
 /// `struct virtio_net_hdr_mrg_rxbuf` (§5.1.6): with VERSION_1 the header is always 12 bytes,
 /// whether or not MRG_RXBUF was negotiated.

@@ -1,131 +1,134 @@
 //! The guest's transmit queue (virtio-net `transmitq`, §5.1.6.2): the device reads frames out
-//! of it. [`SplitRing::dequeue`] takes a burst of chains, strips the virtio-net header, copies
-//! each frame once into a switch buffer and hands every chain back with used length 0.
+//! of it. [`dequeue`] takes a burst of chains, strips the virtio-net header, copies each
+//! frame once into a switch buffer and hands every chain back with used length 0.
 //!
 //! The common chain, one read-only descriptor holding header and frame, takes a fast path
-//! with the same checks as the general walk; whatever it declines, the general walk
-//! ([`crate::vhost::split`]'s chain walk) reads again and decides on its own read.
+//! with the same checks as the general walk; whatever it declines, the general walk (the
+//! ring's `collect`) reads again and decides on its own read.
 
 use super::{RingCounters, NET_HDR_LEN};
 use crate::packet::{Packet, MAX_FRAME};
 use crate::vhost::split::layout::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
-use crate::vhost::split::{QueueError, SplitRing};
+use crate::vhost::virtq::{QueueError, Virtq};
 
-impl SplitRing {
-    /// Takes up to `pkts.len()` frames from a guest transmit ring into `pkts[..n]`, strips the
-    /// virtio-net header, completes the chains (used length 0) and returns `n` and whether the
-    /// driver must be notified. Bad chains are dropped and counted; ring faults break the ring.
-    pub fn dequeue(&mut self, pkts: &mut [Packet], cnt: &mut RingCounters) -> (usize, bool) {
-        let Some(pending) = self.begin_burst() else {
-            return (0, false);
+/// Takes up to `pkts.len()` frames from a guest transmit ring into `pkts[..n]`, strips the
+/// virtio-net header, completes the chains (used length 0) and returns `n` and whether the
+/// driver must be notified. Bad chains are dropped and counted; ring faults break the ring.
+#[inline(always)]
+pub(crate) fn dequeue<Q: Virtq>(
+    q: &mut Q,
+    pkts: &mut [Packet],
+    cnt: &mut RingCounters,
+) -> (usize, bool) {
+    if !q.begin_burst() {
+        return (0, false);
+    }
+    let over_cap = cnt.guest_errors;
+    let mut got = 0;
+    for _ in 0..pkts.len() {
+        let Some(mut head) = q.next_chain() else {
+            break;
         };
-        let over_cap = cnt.guest_errors;
-        let n = usize::from(pending).min(pkts.len());
-        let mut got = 0;
-        let mut used = self.next_used();
-        for _ in 0..n {
-            let head = self.avail_entry(self.last_avail);
-            let pkt = &mut pkts[got];
-            // The fast path reads one descriptor (at most 32 a burst) and is not counted;
-            // the general walk spends the budget.
-            let r = if self.read_tx_fast(head, pkt) {
-                Ok(true)
-            } else if !self.can_walk() {
-                // The rest waits for the next burst: the driver made this one expensive.
+        let pkt = &mut pkts[got];
+        // The fast path reads one descriptor (at most 32 a burst) and is not counted; the
+        // general walk spends the budget.
+        let r = if read_tx_fast(q, &head, pkt) {
+            Ok(true)
+        } else if !q.can_walk() {
+            // The rest waits for the next burst: the driver made this one expensive.
+            break;
+        } else {
+            read_tx_chain(q, &mut head, pkt)
+        };
+        match r {
+            Ok(true) => {
+                cnt.packets += 1;
+                cnt.bytes += pkts[got].len() as u64;
+                got += 1;
+            }
+            Ok(false) => cnt.dropped_bad_length += 1,
+            // Returned unused below, like a chain of bad length.
+            Err(QueueError::ChainOverCap) => cnt.guest_errors += 1,
+            Err(e) => {
+                q.set_fault(e);
                 break;
-            } else {
-                self.read_tx_chain(head, pkt)
-            };
-            match r {
-                Ok(true) => {
-                    cnt.packets += 1;
-                    cnt.bytes += pkts[got].len() as u64;
-                    got += 1;
-                }
-                Ok(false) => cnt.dropped_bad_length += 1,
-                // Returned unused below, like a chain of bad length.
-                Err(QueueError::ChainOverCap) => cnt.guest_errors += 1,
-                Err(e) => {
-                    self.set_fault(e);
-                    break;
-                }
             }
-            self.write_used(used, head, 0);
-            used = used.wrapping_add(1);
-            self.last_avail = self.last_avail.wrapping_add(1);
         }
-        // Frames read from a repaired page are zeros, not the guest's: none goes on.
-        let Some(notify) = self.end_burst(used, cnt.guest_errors != over_cap) else {
-            return (0, false);
-        };
-        cnt.notifications += u64::from(notify);
-        (got, notify)
+        q.push_used(&head, 0);
+        q.consume(&head);
     }
+    // Frames read from a repaired page are zeros, not the guest's: none goes on.
+    let Some(notify) = q.end_burst(cnt.guest_errors != over_cap) else {
+        return (0, false);
+    };
+    cnt.notifications += u64::from(notify);
+    (got, notify)
+}
 
-    /// The common transmit chain: one read-only descriptor holding header and frame, in the
-    /// region of the last buffer. True when the frame was copied into `pkt`; false hands the
-    /// chain to [`SplitRing::read_tx_chain`], which reads the descriptor again and checks and
-    /// reports everything (this one only picks the path, so that is no double fetch: every
-    /// decision is made on one read).
-    #[inline(always)]
-    fn read_tx_fast(&self, head: u16, pkt: &mut Packet) -> bool {
-        if u32::from(head) >= self.config().size {
-            return false;
-        }
-        let Ok(d) = self.table_desc(head) else {
-            return false;
-        };
-        if d.flags & (DESC_F_NEXT | DESC_F_INDIRECT | DESC_F_WRITE) != 0 {
-            return false;
-        }
-        let Some(frame_len) = (d.len as usize).checked_sub(NET_HDR_LEN) else {
-            return false;
-        };
-        let Some(addr) = d.addr.checked_add(NET_HDR_LEN as u64) else {
-            return false;
-        };
-        match pkt.prepare(frame_len) {
-            Some(dst) => self.read_buf(dst, addr),
-            None => false,
-        }
+/// The common transmit chain: one read-only descriptor holding header and frame, in the
+/// region of the last buffer. True when the frame was copied into `pkt`; false hands the
+/// chain to [`read_tx_chain`], which reads the descriptor again and checks and reports
+/// everything (this one only picks the path, so that is no double fetch: every decision is
+/// made on one read).
+#[inline(always)]
+fn read_tx_fast<Q: Virtq>(q: &Q, head: &Q::Head, pkt: &mut Packet) -> bool {
+    let Some(d) = q.head_desc(head) else {
+        return false;
+    };
+    if d.flags & (DESC_F_NEXT | DESC_F_INDIRECT | DESC_F_WRITE) != 0 {
+        return false;
     }
+    let Some(frame_len) = (d.len as usize).checked_sub(NET_HDR_LEN) else {
+        return false;
+    };
+    let Some(addr) = d.addr.checked_add(NET_HDR_LEN as u64) else {
+        return false;
+    };
+    match pkt.prepare(frame_len) {
+        Some(dst) => q.read_buf(dst, addr),
+        None => false,
+    }
+}
 
-    /// Gathers one transmit chain into `pkt` (one copy, header skipped). `Ok(false)`: the
-    /// chain's length is unusable and it is dropped.
-    fn read_tx_chain(&mut self, head: u16, pkt: &mut Packet) -> Result<bool, QueueError> {
-        self.start_gather();
-        let total = self.collect(head, false)?;
-        // The header is not interpreted: no offload feature is offered, so it carries nothing
-        // the switch needs (§5.1.6.2).
-        let Some(frame_len) = total.checked_sub(NET_HDR_LEN as u64) else {
-            return Ok(false);
-        };
-        if frame_len > MAX_FRAME as u64 {
-            return Ok(false);
-        }
-        let Some(dst) = pkt.prepare(frame_len as usize) else {
-            return Ok(false);
-        };
-        let mut skip = NET_HDR_LEN as u64;
-        let mut off = 0usize;
-        for seg in &self.segs {
-            let s = skip.min(seg.len);
-            skip -= s;
-            let len = seg.len - s;
-            if len == 0 {
-                continue;
-            }
-            let addr = seg.addr_at(s)?;
-            // len <= frame_len - off by construction (the segments add up to `total`).
-            let end = off + len as usize;
-            // Double-fetch note: this is the only read of these bytes; the frame is switch
-            // memory from here on, so a guest rewriting its buffer cannot change what the
-            // pipeline parses (the TOCTOU Firecracker documents does not arise).
-            if !self.read_buf(&mut dst[off..end], addr) {
-                return Err(QueueError::BufferOutsideMemory { addr, len });
-            }
-            off = end;
-        }
-        Ok(true)
+/// Gathers one transmit chain into `pkt` (one copy, header skipped). `Ok(false)`: the chain's
+/// length is unusable and it is dropped.
+fn read_tx_chain<Q: Virtq>(
+    q: &mut Q,
+    head: &mut Q::Head,
+    pkt: &mut Packet,
+) -> Result<bool, QueueError> {
+    q.start_gather();
+    let total = q.collect(head, false)?;
+    // The header is not interpreted: no offload feature is offered, so it carries nothing the
+    // switch needs (§5.1.6.2).
+    let Some(frame_len) = total.checked_sub(NET_HDR_LEN as u64) else {
+        return Ok(false);
+    };
+    if frame_len > MAX_FRAME as u64 {
+        return Ok(false);
     }
+    let Some(dst) = pkt.prepare(frame_len as usize) else {
+        return Ok(false);
+    };
+    let mut skip = NET_HDR_LEN as u64;
+    let mut off = 0usize;
+    for seg in q.segs() {
+        let s = skip.min(seg.len);
+        skip -= s;
+        let len = seg.len - s;
+        if len == 0 {
+            continue;
+        }
+        let addr = seg.addr_at(s)?;
+        // len <= frame_len - off by construction (the segments add up to `total`).
+        let end = off + len as usize;
+        // Double-fetch note: this is the only read of these bytes; the frame is switch memory
+        // from here on, so a guest rewriting its buffer cannot change what the pipeline parses
+        // (the TOCTOU Firecracker documents does not arise).
+        if !q.read_buf(&mut dst[off..end], addr) {
+            return Err(QueueError::BufferOutsideMemory { addr, len });
+        }
+        off = end;
+    }
+    Ok(true)
 }

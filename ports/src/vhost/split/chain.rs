@@ -11,75 +11,28 @@
 //!   `checked_add`, to at most 2^32 bytes (§2.6.5.1, §2.6.5.2);
 //! - a chain, and the chains of one mergeable frame together, read at most
 //!   [`MAX_CHAIN_DESCS`] descriptors (not a ring fault: the chain goes back unused), and each
-//!   read spends the burst's budget ([`super::BURST_DESC_BUDGET`]).
+//!   read spends the burst's budget ([`crate::vhost::virtq::BURST_DESC_BUDGET`]).
 //!
 //! Descriptors are copied onto our stack before anything looks at them: every decision is
 //! made on one read (no double fetch).
 
-use vm_memory::GuestAddress;
-
-use super::error::QueueError;
 use super::layout::{desc, Descriptor, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
 use super::queue::SplitRing;
-
-/// The most descriptors one chain may have, and one mergeable frame across all its chains,
-/// counting every descriptor read: zero-length ones and the indirect one too. DPDK's vhost
-/// library caps a packet at the same 256 buffers (`BUF_VECTOR_MAX`); Linux drivers use at
-/// most `MAX_SKB_FRAGS + 2`. A chain over the cap is returned to the driver unused (used
-/// length 0), counted in [`crate::vhost::RingCounters::guest_errors`], and never walked again.
-pub const MAX_CHAIN_DESCS: u32 = 256;
-
-/// A device-side buffer: a validated-length slice of a chain, in guest physical addresses.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Seg {
-    /// Guest physical address (the driver's, not yet checked against memory).
-    pub addr: u64,
-    /// Length in bytes, never 0.
-    pub len: u64,
-}
-
-impl Seg {
-    /// The guest address `off` bytes into the segment. The driver chose `addr`: a sum that
-    /// wraps is the guest's fault (the buffer lies outside memory), not an overflow.
-    pub fn addr_at(&self, off: u64) -> Result<u64, QueueError> {
-        self.addr
-            .checked_add(off)
-            .ok_or(QueueError::BufferOutsideMemory {
-                addr: self.addr,
-                len: self.len,
-            })
-    }
-}
-
-/// One chain gathered into the scratch list: its head (for the used element) and where its
-/// buffers end in [`SplitRing`]'s segment list (they start where the previous chain's end).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Chain {
-    /// The chain's head index.
-    pub head: u16,
-    /// One past its last buffer in the segment list.
-    pub segs_end: usize,
-}
+#[cfg(doc)]
+use crate::vhost::virtq::MAX_CHAIN_DESCS;
+use crate::vhost::virtq::{table_inside, take_buf, QueueError, Seg};
 
 impl SplitRing {
-    /// Starts the gathering of one chain (or of one mergeable frame's chains): an empty
-    /// segment list and a fresh [`MAX_CHAIN_DESCS`] bound.
-    #[inline(always)]
-    pub(crate) fn start_gather(&mut self) {
-        self.segs.clear();
-        self.chain_left = MAX_CHAIN_DESCS;
-    }
-
     /// Walks the chain at `head`, appending its non-empty buffers to `self.segs`, and returns
     /// its total length. `writable`: the direction every buffer must have.
-    pub(crate) fn collect(&mut self, head: u16, writable: bool) -> Result<u64, QueueError> {
+    pub(super) fn collect_at(&mut self, head: u16, writable: bool) -> Result<u64, QueueError> {
         // §2.6.6: ring entries index the descriptor table.
         if u32::from(head) >= self.cfg.size {
             return Err(QueueError::HeadOutOfRange(head));
         }
         // The common chain: one plain descriptor (virtio-net drivers put header and frame in
         // one buffer). Same checks as the general walk below, without its bookkeeping.
-        self.step()?;
+        self.bounds.step()?;
         let d = self.table_desc(head)?;
         if d.flags & (DESC_F_NEXT | DESC_F_INDIRECT) == 0 {
             if (d.flags & DESC_F_WRITE != 0) != writable {
@@ -96,7 +49,7 @@ impl SplitRing {
         self.collect_chain(head, d, writable)
     }
 
-    /// The general walk of [`SplitRing::collect`]: chains and indirect tables. `first` is the
+    /// The general walk of [`SplitRing::collect_at`]: chains and indirect tables. `first` is the
     /// head descriptor, already read.
     #[inline(never)]
     fn collect_chain(
@@ -124,11 +77,11 @@ impl SplitRing {
             let d = match pending.take() {
                 Some(d) => d,
                 None if indirect => {
-                    self.step()?;
+                    self.bounds.step()?;
                     self.read_desc(table + desc::entry(idx))?
                 }
                 None => {
-                    self.step()?;
+                    self.bounds.step()?;
                     self.table_desc(idx)?
                 }
             };
@@ -145,16 +98,7 @@ impl SplitRing {
                 if d.len == 0 || d.len % desc::SIZE as u32 != 0 || n > self.cfg.size {
                     return Err(QueueError::BadIndirectLen(d.len));
                 }
-                let inside = self
-                    .mem
-                    .region_of(d.addr, u64::from(d.len), &self.desc_hint)
-                    .is_some()
-                    || vm_memory::GuestMemoryBackend::check_range(
-                        self.mem.mem(),
-                        GuestAddress(d.addr),
-                        d.len as usize,
-                    );
-                if !inside {
+                if !table_inside(&self.mem, d.addr, d.len, &self.desc_hint) {
                     return Err(QueueError::BufferOutsideMemory {
                         addr: d.addr,
                         len: u64::from(d.len),
@@ -167,20 +111,14 @@ impl SplitRing {
                 indirect = true;
                 continue;
             }
-            if (d.flags & DESC_F_WRITE != 0) != writable {
-                return Err(QueueError::WrongDirection);
-            }
-            // §2.6.5.2: "Drivers MUST NOT add a descriptor chain longer than 2^32 bytes".
-            total = total
-                .checked_add(u64::from(d.len))
-                .filter(|&t| t <= u64::from(u32::MAX))
-                .ok_or(QueueError::ChainTooLarge)?;
-            if d.len > 0 {
-                self.segs.push(Seg {
-                    addr: d.addr,
-                    len: u64::from(d.len),
-                });
-            }
+            total = take_buf(
+                &mut self.segs,
+                total,
+                d.addr,
+                d.len,
+                d.flags & DESC_F_WRITE != 0,
+                writable,
+            )?;
             if d.flags & DESC_F_NEXT == 0 {
                 return Ok(total);
             }
@@ -190,18 +128,6 @@ impl SplitRing {
             }
             idx = d.next;
         }
-    }
-
-    /// Accounts for one more descriptor read by the chain being collected: fails once the
-    /// chain (or mergeable frame) has read [`MAX_CHAIN_DESCS`], and spends the burst's budget.
-    #[inline(always)]
-    fn step(&mut self) -> Result<(), QueueError> {
-        if self.chain_left == 0 {
-            return Err(QueueError::ChainOverCap);
-        }
-        self.chain_left -= 1;
-        self.budget = self.budget.saturating_sub(1);
-        Ok(())
     }
 
     /// Copies descriptor `idx` out of the ring's descriptor table (`idx` is checked against

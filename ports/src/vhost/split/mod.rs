@@ -5,28 +5,29 @@
 //!   available and used rings as functions of the queue size);
 //! - `chain`: the descriptor chain walk, every step of it bounded and checked;
 //! - `queue`: the ring ([`SplitRing`]), validated once at start, then driven a burst at a
-//!   time by the net paths ([`crate::vhost::net`]), which own `dequeue` and `enqueue`.
+//!   time by the net paths ([`crate::vhost::net`], over the `Virtq` primitives it shares
+//!   with the packed ring, [`crate::vhost::packed`]).
 //!
 //! Every walk the driver controls is bounded: the avail index may not run more than the
 //! queue size ahead, a chain lives at most `size` descriptors (per table), indices are
 //! checked against their table, lengths are summed with `checked_add`, and indirect tables
 //! nest at most once. Any violation marks the ring broken ([`SplitRing::fault`]): it moves
 //! nothing more until the frontend restarts it, and only this ring is affected. Errors are
-//! one enum, [`QueueError`].
+//! one enum for both formats, [`QueueError`].
 //!
 //! Guest memory is only touched through the memory table's range-checked accessors
 //! ([`crate::vhost::hostmem::HostRegion`]: one range check, then a copy or an atomic), so an
 //! address outside the mapped regions is an error, never an access. Descriptors are copied
 //! into our stack before they are used (no double fetch); the payload is copied exactly once.
 
-pub(crate) mod chain;
-mod error;
+mod chain;
 pub mod layout;
 mod queue;
 #[cfg(test)]
 mod tests;
 
-pub use chain::MAX_CHAIN_DESCS;
-pub use error::QueueError;
+pub use crate::vhost::virtq::{
+    QueueError, RingConfig, BURST_DESC_BUDGET, COOLDOWN_BURSTS, MAX_CHAIN_DESCS,
+};
 pub use layout::MAX_QUEUE_SIZE;
-pub use queue::{RingConfig, SplitRing, BURST_DESC_BUDGET, COOLDOWN_BURSTS};
+pub use queue::SplitRing;

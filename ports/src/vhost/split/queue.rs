@@ -16,41 +16,12 @@ use std::cell::Cell;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
-use vm_memory::GuestAddress;
-
-use super::chain::{Chain, Seg, MAX_CHAIN_DESCS};
-use super::error::QueueError;
 use super::layout::{avail, desc, used, AVAIL_F_NO_INTERRUPT, MAX_QUEUE_SIZE, USED_F_NO_NOTIFY};
 use crate::vhost::hostmem::HostRegion;
 use crate::vhost::memory::{DirtyLog, GuestMemoryTable};
-
-/// Descriptor reads the general walk may make in one burst. A chain is walked only while at
-/// least [`MAX_CHAIN_DESCS`] of the budget is left, so a burst reads fewer than
-/// `BURST_DESC_BUDGET + MAX_CHAIN_DESCS` descriptors (plus one per frame for the common
-/// one-descriptor chains, which the fast paths take without counting) whatever the driver
-/// wrote, and a benign burst (32 frames of up to 24 descriptors each) never meets the bound.
-/// What is left waits in the ring for the next burst.
-pub const BURST_DESC_BUDGET: u32 = 1024;
-/// Bursts a ring sits out after one that returned a chain over the bound. A benign driver
-/// never meets the bound; a hostile one that keeps the whole ring full of such chains costs
-/// its PMD one bounded burst in `COOLDOWN_BURSTS + 1`, about what a benign full burst costs
-/// (`bench/benches/vring.rs`, `vring_hostile`).
-pub const COOLDOWN_BURSTS: u32 = 15;
-
-/// Where a ring lives and how it was negotiated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RingConfig {
-    /// Queue size (number of descriptors).
-    pub size: u32,
-    /// Descriptor table, guest physical.
-    pub desc: GuestAddress,
-    /// Available ring, guest physical.
-    pub avail: GuestAddress,
-    /// Used ring, guest physical.
-    pub used: GuestAddress,
-    /// VIRTIO_RING_F_EVENT_IDX was negotiated.
-    pub event_idx: bool,
-}
+#[cfg(doc)]
+use crate::vhost::virtq::COOLDOWN_BURSTS;
+use crate::vhost::virtq::{place, Bounds, Chain, HeadDesc, QueueError, RingConfig, Seg, Virtq};
 
 /// A started split ring. Owned by one PMD at a time (the vring's lock hands it over).
 #[derive(Debug)]
@@ -68,20 +39,23 @@ pub struct SplitRing {
     /// The dirty log, while the frontend logs (LOG_ALL): every write into guest memory is
     /// marked in it.
     log: Option<Arc<DirtyLog>>,
-    /// The next avail index to consume; the net paths move it past each chain they take.
-    pub(crate) last_avail: u16,
+    /// The next avail index to consume.
+    last_avail: u16,
+    /// The look-ahead: the next avail index `next_chain` reads (at or past `last_avail`).
+    peek: u16,
+    /// One past the last avail index of the current burst (`avail.idx` read at its start).
+    avail_end: u16,
+    /// `used.idx` as last published.
     used_idx: u16,
+    /// Where the next used element goes (published by `end_burst`).
+    used_next: u16,
     fault: Option<QueueError>,
-    /// Descriptor reads left in the current burst ([`BURST_DESC_BUDGET`]).
-    pub(super) budget: u32,
-    /// Descriptors the chain being collected may still read ([`MAX_CHAIN_DESCS`]).
-    pub(super) chain_left: u32,
-    /// Bursts left to sit out ([`COOLDOWN_BURSTS`]).
-    cooldown: u32,
+    /// The burst and chain bounds.
+    pub(super) bounds: Bounds,
     /// Scratch: the current chain's buffers (reused, so a burst does not allocate).
-    pub(crate) segs: Vec<Seg>,
+    pub(super) segs: Vec<Seg>,
     /// Scratch: chains of the current mergeable frame.
-    pub(crate) chains: Vec<Chain>,
+    chains: Vec<Chain<u16>>,
 }
 
 impl SplitRing {
@@ -100,37 +74,19 @@ impl SplitRing {
         }
         // §2.6 alignment table: descriptor table 16, available ring 2, used ring 4; sizes
         // 16 * size, 6 + 2 * size and 6 + 8 * size (with the event index fields).
-        let hint = Cell::new(0);
-        let mut views = [None; 3];
-        let mut first_region = 0;
-        for (k, (ring, addr, align, len)) in [
-            (
-                "descriptor",
-                cfg.desc,
-                desc::ALIGN,
-                desc::table_len(cfg.size),
-            ),
-            ("avail", cfg.avail, avail::ALIGN, avail::ring_len(cfg.size)),
-            ("used", cfg.used, used::ALIGN, used::ring_len(cfg.size)),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            if addr.0 % align != 0 {
-                return Err(QueueError::Misaligned { ring, addr: addr.0 });
-            }
-            // Each ring must lie inside one region: every later ring access uses that
-            // region's slice at an offset below `len`.
-            let outside = QueueError::RingOutsideMemory { ring, addr: addr.0 };
-            let (region, off) = mem.region_of(addr.0, len, &hint).ok_or(outside.clone())?;
-            views[k] = Some(mem.host(region).sub(off, len).ok_or(outside)?);
-            if k == 0 {
-                first_region = region;
-            }
-        }
-        let [Some(desc), Some(avail), Some(used)] = views else {
-            unreachable!("every ring was placed above");
-        };
+        let ([desc, avail, used], first_region) = place(
+            &mem,
+            [
+                (
+                    "descriptor",
+                    cfg.desc,
+                    desc::ALIGN,
+                    desc::table_len(cfg.size),
+                ),
+                ("avail", cfg.avail, avail::ALIGN, avail::ring_len(cfg.size)),
+                ("used", cfg.used, used::ALIGN, used::ring_len(cfg.size)),
+            ],
+        )?;
         let mut ring = SplitRing {
             mem,
             cfg,
@@ -141,11 +97,12 @@ impl SplitRing {
             buf_hint: Cell::new(first_region),
             log: None,
             last_avail: base,
+            peek: base,
+            avail_end: base,
             used_idx: 0,
+            used_next: 0,
             fault: None,
-            budget: 0,
-            chain_left: 0,
-            cooldown: 0,
+            bounds: Bounds::default(),
             // Grows (rarely, then stays) for longer chains.
             segs: Vec::with_capacity(64),
             chains: Vec::with_capacity(64),
@@ -159,6 +116,7 @@ impl SplitRing {
             );
             ring.last_avail = ring.used_idx;
         }
+        ring.used_next = ring.used_idx;
         // The PMD polls: no kicks until it asks for them (`enable_kicks`).
         ring.disable_kicks();
         Ok(ring)
@@ -243,55 +201,6 @@ impl SplitRing {
         self.pending().is_some_and(|n| n > 0)
     }
 
-    // ----- a burst, for the net paths -----
-
-    /// Starts a burst: the buffers the driver made available since the last one, or `None`
-    /// when the ring sits out this burst or is (now) broken. Refills the burst's descriptor
-    /// budget ([`BURST_DESC_BUDGET`]).
-    #[inline(always)]
-    pub(crate) fn begin_burst(&mut self) -> Option<u16> {
-        if self.sits_out() {
-            return None;
-        }
-        let pending = self.pending()?;
-        self.budget = BURST_DESC_BUDGET;
-        Some(pending)
-    }
-
-    /// The used index the burst starts from: its used elements go at `next_used()`,
-    /// `next_used() + 1`, ... until [`SplitRing::end_burst`] publishes them.
-    #[inline(always)]
-    pub(crate) fn next_used(&self) -> u16 {
-        self.used_idx
-    }
-
-    /// True while the burst's budget still covers a whole chain walk ([`MAX_CHAIN_DESCS`]);
-    /// once false, the rest of the ring waits for the next burst.
-    #[inline(always)]
-    pub(crate) fn can_walk(&self) -> bool {
-        self.budget >= MAX_CHAIN_DESCS
-    }
-
-    /// Ends a burst: publishes the used elements up to `used` and says whether to notify the
-    /// driver; `hostile` (the burst returned chains over the bound) makes the ring sit out
-    /// the next [`COOLDOWN_BURSTS`] bursts. `None`, with nothing published and the ring
-    /// broken, when guest memory or the dirty log was truncated under the burst: what it read
-    /// or wrote was a repaired page, not the guest's.
-    #[inline(always)]
-    pub(crate) fn end_burst(&mut self, used: u16, hostile: bool) -> Option<bool> {
-        if self.memory_fault() {
-            return None;
-        }
-        self.cool_down_if(hostile);
-        Some(self.publish_used(used))
-    }
-
-    /// Breaks the ring: it moves nothing more until the frontend restarts it.
-    #[inline]
-    pub(crate) fn set_fault(&mut self, e: QueueError) {
-        self.fault = Some(e);
-    }
-
     /// Buffers the driver made available since our last burst, or `None` when the ring is
     /// (now) broken. One Acquire load of `avail.idx` per burst.
     fn pending(&mut self) -> Option<u16> {
@@ -312,25 +221,6 @@ impl SplitRing {
             return None;
         }
         Some(pending)
-    }
-
-    /// True while the ring sits out bursts after returning chains over the bound (and counts
-    /// one off).
-    #[inline(always)]
-    fn sits_out(&mut self) -> bool {
-        if self.cooldown == 0 {
-            return false;
-        }
-        self.cooldown -= 1;
-        true
-    }
-
-    /// Makes the ring sit out the next [`COOLDOWN_BURSTS`] bursts if `hostile`.
-    #[inline(always)]
-    fn cool_down_if(&mut self, hostile: bool) {
-        if hostile {
-            self.cooldown = COOLDOWN_BURSTS;
-        }
     }
 
     /// True (and the ring broken) once guest memory or the dirty log was truncated under us:
@@ -364,6 +254,7 @@ impl SplitRing {
     }
 
     /// Publishes used elements up to `new` with one store and says whether to notify.
+    #[inline]
     fn publish_used(&mut self, new: u16) -> bool {
         let old = self.used_idx;
         if new == old {
@@ -397,22 +288,111 @@ impl SplitRing {
             log.mark(self.used.gpa() + field, 2);
         }
     }
+}
 
-    // ----- guest buffers -----
+impl Virtq for SplitRing {
+    /// The chain's head index (not yet checked against the table).
+    type Head = u16;
 
-    /// Copies guest bytes at `addr` into `dst` (the region of the last buffer first). False
-    /// when they do not lie inside guest memory.
     #[inline(always)]
-    pub(crate) fn read_buf(&self, dst: &mut [u8], addr: u64) -> bool {
+    fn begin_burst(&mut self) -> bool {
+        if !self.bounds.begin_burst() {
+            return false;
+        }
+        let Some(pending) = self.pending() else {
+            return false;
+        };
+        self.peek = self.last_avail;
+        self.avail_end = self.last_avail.wrapping_add(pending);
+        true
+    }
+
+    #[inline(always)]
+    fn next_chain(&mut self) -> Option<u16> {
+        (self.peek != self.avail_end).then(|| self.avail_entry(self.peek))
+    }
+
+    #[inline(always)]
+    fn head_desc(&self, head: &u16) -> Option<HeadDesc> {
+        if u32::from(*head) >= self.cfg.size {
+            return None;
+        }
+        let d = self.table_desc(*head).ok()?;
+        Some(HeadDesc {
+            addr: d.addr,
+            len: d.len,
+            flags: d.flags,
+        })
+    }
+
+    #[inline(always)]
+    fn can_walk(&self) -> bool {
+        self.bounds.can_walk()
+    }
+
+    #[inline(always)]
+    fn start_gather(&mut self) {
+        self.segs.clear();
+        self.bounds.start_chain();
+    }
+
+    #[inline(always)]
+    fn collect(&mut self, head: &mut u16, writable: bool) -> Result<u64, QueueError> {
+        self.collect_at(*head, writable)
+    }
+
+    #[inline(always)]
+    fn segs(&self) -> &[Seg] {
+        &self.segs
+    }
+
+    #[inline(always)]
+    fn chains(&mut self) -> &mut Vec<Chain<u16>> {
+        &mut self.chains
+    }
+
+    #[inline(always)]
+    fn skip(&mut self, _head: &u16) {
+        self.peek = self.peek.wrapping_add(1);
+    }
+
+    #[inline(always)]
+    fn commit(&mut self) {
+        self.last_avail = self.peek;
+    }
+
+    #[inline(always)]
+    fn rewind(&mut self) {
+        self.peek = self.last_avail;
+    }
+
+    #[inline(always)]
+    fn push_used(&mut self, head: &u16, len: u32) {
+        self.write_used(self.used_next, *head, len);
+        self.used_next = self.used_next.wrapping_add(1);
+    }
+
+    #[inline(always)]
+    fn end_burst(&mut self, hostile: bool) -> Option<bool> {
+        if self.memory_fault() {
+            return None;
+        }
+        self.bounds.end_burst(hostile);
+        Some(self.publish_used(self.used_next))
+    }
+
+    #[inline]
+    fn set_fault(&mut self, e: QueueError) {
+        self.fault = Some(e);
+    }
+
+    #[inline(always)]
+    fn read_buf(&self, dst: &mut [u8], addr: u64) -> bool {
         self.mem.read(dst, addr, &self.buf_hint)
     }
 
-    /// Copies `bytes` into guest memory at `addr` and marks them in the dirty log, even when
-    /// the write failed part way (the bytes inside guest memory may have been written, and
-    /// marking more than was written is harmless). False when they do not lie inside guest
-    /// memory.
     #[inline]
-    pub(crate) fn write_buf(&self, bytes: &[u8], addr: u64) -> bool {
+    fn write_buf(&self, bytes: &[u8], addr: u64) -> bool {
         let written = self.mem.write(bytes, addr, &self.buf_hint);
         if let Some(log) = &self.log {
             log.mark(addr, bytes.len() as u64);
@@ -420,10 +400,8 @@ impl SplitRing {
         written
     }
 
-    /// Copies `a` then `b` into guest memory at `addr` when both fit in the region of the last
-    /// buffer, and marks them in the dirty log; false (nothing written) otherwise.
     #[inline(always)]
-    pub(crate) fn write_buf2(&self, a: &[u8], b: &[u8], addr: u64) -> bool {
+    fn write_buf2(&self, a: &[u8], b: &[u8], addr: u64) -> bool {
         if !self.mem.write2(a, b, addr, &self.buf_hint) {
             return false;
         }

@@ -30,6 +30,7 @@ fn cfg(size: u32, event_idx: bool) -> RingConfig {
         avail: GuestAddress(0x10000),
         used: GuestAddress(0x20000),
         event_idx,
+        packed: false,
     }
 }
 

@@ -57,6 +57,7 @@ impl DriverRing {
             avail: GuestAddress(self.avail),
             used: GuestAddress(self.used),
             event_idx,
+            packed: false,
         }
     }
 

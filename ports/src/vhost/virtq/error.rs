@@ -1,16 +1,21 @@
-//! Why a split ring was refused at start or broken later: one error enum for the ring, its
-//! chain walk and its net paths. Every variant is a driver (guest or frontend) error.
+//! Why a ring (split or packed) was refused at start or broken later: one error enum for the
+//! rings, their chain walks and the net paths. Every variant is a driver (guest or frontend) error.
 
-use super::chain::MAX_CHAIN_DESCS;
+use super::MAX_CHAIN_DESCS;
 
 /// Why a ring was refused at start or broken later. Every variant is a driver (guest or
 /// frontend) error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {
-    /// The queue size is 0, not a power of two, or above 32768 (§2.6).
-    #[error("queue size {0} is not a power of two in 1..=32768")]
+    /// The queue size is 0 or above 32768, or, for a split ring, not a power of two (§2.6,
+    /// §2.7).
+    #[error("queue size {0} is invalid (1..=32768, and a power of two for a split ring)")]
     BadSize(u32),
-    /// A ring is not aligned as §2.6 requires (descriptors 16, avail 2, used 4).
+    /// A packed ring's starting position (`SET_VRING_BASE`, bits 0-14) is past the ring.
+    #[error("packed ring base {0:#x} points past the ring")]
+    BadBase(u16),
+    /// A ring is not aligned as §2.6 requires (descriptors 16, avail 2, used 4), or a packed
+    /// ring's parts as §2.7.10.1 does (descriptors 16, event suppression areas 4).
     #[error("{ring} ring at {addr:#x} is misaligned")]
     Misaligned {
         /// Which ring.
@@ -44,6 +49,13 @@ pub enum QueueError {
     /// (§2.6.5.3.1: "A driver MUST NOT create a descriptor chain longer than the Queue Size").
     #[error("descriptor chain longer than its table (a loop?)")]
     ChainTooLong,
+    /// A packed ring chain spans more than [`MAX_CHAIN_DESCS`] descriptors of the ring itself.
+    /// A ring fault, unlike [`QueueError::ChainOverCap`]: such a chain cannot be skipped
+    /// without walking it (its end is only known from its last descriptor), and no driver
+    /// writes one (Linux chains at most `MAX_SKB_FRAGS + 2` buffers, and moves longer ones
+    /// into an indirect table).
+    #[error("packed ring chain spans more than {MAX_CHAIN_DESCS} ring descriptors")]
+    RingChainOverCap,
     /// An indirect descriptor inside an indirect table (§2.6.5.3.1).
     #[error("indirect descriptor inside an indirect table")]
     NestedIndirect,
