@@ -159,17 +159,10 @@ impl Descriptor {
     #[inline(always)]
     pub fn from_bytes(b: &[u8; desc::SIZE as usize]) -> Descriptor {
         let (a, l, f, n) = (desc::ADDR, desc::LEN, desc::FLAGS, desc::NEXT);
+        let mut addr = [0u8; 8];
+        addr.copy_from_slice(&b[a..l]);
         Descriptor {
-            addr: u64::from_le_bytes([
-                b[a],
-                b[a + 1],
-                b[a + 2],
-                b[a + 3],
-                b[a + 4],
-                b[a + 5],
-                b[a + 6],
-                b[a + 7],
-            ]),
+            addr: u64::from_le_bytes(addr),
             len: u32::from_le_bytes([b[l], b[l + 1], b[l + 2], b[l + 3]]),
             flags: u16::from_le_bytes([b[f], b[f + 1]]),
             next: u16::from_le_bytes([b[n], b[n + 1]]),
