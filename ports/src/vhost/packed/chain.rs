@@ -93,7 +93,7 @@ impl PackedRing {
         if d.len == 0 || !d.len.is_multiple_of(desc::SIZE as u32) || n > u32::from(self.size) {
             return Err(QueueError::BadIndirectLen(d.len));
         }
-        if !table_inside(&self.mem, d.addr, d.len, &self.desc_hint) {
+        if !table_inside(&self.io.mem, d.addr, d.len, &self.desc_hint) {
             return Err(QueueError::BufferOutsideMemory {
                 addr: d.addr,
                 len: u64::from(d.len),
@@ -143,7 +143,7 @@ impl PackedRing {
     /// Copies one descriptor of an indirect table out of guest memory.
     fn read_desc(&self, addr: u64) -> Result<PackedDesc, QueueError> {
         let mut b = [0u8; desc::SIZE as usize];
-        if !self.mem.read(&mut b, addr, &self.desc_hint) {
+        if !self.io.mem.read(&mut b, addr, &self.desc_hint) {
             return Err(QueueError::BufferOutsideMemory {
                 addr,
                 len: desc::SIZE,

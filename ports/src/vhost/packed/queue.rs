@@ -19,7 +19,9 @@ use std::sync::Arc;
 use super::layout::{desc, event, is_avail, used_flags, PackedDesc, MAX_QUEUE_SIZE, WRAP_BIT};
 use crate::vhost::hostmem::HostRegion;
 use crate::vhost::memory::{DirtyLog, GuestMemoryTable};
-use crate::vhost::virtq::{place, Bounds, Chain, HeadDesc, QueueError, RingConfig, Seg, Virtq};
+use crate::vhost::virtq::{
+    place, Bounds, Chain, GuestIo, HeadDesc, QueueError, RingConfig, Seg, Virtq,
+};
 
 /// A position in the ring: a descriptor index below the queue size and the wrap counter of
 /// its lap.
@@ -78,7 +80,8 @@ pub(crate) struct PackedHead {
 /// A started packed ring. Owned by one PMD at a time (the vring's lock hands it over).
 #[derive(Debug)]
 pub struct PackedRing {
-    pub(super) mem: Arc<GuestMemoryTable>,
+    /// Guest memory, and the dirty log while the frontend logs (LOG_ALL).
+    pub(super) io: GuestIo,
     cfg: RingConfig,
     /// The queue size (at most 32768).
     pub(super) size: u16,
@@ -87,11 +90,8 @@ pub struct PackedRing {
     desc: HostRegion,
     driver: HostRegion,
     device: HostRegion,
-    /// Region of the last indirect table read and of the last buffer access.
+    /// Region of the last indirect table read.
     pub(super) desc_hint: Cell<usize>,
-    buf_hint: Cell<usize>,
-    /// The dirty log, while the frontend logs (LOG_ALL).
-    log: Option<Arc<DirtyLog>>,
     /// Where the next chain starts.
     avail: Pos,
     /// The look-ahead of the current burst (at or past `avail`).
@@ -145,15 +145,13 @@ impl PackedRing {
             ],
         )?;
         let mut ring = PackedRing {
-            mem,
+            io: GuestIo::new(mem, first_region),
             cfg,
             size,
             desc,
             driver,
             device,
             desc_hint: Cell::new(first_region),
-            buf_hint: Cell::new(first_region),
-            log: None,
             avail: start,
             peek: start,
             used: start,
@@ -185,12 +183,12 @@ impl PackedRing {
         if let Some(log) = &log {
             log.mark(self.device.gpa(), event::SIZE);
         }
-        self.log = log;
+        self.io.log = log;
     }
 
     /// True when the ring reads and writes through `mem`.
     pub fn uses(&self, mem: &Arc<GuestMemoryTable>) -> bool {
-        Arc::ptr_eq(&self.mem, mem)
+        Arc::ptr_eq(&self.io.mem, mem)
     }
 
     /// Why the ring is broken, if it is.
@@ -206,7 +204,7 @@ impl PackedRing {
     ) -> Result<PackedRing, QueueError> {
         let mut ring = PackedRing::new(mem, cfg, self.avail.to_base())?;
         ring.fault = self.fault;
-        ring.set_log(self.log);
+        ring.set_log(self.io.log);
         Ok(ring)
     }
 
@@ -278,15 +276,13 @@ impl PackedRing {
     /// Stores a field of the device event suppression structure and marks it dirty.
     fn store_device(&self, field: u64, v: u16) {
         self.device.store_u16(field, v, Ordering::Relaxed);
-        if let Some(log) = &self.log {
-            log.mark(self.device.gpa() + field, 2);
-        }
+        self.io.mark(self.device.gpa() + field, 2);
     }
 
     /// True (and the ring broken) once guest memory or the dirty log was truncated under us.
     #[inline]
     fn memory_fault(&mut self) -> bool {
-        if self.mem.poisoned() || self.log.as_ref().is_some_and(|l| l.poisoned()) {
+        if self.io.poisoned() {
             self.fault = Some(QueueError::MemoryFault);
             return true;
         }
@@ -418,9 +414,7 @@ impl Virtq for PackedRing {
             self.desc
                 .store_u16(off + desc::FLAGS as u64, flags, Ordering::Release);
         }
-        if let Some(log) = &self.log {
-            log.mark(self.desc.gpa() + off, desc::SIZE);
-        }
+        self.io.mark(self.desc.gpa() + off, desc::SIZE);
         self.used = self.used.advance(head.ndescs, self.size);
     }
 
@@ -438,9 +432,7 @@ impl Virtq for PackedRing {
         // Release: every used descriptor of the burst, and what was written into the
         // buffers, before the flags the driver waits on.
         self.desc.store_u16(field, flags, Ordering::Release);
-        if let Some(log) = &self.log {
-            log.mark(self.desc.gpa() + field, 2);
-        }
+        self.io.mark(self.desc.gpa() + field, 2);
         Some(self.need_notify())
     }
 
@@ -450,27 +442,7 @@ impl Virtq for PackedRing {
     }
 
     #[inline(always)]
-    fn read_buf(&self, dst: &mut [u8], addr: u64) -> bool {
-        self.mem.read(dst, addr, &self.buf_hint)
-    }
-
-    #[inline]
-    fn write_buf(&self, bytes: &[u8], addr: u64) -> bool {
-        let written = self.mem.write(bytes, addr, &self.buf_hint);
-        if let Some(log) = &self.log {
-            log.mark(addr, bytes.len() as u64);
-        }
-        written
-    }
-
-    #[inline(always)]
-    fn write_buf2(&self, a: &[u8], b: &[u8], addr: u64) -> bool {
-        if !self.mem.write2(a, b, addr, &self.buf_hint) {
-            return false;
-        }
-        if let Some(log) = &self.log {
-            log.mark(addr, (a.len() + b.len()) as u64);
-        }
-        true
+    fn io(&self) -> &GuestIo {
+        &self.io
     }
 }

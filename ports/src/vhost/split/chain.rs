@@ -98,7 +98,7 @@ impl SplitRing {
                 if d.len == 0 || d.len % desc::SIZE as u32 != 0 || n > self.cfg.size {
                     return Err(QueueError::BadIndirectLen(d.len));
                 }
-                if !table_inside(&self.mem, d.addr, d.len, &self.desc_hint) {
+                if !table_inside(&self.io.mem, d.addr, d.len, &self.desc_hint) {
                     return Err(QueueError::BufferOutsideMemory {
                         addr: d.addr,
                         len: u64::from(d.len),
@@ -144,7 +144,7 @@ impl SplitRing {
     /// Copies one descriptor of an indirect table out of guest memory.
     fn read_desc(&self, addr: u64) -> Result<Descriptor, QueueError> {
         let mut b = [0u8; desc::SIZE as usize];
-        if !self.mem.read(&mut b, addr, &self.desc_hint) {
+        if !self.io.mem.read(&mut b, addr, &self.desc_hint) {
             return Err(QueueError::BufferOutsideMemory {
                 addr,
                 len: desc::SIZE,

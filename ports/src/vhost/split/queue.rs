@@ -21,24 +21,23 @@ use crate::vhost::hostmem::HostRegion;
 use crate::vhost::memory::{DirtyLog, GuestMemoryTable};
 #[cfg(doc)]
 use crate::vhost::virtq::COOLDOWN_BURSTS;
-use crate::vhost::virtq::{place, Bounds, Chain, HeadDesc, QueueError, RingConfig, Seg, Virtq};
+use crate::vhost::virtq::{
+    place, Bounds, Chain, GuestIo, HeadDesc, QueueError, RingConfig, Seg, Virtq,
+};
 
 /// A started split ring. Owned by one PMD at a time (the vring's lock hands it over).
 #[derive(Debug)]
 pub struct SplitRing {
-    pub(super) mem: Arc<GuestMemoryTable>,
+    /// Guest memory, and the dirty log while the frontend logs (LOG_ALL).
+    pub(super) io: GuestIo,
     pub(super) cfg: RingConfig,
     /// The three rings, each a view of exactly its own bytes (validated in `new`): ring
     /// accesses are checked against the ring, not searched for in the memory table.
     pub(super) desc: HostRegion,
     avail: HostRegion,
     used: HostRegion,
-    /// Region of the last indirect table read and of the last buffer access.
+    /// Region of the last indirect table read.
     pub(super) desc_hint: Cell<usize>,
-    buf_hint: Cell<usize>,
-    /// The dirty log, while the frontend logs (LOG_ALL): every write into guest memory is
-    /// marked in it.
-    log: Option<Arc<DirtyLog>>,
     /// The next avail index to consume.
     last_avail: u16,
     /// The look-ahead: the next avail index `next_chain` reads (at or past `last_avail`).
@@ -88,14 +87,12 @@ impl SplitRing {
             ],
         )?;
         let mut ring = SplitRing {
-            mem,
+            io: GuestIo::new(mem, first_region),
             cfg,
             desc,
             avail,
             used,
             desc_hint: Cell::new(first_region),
-            buf_hint: Cell::new(first_region),
-            log: None,
             last_avail: base,
             peek: base,
             avail_end: base,
@@ -139,12 +136,12 @@ impl SplitRing {
         if let Some(log) = &log {
             log.mark(self.used.gpa() + used::FLAGS, used::RING);
         }
-        self.log = log;
+        self.io.log = log;
     }
 
     /// True when the ring reads and writes through `mem`.
     pub fn uses(&self, mem: &Arc<GuestMemoryTable>) -> bool {
-        Arc::ptr_eq(&self.mem, mem)
+        Arc::ptr_eq(&self.io.mem, mem)
     }
 
     /// Why the ring is broken, if it is.
@@ -161,7 +158,7 @@ impl SplitRing {
         let last = self.last_avail;
         let mut ring = SplitRing::new(mem, cfg, last)?;
         ring.fault = self.fault;
-        ring.set_log(self.log);
+        ring.set_log(self.io.log);
         Ok(ring)
     }
 
@@ -227,7 +224,7 @@ impl SplitRing {
     /// whatever the last accesses read or wrote was a repaired page, not the guest's.
     #[inline]
     fn memory_fault(&mut self) -> bool {
-        if self.mem.poisoned() || self.log.as_ref().is_some_and(|l| l.poisoned()) {
+        if self.io.poisoned() {
             self.fault = Some(QueueError::MemoryFault);
             return true;
         }
@@ -248,9 +245,7 @@ impl SplitRing {
         // Inside the used ring, validated in `new`: cannot fail.
         let field = used::entry(slot);
         let _ = self.used.write(field, &used::elem(head, len));
-        if let Some(log) = &self.log {
-            log.mark(self.used.gpa() + field, used::ELEM_SIZE);
-        }
+        self.io.mark(self.used.gpa() + field, used::ELEM_SIZE);
     }
 
     /// Publishes used elements up to `new` with one store and says whether to notify.
@@ -284,9 +279,7 @@ impl SplitRing {
     #[inline]
     fn store_used_u16(&self, field: u64, v: u16, order: Ordering) {
         self.used.store_u16(field, v, order);
-        if let Some(log) = &self.log {
-            log.mark(self.used.gpa() + field, 2);
-        }
+        self.io.mark(self.used.gpa() + field, 2);
     }
 }
 
@@ -387,27 +380,7 @@ impl Virtq for SplitRing {
     }
 
     #[inline(always)]
-    fn read_buf(&self, dst: &mut [u8], addr: u64) -> bool {
-        self.mem.read(dst, addr, &self.buf_hint)
-    }
-
-    #[inline]
-    fn write_buf(&self, bytes: &[u8], addr: u64) -> bool {
-        let written = self.mem.write(bytes, addr, &self.buf_hint);
-        if let Some(log) = &self.log {
-            log.mark(addr, bytes.len() as u64);
-        }
-        written
-    }
-
-    #[inline(always)]
-    fn write_buf2(&self, a: &[u8], b: &[u8], addr: u64) -> bool {
-        if !self.mem.write2(a, b, addr, &self.buf_hint) {
-            return false;
-        }
-        if let Some(log) = &self.log {
-            log.mark(addr, (a.len() + b.len()) as u64);
-        }
-        true
+    fn io(&self) -> &GuestIo {
+        &self.io
     }
 }

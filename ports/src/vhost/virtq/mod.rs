@@ -9,6 +9,7 @@
 
 mod bounds;
 mod error;
+mod io;
 mod place;
 mod virtqueue;
 
@@ -17,6 +18,7 @@ use vm_memory::GuestAddress;
 pub(crate) use bounds::Bounds;
 pub use bounds::{BURST_DESC_BUDGET, COOLDOWN_BURSTS, MAX_CHAIN_DESCS};
 pub use error::QueueError;
+pub(crate) use io::GuestIo;
 pub(crate) use place::{place, table_inside, take_buf};
 pub use virtqueue::Virtqueue;
 
@@ -137,12 +139,23 @@ pub(crate) trait Virtq {
     fn end_burst(&mut self, hostile: bool) -> Option<bool>;
     /// Breaks the ring: it moves nothing more until the frontend restarts it.
     fn set_fault(&mut self, e: QueueError);
+    /// The ring's way into guest memory.
+    fn io(&self) -> &GuestIo;
     /// Copies guest bytes at `addr` into `dst`; false when they are not inside guest memory.
-    fn read_buf(&self, dst: &mut [u8], addr: u64) -> bool;
+    #[inline(always)]
+    fn read_buf(&self, dst: &mut [u8], addr: u64) -> bool {
+        self.io().read(dst, addr)
+    }
     /// Copies `bytes` into guest memory at `addr` and marks them dirty; false when they are
     /// not inside guest memory.
-    fn write_buf(&self, bytes: &[u8], addr: u64) -> bool;
+    #[inline(always)]
+    fn write_buf(&self, bytes: &[u8], addr: u64) -> bool {
+        self.io().write(bytes, addr)
+    }
     /// Copies `a` then `b` into guest memory at `addr` when both fit in the region of the
     /// last buffer (and marks them dirty); false, nothing written, otherwise.
-    fn write_buf2(&self, a: &[u8], b: &[u8], addr: u64) -> bool;
+    #[inline(always)]
+    fn write_buf2(&self, a: &[u8], b: &[u8], addr: u64) -> bool {
+        self.io().write2(a, b, addr)
+    }
 }
