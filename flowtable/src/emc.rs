@@ -8,6 +8,14 @@
 //! Replacement: an insert reuses the way already holding the key, else a stale (invalid) way,
 //! else the way with fewer hits; the surviving way's hit count is then halved, so a once-hot
 //! entry does not stay forever.
+//!
+//! Insertion policy: a new flow always takes a free way, but evicts a valid entry only with
+//! probability `1 / insert_inv_prob` (OVS-DPDK's `emc-insert-inv-prob`, default 100 there
+//! too). With more flows than entries (a million flows over 8192 entries) inserting every
+//! miss would evict an entry per frame, each evicted before it is hit again: the cache would
+//! cost a 128-byte write per frame and hit nothing. Sampling keeps what the cache holds
+//! stable, so the flows that send most (the ones sampled most often) stay, and a miss costs
+//! only the lookup. With few flows nothing changes: the free ways take them at once.
 
 use crate::key::FlowKey;
 
@@ -32,6 +40,8 @@ pub struct EmcStats {
     pub inserts: u64,
     /// Inserts that replaced a valid entry for another key.
     pub evictions: u64,
+    /// Inserts skipped: every way held another valid key and the sample said no.
+    pub skipped: u64,
 }
 
 /// A fixed-size exact-match cache from a full [`FlowKey`] to a decision `V`.
@@ -42,12 +52,23 @@ pub struct Emc<V: Copy> {
     /// The current generation; entries of another generation are invalid. Never 0 (the
     /// generation of never-written entries).
     generation: u32,
+    /// An insert that would evict a valid entry happens once in this many (1: always).
+    insert_inv_prob: u32,
+    /// xorshift32 state for that sample (never 0).
+    rng: u32,
     stats: EmcStats,
 }
 
 impl<V: Copy> Emc<V> {
-    /// A cache with `entries` slots (rounded up to a power of two, at least 2).
+    /// A cache with `entries` slots (rounded up to a power of two, at least 2) that inserts
+    /// every miss.
     pub fn new(entries: usize) -> Emc<V> {
+        Emc::with_insert_inv_prob(entries, 1)
+    }
+
+    /// A cache with `entries` slots whose inserts evict a valid entry only once in
+    /// `insert_inv_prob` (at least 1) tries.
+    pub fn with_insert_inv_prob(entries: usize, insert_inv_prob: u32) -> Emc<V> {
         let n = entries.max(2).next_power_of_two();
         let empty = Entry {
             key: FlowKey::ZERO,
@@ -60,6 +81,8 @@ impl<V: Copy> Emc<V> {
             entries: vec![empty; n],
             set_mask: n / 2 - 1,
             generation: 1,
+            insert_inv_prob: insert_inv_prob.max(1),
+            rng: 0x9e37_79b9,
             stats: EmcStats::default(),
         }
     }
@@ -111,6 +134,10 @@ impl<V: Copy> Emc<V> {
         } else if !valid[1] {
             1
         } else {
+            if !sample(&mut self.rng, self.insert_inv_prob) {
+                self.stats.skipped += 1;
+                return;
+            }
             self.stats.evictions += 1;
             let w = usize::from(ways[1].hits < ways[0].hits);
             ways[1 - w].hits /= 2;
@@ -151,6 +178,20 @@ impl<V: Copy> Emc<V> {
             .filter(|e| e.generation == self.generation)
             .count()
     }
+}
+
+/// True once in `inv_prob` calls, on average (xorshift32; `inv_prob` 1: always).
+#[inline]
+fn sample(rng: &mut u32, inv_prob: u32) -> bool {
+    if inv_prob <= 1 {
+        return true;
+    }
+    let mut x = *rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *rng = x;
+    x % inv_prob == 0
 }
 
 #[cfg(test)]
@@ -221,6 +262,43 @@ mod test {
         emc.invalidate();
         assert_eq!(emc.generation, 1);
         assert_eq!(emc.lookup(&k, k.hash()), None);
+    }
+
+    /// A full set keeps its entries against a stream of new flows, except about one insert
+    /// in `insert_inv_prob`; free ways are always taken.
+    #[test]
+    fn eviction_is_sampled_free_ways_are_not() {
+        let mut emc = Emc::<u32>::with_insert_inv_prob(2, 100); // one set of two ways
+        emc.insert(&key(1), 0, 1);
+        emc.insert(&key(2), 0, 2);
+        assert_eq!(emc.occupancy(), 2);
+        assert_eq!(emc.stats().skipped, 0, "free ways are always taken");
+        for i in 3..10_003 {
+            emc.insert(&key(i), 0, i);
+        }
+        let s = emc.stats();
+        assert_eq!(s.evictions + s.skipped, 10_000);
+        assert!(
+            (50..200).contains(&s.evictions),
+            "about 1 in 100 evicts: {}",
+            s.evictions
+        );
+        // Inserting every miss (the default) always evicts.
+        let mut always = Emc::<u32>::new(2);
+        for i in 1..=10 {
+            always.insert(&key(i), 0, i);
+        }
+        assert_eq!((always.stats().evictions, always.stats().skipped), (8, 0));
+    }
+
+    /// Re-inserting a cached key updates it whatever the sample says.
+    #[test]
+    fn update_of_a_cached_key_is_not_sampled() {
+        let mut emc = Emc::<u32>::with_insert_inv_prob(2, 1000);
+        emc.insert(&key(1), 0, 1);
+        emc.insert(&key(2), 0, 2);
+        emc.insert(&key(1), 0, 10);
+        assert_eq!(emc.lookup(&key(1), 0), Some(10));
     }
 
     #[test]

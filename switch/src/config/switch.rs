@@ -21,6 +21,10 @@ pub struct SwitchConfig {
     /// Exact-match cache entries per PMD (a power of two).
     #[serde(default = "default_emc_entries")]
     pub emc_entries: usize,
+    /// A new flow evicts a cached one once in this many misses (OVS's `emc-insert-inv-prob`;
+    /// 1: every miss). Free entries are always filled.
+    #[serde(default = "default_emc_insert_inv_prob")]
+    pub emc_insert_inv_prob: u32,
     /// MAC learning table size per PMD.
     #[serde(default = "default_mac_table_size")]
     pub mac_table_size: usize,
@@ -79,6 +83,9 @@ fn parse_cpu_list(text: &str) -> Option<Vec<usize>> {
 fn default_emc_entries() -> usize {
     8192
 }
+fn default_emc_insert_inv_prob() -> u32 {
+    100
+}
 fn default_mac_table_size() -> usize {
     65_536
 }
@@ -100,6 +107,7 @@ impl Default for SwitchConfig {
         SwitchConfig {
             pmd_cores: default_pmd_cores(),
             emc_entries: default_emc_entries(),
+            emc_insert_inv_prob: default_emc_insert_inv_prob(),
             mac_table_size: default_mac_table_size(),
             mac_aging_secs: default_mac_aging_secs(),
             pmd_sleep_after_us: default_pmd_sleep_after_us(),
@@ -139,6 +147,12 @@ impl SwitchConfig {
                     "{} must be a power of two in 256..=1048576",
                     self.emc_entries
                 ),
+            ));
+        }
+        if !(1..=1 << 20).contains(&self.emc_insert_inv_prob) {
+            return Err(problem(
+                vec![key("emc_insert_inv_prob")],
+                format!("{} must be in 1..=1048576", self.emc_insert_inv_prob),
             ));
         }
         if !(1..=1 << 24).contains(&self.mac_table_size) {

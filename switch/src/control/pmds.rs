@@ -50,6 +50,7 @@ pub(super) fn spawn(cfg: &SwitchConfig) -> Result<Vec<PmdHandle>, SwitchError> {
                 index,
                 core,
                 emc_entries: cfg.emc_entries,
+                emc_insert_inv_prob: cfg.emc_insert_inv_prob,
                 mac_table_size: cfg.mac_table_size,
                 mac_aging: Duration::from_secs(cfg.mac_aging_secs),
                 sleep_after: (cfg.pmd_sleep_after_us > 0)

@@ -76,6 +76,10 @@ pub(crate) fn decide(
 ) {
     let n = keys.len().min(BURST).min(out.len());
     let mut m = 0;
+    // The misses so far, as a 256-bit filter on 8 bits of their hashes: a miss whose bit is
+    // clear repeats none of them, without a scan (with many flows most frames miss, and the
+    // scan would cost a compare per earlier miss).
+    let mut seen = [0u64; 4];
     for i in 0..n {
         let key = &keys[i];
         let hash = key.hash();
@@ -89,10 +93,15 @@ pub(crate) fn decide(
             out[i] = hit;
             continue;
         }
-        if let Some(j) = (0..m).find(|&j| misses.hashes[j] == hash && misses.keys[j] == *key) {
-            misses.repeat_of[i] = j as u8;
-            continue;
+        let bit = (hash >> 56) as usize;
+        let (word, mask) = (bit >> 6, 1u64 << (bit & 63));
+        if seen[word] & mask != 0 {
+            if let Some(j) = (0..m).find(|&j| misses.hashes[j] == hash && misses.keys[j] == *key) {
+                misses.repeat_of[i] = j as u8;
+                continue;
+            }
         }
+        seen[word] |= mask;
         misses.keys[m] = *key;
         misses.hashes[m] = hash;
         misses.pos[m] = i as u8;

@@ -53,6 +53,7 @@ pub(crate) struct PmdConfig {
     pub index: usize,
     pub core: usize,
     pub emc_entries: usize,
+    pub emc_insert_inv_prob: u32,
     pub mac_table_size: usize,
     pub mac_aging: Duration,
     pub sleep_after: Option<Duration>,
@@ -114,7 +115,7 @@ impl Pmd {
     ) -> Pmd {
         let sleeper = Sleeper::new(&[], &wake);
         Pmd {
-            emc: Emc::new(cfg.emc_entries),
+            emc: Emc::with_insert_inv_prob(cfg.emc_entries, cfg.emc_insert_inv_prob),
             fdb: MacTable::new(cfg.mac_table_size, cfg.mac_aging),
             cfg,
             cmds,

@@ -35,6 +35,7 @@ impl Rig {
             index: 0,
             core: 0,
             emc_entries: 1024,
+            emc_insert_inv_prob: 100,
             mac_table_size: 1024,
             mac_aging: Duration::from_secs(300),
             sleep_after: None,
@@ -243,13 +244,16 @@ fn normal_after_push_vlan_floods_in_the_pushed_vlan_as_trace_says() {
 /// pmd::tests::burst_loop_for_callgrind`): `CG_BURSTS` bursts (default 1000) of 32 64-byte
 /// UDP frames from port 1 through the pipeline to port 2, under the rules `CG_RULES` names:
 /// `port` (`in_port=1`: the port decision, the default) or `l3` (`in_port=1,ip,
-/// ip_dst=198.18.0.0/15`: every frame through the exact-match cache). Instructions per frame
-/// are the difference of two runs' totals over the difference of their frames, so the setup
-/// cancels out; filling the burst and draining port 2 count in both versions alike.
+/// ip_dst=198.18.0.0/15`: every frame through the exact-match cache), over `CG_FLOWS` flows
+/// (default 1; frame `i` is flow `i % CG_FLOWS`: its IPv4 source and UDP source port differ,
+/// so with many flows nearly every frame misses the exact-match cache). Instructions per
+/// frame are the difference of two runs' totals over the difference of their frames, so the
+/// setup cancels out; filling the burst and draining port 2 count in both versions alike.
 #[test]
 fn burst_loop_for_callgrind() {
     let bursts: usize = std::env::var("CG_BURSTS").map_or(1000, |v| v.parse().unwrap());
     let rules = std::env::var("CG_RULES").unwrap_or_else(|_| "port".into());
+    let flows: u32 = std::env::var("CG_FLOWS").map_or(1, |v| v.parse().unwrap());
     let mut r = Rig::new();
     r.port(1, PortVlan::Untagged);
     r.port(2, PortVlan::Untagged);
@@ -273,9 +277,19 @@ fn burst_loop_for_callgrind() {
     };
     let now = Instant::now();
     let mut sent = 0;
+    let mut flow = 0u32;
     for _ in 0..bursts {
         for b in r.pmd.burst.iter_mut().take(32) {
             b.copy_from(frame.data());
+            if flows > 1 {
+                // Source 198.18.x.y (x, y: the flow's low 16 bits; bit 16 picks 198.19),
+                // UDP source port from the bits above.
+                let d = b.data_mut();
+                d[27] = 18 + ((flow >> 16) & 1) as u8;
+                d[28..30].copy_from_slice(&(flow as u16).to_be_bytes());
+                d[34..36].copy_from_slice(&(1024 + (flow >> 17) as u16).to_be_bytes());
+                flow = (flow + 1) % flows;
+            }
         }
         r.pmd.process(PortNo(1), 32, now);
         sent += r.sent(2).len();
