@@ -10,15 +10,17 @@ use super::packed::PackedDriverRing;
 
 impl Guest {
     /// SET_VRING_NUM/ADDR/BASE/CALL/KICK/ENABLE for packed ring `r` (addresses as the VMM's
-    /// VAs), starting the device at the driver's used position ([`PackedDriverRing::used_base`]:
-    /// `0x8000` for a fresh ring).
+    /// VAs), starting the device at the driver's avail position
+    /// ([`PackedDriverRing::avail_base`]: `0x8000` for a fresh ring), as the split ring's
+    /// [`Guest::start_vring`] starts at the driver's avail index: where a ring that took every
+    /// chain made available stopped.
     pub fn start_packed_vring(&mut self, r: &PackedDriverRing) {
         self.start_packed_vring_at(
             r,
             VA_BASE + r.desc,
             VA_BASE + r.driver,
             VA_BASE + r.device,
-            r.used_base(),
+            r.avail_base(),
         )
         .unwrap();
     }

@@ -89,16 +89,17 @@ impl PackedDriverRing {
         }
     }
 
-    /// The driver's used position in vhost-user's `SET_VRING_BASE` encoding (index, wrap
-    /// counter in bit 15): where the device resumes once it has completed every chain it
-    /// took. `0x8000` for a fresh ring.
-    pub fn used_base(&self) -> u16 {
-        encode(self.next_used, self.used_wrap)
-    }
-
-    /// The driver's avail position, same encoding.
+    /// The driver's avail position in vhost-user's `SET_VRING_BASE` encoding (index, wrap
+    /// counter in bit 15): where the device resumes once it has taken every chain made
+    /// available. `0x8000` for a fresh ring.
     pub fn avail_base(&self) -> u16 {
         encode(self.next_avail, self.avail_wrap)
+    }
+
+    /// The driver's used position, same encoding: where it expects the next used descriptor
+    /// (equal to [`PackedDriverRing::avail_base`] once it has taken every used one).
+    pub fn used_base(&self) -> u16 {
+        encode(self.next_used, self.used_wrap)
     }
 
     /// Writes descriptor `i` of the ring as given (flags too; hostile tests write anything).
