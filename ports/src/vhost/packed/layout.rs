@@ -28,8 +28,9 @@ pub const fn is_avail(flags: u16, wrap: bool) -> bool {
     ((flags & DESC_F_AVAIL != 0) == wrap) && ((flags & DESC_F_USED != 0) != wrap)
 }
 
-/// The flags the device writes into a used descriptor in the lap whose wrap counter is `wrap`
-/// (§2.7.1: AVAIL and USED both equal to the wrap counter).
+/// The wrap bits the device writes into a used descriptor in the lap whose wrap counter is
+/// `wrap` (§2.7.1: AVAIL and USED both equal to the wrap counter); the device adds `WRITE`
+/// when it wrote into the buffers (§2.7.4).
 #[inline(always)]
 pub const fn used_flags(wrap: bool) -> u16 {
     if wrap {

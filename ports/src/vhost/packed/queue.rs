@@ -16,7 +16,9 @@ use std::cell::Cell;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
-use super::layout::{desc, event, is_avail, used_flags, PackedDesc, MAX_QUEUE_SIZE, WRAP_BIT};
+use super::layout::{
+    desc, event, is_avail, used_flags, PackedDesc, DESC_F_WRITE, MAX_QUEUE_SIZE, WRAP_BIT,
+};
 use crate::vhost::hostmem::HostRegion;
 use crate::vhost::memory::{DirtyLog, GuestMemoryTable};
 use crate::vhost::virtq::{
@@ -395,8 +397,10 @@ impl Virtq for PackedRing {
     }
 
     /// Writes the used descriptor (§2.7.8): buffer id and length, then flags with AVAIL and
-    /// USED equal to the used wrap counter; the burst's first one's flags wait for
-    /// `end_burst`.
+    /// USED equal to the used wrap counter, and WRITE when bytes were written into the
+    /// buffers (§2.7.4: "In a used descriptor, this bit is used to specify whether any data
+    /// has been written by the device"; without it the length is reserved and a driver may
+    /// ignore it). The burst's first one's flags wait for `end_burst`.
     #[inline(always)]
     fn push_used(&mut self, head: &PackedHead, len: u32) {
         let off = desc::entry(self.used.idx);
@@ -405,7 +409,8 @@ impl Virtq for PackedRing {
         b[4..].copy_from_slice(&head.id.to_le_bytes());
         // `len` and `id` are adjacent (bytes 8-13), inside the ring: cannot fail.
         let _ = self.desc.write(off + desc::LEN as u64, &b);
-        let flags = used_flags(self.used.wrap);
+        let written = if len > 0 { DESC_F_WRITE } else { 0 };
+        let flags = used_flags(self.used.wrap) | written;
         if self.held.is_none() {
             self.held = Some((self.used.idx, flags));
         } else {

@@ -1,6 +1,7 @@
 //! A guest and its VMM in one: a `vhost` crate `Frontend` that negotiates with a
 //! `VhostUserPort` over its socket, shares a memfd as guest memory, starts every vring and
-//! then drives them as a virtio-net driver would ([`super::DriverRing`] per vring).
+//! then drives them as a virtio-net driver would ([`super::DriverRing`] per vring, or
+//! [`super::PackedDriverRing`] when the features include [`super::PACKED`]).
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -16,7 +17,9 @@ use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
 use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
 
+use super::packed::PackedDriverRing;
 use super::ring::DriverRing;
+use super::PACKED;
 use crate::vhost::handler::VIRTIO_F_VERSION_1;
 use crate::vhost::net::NET_HDR_LEN;
 use crate::vhost::split::layout::Descriptor;
@@ -90,8 +93,12 @@ pub struct Guest {
     pub kicks: Vec<EventFd>,
     /// Call eventfds, per vring.
     pub calls: Vec<EventFd>,
-    /// The driver side of each vring.
+    /// The driver side of each vring (split rings; empty when packed).
     pub rings: Vec<DriverRing>,
+    /// The driver side of each vring when the packed ring was negotiated ([`PACKED`];
+    /// empty otherwise). [`Guest::add_chain`], [`Guest::publish`] and [`Guest::take_used`]
+    /// drive whichever is there; the packed ring's own methods are in `guest_packed.rs`.
+    pub packed: Vec<PackedDriverRing>,
     /// The features acked.
     pub features: u64,
     next_buf: u64,
@@ -154,12 +161,19 @@ impl Guest {
             kicks: Vec::new(),
             calls: Vec::new(),
             rings: Vec::new(),
+            packed: Vec::new(),
             features,
             next_buf: BUF_BASE,
         };
         for v in 0..2 * usize::from(pairs) {
             g.kicks.push(EventFd::new(libc::EFD_NONBLOCK).unwrap());
             g.calls.push(EventFd::new(libc::EFD_NONBLOCK).unwrap());
+            if features & PACKED != 0 {
+                let r = PackedDriverRing::at(v, QSIZE, v as u64 * RING_AREA);
+                g.packed.push(r.clone());
+                g.start_packed_vring(&r);
+                continue;
+            }
             let r = DriverRing::at(v, QSIZE, v as u64 * RING_AREA);
             g.rings.push(r.clone());
             g.start_vring(&r);
@@ -222,8 +236,12 @@ impl Guest {
     }
 
     /// Adds a chain of fresh descriptors (`bufs`: address, length, flags without NEXT) and puts
-    /// its head in the avail ring (not yet published). Returns the head.
+    /// its head in the avail ring (not yet published). Returns the head (a packed ring: the
+    /// chain's buffer id).
     pub fn add_chain(&mut self, v: usize, bufs: &[(u64, u32, u16)]) -> u16 {
+        if let Some(r) = self.packed.get_mut(v) {
+            return r.add_chain(&self.mem, bufs);
+        }
         self.rings[v].add_chain(&self.mem, bufs)
     }
 
@@ -232,9 +250,13 @@ impl Guest {
         self.rings[v].push_avail(&self.mem, head);
     }
 
-    /// Publishes the avail index and kicks.
+    /// Publishes the avail index (a packed ring: the chains' first flags) and kicks.
     pub fn publish(&mut self, v: usize) {
-        self.rings[v].publish(&self.mem);
+        if let Some(r) = self.packed.get_mut(v) {
+            r.publish(&self.mem);
+        } else {
+            self.rings[v].publish(&self.mem);
+        }
         self.kicks[v].write(1).unwrap();
     }
 
@@ -270,6 +292,9 @@ impl Guest {
 
     /// New used elements (id, len) since the last call.
     pub fn take_used(&mut self, v: usize) -> Vec<(u32, u32)> {
+        if let Some(r) = self.packed.get_mut(v) {
+            return r.take_used(&self.mem);
+        }
         self.rings[v].take_used(&self.mem)
     }
 

@@ -2,15 +2,18 @@
 //! feature (as rust-vmm's `virtio-queue` publishes its `mock` module) so that the unit tests
 //! here, the `ports` and `switch` integration tests and `bench` share one driver.
 //!
-//! Two levels: [`DriverRing`] is the driver side of one split ring over any guest memory a
-//! test maps (unit tests and benchmarks build rings straight into a
-//! [`crate::vhost::memory::GuestMemoryTable`]); [`Guest`] is a whole guest and VMM, a `vhost`
-//! crate `Frontend` negotiating with a `VhostUserPort` over its socket and then driving its
-//! vrings. The rest are small helpers the tests share (frames, waiting, polling).
+//! Two levels: [`DriverRing`] is the driver side of one split ring and [`PackedDriverRing`]
+//! of one packed ring, over any guest memory a test maps (unit tests and benchmarks build
+//! rings straight into a [`crate::vhost::memory::GuestMemoryTable`]); [`Guest`] is a whole
+//! guest and VMM, a `vhost` crate `Frontend` negotiating with a `VhostUserPort` over its
+//! socket and then driving its vrings (split, or packed when asked for [`PACKED`]). The rest
+//! are small helpers the tests share (frames, waiting, polling).
 //!
 //! Test code: it panics on any error instead of returning it.
 
 mod guest;
+mod guest_packed;
+mod packed;
 mod ring;
 
 use std::os::fd::AsFd;
@@ -19,6 +22,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 pub use guest::{memfd, region, Guest, SockDir, BUF_BASE, MEM_SIZE, QSIZE, RING_AREA, VA_BASE};
+pub use packed::{PackedDriverRing, NOT_AN_ID};
 pub use ring::{write_desc_at, DriverRing};
 
 pub use crate::vhost::split::layout::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
@@ -34,6 +38,8 @@ pub const EVENT_IDX: u64 = crate::vhost::handler::VIRTIO_F_RING_EVENT_IDX;
 pub const INDIRECT: u64 = crate::vhost::handler::VIRTIO_F_RING_INDIRECT_DESC;
 /// In-order use of buffers.
 pub const IN_ORDER: u64 = crate::vhost::handler::VIRTIO_F_IN_ORDER;
+/// The packed ring layout: [`Guest`] drives every vring with a [`PackedDriverRing`].
+pub const PACKED: u64 = crate::vhost::handler::VIRTIO_F_RING_PACKED;
 
 /// A test frame: `len` bytes, pattern seeded by `seed`.
 pub fn frame(len: usize, seed: u8) -> Vec<u8> {
