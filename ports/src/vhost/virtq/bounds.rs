@@ -77,12 +77,70 @@ impl Bounds {
         Ok(())
     }
 
-    /// Ends a burst: one that returned chains over the cap (`hostile`) makes the ring sit
-    /// out the next [`COOLDOWN_BURSTS`] bursts.
+    /// Ends a burst: one that returned chains over the cap (`hostile`), or that spent its
+    /// descriptor budget, makes the ring sit out the next [`COOLDOWN_BURSTS`] bursts. A
+    /// benign burst never spends the budget (32 frames of up to 24 descriptors read at most
+    /// 768), but chains just under the cap can (a transmit chain of 256 empty descriptors is
+    /// legal and dropped for its length): without the cool-down a ring of them would cost
+    /// its PMD a whole budget, about five benign bursts, every burst.
     #[inline(always)]
     pub fn end_burst(&mut self, hostile: bool) {
-        if hostile {
+        if hostile || !self.can_walk() {
             self.cooldown = COOLDOWN_BURSTS;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bursts that begin while the ring sits out.
+    fn sat_out(b: &mut Bounds) -> u32 {
+        let mut n = 0;
+        while !b.begin_burst() {
+            n += 1;
+        }
+        n
+    }
+
+    /// A burst that returned a chain over the cap, or that spent its budget, makes the ring
+    /// sit out the next `COOLDOWN_BURSTS` bursts; a burst that did neither does not.
+    #[test]
+    fn hostile_or_budget_spending_bursts_cool_down() {
+        let mut b = Bounds::default();
+        assert!(b.begin_burst());
+        // A benign burst: 32 chains of 24 descriptors.
+        for _ in 0..32 {
+            b.start_chain();
+            for _ in 0..24 {
+                b.step().unwrap();
+            }
+        }
+        assert!(b.can_walk());
+        b.end_burst(false);
+        assert_eq!(sat_out(&mut b), 0);
+
+        // Chains of 256 descriptors (legal, under the cap) until the budget is spent, then
+        // one more, which the cap stops.
+        let mut chains = 0;
+        while b.can_walk() {
+            b.start_chain();
+            for _ in 0..MAX_CHAIN_DESCS {
+                b.step().unwrap();
+            }
+            chains += 1;
+        }
+        assert_eq!(chains, BURST_DESC_BUDGET / MAX_CHAIN_DESCS);
+        b.start_chain();
+        for _ in 0..MAX_CHAIN_DESCS {
+            b.step().unwrap();
+        }
+        assert_eq!(b.step(), Err(QueueError::ChainOverCap));
+        b.end_burst(false);
+        assert_eq!(sat_out(&mut b), COOLDOWN_BURSTS);
+
+        b.end_burst(true);
+        assert_eq!(sat_out(&mut b), COOLDOWN_BURSTS);
     }
 }
