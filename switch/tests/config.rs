@@ -108,6 +108,21 @@ fn unknown_field_is_named() {
 }
 
 #[test]
+fn cache_sizes_out_of_range_are_named() {
+    let e = refused("[switch]\nemc_insert_inv_prob = 0\n");
+    assert!(e.starts_with("bad.toml:2:"), "{e}");
+    assert!(
+        e.contains("switch.emc_insert_inv_prob") && e.contains("1..=1048576"),
+        "{e}"
+    );
+    let e = refused("[switch]\nemc_entries = 1000\n");
+    assert!(
+        e.contains("switch.emc_entries") && e.contains("power of two"),
+        "{e}"
+    );
+}
+
+#[test]
 fn unknown_port_type_is_named() {
     let e = refused("[[port]]\nname = \"a\"\ntype = \"vhostuser\"\n");
     assert!(e.contains("vhostuser") && e.contains("vhost-user"), "{e}");
