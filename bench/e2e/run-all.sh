@@ -7,7 +7,10 @@
 # the per-round numbers and the noise) to a file; --record also puts it into bench/RESULTS.md.
 # See bench/e2e/README.md.
 #
-# Usage (root): bench/e2e/run-all.sh [--record] [--out FILE] [--title TEXT] [--dry-run]
+# Usage (root): bench/e2e/run-all.sh [--record] [--out FILE] [--title TEXT] [--keep-logs] [--dry-run]
+#               --out: the section (default /tmp/vswitch-e2e-all-DATE.md); its raw rows go
+#               beside it (same name, .tsv); --record also inserts it into bench/RESULTS.md;
+#               --keep-logs keeps every case's full vhost-loop.sh log (removed otherwise).
 # Environment:  ROUNDS=6 (interleaved rounds per case)  MEASURE=3 (s measured per run)
 #               WARMUP=2 (s)  SAMPLES=3 (stats samples per window; peak = best sample)
 #               The defaults take about 22 minutes here (9 cases x 3 switches x 6 rounds).
@@ -28,15 +31,16 @@ REPO=$(cd "$HERE/../.." && pwd)
 LOOP=$HERE/vhost-loop.sh
 RESULTS_MD=$REPO/bench/RESULTS.md
 STAMP=$(date +%Y%m%d-%H%M%S)
-OUT="" RECORD=0 DRY=0 TITLE=""
+OUT="" RECORD=0 DRY=0 TITLE="" KEEP_LOGS=0
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while (($#)); do
     case $1 in
         --record) RECORD=1 ;;
         --out) OUT=${2:?--out needs a file}; shift ;;
         --title) TITLE=${2:?--title needs a text}; shift ;;
         --dry-run) DRY=1 ;;
+        --keep-logs) KEEP_LOGS=1 ;;
         -h | --help) usage 0 ;;
         *) echo "unknown argument $1" >&2; usage 1 >&2 ;;
     esac
@@ -101,6 +105,8 @@ cleanup() {
     fi
     # The cases share the hugepages (KEEP_HUGEPAGES=1); give back what we raised, once.
     [[ $(cat /proc/sys/vm/nr_hugepages) != "$HP_ORIG" ]] && echo "$HP_ORIG" >/proc/sys/vm/nr_hugepages
+    [[ -s $TSV ]] && cp "$TSV" "${OUT%.md}.tsv"
+    if ((KEEP_LOGS)); then log "logs kept in $LOGDIR"; else rm -rf "$LOGDIR"; fi
     exit $rc
 }
 trap cleanup EXIT
@@ -116,9 +122,27 @@ commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 busy_start=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 10 {printf "%s %s%%, ", $2, $1}'); busy_start=${busy_start%, }
 log "machine: $cpu_model, $cpus CPUs, kernel $(uname -r); load $load_start; busy: ${busy_start:-nothing}"
-log "logs in $LOGDIR; section goes to $OUT$( ((RECORD)) && echo " and $RESULTS_MD")"
+log "section goes to $OUT (raw rows ${OUT%.md}.tsv)$( ((RECORD)) && echo " and into $RESULTS_MD"); logs in $LOGDIR$( ((KEEP_LOGS)) || echo " (removed at the end; --keep-logs keeps them)")"
 
 # ---------------------------------------------------------------- the cases
+# One case's median Mpps per switch and the two ratios, from results.tsv (mawk-compatible).
+# shellcheck disable=SC2016  # an awk program: its $ are awk's
+MEDIANS_AWK='
+function median(list,    a, n, i, j, t) {
+    n = split(list, a, " ")
+    if (n == 0) return ""
+    for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    return n % 2 ? a[(n + 1) / 2] + 0 : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+$1 == c && $4 != "-" { list[$3] = list[$3] " " ($4 + $5) }
+END {
+    n = split(only, SW, " "); out = "medians"
+    for (k = 1; k <= n; k++) { m[SW[k]] = median(list[SW[k]]); out = out sprintf(" %s %s;", SW[k], m[SW[k]] == "" ? "-" : sprintf("%.2f", m[SW[k]] / 1e6)) }
+    v = m["vswitchd"]; o = m["ovs-dpdk"]; d = m["dpdk-vhost"]
+    if (v != "" && o != "") out = out sprintf(" vswitchd/OVS %.2f", v / o)
+    if (v != "" && d != "") out = out sprintf(" vswitchd/DPDK %.2f", v / d)
+    print out " (Mpps)"
+}'
 i=0
 for c in $CASES; do
     i=$((i + 1))
@@ -143,6 +167,8 @@ for c in $CASES; do
         log "$c: vhost-loop.sh exited with $rc; last lines of $clog:"; tail -5 "$clog" >&2
     fi
     grep -E 'no result|FAILED|SKIPPED|did not' "$clog" | sed "s/^/    /" >&2 || true
+    # The case's medians and their ratios, as the table will show them.
+    log "$c ($i/$NCASES) done: $(awk -F'\t' -v c="$c" -v only="$ONLY" "$MEDIANS_AWK" "$TSV")"
 done
 T_TOTAL=$(elapsed)
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -186,7 +212,8 @@ BEGIN {
         if ($12 + 0 > maxst) maxst = $12 + 0
         nruns++
     } else failed[c, s]++
-    if (!((c, s, $7) in seenring)) { seenring[c, s, $7] = 1; ring[c, s] = ring[c, s] (ring[c, s] == "" ? "" : " or ") ringname($7) }
+    # A run whose guest never came up has no ring ("unknown"): leave it out.
+    if ($7 != "unknown" && !((c, s, $7) in seenring)) { seenring[c, s, $7] = 1; ring[c, s] = ring[c, s] (ring[c, s] == "" ? "" : " or ") ringname($7) }
     if ($8 != "-" && $8 != "?") fb[c] = $8
 }
 END {
@@ -256,11 +283,10 @@ for c in $CASES; do labels+="$c=$(case_label "$c")"$'\t'; done
     echo "(every frame through both switches' exact-match cache); \`packed\` = the guest's virtio-user ports ask"
     echo "for the packed ring (\`packed_vq=1\`); \`flows\` = testpmd \`flowgen\` on both guest ports (N destination"
     echo "addresses, as fast as the guest core can), rule \`in_port, ip, ip_dst=10.0.0.0/7\` per direction;"
-    echo "the io cases loop 2048 frames (\`start tx_first 32\`). Raw rows: \`results.tsv\`, logs: \`$LOGDIR\`."
+    echo "the io cases loop 2048 frames (\`start tx_first 32\`). Raw rows (one per switch and round): \`$(basename "${OUT%.md}").tsv\`."
 } >"$OUT"
-cp "$OUT" "$LOGDIR/section.md"
 log "wrote $OUT"
-grep -A2 '^\*\*Noise' "$OUT" | tr '\n' ' ' | sed 's/\*//g; s/^/noise: /; s/ *$/\n/' >&2
+grep -A2 '^\*\*Noise' "$OUT" | tr '\n' ' ' | sed 's/\*//g; s/^Noise:/noise:/; s/ *$/\n/' >&2
 
 if ((RECORD)); then
     # Newest first: the section goes before the first dated section after "## Machine".

@@ -169,12 +169,21 @@ HP_FREE=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
 log "hugepages: nr=$(cat /proc/sys/vm/nr_hugepages) (was $HP_ORIG) free=$HP_FREE; work dir $WORK"
 
 # ---------------------------------------------------------------- helpers
-# wait_for FILE PATTERN TIMEOUT [MIN_COUNT]: until FILE has >= MIN_COUNT lines matching PATTERN.
+# running PID: the process exists and is not a zombie (an exited child we have not reaped
+# yet still answers kill -0).
+running() {
+    local st
+    st=$(sed 's/.*) //' /proc/"$1"/stat 2>/dev/null | cut -d' ' -f1)
+    [[ -n $st && $st != Z ]]
+}
+# wait_for FILE PATTERN TIMEOUT [MIN_COUNT [PID]]: until FILE has >= MIN_COUNT lines matching
+# PATTERN; gives up early when PID (the process writing FILE) has exited.
 wait_for() {
-    local file=$1 pat=$2 timeout=$3 want=${4:-1} i n
+    local file=$1 pat=$2 timeout=$3 want=${4:-1} pid=${5:-} i n
     for ((i = 0; i < timeout * 10; i++)); do
         n=$(grep -c -- "$pat" "$file" 2>/dev/null || true)
         ((${n:-0} >= want)) && return 0
+        [[ -n $pid ]] && ! running "$pid" && return 1
         sleep 0.1
     done
     return 1
@@ -237,8 +246,8 @@ measure_guest_inner() {
         -- -i --nb-cores=1 "${GUEST_MODE[@]}" --total-num-mbufs=32768
     GUEST_PID=$LAST_PID
     exec {GUEST_FD}>"$WORK/r$ROUND-guest-$label.in"
-    if ! wait_for "$glog" "^Done" 60; then
-        log "$label: guest testpmd did not come up:"; tail -15 "$glog" >&2; return 1
+    if ! wait_for "$glog" "^Done" 60 1 "$GUEST_PID"; then
+        log "$label: guest testpmd did not come up$(running "$GUEST_PID" || echo " (it exited)"):"; tail -15 "$glog" >&2; return 1
     fi
     # (The virtio debug log prints device status bits such as "-FAILED: 0": not errors.)
     if grep -i "error\|fail" "$glog" | grep -v "promiscuous mode" | grep -vq -- "-FAILED: 0"; then
