@@ -19,7 +19,19 @@
 #               KEEP_HUGEPAGES=1 (leave nr_hugepages as set instead of restoring it)
 #               RULES=port (default: `in_port=X -> output:Y`, which both switches decide by the
 #               in-port alone) or RULES=l3 (`in_port=X, ip, ip_dst=198.18.0.0/15 -> output:Y`:
-#               every frame goes through the exact-match cache of both switches)
+#               every frame goes through the exact-match cache of both switches) or RULES=wild
+#               (`in_port=X, ip, ip_dst=10.0.0.0/7 -> output:Y`: the one wildcard rule per
+#               direction that covers every address testpmd's flowgen sends to; default with FLOWS)
+#               SIZE=64 (frame length in bytes as the guest writes it: testpmd `set txpkts SIZE`)
+#               PACKED=1 (the guest asks for the packed ring: `packed_vq=1` on its virtio-user
+#               ports; each run reports the ring the guest and the switch actually negotiated)
+#               FLOWS=N (the guest runs `--forward-mode=flowgen --flowgen-flows=N` instead of the
+#               io loop: both ports send N flows, 10.254.0.0 -> 10.253.0.0 + i, as fast as the
+#               guest core can, and count what arrives from the other port)
+#               RESULTS_TSV=FILE (append one tab-separated line per switch and round, for
+#               bench/e2e/run-all.sh; CASE=NAME fills its first column)
+#               VSWITCHD=PATH (default $CARGO_TARGET_DIR/release/vswitchd, or target/release/)
+#               KEEP_WORK=1 (keep the scratch directory with every log instead of removing it)
 set -euo pipefail
 
 SECONDS_MEASURE=${1:-10}
@@ -27,13 +39,34 @@ WARMUP=${WARMUP:-3}
 SAMPLES=${SAMPLES:-5}
 REPEAT=${REPEAT:-3}
 ONLY=${ONLY:-"vswitchd vswitchd-busy dpdk-vhost ovs-dpdk"}
-RULES=${RULES:-port}
+FLOWS=${FLOWS:-}
+SIZE=${SIZE:-64}
+PACKED=${PACKED:-0}
+CASE=${CASE:-}
+RESULTS_TSV=${RESULTS_TSV:-}
+if [[ -n $FLOWS ]]; then RULES=${RULES:-wild}; else RULES=${RULES:-port}; fi
 case $RULES in
-    # testpmd's frames go from 198.18.0.1 to 198.18.0.2 (UDP).
+    # testpmd's io-loop frames (txonly, sent by tx_first) go from 198.18.0.1 to 198.18.0.2 (UDP).
     port) VS_MATCH="" OVS_MATCH="" ;;
     l3) VS_MATCH=', eth_type = "0x0800", ip_dst = "198.18.0.0/15"' OVS_MATCH=",ip,nw_dst=198.18.0.0/15" ;;
-    *) echo "RULES must be port or l3" >&2; exit 1 ;;
+    # flowgen's frames go from 10.254.0.0 to 10.253.0.0 + flow (testpmd's fixed addresses,
+    # only ever in the two processes' shared memory); past 196,608 flows the destination runs
+    # on into 11.0.0.0/8, so the one rule per direction is 10.0.0.0/7 (good for 25 million flows).
+    wild) VS_MATCH=', eth_type = "0x0800", ip_dst = "10.0.0.0/7"' OVS_MATCH=",ip,nw_dst=10.0.0.0/7" ;;
+    *) echo "RULES must be port, l3 or wild" >&2; exit 1 ;;
 esac
+[[ -z $FLOWS || $FLOWS =~ ^[1-9][0-9]*$ ]] || { echo "FLOWS must be a positive integer" >&2; exit 1; }
+if ! [[ $SIZE =~ ^[0-9]+$ ]] || ((SIZE < 64 || SIZE > 2000)); then echo "SIZE must be 64..2000" >&2; exit 1; fi
+[[ $PACKED == 0 || $PACKED == 1 ]] || { echo "PACKED must be 0 or 1" >&2; exit 1; }
+GUEST_VDEV_EXTRA=""
+((PACKED)) && GUEST_VDEV_EXTRA=",packed_vq=1"
+if [[ -n $FLOWS ]]; then
+    GUEST_MODE=(--forward-mode=flowgen "--flowgen-flows=$FLOWS") GUEST_START="start" GUEST_FWD=flowgen
+    TXPKTS=$((SIZE + 4))
+else
+    GUEST_MODE=(--forward-mode=io) GUEST_START="start tx_first 32" GUEST_FWD=io
+    TXPKTS=$SIZE
+fi
 HUGEPAGES_WANTED=1024
 GUEST_CPU=0
 SWITCH_CPU=1
@@ -41,7 +74,8 @@ OVS_VSWITCHD_DPDK=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
 OVS_SCHEMA=/usr/share/openvswitch/vswitch.ovsschema
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-VSWITCHD=$REPO/target/release/vswitchd
+VSWITCHD_GIVEN=${VSWITCHD:+1}
+VSWITCHD=${VSWITCHD:-${CARGO_TARGET_DIR:-$REPO/target}/release/vswitchd}
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -73,11 +107,11 @@ if [[ " $ONLY " == *" ovs-dpdk "* ]]; then
         OVS_OK=0 OVS_WHY="$OVS_VSWITCHD_DPDK missing after installing openvswitch-switch-dpdk"
     fi
 fi
-if [[ " $ONLY " == *" vswitchd"* ]]; then
+if [[ " $ONLY " == *" vswitchd"* && -z $VSWITCHD_GIVEN ]]; then
     if [[ ! -x $VSWITCHD ]] || [[ -n $(find "$REPO"/{api,switch,ports,flowtable}/src "$REPO"/Cargo.lock \
             -newer "$VSWITCHD" -print -quit 2>/dev/null) ]]; then
         log "building vswitchd (release)"
-        (cd "$REPO" && cargo build --release -p api --locked -q) || die "cargo build failed"
+        (cd "$REPO" && nice -n 10 cargo build --release -p api --locked -q) || die "cargo build failed"
     fi
 fi
 
@@ -112,7 +146,7 @@ cleanup() {
     [[ -n ${GUEST_FD:-} ]] && { exec {GUEST_FD}>&-; } 2>/dev/null
     [[ -n ${SWITCH_FD:-} ]] && { exec {SWITCH_FD}>&-; } 2>/dev/null
     dpdk_leftovers
-    rm -rf "$WORK"
+    if [[ -n ${KEEP_WORK:-} ]]; then log "kept $WORK (KEEP_WORK)"; else rm -rf "$WORK"; fi
     if [[ -z ${KEEP_HUGEPAGES:-} && $(cat /proc/sys/vm/nr_hugepages) != "$HP_ORIG" ]]; then
         echo "$HP_ORIG" >/proc/sys/vm/nr_hugepages
     fi
@@ -135,12 +169,21 @@ HP_FREE=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
 log "hugepages: nr=$(cat /proc/sys/vm/nr_hugepages) (was $HP_ORIG) free=$HP_FREE; work dir $WORK"
 
 # ---------------------------------------------------------------- helpers
-# wait_for FILE PATTERN TIMEOUT [MIN_COUNT]: until FILE has >= MIN_COUNT lines matching PATTERN.
+# running PID: the process exists and is not a zombie (an exited child we have not reaped
+# yet still answers kill -0).
+running() {
+    local st
+    st=$(sed 's/.*) //' /proc/"$1"/stat 2>/dev/null | cut -d' ' -f1)
+    [[ -n $st && $st != Z ]]
+}
+# wait_for FILE PATTERN TIMEOUT [MIN_COUNT [PID]]: until FILE has >= MIN_COUNT lines matching
+# PATTERN; gives up early when PID (the process writing FILE) has exited.
 wait_for() {
-    local file=$1 pat=$2 timeout=$3 want=${4:-1} i n
+    local file=$1 pat=$2 timeout=$3 want=${4:-1} pid=${5:-} i n
     for ((i = 0; i < timeout * 10; i++)); do
         n=$(grep -c -- "$pat" "$file" 2>/dev/null || true)
         ((${n:-0} >= want)) && return 0
+        [[ -n $pid ]] && ! running "$pid" && return 1
         sleep 0.1
     done
     return 1
@@ -193,21 +236,35 @@ guest_stop() {
     forget_pid "$GUEST_PID"
 }
 measure_guest_inner() {
-    local label=$1 s0=$2 s1=$3 swpid=$4 glog=$WORK/r$ROUND-guest-$label.log i n base st0 st1 busy0 busy1 sw0 sw1 gu0 gu1 t0 t1
+    local label=$1 s0=$2 s1=$3 swpid=$4 i n base st0 st1 busy0 busy1 sw0 sw1 gu0 gu1 t0 t1 f
+    local glog=$WORK/r$ROUND-guest-$label.log
+    # pmd.net.virtio.init at debug level prints each port's negotiated feature bits.
     start_testpmd "guest-$label" "0@$GUEST_CPU,1@$GUEST_CPU" "$glog" "$WORK/r$ROUND-guest-$label.in" \
-        --vdev "net_virtio_user0,path=$s0,queues=1" \
-        --vdev "net_virtio_user1,path=$s1,queues=1" \
-        -- -i --nb-cores=1 --forward-mode=io --total-num-mbufs=32768
+        --log-level=pmd.net.virtio.init:debug \
+        --vdev "net_virtio_user0,path=$s0,queues=1$GUEST_VDEV_EXTRA" \
+        --vdev "net_virtio_user1,path=$s1,queues=1$GUEST_VDEV_EXTRA" \
+        -- -i --nb-cores=1 "${GUEST_MODE[@]}" --total-num-mbufs=32768
     GUEST_PID=$LAST_PID
     exec {GUEST_FD}>"$WORK/r$ROUND-guest-$label.in"
-    if ! wait_for "$glog" "^Done" 60; then
-        log "$label: guest testpmd did not come up:"; tail -15 "$glog" >&2; return 1
+    if ! wait_for "$glog" "^Done" 60 1 "$GUEST_PID"; then
+        log "$label: guest testpmd did not come up$(running "$GUEST_PID" || echo " (it exited)"):"; tail -15 "$glog" >&2; return 1
     fi
-    if grep -i "error\|fail" "$glog" | grep -vq "promiscuous mode"; then
-        log "$label: guest reported errors:"; grep -i "error\|fail" "$glog" | grep -v "promiscuous mode" | tail -5 >&2
+    # (The virtio debug log prints device status bits such as "-FAILED: 0": not errors.)
+    if grep -i "error\|fail" "$glog" | grep -v "promiscuous mode" | grep -vq -- "-FAILED: 0"; then
+        log "$label: guest reported errors:"; grep -i "error\|fail" "$glog" | grep -v "promiscuous mode" | grep -v -- "-FAILED: 0" | tail -5 >&2
     fi
-    echo "start tx_first 32" >&"$GUEST_FD"
-    wait_for "$glog" "io packet forwarding" 10 || { log "$label: guest did not start forwarding"; tail -5 "$glog" >&2; return 1; }
+    # The ring each guest port runs: VIRTIO_F_RING_PACKED (bit 34) in the features the
+    # frontend and the switch agreed on; "split,split" unless both sides did packed.
+    RING=""
+    while read -r f; do
+        if (( (0x$f >> 34) & 1 )); then RING+="packed,"; else RING+="split,"; fi
+    done < <(grep -o "features after negotiate = [0-9a-fA-F]*" "$glog" | awk '{print $NF}')
+    RING=${RING%,}; RING=${RING:-unknown}
+    log "$label: guest rings (port0,port1): $RING"
+    # txonly (tx_first's frames) sends txpkts bytes, flowgen txpkts - 4 (it leaves room for an FCS).
+    echo "set txpkts $TXPKTS" >&"$GUEST_FD"
+    echo "$GUEST_START" >&"$GUEST_FD"
+    wait_for "$glog" "$GUEST_FWD packet forwarding" 10 || { log "$label: guest did not start forwarding"; tail -5 "$glog" >&2; return 1; }
     sleep "$WARMUP"
     # Rx-pps is the rate since the previous `show port stats`: a baseline, then SAMPLES equal
     # intervals; their mean is the rate over the whole window.
@@ -249,6 +306,8 @@ measure_guest_inner() {
             printf "%s samples port0:%s\n%s samples port1:%s\n", lab, s0, lab, s1 > "/dev/stderr"
             printf "%d %d %d\n", p0 / n0, p1 / n1, peak
         }') || RESULT=""
+    # Bytes per frame the guest received (port stats; virtio carries no FCS).
+    FRAME_BYTES=$(grep "RX-packets:.*RX-bytes:" "$glog" | awk '{p = $2; b = $6} END {if (p > 0) printf "%.0f", b / p; else print "?"}')
     [[ -n $RESULT ]]
 }
 
@@ -396,12 +455,13 @@ run_one() {          # run_one NAME: sets RESULT="p0 p1 peak" or ""
 # ---------------------------------------------------------------- main
 declare -A SUM0 SUM1 CNT ROUNDS TOT PEAK
 NOISES=()
-log "vhost loop, 64 B, testpmd io guest on CPU $GUEST_CPU, switch PMD on CPU $SWITCH_CPU; warm-up ${WARMUP}s, measure ${SECONDS_MEASURE}s x $REPEAT round(s)"
+DESC="$SIZE B, ${FLOWS:+$FLOWS flows (flowgen), }RULES=$RULES, $( ((PACKED)) && echo "packed ring asked" || echo "split ring")"
+log "vhost loop, $DESC, testpmd $GUEST_FWD guest on CPU $GUEST_CPU, switch PMD on CPU $SWITCH_CPU; warm-up ${WARMUP}s, measure ${SECONDS_MEASURE}s x $REPEAT round(s)"
 log "CPU: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); other busy processes: $(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 5 {printf "%s(%s%%) ", $2, $1}')"
 for ((round = 1; round <= REPEAT; round++)); do
     for sw in $ONLY; do
         log "== $sw (round $round)"
-        RESULT=""; ROUND=$round; run_one "$sw" || true; res=$RESULT
+        RESULT="" RING="" FRAME_BYTES="" NOISE=""; ROUND=$round; run_one "$sw" || true; res=$RESULT
         dpdk_leftovers
         find "$WORK" \( -type s -o -type p \) -delete   # sockets and FIFOs; logs stay until exit
         if [[ -n $res ]]; then
@@ -412,16 +472,33 @@ for ((round = 1; round <= REPEAT; round++)); do
             ROUNDS[$sw]+=$(awk -v a="$a" -v b="$b" 'BEGIN {printf " %.2f", (a + b) / 1e6}')
             NOISES+=("$(printf '%-16s round %d: %6.2f Mpps; CPU: %s' "$sw" "$round" "$(awk -v a="$a" -v b="$b" 'BEGIN {print (a + b) / 1e6}')" "$NOISE")")
             log "$sw: port0 rx $(awk -v a="$a" 'BEGIN {printf "%.2f", a / 1e6}') Mpps, port1 rx $(awk -v b="$b" 'BEGIN {printf "%.2f", b / 1e6}') Mpps"
+            if [[ -n $RESULTS_TSV ]]; then
+                # case round switch port0_pps port1_pps peak_pps ring frame_bytes pmd% guest% others% steal%
+                read -r _ n_pmd _ n_guest _ n_others _ n_steal <<<"${NOISE//[%()]/}"
+                printf '%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n' "${CASE:--}" "$round" "$sw" "$a" "$b" "$pk" \
+                    "${RING:-unknown}" "${FRAME_BYTES:-?}" "${n_pmd:-?}" "${n_guest:-?}" "${n_others:-?}" "${n_steal:-?}" >>"$RESULTS_TSV"
+            fi
         else
             log "$sw: no result"
+            [[ -n $RESULTS_TSV ]] && printf '%s\t%d\t%s\t-\t-\t-\t%s\t-\t-\t-\t-\t-\n' "${CASE:--}" "$round" "$sw" "${RING:-unknown}" >>"$RESULTS_TSV"
         fi
     done
+    # One progress line per round: every switch of the round ran back to back.
+    line="round $round/$REPEAT done:"
+    for sw in $ONLY; do
+        line+=$(awk -v n="$sw" -v t="${TOT[$sw,$round]:-}" -v o="${TOT[ovs-dpdk,$round]:-}" -v d="${TOT[dpdk-vhost,$round]:-}" 'BEGIN {
+            if (t == "") { printf " %s -;", n; exit }
+            printf " %s %.2f", n, t / 1e6
+            if (n ~ /^vswitchd/ && (o != "" || d != "")) printf " (%s OVS, %s DPDK)", o == "" ? "-" : sprintf("%.2fx", t / o), d == "" ? "-" : sprintf("%.2fx", t / d)
+            printf ";" }')
+    done
+    log "${line%;} Mpps"
 done
 
 total() { [[ -n ${CNT[$1]:-} ]] && echo $(( (SUM0[$1] + SUM1[$1]) / CNT[$1] )) || echo ""; }
 T_OVS=$(total ovs-dpdk); T_DPDK=$(total dpdk-vhost); P_OVS=${PEAK[ovs-dpdk]:-}; P_DPDK=${PEAK[dpdk-vhost]:-}
 echo
-echo "vhost-user loop, 64 B frames, testpmd io guest (CPU $GUEST_CPU) <-> switch (1 PMD, CPU $SWITCH_CPU); ${SECONDS_MEASURE}s x $REPEAT rounds; RULES=$RULES"
+echo "vhost-user loop, $DESC, testpmd $GUEST_FWD guest (CPU $GUEST_CPU) <-> switch (1 PMD, CPU $SWITCH_CPU); ${SECONDS_MEASURE}s x $REPEAT rounds"
 echo "Mpps. port0-rx, port1-rx (one per direction), total: means over all rounds. peak: best single"
 echo "$(awk -v s="$SECONDS_MEASURE" -v n="$SAMPLES" 'BEGIN {printf "%.1f", s / n}') s sample of the total (host noise only ever lowers rates). Ratios: of the means, of the peaks."
 printf '%-14s %8s %8s %7s %7s %7s %7s %9s %9s  %s\n' switch port0-rx port1-rx total peak "vs OVS" "vs DPDK" "peak/OVS" "peak/DPDK" "per-round totals"
