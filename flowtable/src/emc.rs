@@ -191,7 +191,7 @@ fn sample(rng: &mut u32, inv_prob: u32) -> bool {
     x ^= x >> 17;
     x ^= x << 5;
     *rng = x;
-    x % inv_prob == 0
+    x.is_multiple_of(inv_prob)
 }
 
 #[cfg(test)]

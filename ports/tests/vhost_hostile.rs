@@ -3,34 +3,31 @@
 //! touch memory outside the guest's regions. The other direction, and other ports, go on.
 
 use ports::vhost::test_utils as driver;
+use std::ops::{Deref, DerefMut};
 
 use driver::*;
 use ports::vhost::VhostUserPort;
-use ports::{Port, RxQueue, TxQueue};
+use ports::{Port, RxQueue};
 use vhost::VhostBackend;
 
-struct Rig {
-    _d: SockDir,
-    port: VhostUserPort,
-    g: Guest,
-    rxq: Box<dyn RxQueue>,
-    txq: Box<dyn TxQueue>,
+/// A port with a guest attached, and this file's checks on it.
+struct Rig(Attached);
+
+impl Deref for Rig {
+    type Target = Attached;
+    fn deref(&self) -> &Attached {
+        &self.0
+    }
+}
+
+impl DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut Attached {
+        &mut self.0
+    }
 }
 
 fn rig(features: u64) -> Rig {
-    let d = SockDir::new();
-    let path = d.path("vhu.sock");
-    let mut port = VhostUserPort::server(&path, 1).unwrap();
-    let g = Guest::connect(&path, 1, features | INDIRECT);
-    let rxq = port.take_rxq(0).unwrap();
-    let txq = port.txq(0).unwrap();
-    Rig {
-        _d: d,
-        port,
-        g,
-        rxq,
-        txq,
-    }
+    Rig(Attached::new(features | INDIRECT))
 }
 
 impl Rig {

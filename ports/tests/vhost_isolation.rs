@@ -9,6 +9,7 @@
 //! of 32768 entries whose chains are made of zero-length descriptors.
 
 use ports::vhost::test_utils as driver;
+use std::ops::{Deref, DerefMut};
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
@@ -18,7 +19,7 @@ use driver::*;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::memfd::{memfd_create, MFdFlags};
 use ports::vhost::VhostUserPort;
-use ports::{GuestFaults, Port, RxQueue, TxQueue};
+use ports::{GuestFaults, Port, RxQueue};
 use vhost::VhostBackend;
 use vmm_sys_util::eventfd::EventFd;
 
@@ -27,28 +28,24 @@ use vmm_sys_util::eventfd::EventFd;
 /// took before these defences.
 const BURST_BOUND: Duration = Duration::from_millis(100);
 
-struct Rig {
-    _d: SockDir,
-    port: VhostUserPort,
-    g: Guest,
-    rxq: Box<dyn RxQueue>,
-    txq: Box<dyn TxQueue>,
+/// A port with a guest attached, and this file's checks on it.
+struct Rig(Attached);
+
+impl Deref for Rig {
+    type Target = Attached;
+    fn deref(&self) -> &Attached {
+        &self.0
+    }
+}
+
+impl DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut Attached {
+        &mut self.0
+    }
 }
 
 fn rig_with(features: u64, memory: File) -> Rig {
-    let d = SockDir::new();
-    let path = d.path("vhu.sock");
-    let mut port = VhostUserPort::server(&path, 1).unwrap();
-    let g = Guest::connect_with_memory(&path, 1, features | INDIRECT, memory);
-    let rxq = port.take_rxq(0).unwrap();
-    let txq = port.txq(0).unwrap();
-    Rig {
-        _d: d,
-        port,
-        g,
-        rxq,
-        txq,
-    }
+    Rig(Attached::with_memory(features | INDIRECT, memory))
 }
 
 fn rig(features: u64) -> Rig {
@@ -58,33 +55,6 @@ fn rig(features: u64) -> Rig {
 impl Rig {
     fn faults(&self) -> GuestFaults {
         self.port.guest_faults().unwrap()
-    }
-
-    /// One burst from the guest's transmit ring, timed.
-    fn rx_timed(&mut self) -> (usize, Duration) {
-        let mut pkts = burst();
-        let t = Instant::now();
-        let n = self.rxq.rx_burst(&mut pkts);
-        (n, t.elapsed())
-    }
-
-    /// One burst of `n` frames into the guest's receive ring, timed.
-    fn tx_timed(&mut self, n: usize) -> (usize, Duration) {
-        let frames: Vec<Vec<u8>> = (0..n).map(|i| frame(60, i as u8)).collect();
-        let mut pkts = packets(&frames);
-        let t = Instant::now();
-        let sent = self.txq.tx_burst(&mut pkts);
-        (sent, t.elapsed())
-    }
-
-    /// The guest's transmit ring delivers a frame.
-    fn forwards(&mut self, seed: u8) -> bool {
-        let f = frame(70, seed);
-        let (a, l) = self.g.tx_buffer(&f);
-        self.g.add_chain(1, &[(a, l, 0)]);
-        self.g.publish(1);
-        let mut pkts = burst();
-        self.rxq.rx_burst(&mut pkts) == 1 && pkts[0].data() == &f[..]
     }
 
     /// Posts one receive buffer and asks for an interrupt on the next used buffer.

@@ -5,13 +5,14 @@
 //! here is the test thread) keep forwarding; faults are counted on the hostile port only.
 
 use ports::vhost::test_utils as driver;
+use std::ops::{Deref, DerefMut};
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use driver::*;
 use ports::vhost::packed::layout::{PackedDesc, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
 use ports::vhost::VhostUserPort;
-use ports::{GuestFaults, Port, RxQueue, TxQueue};
+use ports::{GuestFaults, Port, RxQueue};
 use vhost::VhostBackend;
 use vm_memory::{Bytes, GuestAddress};
 
@@ -25,28 +26,24 @@ const BIG: u16 = 32768;
 const BIG_RING: u64 = 2 << 20;
 const TABLE: u64 = 3 << 20;
 
-struct Rig {
-    _d: SockDir,
-    port: VhostUserPort,
-    g: Guest,
-    rxq: Box<dyn RxQueue>,
-    txq: Box<dyn TxQueue>,
+/// A port with a guest attached, and this file's checks on it.
+struct Rig(Attached);
+
+impl Deref for Rig {
+    type Target = Attached;
+    fn deref(&self) -> &Attached {
+        &self.0
+    }
+}
+
+impl DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut Attached {
+        &mut self.0
+    }
 }
 
 fn rig(features: u64) -> Rig {
-    let d = SockDir::new();
-    let path = d.path("vhu.sock");
-    let mut port = VhostUserPort::server(&path, 1).unwrap();
-    let g = Guest::connect(&path, 1, features | PACKED | INDIRECT);
-    let rxq = port.take_rxq(0).unwrap();
-    let txq = port.txq(0).unwrap();
-    Rig {
-        _d: d,
-        port,
-        g,
-        rxq,
-        txq,
-    }
+    Rig(Attached::new(features | PACKED | INDIRECT))
 }
 
 impl Rig {
@@ -63,34 +60,8 @@ impl Rig {
 
     /// Makes one chain of `descs` available on vring `v` (no kick).
     fn offer(&mut self, v: usize, descs: &[PackedDesc]) {
-        self.g.packed[v].add_descs(&self.g.mem, descs);
-    }
-
-    /// One burst from the guest's transmit ring, timed.
-    fn rx_timed(&mut self) -> (usize, Duration) {
-        let mut pkts = burst();
-        let t = Instant::now();
-        let n = self.rxq.rx_burst(&mut pkts);
-        (n, t.elapsed())
-    }
-
-    /// One burst of 32 frames into the guest's receive ring, timed.
-    fn tx_timed(&mut self) -> (usize, Duration) {
-        let frames: Vec<Vec<u8>> = (0..32).map(|i| frame(60, i as u8)).collect();
-        let mut pkts = packets(&frames);
-        let t = Instant::now();
-        let sent = self.txq.tx_burst(&mut pkts);
-        (sent, t.elapsed())
-    }
-
-    /// The guest's transmit ring delivers a frame.
-    fn forwards(&mut self, seed: u8) -> bool {
-        let f = frame(70, seed);
-        let (a, l) = self.g.tx_buffer(&f);
-        self.g.add_chain(1, &[(a, l, 0)]);
-        self.g.publish(1);
-        let mut pkts = burst();
-        self.rxq.rx_burst(&mut pkts) == 1 && pkts[0].data() == &f[..]
+        let g = &mut self.0.g;
+        g.packed[v].add_descs(&g.mem, descs);
     }
 
     /// The guest's receive ring takes a frame.
@@ -180,7 +151,7 @@ fn receive_rings_of_empty_chains_cost_a_bounded_burst() {
 
         let (mut worst, mut ok) = (Duration::ZERO, true);
         for round in 0..20u8 {
-            let (n, took) = r.tx_timed();
+            let (n, took) = r.tx_timed(32);
             worst = worst.max(took);
             assert!(n <= 32);
             ok &= r.forwards(round) && witness.forwards(round);

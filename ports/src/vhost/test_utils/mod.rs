@@ -11,6 +11,7 @@
 //!
 //! Test code: it panics on any error instead of returning it.
 
+mod attached;
 mod guest;
 mod guest_packed;
 mod packed;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+pub use attached::Attached;
 pub use guest::{memfd, region, Guest, SockDir, BUF_BASE, MEM_SIZE, QSIZE, RING_AREA, VA_BASE};
 pub use packed::{PackedDriverRing, NOT_AN_ID};
 pub use ring::{write_desc_at, DriverRing};
