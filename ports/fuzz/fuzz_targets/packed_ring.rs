@@ -5,9 +5,9 @@
 //! 32768), descriptor ring, driver and device event structure addresses, event-idx and base
 //! (index and wrap counter, also past the ring), and runs a few operations: dequeue and
 //! enqueue bursts (mergeable buffers on and off), guest writes between them (descriptors made
-//! available, used or available in the wrong lap, with any id, length and chain flags; the
-//! driver's event structure; any two bytes), kicks enabled and disabled, `has_pending`, and
-//! a remap onto the same memory. Checked, beyond "never panics" (and ASan):
+//! available, used or available in the wrong lap, with any id, length and chain flags; runs
+//! of one-descriptor chains up to a whole lap; the driver's event structure; any two bytes),
+//! kicks enabled and disabled, `has_pending`, and a remap onto the same memory. Checked, beyond "never panics" (and ASan):
 //! - the ring is refused for a bad size or base, and otherwise placed exactly when its three
 //!   parts are aligned (16, 4, 4) and each inside one region, the first failure reported;
 //! - a burst moves at most the frames it was given room for (32, `ports::BURST`), and its
@@ -49,8 +49,8 @@ use vm_memory::GuestAddress;
 
 #[derive(Arbitrary, Debug)]
 enum Size {
-    /// `1 + n`: the sizes whose ring fits the layouts' regions (up to 256 descriptors).
-    Small(u8),
+    /// `1 + n % 512`: the sizes whose ring fits the layouts' 8 KiB regions.
+    Small(u16),
     /// `1 + n % 32768`: every valid size (no power of two needed, §2.7).
     Any(u16),
     /// Anything (0, above 32768).
@@ -89,6 +89,15 @@ enum Mark {
     Raw(bool, bool),
 }
 
+/// A posted descriptor's length.
+#[derive(Arbitrary, Debug)]
+enum Len {
+    /// Any length up to 64 KiB.
+    Bytes(u16),
+    /// `16 * n`: an indirect table of `n` descriptors (up to 4096 entries).
+    Descs(u16),
+}
+
 #[derive(Arbitrary, Debug)]
 enum Op {
     /// Take frames from the guest: room for `BURST` or fewer.
@@ -101,10 +110,20 @@ enum Op {
     Post {
         ahead: u8,
         addr: u16,
-        len: u16,
+        len: Len,
         id: u16,
         chain: u8,
         mark: Mark,
+    },
+    /// The driver makes `n` one-descriptor chains available from the ring's position on
+    /// (at most a lap), each `len` bytes at `addr` (an offset from the first region), ids
+    /// counting up: a full ring, chains across the lap, a burst's budget spent on empty
+    /// chains.
+    Fill {
+        n: u16,
+        addr: u16,
+        len: u16,
+        write: bool,
     },
     /// The driver writes its event suppression structure: an offset (`off % size`) and wrap
     /// counter, and flags (`flags % 4`: enable, disable, desc, reserved).
@@ -145,7 +164,7 @@ fuzz_target!(|input: Input| {
     };
     let max = u32::from(MAX_QUEUE_SIZE);
     let size = match input.size {
-        Size::Small(n) => 1 + u32::from(n),
+        Size::Small(n) => 1 + u32::from(n) % 512,
         Size::Any(n) => 1 + u32::from(n) % max,
         Size::Raw(n) => n,
     };
@@ -320,12 +339,21 @@ impl Fuzz<'_> {
                 }
                 let d = PackedDesc {
                     addr: self.layout.regions[0].gpa.wrapping_add(u64::from(*addr)),
-                    len: u32::from(*len),
+                    len: match *len {
+                        Len::Bytes(n) => u32::from(n),
+                        Len::Descs(n) => desc::SIZE as u32 * u32::from(n % 4097),
+                    },
                     id: *id,
                     flags,
                 };
                 write_guest(self.layout, self.desc_addr(i as u16), &d.to_bytes());
             }
+            Op::Fill {
+                n,
+                addr,
+                len,
+                write,
+            } => self.fill(pos, *n, *addr, *len, *write),
             Op::DriverEvent { off, wrap, flags } => {
                 let off = (*off % self.cfg.size as u16) | if *wrap { WRAP_BIT } else { 0 };
                 let mut b = [0u8; event::SIZE as usize];
@@ -369,6 +397,30 @@ impl Fuzz<'_> {
         if broken {
             assert_eq!(self.ring().last_avail(), pos, "a broken ring moved");
         }
+    }
+
+    /// [`Op::Fill`]: one read and one write of the ring, however many descriptors.
+    fn fill(&self, pos: u16, n: u16, addr: u16, len: u16, write: bool) {
+        let size = self.cfg.size;
+        let memory = snapshot(self.layout);
+        let mut ring = snapshot_at(self.layout, &memory, self.cfg.desc.0, desc::ring_len(size))
+            .expect("the ring was placed inside one region")
+            .to_vec();
+        let (at, wrap) = split_pos(pos);
+        let flags = if write { DESC_F_WRITE } else { 0 };
+        for k in 0..u32::from(n).min(size) {
+            let i = (u32::from(at) + k) % size;
+            let lap = if i >= u32::from(at) { wrap } else { !wrap };
+            let d = PackedDesc {
+                addr: self.layout.regions[0].gpa.wrapping_add(u64::from(addr)),
+                len: u32::from(len),
+                id: k as u16,
+                flags: flags | if lap { DESC_F_AVAIL } else { DESC_F_USED },
+            };
+            let off = desc::entry(i as u16) as usize;
+            ring[off..off + desc::SIZE as usize].copy_from_slice(&d.to_bytes());
+        }
+        write_guest(self.layout, self.cfg.desc.0, &ring);
     }
 
     /// Whether a burst starts: false (and one burst counted off) while the ring sits out
