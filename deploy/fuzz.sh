@@ -25,6 +25,7 @@ TARGETS=(
     "frame_key flowtable none"
     "match_text flowtable none"
     "split_ring ports address"
+    "packed_ring ports address"
     "vhost_messages ports address"
     "rest_bodies api none"
 )
@@ -51,7 +52,7 @@ fi
 
 for t in "${chosen[@]}"; do
     if ! printf '%s\n' "${TARGETS[@]}" | grep -q "^$t "; then
-        echo "fuzz.sh: no target $t (targets: frame_key match_text split_ring vhost_messages rest_bodies)" >&2
+        echo "fuzz.sh: no target $t (targets: frame_key match_text split_ring packed_ring vhost_messages rest_bodies)" >&2
         exit 2
     fi
 done

@@ -12,100 +12,20 @@
 //! - a broken ring moves nothing more.
 #![no_main]
 
-use std::cell::RefCell;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::sync::{Arc, OnceLock};
+#[path = "../common/guest.rs"]
+mod guest;
 
+use guest::{
+    assert_writes_within, check_dequeue, check_enqueue, dirty_log, fill, frames, layouts, snapshot,
+    write_guest, Layout, LAYOUTS, PKTS,
+};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use nix::sys::memfd::{memfd_create, MFdFlags};
-use ports::packet::MAX_FRAME;
-use ports::vhost::memory::{DirtyLog, GuestMemoryTable};
 use ports::vhost::split::layout::used;
 use ports::vhost::split::{RingConfig, SplitRing};
 use ports::vhost::RingCounters;
 use ports::{Packet, BURST};
-use vhost::vhost_user::message::VhostUserMemoryRegion;
 use vm_memory::GuestAddress;
-
-/// One guest memory region: its file, guest physical address and size.
-struct Region {
-    file: File,
-    gpa: u64,
-    size: u64,
-}
-
-/// A mapped memory table and its regions, in guest address order.
-struct Layout {
-    table: Arc<GuestMemoryTable>,
-    regions: Vec<Region>,
-}
-
-/// The layouts an input picks from: one region at 0; two adjacent regions (a buffer may
-/// straddle them); one region ending a page below the top of the address space (a region
-/// cannot end at 2^64; buffer sums near it wrap); two regions far apart.
-const LAYOUTS: [&[(u64, u64)]; 4] = [
-    &[(0, 0x2000)],
-    &[(0, 0x1000), (0x1000, 0x1000)],
-    &[(0xffff_ffff_ffff_d000, 0x2000)],
-    &[(0, 0x1000), (0x1_0000_0000, 0x1000)],
-];
-
-fn memfd(size: u64) -> File {
-    let f = File::from(memfd_create(c"fuzz-guest", MFdFlags::MFD_ALLOW_SEALING).expect("memfd"));
-    f.set_len(size).expect("ftruncate");
-    f
-}
-
-fn layouts() -> &'static [Layout] {
-    static L: OnceLock<Vec<Layout>> = OnceLock::new();
-    L.get_or_init(|| {
-        LAYOUTS
-            .iter()
-            .map(|spec| {
-                let regions: Vec<Region> = spec
-                    .iter()
-                    .map(|&(gpa, size)| Region {
-                        file: memfd(size),
-                        gpa,
-                        size,
-                    })
-                    .collect();
-                let descs: Vec<VhostUserMemoryRegion> = regions
-                    .iter()
-                    .enumerate()
-                    // Frontend virtual addresses: anything disjoint.
-                    .map(|(i, r)| {
-                        VhostUserMemoryRegion::new(
-                            r.gpa,
-                            r.size,
-                            0x7f00_0000_0000 + (i as u64) * 0x1_0000_0000,
-                            0,
-                        )
-                    })
-                    .collect();
-                let files = regions
-                    .iter()
-                    .map(|r| r.file.try_clone().expect("dup"))
-                    .collect();
-                let table = GuestMemoryTable::map(&descs, files).expect("a valid table maps");
-                Layout {
-                    table: Arc::new(table),
-                    regions,
-                }
-            })
-            .collect()
-    })
-}
-
-/// A dirty log covering the layouts' low pages (writes elsewhere are past its end, which it
-/// ignores).
-fn dirty_log() -> Arc<DirtyLog> {
-    static L: OnceLock<Arc<DirtyLog>> = OnceLock::new();
-    L.get_or_init(|| Arc::new(DirtyLog::map(0x1000, 0, memfd(0x1000)).expect("log maps")))
-        .clone()
-}
 
 #[derive(Arbitrary, Debug)]
 enum Size {
@@ -149,37 +69,6 @@ struct Input {
     ops: Vec<Op>,
     /// Guest memory, regions in order, from their start (the rest is zeros).
     memory: Vec<u8>,
-}
-
-thread_local! {
-    static PKTS: RefCell<Vec<Packet>> = RefCell::new((0..BURST).map(|_| Packet::new()).collect());
-}
-
-/// Rewrites every region: `bytes` from the start of the first one on, zeros after them.
-fn fill(layout: &Layout, mut bytes: &[u8]) {
-    static ZEROS: [u8; 0x2000] = [0; 0x2000];
-    for r in &layout.regions {
-        let n = bytes.len().min(r.size as usize);
-        r.file
-            .write_all_at(&bytes[..n], 0)
-            .expect("guest memory write");
-        r.file
-            .write_all_at(&ZEROS[..r.size as usize - n], n as u64)
-            .expect("guest memory write");
-        bytes = &bytes[n..];
-    }
-}
-
-fn snapshot(layout: &Layout) -> Vec<Vec<u8>> {
-    layout
-        .regions
-        .iter()
-        .map(|r| {
-            let mut b = vec![0u8; r.size as usize];
-            r.file.read_exact_at(&mut b, 0).expect("guest memory read");
-            b
-        })
-        .collect()
 }
 
 fuzz_target!(|input: Input| {
@@ -242,57 +131,21 @@ fn run(
             let room = usize::from(*room).min(BURST);
             let memory = snapshot(layout);
             let (n, _notify) = ring.dequeue(&mut pkts[..room], cnt);
-            assert!(n <= room, "dequeued {n} frames into room for {room}");
-            assert_eq!(cnt.packets - before.packets, n as u64);
-            let bytes: u64 = pkts[..n].iter().map(|p| p.len() as u64).sum();
-            assert_eq!(cnt.bytes - before.bytes, bytes);
-            assert!(pkts[..n].iter().all(|p| p.len() <= MAX_FRAME));
+            check_dequeue(n, room, pkts, &before, cnt);
             if broken {
                 assert_eq!(n, 0, "a broken ring moved frames");
             }
-            for (r, old) in layout.regions.iter().zip(memory) {
-                let mut now = vec![0u8; r.size as usize];
-                r.file
-                    .read_exact_at(&mut now, 0)
-                    .expect("guest memory read");
-                // Region offsets of the used ring (empty when it lies elsewhere).
-                let lo = used.0.clamp(r.gpa, r.gpa + r.size) - r.gpa;
-                let hi = used.1.clamp(r.gpa, r.gpa + r.size) - r.gpa;
-                let (lo, hi) = (lo as usize, hi as usize);
-                assert!(
-                    old[..lo] == now[..lo] && old[hi..] == now[hi..],
-                    "dequeue wrote guest memory outside the used ring {:#x}..{:#x}",
-                    used.0,
-                    used.1
-                );
-            }
+            assert_writes_within(
+                layout,
+                &memory,
+                |gpa| (used.0..used.1).contains(&gpa),
+                "dequeue (outside the used ring)",
+            );
         }
         Op::Enqueue { mrg, lens } => {
-            let n = lens.len().min(BURST);
-            for (p, &len) in pkts.iter_mut().zip(&lens[..n]) {
-                // Up to 64 KiB frames (MAX_FRAME is a little more): a mergeable frame
-                // over many chains.
-                let len = usize::from(len).min(MAX_FRAME);
-                let dst = p.prepare(len).expect("len <= MAX_FRAME");
-                dst.fill(0xa5);
-            }
+            let n = frames(pkts, lens);
             let (taken, _notify) = ring.enqueue(&pkts[..n], *mrg, cnt);
-            assert!(taken <= n, "took {taken} of {n} frames");
-            let sent = cnt.packets - before.packets;
-            let small = cnt.dropped_too_small - before.dropped_too_small;
-            let over = cnt.guest_errors - before.guest_errors;
-            let none = cnt.dropped_no_buffers - before.dropped_no_buffers;
-            assert_eq!(
-                sent + small + over,
-                taken as u64,
-                "{cnt:?} after {before:?}"
-            );
-            // Frames not taken count as "no buffers", except when the burst did not start
-            // (a broken ring, or one sitting out after a hostile burst): nothing counted.
-            assert!(
-                none == (n - taken) as u64 || (taken == 0 && none == 0),
-                "{none} frames counted as no buffers, {taken} of {n} taken"
-            );
+            check_enqueue(n, taken, &before, cnt);
             if broken {
                 assert_eq!(taken, 0, "a broken ring took frames");
             }
@@ -300,9 +153,7 @@ fn run(
         Op::Write { at, value } => {
             let r = &layout.regions[0];
             let at = u64::from(*at) % (r.size - 1);
-            r.file
-                .write_all_at(&value.to_le_bytes(), at)
-                .expect("guest memory write");
+            write_guest(layout, r.gpa + at, &value.to_le_bytes());
         }
         Op::Kicks { enable } => {
             if *enable {
