@@ -19,7 +19,8 @@
 //!   holds used length 0 and used flags (AVAIL and USED equal);
 //! - a burst that finds the chain at the ring's position available takes it (dequeue, and
 //!   enqueue without mergeable buffers) or breaks the ring, unless the ring sits out bursts
-//!   after a hostile one (`COOLDOWN_BURSTS`, modelled here); one that sits out moves,
+//!   after a hostile one (`COOLDOWN_BURSTS`: after a chain over the cap, or a burst that
+//!   spent its descriptor budget, which the ring reports); one that sits out moves,
 //!   counts and writes nothing;
 //! - kicks: the device event structure says what was asked (disable; enable, or the ring's
 //!   position with event-idx), and nothing else in guest memory changes; `enable_kicks` and
@@ -437,11 +438,20 @@ impl Fuzz<'_> {
     }
 
     /// After a burst that started: one that returned a chain over the cap (`guest_errors`
-    /// moved) makes the ring sit out the next `COOLDOWN_BURSTS`.
+    /// moved) makes the ring sit out the next `COOLDOWN_BURSTS`; one that spent its
+    /// descriptor budget does too (not visible from here: the ring says so, and then only
+    /// `COOLDOWN_BURSTS` is right); any other sits out nothing.
     fn burst_ended(&mut self, before: &RingCounters) {
+        let now = self.ring().sitting_out();
         if self.cnt.guest_errors != before.guest_errors {
-            self.cooldown = COOLDOWN_BURSTS;
+            assert_eq!(
+                now, COOLDOWN_BURSTS,
+                "a burst over the cap cools the ring down"
+            );
+        } else {
+            assert!(now == 0 || now == COOLDOWN_BURSTS, "sits out {now} bursts");
         }
+        self.cooldown = now;
     }
 
     fn dequeue(&mut self, room: usize, pkts: &mut [Packet]) {

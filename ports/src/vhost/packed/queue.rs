@@ -193,6 +193,12 @@ impl PackedRing {
         Arc::ptr_eq(&self.io.mem, mem)
     }
 
+    /// Bursts the ring still sits out after one that returned chains over the cap or spent
+    /// its descriptor budget ([`crate::vhost::virtq::COOLDOWN_BURSTS`]).
+    pub fn sitting_out(&self) -> u32 {
+        self.bounds.sitting_out()
+    }
+
     /// Why the ring is broken, if it is.
     pub fn fault(&self) -> Option<&QueueError> {
         self.fault.as_ref()

@@ -77,6 +77,11 @@ impl Bounds {
         Ok(())
     }
 
+    /// Bursts the ring still sits out.
+    pub fn sitting_out(&self) -> u32 {
+        self.cooldown
+    }
+
     /// Ends a burst: one that returned chains over the cap (`hostile`), or that spent its
     /// descriptor budget, makes the ring sit out the next [`COOLDOWN_BURSTS`] bursts. A
     /// benign burst never spends the budget (32 frames of up to 24 descriptors read at most
