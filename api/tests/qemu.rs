@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use nix::sys::signal::Signal;
-use testkit::config::{switch_table, vhost_port};
+use testkit::config::{packed_ring, switch_table, vhost_port};
 use testkit::process::{logs, watch};
 use testkit::qemu::{self, verdict, QEMU};
 
@@ -47,7 +47,8 @@ fn run(image: &(PathBuf, PathBuf), client_mode: bool, packed: bool) {
     let (s1, s2) = (dir.path("vm1.sock"), dir.path("vm2.sock"));
     let cfg = dir.file(
         "vswitch.toml",
-        &(switch_table(last_cpu(), &dir.socket_dir())
+        // The switch offers the packed ring only when configured to.
+        &(switch_table(last_cpu(), &(dir.socket_dir() + packed_ring(packed)))
             + &vhost_port("vm1", &s1, vhost_mode)
             + &vhost_port("vm2", &s2, vhost_mode)),
     );

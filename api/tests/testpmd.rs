@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use nix::sys::signal::Signal;
-use testkit::config::{switch_table, vhost_port};
+use testkit::config::{packed_ring, switch_table, vhost_port};
 
 fn run(client_mode: bool, packed: bool) {
     let tag = match (client_mode, packed) {
@@ -27,7 +27,8 @@ fn run(client_mode: bool, packed: bool) {
     let mode = if client_mode { "client" } else { "server" };
     let cfg = dir.file(
         "vswitch.toml",
-        &(switch_table(last_cpu(), &dir.socket_dir())
+        // The switch offers the packed ring only when configured to.
+        &(switch_table(last_cpu(), &(dir.socket_dir() + packed_ring(packed)))
             + &vhost_port("p0", &s0, mode)
             + &vhost_port("p1", &s1, mode)
             + r#"

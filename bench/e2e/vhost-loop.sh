@@ -320,6 +320,8 @@ run_vswitchd() {     # run_vswitchd LABEL SLEEP_US|"" [BINARY]
         echo "[switch]"
         echo "pmd_cores = [$SWITCH_CPU]"
         [[ -n $sleep_us ]] && echo "pmd_sleep_after_us = $sleep_us"
+        # The switch offers the packed ring only when configured to.
+        ((PACKED)) && echo "packed_ring = true"
         # vhost-user sockets must be inside switch.socket_dir (default /run/vswitch); a
         # build from before that setting (an alternate binary) refuses the key.
         printf '[switch]\nsocket_dir = "%s"\n' "$d" >"$d/probe.toml"

@@ -7,7 +7,7 @@ use ports::vhost::test_utils as driver;
 
 use driver::*;
 use ports::vhost::packed::layout::{event, WRAP_BIT};
-use ports::vhost::VhostUserPort;
+use ports::vhost::{VhostOptions, VhostUserPort};
 use ports::Port;
 use vhost::VhostBackend;
 
@@ -31,6 +31,25 @@ fn rx_buffers(g: &mut Guest, n: usize, len: u32) -> Vec<(u16, u64)> {
 fn num_buffers(g: &Guest, addr: u64) -> u16 {
     let h = g.read(addr, 12);
     u16::from_le_bytes([h[10], h[11]])
+}
+
+/// A port told not to offer the packed ring (what the switch does unless configured to) does
+/// not offer it, and refuses a frontend that acks it anyway.
+#[test]
+fn packed_is_not_offered_when_the_options_say_so() {
+    let d = SockDir::new();
+    let path = d.path("vhu.sock");
+    let opts = VhostOptions {
+        packed_ring: false,
+        ..VhostOptions::default()
+    };
+    let port = VhostUserPort::server_with(&path, 1, opts).unwrap();
+    let g = Guest::connect(&path, 1, 0);
+    let offered = g.fe.get_features().unwrap();
+    assert_eq!(offered & PACKED, 0, "offered {offered:#x}");
+    assert!(g.fe.set_features(offered | PACKED).is_err());
+    assert!(port.is_connected());
+    assert_eq!(port.stats().refused_messages, 1);
 }
 
 #[test]

@@ -9,6 +9,16 @@ pub fn switch_table(cpu: usize, extra: &str) -> String {
     format!("[switch]\npmd_cores = [{cpu}]\n{extra}\n")
 }
 
+/// The `[switch]` line that makes vhost-user ports offer the packed ring (`packed`), or
+/// nothing (they do not by default).
+pub fn packed_ring(packed: bool) -> &'static str {
+    if packed {
+        "\npacked_ring = true\n"
+    } else {
+        ""
+    }
+}
+
 /// A `[[port]]` table for each name: in-memory ports, the ports tests inject into.
 pub fn memory_ports(names: &[&str]) -> String {
     names

@@ -7,8 +7,9 @@
 //! [`Virtqueue`] (split, or packed when VIRTIO_F_RING_PACKED was negotiated), moves a running
 //! one onto a new memory table, or stops it and remembers where it stopped.
 //!
-//! Offered: VERSION_1, MRG_RXBUF, EVENT_IDX, INDIRECT_DESC, IN_ORDER, RING_PACKED, MQ (with
-//! more than one queue pair), PROTOCOL_FEATURES, LOG_ALL; protocol features MQ, REPLY_ACK and LOG_SHMFD (dirty-page
+//! Offered: VERSION_1, MRG_RXBUF, EVENT_IDX, INDIRECT_DESC, IN_ORDER, RING_PACKED (unless
+//! the port's options say not to), MQ (with more than one queue pair), PROTOCOL_FEATURES,
+//! LOG_ALL; protocol features MQ, REPLY_ACK and LOG_SHMFD (dirty-page
 //! logging for live migration: while LOG_ALL is acked, every byte written into guest memory is
 //! marked in the frontend's log). Not offered, because the messages they enable are refused
 //! here or by the crate: CONFIG, RARP, MTU, STATUS, INBAND_NOTIFICATIONS, ACCESS_PLATFORM,
@@ -134,15 +135,16 @@ impl Handler {
         }
     }
 
-    /// Virtio features offered to the frontend.
-    pub fn offered_features(queue_pairs: u16) -> u64 {
+    /// Virtio features offered to the frontend (`packed`: with VIRTIO_F_RING_PACKED).
+    pub fn offered_features(queue_pairs: u16, packed: bool) -> u64 {
         let mq = if queue_pairs > 1 { VIRTIO_NET_F_MQ } else { 0 };
+        let packed = if packed { VIRTIO_F_RING_PACKED } else { 0 };
         VIRTIO_F_VERSION_1
             | VIRTIO_NET_F_MRG_RXBUF
             | VIRTIO_F_RING_EVENT_IDX
             | VIRTIO_F_RING_INDIRECT_DESC
             | VIRTIO_F_IN_ORDER
-            | VIRTIO_F_RING_PACKED
+            | packed
             | mq
             | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
             | VhostUserVirtioFeatures::LOG_ALL.bits()
@@ -339,11 +341,15 @@ impl VhostUserBackendReqHandlerMut for Handler {
     }
 
     fn get_features(&mut self) -> ProtoResult<u64> {
-        Ok(Handler::offered_features(self.shared.queue_pairs))
+        Ok(Handler::offered_features(
+            self.shared.queue_pairs,
+            self.shared.opts.packed_ring,
+        ))
     }
 
     fn set_features(&mut self, features: u64) -> ProtoResult<()> {
-        let offered = Handler::offered_features(self.shared.queue_pairs);
+        let offered =
+            Handler::offered_features(self.shared.queue_pairs, self.shared.opts.packed_ring);
         if features & !offered != 0 || features & VIRTIO_F_VERSION_1 == 0 {
             return Err(self.refuse(HandlerError::BadFeatures(features)));
         }

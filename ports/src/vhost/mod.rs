@@ -135,12 +135,17 @@ pub struct VhostOptions {
     /// The most guest memory a frontend may map, all regions together; a larger memory table
     /// is refused ([`memory::MemoryError::TooLarge`]).
     pub max_guest_memory: u64,
+    /// Offer VIRTIO_F_RING_PACKED (the packed ring, [`packed`]) to frontends that ask for it.
+    /// The port offers it by default; the switch only when configured to
+    /// (`switch.packed_ring`), until its packed ring is faster end to end than its split one.
+    pub packed_ring: bool,
 }
 
 impl Default for VhostOptions {
     fn default() -> VhostOptions {
         VhostOptions {
             max_guest_memory: memory::DEFAULT_MAX_GUEST_MEMORY,
+            packed_ring: true,
         }
     }
 }

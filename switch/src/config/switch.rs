@@ -45,6 +45,11 @@ pub struct SwitchConfig {
     /// more than any VM a compute node runs; 1 MiB at least.
     #[serde(default = "default_max_guest_memory")]
     pub max_guest_memory: u64,
+    /// Offer vhost-user frontends the packed ring (VIRTIO_F_RING_PACKED). Off by default:
+    /// measured end to end, the packed ring is slower here than the split ring
+    /// (`bench/RESULTS.md`), and a frontend that asks for it falls back to split.
+    #[serde(default)]
+    pub packed_ring: bool,
 }
 
 fn default_pmd_cores() -> Vec<usize> {
@@ -113,6 +118,7 @@ impl Default for SwitchConfig {
             pmd_sleep_after_us: default_pmd_sleep_after_us(),
             socket_dir: default_socket_dir(),
             max_guest_memory: default_max_guest_memory(),
+            packed_ring: false,
         }
     }
 }

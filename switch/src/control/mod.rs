@@ -126,6 +126,7 @@ impl Switch {
             socket_dir: cfg.socket_dir.clone(),
             vhost: VhostOptions {
                 max_guest_memory: cfg.max_guest_memory,
+                packed_ring: cfg.packed_ring,
             },
         };
         sw.barrier()?;
