@@ -119,24 +119,10 @@ fn guest_tx_many_bursts_wrap_the_ring() {
     assert_eq!(seen, 400);
 }
 
-fn rx_buffers(g: &mut Guest, n: usize, len: u32) -> Vec<(u16, u64)> {
-    (0..n)
-        .map(|_| {
-            let a = g.alloc(u64::from(len));
-            (g.add_chain(0, &[(a, len, DESC_F_WRITE)]), a)
-        })
-        .collect()
-}
-
-fn num_buffers(g: &Guest, addr: u64) -> u16 {
-    let h = g.read(addr, 12);
-    u16::from_le_bytes([h[10], h[11]])
-}
-
 fn guest_rx_single_buffer(features: u64) {
     let (_d, mut port, mut g) = setup(1, features);
     let mut txq = port.txq(0).unwrap();
-    let bufs = rx_buffers(&mut g, 4, 2048);
+    let bufs = g.post_rx_buffers(4, 2048);
     g.publish(0);
     let frames = vec![frame(60, 4), frame(1500, 5)];
     let mut pkts = packets(&frames);
@@ -149,7 +135,7 @@ fn guest_rx_single_buffer(features: u64) {
     for (i, f) in frames.iter().enumerate() {
         let a = bufs[i].1;
         assert_eq!(g.read(a, 10), vec![0; 10], "no offload flags");
-        assert_eq!(num_buffers(&g, a), 1);
+        assert_eq!(g.num_buffers(a), 1);
         assert_eq!(&g.read(a + 12, f.len()), f);
     }
     assert!(g.called(0), "one interrupt for the burst");
@@ -170,7 +156,7 @@ fn guest_rx_single_buffer_with_mrg() {
 fn guest_rx_mergeable_spans_buffers() {
     let (_d, mut port, mut g) = setup(1, MRG);
     let mut txq = port.txq(0).unwrap();
-    let bufs = rx_buffers(&mut g, 8, 256);
+    let bufs = g.post_rx_buffers(8, 256);
     g.publish(0);
     let f = frame(1000, 6);
     assert_eq!(txq.tx_burst(&mut packets(std::slice::from_ref(&f))), 1);
@@ -180,7 +166,7 @@ fn guest_rx_mergeable_spans_buffers() {
     let heads: Vec<u32> = used.iter().map(|u| u.0).collect();
     let want: Vec<u32> = bufs[..4].iter().map(|b| u32::from(b.0)).collect();
     assert_eq!(heads, want);
-    assert_eq!(num_buffers(&g, bufs[0].1), 4);
+    assert_eq!(g.num_buffers(bufs[0].1), 4);
     let mut data = g.read(bufs[0].1 + 12, 244);
     for (b, len) in bufs[1..4].iter().zip([256, 256, 244]) {
         data.extend(g.read(b.1, len));
@@ -192,7 +178,7 @@ fn guest_rx_mergeable_spans_buffers() {
 fn guest_rx_mergeable_waits_for_enough_buffers() {
     let (_d, mut port, mut g) = setup(1, MRG);
     let mut txq = port.txq(0).unwrap();
-    rx_buffers(&mut g, 2, 256);
+    g.post_rx_buffers(2, 256);
     g.publish(0);
     let f = frame(1000, 7);
     assert_eq!(txq.tx_burst(&mut packets(std::slice::from_ref(&f))), 0);
@@ -201,7 +187,7 @@ fn guest_rx_mergeable_waits_for_enough_buffers() {
         "partial buffers are not consumed"
     );
     assert_eq!(vring_stats(&port, 0).counters.dropped_no_buffers, 1);
-    rx_buffers(&mut g, 2, 256);
+    g.post_rx_buffers(2, 256);
     g.publish(0);
     assert_eq!(txq.tx_burst(&mut packets(&[f])), 1);
     assert_eq!(g.take_used(0).len(), 4);
@@ -218,7 +204,7 @@ fn guest_rx_chained_buffer_without_mrg() {
     let f = frame(1200, 8);
     assert_eq!(txq.tx_burst(&mut packets(std::slice::from_ref(&f))), 1);
     assert_eq!(g.take_used(0)[0].1, 1212);
-    assert_eq!(num_buffers(&g, h), 1);
+    assert_eq!(g.num_buffers(h), 1);
     assert_eq!(g.read(b, 1200), f);
 }
 
@@ -226,7 +212,7 @@ fn guest_rx_chained_buffer_without_mrg() {
 fn guest_rx_too_small_without_mrg_is_dropped_and_counted() {
     let (_d, mut port, mut g) = setup(1, 0);
     let mut txq = port.txq(0).unwrap();
-    let bufs = rx_buffers(&mut g, 2, 100);
+    let bufs = g.post_rx_buffers(2, 100);
     g.publish(0);
     let mut pkts = packets(&[frame(500, 9), frame(60, 9)]);
     assert_eq!(txq.tx_burst(&mut pkts), 2);
@@ -245,7 +231,7 @@ fn guest_rx_without_buffers_returns_short_count() {
     let mut txq = port.txq(0).unwrap();
     let mut pkts = packets(&[frame(60, 1), frame(60, 2), frame(60, 3)]);
     assert_eq!(txq.tx_burst(&mut pkts), 0);
-    rx_buffers(&mut g, 1, 2048);
+    g.post_rx_buffers(1, 2048);
     g.publish(0);
     assert_eq!(txq.tx_burst(&mut pkts), 1);
     assert_eq!(vring_stats(&port, 0).counters.dropped_no_buffers, 5);
@@ -255,7 +241,7 @@ fn guest_rx_without_buffers_returns_short_count() {
 fn event_idx_suppresses_interrupts() {
     let (_d, mut port, mut g) = setup(1, EVENT_IDX);
     let mut txq = port.txq(0).unwrap();
-    rx_buffers(&mut g, 8, 2048);
+    g.post_rx_buffers(8, 2048);
     g.publish(0);
     g.set_used_event(0, 0);
     let mut one = packets(&[frame(60, 1)]);
@@ -275,7 +261,7 @@ fn event_idx_suppresses_interrupts() {
 fn no_interrupt_flag_without_event_idx() {
     let (_d, mut port, mut g) = setup(1, 0);
     let mut txq = port.txq(0).unwrap();
-    rx_buffers(&mut g, 4, 2048);
+    g.post_rx_buffers(4, 2048);
     g.publish(0);
     g.set_avail_flags(0, 1);
     let mut one = packets(&[frame(60, 1)]);
@@ -446,7 +432,7 @@ fn in_order_completes_chains_in_avail_order() {
     // Guest receive, mergeable: small buffers, a frame spanning three of them between two
     // single-buffer frames; used elements follow the avail ring one for one.
     let mut txq = port.txq(0).unwrap();
-    let bufs = rx_buffers(&mut g, 8, 512);
+    let bufs = g.post_rx_buffers(8, 512);
     g.publish(0);
     let frames = vec![frame(100, 3), frame(1200, 4), frame(60, 5)];
     assert_eq!(txq.tx_burst(&mut packets(&frames)), 3);
@@ -454,5 +440,5 @@ fn in_order_completes_chains_in_avail_order() {
     let heads: Vec<u32> = used.iter().map(|u| u.0).collect();
     let want: Vec<u32> = bufs[..5].iter().map(|b| u32::from(b.0)).collect();
     assert_eq!(heads, want);
-    assert_eq!(num_buffers(&g, bufs[1].1), 3);
+    assert_eq!(g.num_buffers(bufs[1].1), 3);
 }

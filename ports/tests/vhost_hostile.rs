@@ -3,28 +3,13 @@
 //! touch memory outside the guest's regions. The other direction, and other ports, go on.
 
 use ports::vhost::test_utils as driver;
-use std::ops::{Deref, DerefMut};
 
 use driver::*;
 use ports::vhost::VhostUserPort;
 use ports::{Port, RxQueue};
 use vhost::VhostBackend;
 
-/// A port with a guest attached, and this file's checks on it.
-struct Rig(Attached);
-
-impl Deref for Rig {
-    type Target = Attached;
-    fn deref(&self) -> &Attached {
-        &self.0
-    }
-}
-
-impl DerefMut for Rig {
-    fn deref_mut(&mut self) -> &mut Attached {
-        &mut self.0
-    }
-}
+ports::attached_rig!(Rig);
 
 fn rig(features: u64) -> Rig {
     Rig(Attached::new(features | INDIRECT))

@@ -9,7 +9,6 @@
 //! of 32768 entries whose chains are made of zero-length descriptors.
 
 use ports::vhost::test_utils as driver;
-use std::ops::{Deref, DerefMut};
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
@@ -28,21 +27,7 @@ use vmm_sys_util::eventfd::EventFd;
 /// took before these defences.
 const BURST_BOUND: Duration = Duration::from_millis(100);
 
-/// A port with a guest attached, and this file's checks on it.
-struct Rig(Attached);
-
-impl Deref for Rig {
-    type Target = Attached;
-    fn deref(&self) -> &Attached {
-        &self.0
-    }
-}
-
-impl DerefMut for Rig {
-    fn deref_mut(&mut self) -> &mut Attached {
-        &mut self.0
-    }
-}
+ports::attached_rig!(Rig);
 
 fn rig_with(features: u64, memory: File) -> Rig {
     Rig(Attached::with_memory(features | INDIRECT, memory))

@@ -19,20 +19,6 @@ fn setup(features: u64) -> (SockDir, VhostUserPort, Guest) {
     (d, port, g)
 }
 
-fn rx_buffers(g: &mut Guest, n: usize, len: u32) -> Vec<(u16, u64)> {
-    (0..n)
-        .map(|_| {
-            let a = g.alloc(u64::from(len));
-            (g.add_chain(0, &[(a, len, DESC_F_WRITE)]), a)
-        })
-        .collect()
-}
-
-fn num_buffers(g: &Guest, addr: u64) -> u16 {
-    let h = g.read(addr, 12);
-    u16::from_le_bytes([h[10], h[11]])
-}
-
 /// A port told not to offer the packed ring (what the switch does unless configured to) does
 /// not offer it, and refuses a frontend that acks it anyway.
 #[test]
@@ -130,7 +116,7 @@ fn guest_rx_single_buffer(features: u64) {
     let mut txq = port.txq(0).unwrap();
     // Four laps of the ring, 100 frames at a time.
     for round in 0..10u8 {
-        let bufs = rx_buffers(&mut g, 100, 2048);
+        let bufs = g.post_rx_buffers(100, 2048);
         g.publish(0);
         let frames: Vec<Vec<u8>> = (0..100).map(|i| frame(60 + 14 * i, round)).collect();
         let mut sent = 0;
@@ -147,7 +133,7 @@ fn guest_rx_single_buffer(features: u64) {
         assert_eq!(used, want, "round {round}");
         for (b, f) in bufs.iter().zip(&frames) {
             assert_eq!(g.read(b.1, 10), vec![0; 10], "no offload flags");
-            assert_eq!(num_buffers(&g, b.1), 1);
+            assert_eq!(g.num_buffers(b.1), 1);
             assert_eq!(&g.read(b.1 + 12, f.len()), f);
         }
     }
@@ -197,7 +183,7 @@ fn guest_rx_mergeable_spans_chains() {
             .map(|(&id, len)| (u32::from(id), len))
             .collect();
         assert_eq!(used, want);
-        assert_eq!(num_buffers(&g, a[0]), 4);
+        assert_eq!(g.num_buffers(a[0]), 4);
         let mut data = g.read(a[0] + 12, 244);
         for (b, len) in a[1..4].iter().zip([256, 256, 244]) {
             data.extend(g.read(*b, len));
@@ -212,7 +198,7 @@ fn guest_rx_mergeable_spans_chains() {
 fn interrupts_follow_driver_flags_without_event_idx() {
     let (_d, mut port, mut g) = setup(0);
     let mut txq = port.txq(0).unwrap();
-    rx_buffers(&mut g, 4, 2048);
+    g.post_rx_buffers(4, 2048);
     g.publish(0);
     g.set_driver_event(0, 0, event::FLAG_DISABLE);
     let mut one = packets(&[frame(60, 1)]);
@@ -231,7 +217,7 @@ fn interrupts_follow_driver_flags_without_event_idx() {
 fn interrupts_follow_the_event_offset_with_event_idx() {
     let (_d, mut port, mut g) = setup(EVENT_IDX);
     let mut txq = port.txq(0).unwrap();
-    rx_buffers(&mut g, 8, 2048);
+    g.post_rx_buffers(8, 2048);
     g.publish(0);
     let lap = WRAP_BIT;
     g.set_driver_event(0, lap, event::FLAG_DESC);

@@ -5,7 +5,6 @@
 //! here is the test thread) keep forwarding; faults are counted on the hostile port only.
 
 use ports::vhost::test_utils as driver;
-use std::ops::{Deref, DerefMut};
 
 use std::time::Duration;
 
@@ -26,21 +25,7 @@ const BIG: u16 = 32768;
 const BIG_RING: u64 = 2 << 20;
 const TABLE: u64 = 3 << 20;
 
-/// A port with a guest attached, and this file's checks on it.
-struct Rig(Attached);
-
-impl Deref for Rig {
-    type Target = Attached;
-    fn deref(&self) -> &Attached {
-        &self.0
-    }
-}
-
-impl DerefMut for Rig {
-    fn deref_mut(&mut self) -> &mut Attached {
-        &mut self.0
-    }
-}
+ports::attached_rig!(Rig);
 
 fn rig(features: u64) -> Rig {
     Rig(Attached::new(features | PACKED | INDIRECT))

@@ -72,3 +72,26 @@ impl Attached {
         self.rxq.rx_burst(&mut pkts) == 1 && pkts[0].data() == &f[..]
     }
 }
+
+/// Declares `struct $name(Attached)` that derefs to [`Attached`], so that a test file can add
+/// its own checks to the shared rig (`impl $name { ... }`).
+#[macro_export]
+macro_rules! attached_rig {
+    ($name:ident) => {
+        /// A port with a guest attached, and this file's checks on it.
+        struct $name($crate::vhost::test_utils::Attached);
+
+        impl std::ops::Deref for $name {
+            type Target = $crate::vhost::test_utils::Attached;
+            fn deref(&self) -> &Self::Target {
+                &self.0
+            }
+        }
+
+        impl std::ops::DerefMut for $name {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.0
+            }
+        }
+    };
+}

@@ -310,6 +310,22 @@ impl Guest {
             .unwrap();
         (a, len as u32)
     }
+    /// Posts `n` receive buffers of `len` bytes on vring 0 (not yet published): (chain
+    /// head or buffer id, buffer address) each.
+    pub fn post_rx_buffers(&mut self, n: usize, len: u32) -> Vec<(u16, u64)> {
+        (0..n)
+            .map(|_| {
+                let a = self.alloc(u64::from(len));
+                (self.add_chain(0, &[(a, len, super::DESC_F_WRITE)]), a)
+            })
+            .collect()
+    }
+
+    /// `num_buffers` of the virtio-net header the device wrote at `addr`.
+    pub fn num_buffers(&self, addr: u64) -> u16 {
+        let h = self.read(addr, NET_HDR_LEN);
+        u16::from_le_bytes([h[10], h[11]])
+    }
 
     /// `len` bytes of guest memory at `addr`.
     pub fn read(&self, addr: u64, len: usize) -> Vec<u8> {
