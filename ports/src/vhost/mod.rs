@@ -137,7 +137,7 @@ pub struct VhostOptions {
     pub max_guest_memory: u64,
     /// Offer VIRTIO_F_RING_PACKED (the packed ring, [`packed`]) to frontends that ask for it.
     /// The port offers it by default; the switch only when configured to
-    /// (`switch.packed_ring`), until its packed ring is faster end to end than its split one.
+    /// (`switch.packed_ring`), until its packed ring is measured faster end to end than its split one.
     pub packed_ring: bool,
 }
 

@@ -46,8 +46,8 @@ pub struct SwitchConfig {
     #[serde(default = "default_max_guest_memory")]
     pub max_guest_memory: u64,
     /// Offer vhost-user frontends the packed ring (VIRTIO_F_RING_PACKED). Off by default:
-    /// measured end to end, the packed ring is slower here than the split ring
-    /// (`bench/RESULTS.md`), and a frontend that asks for it falls back to split.
+    /// measured end to end it is not yet faster than the split ring (`bench/RESULTS.md`);
+    /// a frontend that asks for it falls back to split.
     #[serde(default)]
     pub packed_ring: bool,
 }
