@@ -196,13 +196,25 @@ impl Guest {
         avail_va: u64,
         used_va: u64,
     ) -> vhost::Result<()> {
-        let v = r.vring;
-        self.fe.set_vring_num(v, r.size)?;
+        self.start_ring(r.vring, r.size, [desc_va, avail_va, used_va], r.next_avail)
+    }
+
+    /// SET_VRING_NUM, ADDR (`[descriptors, avail, used]` as the VMM's VAs; a packed ring
+    /// sends its driver and device event areas as avail and used), BASE, CALL, KICK and
+    /// ENABLE for vring `v` of `size` entries.
+    pub(super) fn start_ring(
+        &mut self,
+        v: usize,
+        size: u16,
+        [desc_va, avail_va, used_va]: [u64; 3],
+        base: u16,
+    ) -> vhost::Result<()> {
+        self.fe.set_vring_num(v, size)?;
         self.fe.set_vring_addr(
             v,
             &VringConfigData {
-                queue_max_size: r.size,
-                queue_size: r.size,
+                queue_max_size: size,
+                queue_size: size,
                 flags: 0,
                 desc_table_addr: desc_va,
                 used_ring_addr: used_va,
@@ -210,7 +222,7 @@ impl Guest {
                 log_addr: None,
             },
         )?;
-        self.fe.set_vring_base(v, r.next_avail)?;
+        self.fe.set_vring_base(v, base)?;
         self.fe.set_vring_call(v, &self.calls[v])?;
         self.fe.set_vring_kick(v, &self.kicks[v])?;
         self.fe.set_vring_enable(v, true)

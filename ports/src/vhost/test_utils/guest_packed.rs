@@ -2,9 +2,6 @@
 //! one: start its vrings at a packed position, and write and read the two event suppression
 //! areas (the split ring's `avail.flags`/`used_event` and `used.flags`/`avail_event`).
 
-use vhost::vhost_user::VhostUserFrontend;
-use vhost::{VhostBackend, VringConfigData};
-
 use super::guest::{Guest, VA_BASE};
 use super::packed::PackedDriverRing;
 
@@ -37,24 +34,7 @@ impl Guest {
         device_va: u64,
         base: u16,
     ) -> vhost::Result<()> {
-        let v = r.vring;
-        self.fe.set_vring_num(v, r.size)?;
-        self.fe.set_vring_addr(
-            v,
-            &VringConfigData {
-                queue_max_size: r.size,
-                queue_size: r.size,
-                flags: 0,
-                desc_table_addr: desc_va,
-                used_ring_addr: device_va,
-                avail_ring_addr: driver_va,
-                log_addr: None,
-            },
-        )?;
-        self.fe.set_vring_base(v, base)?;
-        self.fe.set_vring_call(v, &self.calls[v])?;
-        self.fe.set_vring_kick(v, &self.kicks[v])?;
-        self.fe.set_vring_enable(v, true)
+        self.start_ring(r.vring, r.size, [desc_va, driver_va, device_va], base)
     }
 
     /// Writes the driver event suppression area of packed ring `v`.
