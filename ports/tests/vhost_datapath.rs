@@ -299,6 +299,13 @@ fn idle_notify_without_event_idx() {
     let (_d, mut port, mut g) = setup(1, 0);
     let mut rxq = port.take_rxq(0).unwrap();
     assert_eq!(g.used_flags(1), 1, "kicks suppressed while the PMD polls");
+    // A PMD that slept before the ring started must look at it: the start is a wakeup.
+    assert!(
+        readable(rxq.wait_fd().unwrap()),
+        "the ring's start wakes the PMD"
+    );
+    // The PMD consumes old wakeups before arming (`Sleeper::sleep`).
+    rxq.ack_wakeup();
     assert!(rxq.enable_notify(), "empty: may sleep");
     assert_eq!(g.used_flags(1), 0, "kicks wanted");
     assert!(!readable(rxq.wait_fd().unwrap()));

@@ -234,6 +234,7 @@ impl Handler {
         let old_avail = old.as_ref().map(Virtqueue::last_avail);
         let mut stopped_at = None;
         let mut failed = None;
+        let mut started = false;
         run.ring = match (old, target) {
             (None, None) => None,
             (Some(ring), None) => {
@@ -243,8 +244,14 @@ impl Handler {
             (old, Some((mem, cfg))) => {
                 let built = cfg.and_then(|cfg| match old {
                     Some(ring) if ring.config() == cfg && ring.uses(&mem) => Ok(ring),
-                    Some(ring) => ring.remap(mem, cfg),
-                    None => Virtqueue::new(mem, cfg, c.base),
+                    Some(ring) => {
+                        started = true;
+                        ring.remap(mem, cfg)
+                    }
+                    None => {
+                        started = true;
+                        Virtqueue::new(mem, cfg, c.base)
+                    }
                 });
                 match built {
                     Ok(mut ring) => {
@@ -266,6 +273,10 @@ impl Handler {
             }
         };
         drop(run);
+        // A ring built just now starts with kicks disabled: a sleeping PMD must look at it.
+        if started && failed.is_none() {
+            v.wake_pmd();
+        }
         if let Some(base) = stopped_at {
             self.vrings[i].base = base;
         }

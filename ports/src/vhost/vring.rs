@@ -20,6 +20,7 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::net::RingCounters;
 use super::virtq::Virtqueue;
@@ -92,18 +93,38 @@ pub(crate) struct Vring {
     /// Its index in the device (even: guest receive, odd: guest transmit).
     pub index: u16,
     run: Mutex<VringRun>,
-    /// Epoll set holding the current kick fd (the PMD's wait fd for guest transmit rings).
+    /// Epoll set holding the current kick fd (the PMD's wait fd for guest transmit rings)
+    /// and [`Vring::restarted`].
     pub wake: Epoll,
+    /// The connection thread's own wakeup in [`Vring::wake`]: written when a ring (re)starts.
+    restarted: EventFd,
 }
 
 impl Vring {
     /// A stopped vring.
     pub fn new(index: u16) -> std::io::Result<Vring> {
+        let wake = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        let restarted = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
+        // Edge-triggered like the kick fd: each write queues one wakeup, never read.
+        wake.add(
+            restarted.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, 1),
+        )?;
         Ok(Vring {
             index,
             run: Mutex::new(VringRun::default()),
-            wake: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
+            wake,
+            restarted,
         })
+    }
+
+    /// Wakes a PMD sleeping on this vring after the ring (re)started. A new ring starts with
+    /// kicks disabled (the PMD polls), so a PMD that went to sleep before the ring existed
+    /// would otherwise miss its first frames until its sleep timed out: woken, it polls the
+    /// ring and arms its kicks before sleeping again.
+    pub fn wake_pmd(&self) {
+        // Fails only when the count would overflow: a wakeup is pending anyway.
+        let _ = self.restarted.write(1);
     }
 
     /// The run state, for the PMD: `None` while the connection thread holds it.
@@ -143,7 +164,8 @@ impl Vring {
     /// Consumes a pending kick from the vring's own epoll set (zero timeout), so the set stops
     /// reporting readable until the next kick. The frontend's eventfd is not touched.
     pub fn ack_kick(&self) {
-        let mut events = [EpollEvent::empty(); 1];
+        // Both members at once: a kick and a restart.
+        let mut events = [EpollEvent::empty(); 2];
         let _ = self.wake.wait(&mut events, EpollTimeout::ZERO);
     }
 }

@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::memfd::{memfd_create, MFdFlags};
@@ -19,7 +20,11 @@ use vmm_sys_util::eventfd::EventFd;
 
 use super::packed::PackedDriverRing;
 use super::ring::DriverRing;
-use super::PACKED;
+use super::{EVENT_IDX, PACKED};
+use crate::vhost::split::layout::USED_F_NO_NOTIFY;
+
+/// The packed ring's `RING_EVENT_FLAGS_DISABLE` (§2.8.10).
+const EVENT_FLAGS_DISABLE: u16 = 1;
 use crate::vhost::handler::VIRTIO_F_VERSION_1;
 use crate::vhost::net::NET_HDR_LEN;
 use crate::vhost::split::layout::Descriptor;
@@ -270,6 +275,35 @@ impl Guest {
             self.rings[v].publish(&self.mem);
         }
         self.kicks[v].write(1).unwrap();
+    }
+
+    /// Publishes ring `v` as a virtio driver does (§2.7.10, §2.8.10): kicks only when the
+    /// device asks for kicks. Split: `VIRTQ_USED_F_NO_NOTIFY` clear, or with EVENT_IDX when
+    /// the new avail index passes `avail_event`; packed: the device event flags anything
+    /// but disabled. Returns whether it kicked. ([`Guest::publish`] always kicks.)
+    pub fn publish_as_driver(&mut self, v: usize) -> bool {
+        let wanted = if let Some(r) = self.packed.get_mut(v) {
+            r.publish(&self.mem);
+            fence(Ordering::SeqCst);
+            r.device_event(&self.mem).1 != EVENT_FLAGS_DISABLE
+        } else {
+            let r = &self.rings[v];
+            let old = r.avail_idx(&self.mem);
+            r.publish(&self.mem);
+            // The store above before the loads below (the device fences the other way).
+            fence(Ordering::SeqCst);
+            if self.features & EVENT_IDX != 0 {
+                let event = r.avail_event(&self.mem);
+                let new = r.next_avail;
+                new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
+            } else {
+                r.used_flags(&self.mem) & USED_F_NO_NOTIFY == 0
+            }
+        };
+        if wanted {
+            self.kicks[v].write(1).unwrap();
+        }
+        wanted
     }
 
     /// Stores avail.idx directly (hostile tests use any value).

@@ -106,6 +106,11 @@ impl DriverRing {
         self.next_avail = self.next_avail.wrapping_add(1);
     }
 
+    /// `avail.idx` as last published.
+    pub fn avail_idx(&self, mem: &GuestMemoryMmap) -> u16 {
+        u16::from_le(mem.read_obj(GuestAddress(self.avail + avail::IDX)).unwrap())
+    }
+
     /// Publishes what [`DriverRing::push_avail`] added: stores `avail.idx`.
     pub fn publish(&self, mem: &GuestMemoryMmap) {
         self.set_avail_idx(mem, self.next_avail);
