@@ -187,6 +187,8 @@ pub struct Classifier {
     subtables: Vec<Option<Subtable>>,
     free_subtables: Vec<u32>,
     by_mask: HashMap<FlowKey, u32>,
+    /// Rules [`Classifier::reserve`] announced for subtables not created yet, by mask.
+    reserved: HashMap<FlowKey, usize>,
     /// Subtables in probe order.
     order: Vec<Probe>,
     len: usize,
@@ -206,6 +208,46 @@ impl Classifier {
     /// An empty classifier.
     pub fn new() -> Classifier {
         Classifier::default()
+    }
+
+    /// How many of `rules` have each mask: what [`Classifier::reserve`] takes. (Counted once
+    /// by whoever prepares a change, not by each classifier it goes to.)
+    pub fn masks_of<'a>(rules: impl IntoIterator<Item = &'a Rule>) -> Vec<(FlowKey, usize)> {
+        let mut per_mask: HashMap<FlowKey, usize> = HashMap::new();
+        for r in rules {
+            *per_mask.entry(*r.matches.mask()).or_default() += 1;
+        }
+        per_mask.into_iter().collect()
+    }
+
+    /// Makes room for rules about to be installed, `per_mask` of them with each mask (see
+    /// [`Classifier::masks_of`]), so that installing them does not grow a table step by step
+    /// (each step re-places everything in it: at 64k rules in one subtable, several
+    /// milliseconds): the rule slots, the id index, and each subtable the rules go to,
+    /// including subtables that do not exist yet (they are created that large). A subtable
+    /// that already holds rules is re-placed at most once, here.
+    pub fn reserve(&mut self, per_mask: &[(FlowKey, usize)]) {
+        let additional = per_mask
+            .iter()
+            .map(|&(_, n)| n)
+            .sum::<usize>()
+            .min(NONE as usize - self.len);
+        self.slots.reserve(additional);
+        let slots = &self.slots;
+        self.ids
+            .reserve(additional, |&s| id_hash(slots[s as usize].id));
+        self.reserved.clear();
+        for &(mask, n) in per_mask {
+            match self.by_mask.get(&mask) {
+                Some(&st_no) => self.subtables[st_no as usize]
+                    .as_mut()
+                    .expect("by_mask names live subtables")
+                    .reserve(n, &self.slots),
+                None => {
+                    self.reserved.insert(mask, n);
+                }
+            }
+        }
     }
 
     /// Installs `rule`. A rule whose id is already installed is refused.
@@ -370,6 +412,7 @@ impl Classifier {
         self.subtables.clear();
         self.free_subtables.clear();
         self.by_mask.clear();
+        self.reserved.clear();
         self.order.clear();
         self.len = 0;
     }
@@ -638,7 +681,10 @@ impl Classifier {
 
     fn add_subtable(&mut self, mask: FlowKey) -> u32 {
         let pos = self.order.len() as u32;
-        let st = Subtable::new(mask, pos);
+        let mut st = Subtable::new(mask, pos);
+        if let Some(n) = self.reserved.remove(&mask) {
+            st.reserve(n, &self.slots);
+        }
         let st_no = match self.free_subtables.pop() {
             Some(n) => {
                 self.subtables[n as usize] = Some(st);

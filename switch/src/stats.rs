@@ -112,6 +112,13 @@ pub struct PmdStats {
     pub idle_ns: u64,
     /// Times the PMD went to sleep waiting for traffic.
     pub sleeps: u64,
+    /// Loop iterations by how long each took (commands, polling, forwarding; a sleep is not
+    /// part of one): bucket `k` counts those shorter than [`iteration_bucket_le_ns`]`(k)`, the
+    /// last bucket the longer ones. Whatever stalls the PMD (a long command, the host taking
+    /// its CPU) shows as an iteration in a high bucket.
+    pub iterations_by_time: [u64; ITERATION_BUCKETS],
+    /// The summed duration of those iterations, nanoseconds.
+    pub iteration_ns: u64,
     /// Frames received on all of this PMD's rx queues.
     pub rx_packets: u64,
     /// Frames decided by their in-port alone, without a cache or classifier lookup: the
@@ -134,7 +141,30 @@ pub struct PmdStats {
     pub ports: Vec<PortCounters>,
 }
 
+/// Buckets of [`PmdStats::iterations_by_time`]: 1.024 µs doubling up to 67 ms, then the rest.
+pub const ITERATION_BUCKETS: usize = 18;
+/// The smallest bucket's bound: 2^10 ns, so a bucket is a bit count of the duration.
+const ITERATION_BUCKET_SHIFT: u32 = 10;
+
+/// The upper bound (exclusive) of iteration bucket `k` in nanoseconds; `None` for the last
+/// bucket (unbounded) or past it.
+pub const fn iteration_bucket_le_ns(k: usize) -> Option<u64> {
+    if k + 1 >= ITERATION_BUCKETS {
+        None
+    } else {
+        Some(1 << (ITERATION_BUCKET_SHIFT as usize + k))
+    }
+}
+
 impl PmdStats {
+    /// Counts one loop iteration that took `ns`.
+    #[inline]
+    pub fn count_iteration(&mut self, ns: u64) {
+        let k = (u64::BITS - (ns >> ITERATION_BUCKET_SHIFT).leading_zeros()) as usize;
+        self.iterations_by_time[k.min(ITERATION_BUCKETS - 1)] += 1;
+        self.iteration_ns += ns;
+    }
+
     /// Counts one drop.
     #[inline]
     pub fn drop(&mut self, why: DropReason) {
@@ -181,3 +211,40 @@ pub struct PmdSnapshot {
 
 /// The mirror a PMD publishes into and readers copy out of.
 pub type StatsMirror = Arc<Mutex<PmdSnapshot>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iterations_land_in_the_bucket_of_their_duration() {
+        let mut s = PmdStats::default();
+        for ns in [
+            0,
+            1023,
+            1024,
+            2047,
+            2048,
+            1_000_000,
+            67_108_863,
+            67_108_864,
+            u64::MAX / 2,
+        ] {
+            s.count_iteration(ns);
+        }
+        let mut want = [0u64; ITERATION_BUCKETS];
+        want[0] = 2; // < 1024
+        want[1] = 2; // < 2048
+        want[2] = 1; // 2048
+        want[10] = 1; // 1 ms: < 2^20 ns
+        want[16] = 1; // just under 2^26 ns
+        want[17] = 2; // 2^26 ns and beyond: the unbounded bucket
+        assert_eq!(s.iterations_by_time, want);
+        for k in 0..ITERATION_BUCKETS {
+            match iteration_bucket_le_ns(k) {
+                Some(le) => assert_eq!(le, 1024 << k),
+                None => assert_eq!(k, ITERATION_BUCKETS - 1),
+            }
+        }
+    }
+}

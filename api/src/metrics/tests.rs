@@ -242,9 +242,52 @@ fn every_family_has_help_and_type_and_counters_end_in_total() {
         families += 1;
     }
     // 19 + 2 counter families, 9 gauge families less `vswitch_port_connected` (no vhost-user
-    // port here).
-    // 29 datapath families and one per tunnel counter.
+    // port here), the iteration histogram: 30 datapath families and one per tunnel counter.
     let tunnel = switch::tunnel::stats::TunnelStats::default().fields().len();
-    assert_eq!(families, 29 + tunnel, "families:\n{text}");
+    assert_eq!(families, 30 + tunnel, "families:\n{text}");
+    sw.shutdown();
+}
+
+#[test]
+fn the_iteration_histogram_is_cumulative_and_counts_every_iteration() {
+    let sw = start("");
+    let a = sw.mem_peer("a").unwrap();
+    for _ in 0..10 {
+        assert!(a.inject(&frame(1, 2)));
+    }
+    settle(&sw, &[&a]);
+    let snap = sw.stats().into_iter().next().unwrap();
+    let text = render(&sw);
+    let name = "vswitch_pmd_iteration_seconds";
+    let mut buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}_bucket{{")))
+        .map(|l| {
+            let le = l.split("le=\"").nth(1).unwrap().split('"').next().unwrap();
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap()
+            };
+            (le, l.rsplit(' ').next().unwrap().parse().unwrap())
+        })
+        .collect();
+    assert_eq!(buckets.len(), switch::stats::ITERATION_BUCKETS);
+    assert!(
+        buckets
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+        "{buckets:?}"
+    );
+    let (last_le, total) = buckets.pop().unwrap();
+    assert_eq!(last_le, f64::INFINITY);
+    assert_eq!(
+        value(&text, &format!("{name}_count"), &[("pmd", "0")]),
+        total
+    );
+    // The render read the mirror after `snap`: at least as many iterations, all counted.
+    let s = &snap.stats;
+    assert!(total >= (s.busy_iterations + s.idle_iterations) as f64 && total > 0.0);
+    assert!(value(&text, &format!("{name}_sum"), &[("pmd", "0")]) > 0.0);
     sw.shutdown();
 }

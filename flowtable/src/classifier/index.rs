@@ -198,9 +198,22 @@ impl Index {
         }
     }
 
+    /// Grows now, if needed, so that `additional` more values fit without growing.
+    pub(super) fn reserve(&mut self, additional: usize, rehash: impl Fn(u32) -> u64) {
+        let len = self.len + additional;
+        if len * 8 > self.buckets.len() * SLOTS * 7 {
+            // At most 7/8 full once they are all in.
+            self.resize((len * 8).div_ceil(SLOTS * 7), rehash);
+        }
+    }
+
     fn grow(&mut self, rehash: impl Fn(u32) -> u64) {
         let want = ((self.len + 1) * 2).div_ceil(SLOTS);
-        let nb = want.max(self.buckets.len() + 1);
+        self.resize(want.max(self.buckets.len() + 1), rehash);
+    }
+
+    /// Re-places every value into `nb` buckets.
+    fn resize(&mut self, nb: usize, rehash: impl Fn(u32) -> u64) {
         let old = std::mem::replace(&mut self.buckets, vec![EMPTY; nb]);
         for bk in &old {
             for (&t, &v) in bk.tags.iter().zip(&bk.vals) {

@@ -160,6 +160,18 @@ impl Subtable {
         FlowKey::from_words(w)
     }
 
+    /// Makes room for `additional` more entries (see [`super::Classifier::reserve`]); `slots`
+    /// gives the entries of the heads already indexed.
+    pub(super) fn reserve(&mut self, additional: usize, slots: &[Slot]) {
+        let n = self.n as usize;
+        self.values.reserve(additional * n);
+        let values = &self.values;
+        self.index.reserve(additional, |s| {
+            let e = slots[s as usize].entry as usize;
+            hash_vals(&values[e * n..][..n])
+        });
+    }
+
     /// A new entry for masked `value` (hash `h`, absent), whose chain is the rule at slot
     /// `head` alone. `slots` gives the entries of the heads already indexed.
     pub(super) fn add_entry(&mut self, value: &FlowKey, h: u64, head: u32, slots: &[Slot]) -> u32 {

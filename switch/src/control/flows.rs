@@ -2,14 +2,15 @@
 //! all at once or by match, and reading them with their hit counts summed over PMDs.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use flowtable::{Rule, RuleId};
+use flowtable::{Classifier, FlowKey, Rule, RuleId};
 
 use super::{FlowEntry, State, Switch, SwitchError};
 use crate::config::{
     CompiledFlow, FlowConfig, MatchValue, PathSeg, Problem, ProblemKind, DEFAULT_PRIORITY,
 };
-use crate::pmd::{PmdCmd, RuleOp};
+use crate::pmd::{PmdCmd, RuleOp, RULE_OPS_PER_ITERATION};
 
 /// A flow as the control plane knows it.
 #[derive(Debug, Clone)]
@@ -106,8 +107,13 @@ impl Switch {
         self.confirm(st)
     }
 
-    /// Sends every PMD `rules` to insert.
+    /// Sends every PMD `rules` to insert; a change larger than a PMD applies at once is
+    /// preceded by the room it needs, so that no table grows step by step under traffic.
     fn insert_rules(&self, rules: &[Rule]) {
+        if rules.len() > RULE_OPS_PER_ITERATION {
+            let per_mask: Arc<[(FlowKey, usize)]> = Classifier::masks_of(rules).into();
+            self.broadcast(|| PmdCmd::Reserve(per_mask.clone()));
+        }
         self.broadcast(|| {
             PmdCmd::Rules(
                 rules

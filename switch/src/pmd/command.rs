@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Sender, TryRecvError};
 use flowtable::fdb::L2Domain;
-use flowtable::{Action, MacAddr, PortNo, Rule, RuleId};
+use flowtable::{Action, FlowKey, MacAddr, PortNo, Rule, RuleId};
 use nix::sys::eventfd::EventFd;
 use ports::{RxQueue, TxQueue};
 use tracing::{debug, error};
@@ -22,6 +22,10 @@ use super::{trace, Pmd, RxqEntry};
 use crate::datapath::vlan::PortVlan;
 use crate::stats::{DropReason, RxqCounters};
 use crate::tunnel::{Underlay, VxlanPort};
+
+/// Rule changes applied per loop iteration: a slice of a large change costs the PMD about
+/// as long as a few bursts (see `apply_rule_slice`).
+pub(crate) const RULE_OPS_PER_ITERATION: usize = 256;
 
 /// A change to a PMD's rule table.
 pub(crate) enum RuleOp {
@@ -61,7 +65,10 @@ pub(crate) enum PmdCmd {
     Neighbours(Vec<(Ipv4Addr, MacAddr)>),
     /// Forget a port: its queues are dropped and its MACs flushed.
     DelPort(PortNo),
-    /// Apply rule changes, all at once between two bursts.
+    /// Make room for the rules of the next [`PmdCmd::Rules`]: how many have each mask
+    /// (`Classifier::reserve`), counted once by the control plane for every PMD.
+    Reserve(Arc<[(FlowKey, usize)]>),
+    /// Apply rule changes, in order, in slices between bursts (`Pmd::drain_commands`).
     Rules(Vec<RuleOp>),
     /// MACs another PMD learned.
     Learned(Vec<(L2Domain, MacAddr, PortNo)>),
@@ -90,19 +97,55 @@ pub(super) enum Flow {
 }
 
 impl Pmd {
-    /// Applies every command waiting, without blocking.
+    /// Applies the commands waiting, without blocking, and at most [`RULE_OPS_PER_ITERATION`]
+    /// rule changes: a large rule change (a bulk install of 100k rules) is applied over
+    /// several iterations, so forwarding goes on between its slices instead of stopping for
+    /// the whole change. Commands behind an unfinished change wait for it (they are applied
+    /// in order: a barrier still answers only once everything before it is in).
     pub(super) fn drain_commands(&mut self) -> Flow {
+        if self.rules_pending() {
+            self.apply_rule_slice();
+            return Flow::Continue;
+        }
         loop {
             match self.cmds.try_recv() {
                 Ok(cmd) => {
                     if let Flow::Stop = self.apply(cmd) {
                         return Flow::Stop;
                     }
+                    if self.rules_pending() {
+                        return Flow::Continue;
+                    }
                 }
                 Err(TryRecvError::Empty) => return Flow::Continue,
                 Err(TryRecvError::Disconnected) => return Flow::Stop,
             }
         }
+    }
+
+    /// A rule change is partly applied.
+    pub(super) fn rules_pending(&self) -> bool {
+        self.rule_ops.len() > 0
+    }
+
+    /// Applies the next slice of the pending rule change. Between slices frames see the rules
+    /// as far as applied (a prefix of the change, in order): the exact-match cache is
+    /// invalidated and the per-port decisions recomputed after each slice.
+    fn apply_rule_slice(&mut self) {
+        for op in self.rule_ops.by_ref().take(RULE_OPS_PER_ITERATION) {
+            match op {
+                RuleOp::Insert(rule) => {
+                    if let Err(e) = self.classifier.insert(*rule) {
+                        error!(pmd = self.cfg.index, "rule insert refused: {e}");
+                    }
+                }
+                RuleOp::Remove(id) => {
+                    self.classifier.remove(id);
+                }
+            }
+        }
+        self.emc.invalidate();
+        self.refresh_port_decisions();
     }
 
     /// Applies one command.
@@ -165,21 +208,10 @@ impl Pmd {
                 self.refresh_port_decisions();
                 debug!(pmd = self.cfg.index, %port, "port deleted");
             }
+            PmdCmd::Reserve(per_mask) => self.classifier.reserve(&per_mask),
             PmdCmd::Rules(ops) => {
-                for op in ops {
-                    match op {
-                        RuleOp::Insert(rule) => {
-                            if let Err(e) = self.classifier.insert(*rule) {
-                                error!(pmd = self.cfg.index, "rule insert refused: {e}");
-                            }
-                        }
-                        RuleOp::Remove(id) => {
-                            self.classifier.remove(id);
-                        }
-                    }
-                }
-                self.emc.invalidate();
-                self.refresh_port_decisions();
+                self.rule_ops = ops.into_iter();
+                self.apply_rule_slice();
             }
             PmdCmd::Learned(entries) => {
                 let now = Instant::now();

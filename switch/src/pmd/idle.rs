@@ -58,11 +58,32 @@ impl Sleeper {
     }
 
     /// Sleeps until traffic or a command arrives (or a timeout). Returns false without
-    /// sleeping when a queue already holds frames.
-    pub fn sleep(&self, rxqs: &mut [RxqEntry], cmd: &EventFd) -> bool {
+    /// sleeping when a queue already holds frames or `commands_waiting` says a command is
+    /// queued.
+    ///
+    /// The wakeups left from before (kicks that raced with disabling them, the command
+    /// eventfd's count) are consumed here, before arming, not after waking: the way back to
+    /// the first poll after a wakeup makes no system call but the `epoll_wait` returning,
+    /// however many queues the PMD serves. A kick consumed here that was not stale finds its
+    /// frames by the ring check in `enable_notify`; a command, by `commands_waiting`, asked
+    /// after the command eventfd was read (the control side queues the command, then writes
+    /// the eventfd).
+    pub fn sleep(
+        &self,
+        rxqs: &mut [RxqEntry],
+        cmd: &EventFd,
+        commands_waiting: impl FnOnce() -> bool,
+    ) -> bool {
         let Some(epoll) = &self.epoll else {
             return false;
         };
+        for r in rxqs.iter_mut() {
+            r.queue.ack_wakeup();
+        }
+        let _ = cmd.read();
+        if commands_waiting() {
+            return false;
+        }
         for i in 0..rxqs.len() {
             if !rxqs[i].queue.enable_notify() {
                 for r in &mut rxqs[..=i] {
@@ -81,9 +102,7 @@ impl Sleeper {
         let _ = epoll.wait(&mut events, EpollTimeout::from(ms));
         for r in rxqs.iter_mut() {
             r.queue.disable_notify();
-            r.queue.ack_wakeup();
         }
-        let _ = cmd.read();
         true
     }
 }

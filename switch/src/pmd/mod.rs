@@ -30,7 +30,7 @@ use tracing::{info, warn};
 
 /// The VLAN modes, where the control plane has always found them.
 pub(crate) use crate::datapath::vlan;
-pub(crate) use command::{PmdCmd, RuleOp};
+pub(crate) use command::{PmdCmd, RuleOp, RULE_OPS_PER_ITERATION};
 
 use crate::datapath::tx::TxBatches;
 use crate::stats::{PmdSnapshot, PmdStats, RxqCounters, StatsMirror};
@@ -90,6 +90,8 @@ pub(crate) struct Pmd {
     sleeper: Sleeper,
 
     classifier: Classifier,
+    /// The rest of a rule change being applied (`command.rs`), empty when none.
+    rule_ops: std::vec::IntoIter<RuleOp>,
     /// Per port number: the decision all its frames get when the rules make it depend on the
     /// in-port alone (recomputed on every rule or port change), else `None`.
     port_decisions: Vec<Option<PortDecision>>,
@@ -130,6 +132,7 @@ impl Pmd {
             tunnel: Tunnel::new(),
             sleeper,
             classifier: Classifier::new(),
+            rule_ops: Vec::new().into_iter(),
             port_decisions: Vec::new(),
             announce: Vec::with_capacity(BURST),
             burst: (0..BURST).map(|_| Packet::new()).collect(),
@@ -169,6 +172,7 @@ impl Pmd {
             self.send_announcements();
             let end = clock.now_ns();
             let spent = end.saturating_sub(now);
+            self.stats.count_iteration(spent);
             if got > 0 {
                 self.stats.busy_iterations += 1;
                 self.stats.busy_ns += spent;
@@ -182,7 +186,11 @@ impl Pmd {
                 if let Some(after) = sleep_after {
                     if end.saturating_sub(last_rx) >= after {
                         self.publish();
-                        if self.sleeper.sleep(&mut self.rxqs, &self.wake) {
+                        let (cmds, busy) = (&self.cmds, self.rules_pending());
+                        if self
+                            .sleeper
+                            .sleep(&mut self.rxqs, &self.wake, || busy || !cmds.is_empty())
+                        {
                             self.stats.sleeps += 1;
                         }
                         // `last_rx` stays: if this wake brought no traffic (a timeout or a

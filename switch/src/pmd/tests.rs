@@ -24,8 +24,8 @@ const B: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xb]);
 struct Rig {
     pmd: Pmd,
     peers: Vec<Option<MemPeer>>,
-    /// Keeps the command channel open (the tests apply commands directly).
-    _cmds: Sender<PmdCmd>,
+    /// The command channel (most tests apply commands directly, without it).
+    cmds: Sender<PmdCmd>,
 }
 
 impl Rig {
@@ -45,7 +45,7 @@ impl Rig {
         Rig {
             pmd: Pmd::new(cfg, rx, wake, mirror),
             peers: Vec::new(),
-            _cmds: cmds,
+            cmds,
         }
     }
 
@@ -295,4 +295,80 @@ fn burst_loop_for_callgrind() {
         sent += r.sent(2).len();
     }
     assert_eq!(sent, 32 * bursts);
+}
+
+/// A rule change larger than a slice is applied over several loop iterations, in order, and
+/// frames are forwarded between the slices (the PMD never stops for the whole change);
+/// commands sent behind it wait until it is all in.
+#[test]
+fn a_large_rule_change_is_applied_in_slices_with_forwarding_between() {
+    use super::command::RULE_OPS_PER_ITERATION;
+    let mut r = Rig::new();
+    r.port(1, PortVlan::Untagged);
+    r.port(2, PortVlan::Untagged);
+    r.rule(1, 1, &[Action::Output(PortNo(2))]);
+    // Rules that never match these frames (in-port 2), after one that replaces rule 1's
+    // decision at the very end: frames follow rule 1 until the last slice is in.
+    let n = 3 * RULE_OPS_PER_ITERATION + 10;
+    let mut ops: Vec<RuleOp> = (0..n as u64)
+        .map(|i| {
+            let mut m = Match::any();
+            m.set_in_port(PortNo(2));
+            m.set(
+                flowtable::Field::EthSrc,
+                &format!("02:00:00:00:{:02x}:{:02x}", i >> 8, i & 0xff),
+            )
+            .unwrap();
+            RuleOp::Insert(Box::new(Rule {
+                id: RuleId(100 + i),
+                priority: 10,
+                matches: m,
+                actions: vec![Action::Output(PortNo(1))].into(),
+            }))
+        })
+        .collect();
+    let mut drop_all = Match::any();
+    drop_all.set_in_port(PortNo(1));
+    ops.push(RuleOp::Insert(Box::new(Rule {
+        id: RuleId(99),
+        priority: 20,
+        matches: drop_all,
+        actions: Vec::new().into(),
+    })));
+    r.cmds.send(PmdCmd::Rules(ops)).unwrap();
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    r.cmds.send(PmdCmd::Barrier(done_tx)).unwrap();
+
+    let mut slices = 0;
+    while r.pmd.rules_pending() || slices == 0 {
+        assert!(matches!(
+            r.pmd.drain_commands(),
+            super::command::Flow::Continue
+        ));
+        slices += 1;
+        if r.pmd.rules_pending() {
+            assert!(
+                done_rx.try_recv().is_err(),
+                "the barrier waits for the change"
+            );
+            let f = frame(B, A, None, slices as u8);
+            assert_eq!(r.send(1, std::slice::from_ref(&f)), 1);
+            assert_eq!(r.sent(2), vec![f], "forwarded by rule 1 mid-change");
+        }
+    }
+    assert_eq!(slices, n / RULE_OPS_PER_ITERATION + 1);
+    assert_eq!(r.pmd.classifier.len(), n + 2);
+    assert!(matches!(
+        r.pmd.drain_commands(),
+        super::command::Flow::Continue
+    ));
+    assert!(
+        done_rx.try_recv().is_ok(),
+        "the barrier answered after the change"
+    );
+    assert_eq!(r.send(1, &[frame(B, A, None, 0)]), 1);
+    assert!(
+        r.sent(2).is_empty(),
+        "the last rule of the change decides now"
+    );
 }
