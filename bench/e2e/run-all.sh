@@ -16,6 +16,8 @@
 #               The defaults take about 22 minutes here (9 cases x 3 switches x 6 rounds).
 #               CASES="port l3 l3-packed 1518 flows-1 flows-1k flows-100k flows-1M flows-10M"
 #               ONLY="vswitchd ovs-dpdk dpdk-vhost" (switches, passed on to vhost-loop.sh)
+#               FAST_C2C_NS (the host-state bound for the fast-state table; default twice
+#               the fastest c2c reading of the run)
 #               and whatever vhost-loop.sh reads (VSWITCHD, CARGO_TARGET_DIR, ...).
 set -euo pipefail
 
@@ -177,6 +179,7 @@ log "all cases done in $T_TOTAL (m:ss)"
 # ---------------------------------------------------------------- the section
 # results.tsv (one line per switch and round, written by vhost-loop.sh):
 #   case round switch port0_pps port1_pps peak_pps ring frame_bytes pmd% guest% others% steal%
+#   c2c_ns_before c2c_ns_after
 # -> the markdown tables. mawk-compatible (no asort).
 # shellcheck disable=SC2016  # an awk program: its $ are awk's
 REPORT_AWK='
@@ -215,6 +218,12 @@ BEGIN {
     # A run whose guest never came up has no ring ("unknown"): leave it out.
     if ($7 != "unknown" && !((c, s, $7) in seenring)) { seenring[c, s, $7] = 1; ring[c, s] = ring[c, s] (ring[c, s] == "" ? "" : " or ") ringname($7) }
     if ($8 != "-" && $8 != "?") fb[c] = $8
+    # The host state around the run: the slower of the c2c readings before and after it.
+    if ($13 ~ /^[0-9]+$/ && $14 ~ /^[0-9]+$/) {
+        x = ($13 + 0 > $14 + 0) ? $13 + 0 : $14 + 0
+        c2c[c, s, r] = $13 "/" $14; worst[c, s, r] = x
+        if (minc2c == "" || x < minc2c) minc2c = x
+    }
 }
 END {
     printf "Mpps through the switch (both directions summed), **median** over the rounds; the ratios are of\n"
@@ -258,6 +267,39 @@ END {
         }
         printf "\n"
     }
+    # The same medians over the runs that caught the host in its fast state: both c2c readings
+    # within twice the fastest seen in this whole run (or FAST_C2C_NS).
+    thr = fastc2c + 0 > 0 ? fastc2c + 0 : (minc2c == "" ? 0 : 2 * minc2c)
+    if (thr > 0) {
+        printf "\nIn the host'"'"'s fast state only: the runs whose cache-line transfer CPU 0 <-> 1 (read by\n"
+        printf "`vhost_probe c2c` before and after each run) stayed at or under %d ns (the fastest reading of\n", thr
+        printf "the run was %d ns; this host'"'"'s slow state is about 5 times its fast one, so if every run caught\n", minc2c
+        printf "the slow state this table is that state). Medians, Mpps, (fast runs/runs):\n\n"
+        header("case", hasvs ? " vswitchd / OVS-DPDK | vswitchd / DPDK vhost |" : "")
+        printf "|---|%s%s\n", sep, hasvs ? "---|---|" : ""
+        for (i = 1; i <= nc; i++) {
+            c = C[i]; printf "| %s |", c
+            for (k = 1; k <= nsw; k++) {
+                s = SW[k]; fl = ""; nf = 0; na = 0
+                for (r = 1; r <= rounds; r++) if ((c, s, r) in tot) { na++; if (((c, s, r) in worst) && worst[c, s, r] <= thr) { fl = fl " " tot[c, s, r]; nf++ } }
+                fmed[c, s] = median(fl)
+                printf " %s (%d/%d) |", mpps(fmed[c, s]), nf, na
+            }
+            if (hasvs) printf " **%s** | **%s** |", ratio(fmed[c, "vswitchd"], fmed[c, "ovs-dpdk"]), ratio(fmed[c, "vswitchd"], fmed[c, "dpdk-vhost"])
+            printf "\n"
+        }
+        printf "\nHost state per run, c2c ns before/after (`f`: counted as fast above):\n\n"
+        header("case | round", "")
+        printf "|---|---|%s\n", sep
+        for (i = 1; i <= nc; i++) for (r = 1; r <= rounds; r++) {
+            c = C[i]; printf "| %s | %d |", c, r
+            for (k = 1; k <= nsw; k++) {
+                s = SW[k]
+                printf " %s%s |", ((c, s, r) in c2c) ? c2c[c, s, r] : "-", (((c, s, r) in worst) && worst[c, s, r] <= thr) ? " f" : ""
+            }
+            printf "\n"
+        }
+    }
     printf "\n**Noise:** over the %d runs, everything but the switch and the guest used a median of %s %% and at\n", nruns, median(olist)
     printf "most %d %% of one CPU during the measured windows; %d run(s) had the switch'"'"'s forwarding thread or\n", maxo, starved
     printf "the guest'"'"'s under 90 %% of its CPU; steal at most %d %%.\n", maxst
@@ -277,7 +319,8 @@ for c in $CASES; do labels+="$c=$(case_label "$c")"$'\t'; done
     echo "forwarding core alone on CPU 1. Load average at start $load_start, at end $load_end; busy at start:"
     echo "${busy_start:-nothing over 10 %}."
     echo
-    awk -F'\t' -v only="$ONLY" -v cases="$CASES" -v labels="$labels" -v rounds="$ROUNDS" "$REPORT_AWK" "$TSV"
+    awk -F'\t' -v only="$ONLY" -v cases="$CASES" -v labels="$labels" -v rounds="$ROUNDS" \
+        -v fastc2c="${FAST_C2C_NS:-0}" "$REPORT_AWK" "$TSV"
     echo
     echo "Cases: \`port\` = rules \`in_port=p0 -> output:p1\` and back; \`l3\` = \`in_port, ip, ip_dst=198.18.0.0/15\`"
     echo "(every frame through both switches' exact-match cache); \`packed\` = the guest's virtio-user ports ask"

@@ -18,6 +18,12 @@
 //!   any sleeping poll-mode thread pays on this machine to wake (a virtual CPU that halted
 //!   waits for its host to run it again), the floor under `wakeup`.
 //!
+//! - `c2c`: no switch: two threads pinned to CPU 0 and `--cpu` bounce one cache line
+//!   (`--count` round trips, default 1000 per batch, 51 batches): the time of one transfer
+//!   between the two cores. This host has two speeds that switch for seconds at a time, and
+//!   its slow one is cross-core transfers at about three times their usual cost: a c2c
+//!   reading beside each end-to-end run says which state that run caught.
+//!
 //! Output: `key=value` lines on stdout (the `bench/e2e/latency.sh` harness parses them).
 //!
 //!     cargo run --release -p bench --example vhost_probe -- wakeup --tx A.sock --rx B.sock
@@ -75,8 +81,10 @@ fn parse_args() -> Result<Args, String> {
     let mode = it
         .next()
         .ok_or("usage: vhost_probe wakeup|gaps --tx SOCK --rx SOCK ...")?;
-    if !["wakeup", "gaps", "floor"].contains(&mode.as_str()) {
-        return Err(format!("unknown mode {mode:?} (wakeup, gaps or floor)"));
+    if !["wakeup", "gaps", "floor", "c2c"].contains(&mode.as_str()) {
+        return Err(format!(
+            "unknown mode {mode:?} (wakeup, gaps, floor or c2c)"
+        ));
     }
     let mut a = Args {
         mode,
@@ -110,7 +118,9 @@ fn parse_args() -> Result<Args, String> {
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
-    if a.mode != "floor" && (a.tx.as_os_str().is_empty() || a.rx.as_os_str().is_empty()) {
+    if !["floor", "c2c"].contains(&a.mode.as_str())
+        && (a.tx.as_os_str().is_empty() || a.rx.as_os_str().is_empty())
+    {
         return Err("--tx and --rx are required".into());
     }
     Ok(a)
@@ -317,9 +327,7 @@ fn floor(a: &Args) {
     let sleeper = {
         let (efd, woke) = (efd.clone(), woke.clone());
         std::thread::spawn(move || {
-            let mut set = CpuSet::new();
-            set.set(cpu).expect("cpu number");
-            sched_setaffinity(Pid::from_raw(0), &set).expect("pin the sleeping thread");
+            pin(cpu);
             let ep = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).expect("epoll");
             ep.add(efd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 0))
                 .expect("epoll add");
@@ -347,6 +355,59 @@ fn floor(a: &Args) {
     lat.sort_unstable();
     println!("mode=floor cpu={}", a.cpu);
     println!("{}", wake_line(&lat, 0, a.idle));
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin(cpu: usize) {
+    let mut set = CpuSet::new();
+    set.set(cpu).expect("cpu number");
+    sched_setaffinity(Pid::from_raw(0), &set).expect("pin");
+}
+
+/// One cache line, alone on it.
+#[repr(align(64))]
+struct Line(AtomicU64);
+
+fn c2c(a: &Args) {
+    const BATCHES: usize = 51;
+    let line = Arc::new(Line(AtomicU64::new(0)));
+    let (cpu, rounds) = (a.cpu, a.count as u64);
+    let total = rounds * BATCHES as u64;
+    let echo = {
+        let line = line.clone();
+        std::thread::spawn(move || {
+            pin(cpu);
+            // Odd values are the pinger's, even ones the echo's.
+            for i in 0..total {
+                while line.0.load(Ordering::Acquire) != 2 * i + 1 {
+                    std::hint::spin_loop();
+                }
+                line.0.store(2 * i + 2, Ordering::Release);
+            }
+        })
+    };
+    pin(0);
+    let mut per_batch = Vec::with_capacity(BATCHES);
+    for b in 0..BATCHES as u64 {
+        let t = Instant::now();
+        for i in b * rounds..(b + 1) * rounds {
+            line.0.store(2 * i + 1, Ordering::Release);
+            while line.0.load(Ordering::Acquire) != 2 * i + 2 {
+                std::hint::spin_loop();
+            }
+        }
+        // A round trip is two transfers.
+        per_batch.push(t.elapsed().as_nanos() as u64 / (2 * rounds));
+    }
+    echo.join().expect("the echo thread");
+    per_batch.sort_unstable();
+    println!(
+        "mode=c2c cpus=0,{} transfer_ns={} min_ns={} max_ns={}",
+        a.cpu,
+        quantile(&per_batch, 0.5),
+        per_batch[0],
+        per_batch[BATCHES - 1]
+    );
 }
 
 fn gaps(a: &Args) {
@@ -433,6 +494,7 @@ fn main() {
     match a.mode.as_str() {
         "wakeup" => wakeup(&a),
         "floor" => floor(&a),
+        "c2c" => c2c(&a),
         _ => gaps(&a),
     }
 }
