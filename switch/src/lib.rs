@@ -17,6 +17,7 @@
 pub mod config;
 pub mod control;
 mod datapath;
+pub mod offload;
 mod pmd;
 pub mod stats;
 pub mod tunnel;
