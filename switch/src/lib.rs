@@ -5,6 +5,8 @@
 //! - [`control`]: [`Switch`], which owns ports and flows and sends every change to the PMDs
 //!   (a file per resource: PMDs, ports, flows, fdb, trace);
 //! - `datapath`: tx batches and VLAN tag editing, shared by `pmd` and `tunnel` (below both);
+//! - [`offload`]: guest offloads in software: the virtio-net header checked as an offload
+//!   request, checksums, segmentation (not yet wired into the pipeline, issue 13);
 //! - `pmd`: the poll-mode threads and the per-burst pipeline (rx, key, lookup, execute, tx);
 //! - [`stats`]: per-PMD counters and how they are published;
 //! - [`tunnel`]: VXLAN ports over an IPv4 underlay (ARP, neighbour cache, encap/decap).
