@@ -16,8 +16,8 @@
 #               The defaults take about 22 minutes here (9 cases x 3 switches x 6 rounds).
 #               CASES="port l3 l3-packed 1518 flows-1 flows-1k flows-100k flows-1M flows-10M"
 #               ONLY="vswitchd ovs-dpdk dpdk-vhost" (switches, passed on to vhost-loop.sh)
-#               FAST_C2C_NS (the host-state bound for the fast-state table; default twice
-#               the fastest c2c reading of the run)
+#               FAST_C2C_NS (the host-state bound for the fast-state table; default the
+#               top of the lower cluster of the run's c2c readings)
 #               and whatever vhost-loop.sh reads (VSWITCHD, CARGO_TARGET_DIR, ...).
 set -euo pipefail
 
@@ -222,7 +222,7 @@ BEGIN {
     if ($13 ~ /^[0-9]+$/ && $14 ~ /^[0-9]+$/) {
         x = ($13 + 0 > $14 + 0) ? $13 + 0 : $14 + 0
         c2c[c, s, r] = $13 "/" $14; worst[c, s, r] = x
-        if (minc2c == "" || x < minc2c) minc2c = x
+        readings[++nread] = $13 + 0; readings[++nread] = $14 + 0
     }
 }
 END {
@@ -268,13 +268,18 @@ END {
         printf "\n"
     }
     # The same medians over the runs that caught the host in its fast state: both c2c readings
-    # within twice the fastest seen in this whole run (or FAST_C2C_NS).
-    thr = fastc2c + 0 > 0 ? fastc2c + 0 : (minc2c == "" ? 0 : 2 * minc2c)
+    # at or under the bound (FAST_C2C_NS, or the top of the lower cluster of all readings:
+    # sorted, they split at their widest ratio, when that is over 2x; one cluster: all fast).
+    for (i = 2; i <= nread; i++) { t = readings[i]; for (j = i - 1; j >= 1 && readings[j] > t; j--) readings[j + 1] = readings[j]; readings[j + 1] = t }
+    thr = nread ? readings[nread] : 0; widest = 2
+    for (i = 1; i < nread; i++) if (readings[i] > 0 && readings[i + 1] / readings[i] > widest) { widest = readings[i + 1] / readings[i]; thr = readings[i] }
+    if (fastc2c + 0 > 0) thr = fastc2c + 0
+    minc2c = nread ? readings[1] : 0; maxc2c = nread ? readings[nread] : 0
     if (thr > 0) {
         printf "\nIn the host'"'"'s fast state only: the runs whose cache-line transfer CPU 0 <-> 1 (read by\n"
-        printf "`vhost_probe c2c` before and after each run) stayed at or under %d ns (the fastest reading of\n", thr
-        printf "the run was %d ns; this host'"'"'s slow state is about 5 times its fast one, so if every run caught\n", minc2c
-        printf "the slow state this table is that state). Medians, Mpps, (fast runs/runs):\n\n"
+        printf "`vhost_probe c2c` before and after each run) stayed at or under %d ns (the readings of the run\n", thr
+        printf "went from %d to %d ns; the bound is the top of their lower cluster, or FAST_C2C_NS; with one\n", minc2c, maxc2c
+        printf "cluster every run counts). Medians, Mpps, (fast runs/runs):\n\n"
         header("case", hasvs ? " vswitchd / OVS-DPDK | vswitchd / DPDK vhost |" : "")
         printf "|---|%s%s\n", sep, hasvs ? "---|---|" : ""
         for (i = 1; i <= nc; i++) {
