@@ -96,7 +96,7 @@ install_missing() {
     apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
         { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
 }
-install_missing dpdk-dev coreutils util-linux procps
+install_missing dpdk-dev coreutils util-linux procps curl
 OVS_OK=1 OVS_WHY=""
 if [[ " $ONLY " == *" ovs-dpdk "* ]]; then
     # Debian's postinst tries to start the service; policy-rc.d or no systemd simply skips it.
@@ -289,6 +289,7 @@ measure_guest_inner() {
     read -r busy0 st0 < <(cpu_busy)
     sw0=$(proc_ticks "$swpid"); gu0=$(proc_ticks "$GUEST_PID")
     proc_ticks "$swpid" threads >"$WORK/sw-threads.0"; proc_ticks "$GUEST_PID" threads >"$WORK/gu-threads.0"
+    [[ -n ${SNAPSHOT:-} ]] && $SNAPSHOT 0
     t0=$(date +%s.%N)
     for ((i = 1; i <= SAMPLES; i++)); do
         sleep "$(awk -v s="$SECONDS_MEASURE" -v n="$SAMPLES" 'BEGIN {printf "%.3f", s / n}')"
@@ -296,6 +297,7 @@ measure_guest_inner() {
         wait_for "$glog" "Rx-pps:" 10 $((base + 2 + 2 * i)) || { log "$label: no stats"; return 1; }
     done
     t1=$(date +%s.%N)
+    [[ -n ${SNAPSHOT:-} ]] && $SNAPSHOT 1
     read -r busy1 st1 < <(cpu_busy)
     sw1=$(proc_ticks "$swpid"); gu1=$(proc_ticks "$GUEST_PID")
     proc_ticks "$swpid" threads >"$WORK/sw-threads.1"; proc_ticks "$GUEST_PID" threads >"$WORK/gu-threads.1"
@@ -327,6 +329,25 @@ measure_guest_inner() {
 }
 
 # ---------------------------------------------------------------- the switches
+# vswitchd's /metrics at the start (0) and end (1) of the measured window, into DIR.
+vswitchd_metrics() { curl -s --unix-socket "$1/api.sock" http://localhost/metrics >"$1/metrics.$2" 2>/dev/null || true; }
+# What PMD 0 did between two scrapes: frames per busy iteration (a burst is at most 32 per
+# rx queue) and the share of iterations that found nothing.
+pmd_window() {
+    awk '
+        FNR == 1 { f++ }
+        /^vswitch_pmd_(rx_packets|busy_iterations|idle_iterations)_total\{pmd="0"\}/ {
+            k = $1; sub(/\{.*/, "", k); v[f, k] = $NF
+        }
+        END {
+            rx = v[2, "vswitch_pmd_rx_packets_total"] - v[1, "vswitch_pmd_rx_packets_total"]
+            b = v[2, "vswitch_pmd_busy_iterations_total"] - v[1, "vswitch_pmd_busy_iterations_total"]
+            i = v[2, "vswitch_pmd_idle_iterations_total"] - v[1, "vswitch_pmd_idle_iterations_total"]
+            if (b <= 0) { print "no metrics"; exit }
+            printf "%.1f frames per busy iteration, %.0f%% of %d iterations empty", rx / b, 100 * i / (b + i), b + i
+        }' "$1" "$2" 2>/dev/null || echo "no metrics"
+}
+
 run_vswitchd() {     # run_vswitchd LABEL SLEEP_US|"" [BINARY]
     local label=$1 sleep_us=$2 bin=${3:-$VSWITCHD} d=$WORK/r$ROUND-$1 cfg pid r
     mkdir -p "$d"
@@ -353,7 +374,8 @@ run_vswitchd() {     # run_vswitchd LABEL SLEEP_US|"" [BINARY]
     # vhost-user connection threads) unpinned, and refuses pmd_cores outside its own affinity
     # mask, so it cannot start under `taskset -c 0`: once it runs, move every thread but the
     # PMDs to CPU 0 (threads they start later inherit that).
-    RUST_LOG=info "$bin" --config "$cfg" --api-listen off >"$d/vswitchd.log" 2>&1 &
+    RUST_LOG=info "$bin" --config "$cfg" --api-listen off --api-socket "$d/api.sock" --no-auth \
+        >"$d/vswitchd.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
     if ! wait_for "$d/vswitchd.log" "vswitchd running" 20; then
@@ -365,7 +387,10 @@ run_vswitchd() {     # run_vswitchd LABEL SLEEP_US|"" [BINARY]
         [[ $(cat "$t/comm" 2>/dev/null) == pmd* ]] && continue
         taskset -p -c "$GUEST_CPU" "${t##*/}" >/dev/null 2>&1 || true
     done
+    SNAPSHOT="vswitchd_metrics $d"
     measure_guest "$label" "$d/p0.sock" "$d/p1.sock" "$pid" || true; r=$RESULT
+    SNAPSHOT=""
+    log "$label: PMD over the window: $(pmd_window "$d/metrics.0" "$d/metrics.1")"
     stop_pid "$pid" 20
     forget_pid "$pid"
     grep -h "totals" "$d/vswitchd.log" | sed "s/^/[$label] /" | tail -4 >&2 || true
