@@ -127,15 +127,21 @@ log "machine: $cpu_model, $cpus CPUs, kernel $(uname -r); load $load_start; busy
 log "section goes to $OUT (raw rows ${OUT%.md}.tsv)$( ((RECORD)) && echo " and into $RESULTS_MD"); logs in $LOGDIR$( ((KEEP_LOGS)) || echo " (removed at the end; --keep-logs keeps them)")"
 
 # ---------------------------------------------------------------- the cases
-# One case's median Mpps per switch and the two ratios, from results.tsv (mawk-compatible).
+# The functions both awk programs below use (mawk-compatible: no asort).
 # shellcheck disable=SC2016  # an awk program: its $ are awk's
-MEDIANS_AWK='
-function median(list,    a, n, i, j, t) {
+SORT_AWK='
+function sortn(a, n,    i, j, t) {
+    for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+}
+function median(list,    a, n) {
     n = split(list, a, " ")
     if (n == 0) return ""
-    for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    sortn(a, n)
     return n % 2 ? a[(n + 1) / 2] + 0 : (a[n / 2] + a[n / 2 + 1]) / 2
-}
+}'
+# One case's median Mpps per switch and the two ratios, from results.tsv.
+# shellcheck disable=SC2016  # an awk program: its $ are awk's
+MEDIANS_AWK=$SORT_AWK'
 $1 == c && $4 != "-" { list[$3] = list[$3] " " ($4 + $5) }
 END {
     n = split(only, SW, " "); out = "medians"
@@ -180,15 +186,9 @@ log "all cases done in $T_TOTAL (m:ss)"
 # results.tsv (one line per switch and round, written by vhost-loop.sh):
 #   case round switch port0_pps port1_pps peak_pps ring frame_bytes pmd% guest% others% steal%
 #   c2c_ns_before c2c_ns_after
-# -> the markdown tables. mawk-compatible (no asort).
+# -> the markdown tables.
 # shellcheck disable=SC2016  # an awk program: its $ are awk's
-REPORT_AWK='
-function median(list,    a, n, i, j, t) {
-    n = split(list, a, " ")
-    if (n == 0) return ""
-    for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-    return n % 2 ? a[(n + 1) / 2] + 0 : (a[n / 2] + a[n / 2 + 1]) / 2
-}
+REPORT_AWK=$SORT_AWK'
 function mpps(x) { return x == "" ? "-" : sprintf("%.2f", x / 1e6) }
 function ratio(x, y) { return (x == "" || y == "" || y == 0) ? "-" : sprintf("%.2f", x / y) }
 function ringname(r) { return r == "split,split" ? "split" : r == "packed,packed" ? "packed" : r }
@@ -270,7 +270,7 @@ END {
     # The same medians over the runs that caught the host in its fast state: both c2c readings
     # at or under the bound (FAST_C2C_NS, or the top of the lower cluster of all readings:
     # sorted, they split at their widest ratio, when that is over 2x; one cluster: all fast).
-    for (i = 2; i <= nread; i++) { t = readings[i]; for (j = i - 1; j >= 1 && readings[j] > t; j--) readings[j + 1] = readings[j]; readings[j + 1] = t }
+    sortn(readings, nread)
     thr = nread ? readings[nread] : 0; widest = 2
     for (i = 1; i < nread; i++) if (readings[i] > 0 && readings[i + 1] / readings[i] > widest) { widest = readings[i + 1] / readings[i]; thr = readings[i] }
     if (fastc2c + 0 > 0) thr = fastc2c + 0

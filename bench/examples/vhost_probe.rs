@@ -162,10 +162,10 @@ impl Path {
         for (id, addr) in rx.post_rx_buffers(usize::from(QSIZE), RX_BUF) {
             rx_addr[usize::from(id)] = addr;
         }
-        publish(&mut rx, RXQ, packed);
+        rx.make_available(RXQ);
         // The sender's receive ring gets buffers too, should the switch send it anything.
         let _ = tx.post_rx_buffers(16, RX_BUF);
-        publish(&mut tx, RXQ, packed);
+        tx.make_available(RXQ);
         Path {
             tx,
             rx,
@@ -240,16 +240,7 @@ impl Path {
             let nid = self.rx.add_chain(RXQ, &[(addr, RX_BUF, DESC_F_WRITE)]);
             self.rx_addr[usize::from(nid)] = addr;
         }
-        publish(&mut self.rx, RXQ, self.packed);
-    }
-}
-
-/// Makes what was added to ring `v` available, without the test driver's unconditional kick.
-fn publish(g: &mut Guest, v: usize, packed: bool) {
-    if packed {
-        g.packed[v].publish(&g.mem);
-    } else {
-        g.rings[v].publish(&g.mem);
+        self.rx.make_available(RXQ);
     }
 }
 

@@ -165,11 +165,8 @@ impl Subtable {
     pub(super) fn reserve(&mut self, additional: usize, slots: &[Slot]) {
         let n = self.n as usize;
         self.values.reserve(additional * n);
-        let values = &self.values;
-        self.index.reserve(additional, |s| {
-            let e = slots[s as usize].entry as usize;
-            hash_vals(&values[e * n..][..n])
-        });
+        self.index
+            .reserve(additional, head_hash(&self.values, n, slots));
     }
 
     /// A new entry for masked `value` (hash `h`, absent), whose chain is the rule at slot
@@ -192,11 +189,8 @@ impl Subtable {
                 e
             }
         };
-        let values = &self.values;
-        self.index.insert(h, head, |s| {
-            let e = slots[s as usize].entry as usize;
-            hash_vals(&values[e * n..][..n])
-        });
+        self.index
+            .insert(h, head, head_hash(&self.values, n, slots));
         e
     }
 
@@ -252,6 +246,15 @@ impl Subtable {
 }
 
 /// The hash of masked words `vals` (in mask word order).
+/// The hash of the entry whose chain starts at slot `s` (what the index re-places a value
+/// with when it grows), for a subtable of `n` words per entry.
+fn head_hash<'a>(values: &'a [u64], n: usize, slots: &'a [Slot]) -> impl Fn(u32) -> u64 + 'a {
+    move |s| {
+        let e = slots[s as usize].entry as usize;
+        hash_vals(&values[e * n..][..n])
+    }
+}
+
 fn hash_vals(vals: &[u64]) -> u64 {
     let acc = vals
         .iter()

@@ -269,12 +269,18 @@ impl Guest {
 
     /// Publishes the avail index (a packed ring: the chains' first flags) and kicks.
     pub fn publish(&mut self, v: usize) {
+        self.make_available(v);
+        self.kicks[v].write(1).unwrap();
+    }
+
+    /// Publishes ring `v` without kicking (the avail index; a packed ring: the chains' first
+    /// flags), as a poll-mode driver posting receive buffers does.
+    pub fn make_available(&mut self, v: usize) {
         if let Some(r) = self.packed.get_mut(v) {
             r.publish(&self.mem);
         } else {
             self.rings[v].publish(&self.mem);
         }
-        self.kicks[v].write(1).unwrap();
     }
 
     /// Publishes ring `v` as a virtio driver does (§2.7.10, §2.8.10): kicks only when the
@@ -282,19 +288,22 @@ impl Guest {
     /// the new avail index passes `avail_event`; packed: the device event flags anything
     /// but disabled. Returns whether it kicked. ([`Guest::publish`] always kicks.)
     pub fn publish_as_driver(&mut self, v: usize) -> bool {
-        let wanted = if let Some(r) = self.packed.get_mut(v) {
-            r.publish(&self.mem);
-            fence(Ordering::SeqCst);
-            r.device_event(&self.mem).1 != EVENT_FLAGS_DISABLE
+        let packed = v < self.packed.len();
+        // The split ring's avail index before this publication (EVENT_IDX compares with it).
+        let old = if packed {
+            0
+        } else {
+            self.rings[v].avail_idx(&self.mem)
+        };
+        self.make_available(v);
+        // The stores above before the loads below (the device fences the other way).
+        fence(Ordering::SeqCst);
+        let wanted = if packed {
+            self.packed[v].device_event(&self.mem).1 != EVENT_FLAGS_DISABLE
         } else {
             let r = &self.rings[v];
-            let old = r.avail_idx(&self.mem);
-            r.publish(&self.mem);
-            // The store above before the loads below (the device fences the other way).
-            fence(Ordering::SeqCst);
             if self.features & EVENT_IDX != 0 {
-                let event = r.avail_event(&self.mem);
-                let new = r.next_avail;
+                let (event, new) = (r.avail_event(&self.mem), r.next_avail);
                 new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
             } else {
                 r.used_flags(&self.mem) & USED_F_NO_NOTIFY == 0

@@ -27,19 +27,29 @@ fn arbitrary_hdr() -> impl Strategy<Value = VirtioNetHdr> {
     let csum_start = prop_oneof![30u16..=60, 0u16..=300, any::<u16>()];
     let csum_offset = prop_oneof![Just(6u16), Just(16), 0u16..=64, any::<u16>()];
     let rest = (any::<u16>(), any::<u16>());
-    (flags, gso_type, gso_size, csum_start, csum_offset, rest).prop_map(
-        |(flags, gso_type, gso_size, csum_start, csum_offset, (hdr_len, num_buffers))| {
-            VirtioNetHdr {
-                flags,
-                gso_type,
-                hdr_len,
-                gso_size,
-                csum_start,
-                csum_offset,
-                num_buffers,
-            }
-        },
-    )
+    (flags, gso_type, gso_size, csum_start, csum_offset, rest).prop_map(hdr_of)
+}
+
+/// The header of the fields `arbitrary_hdr` and `lying_hdr` draw, in their order.
+fn hdr_of(
+    (flags, gso_type, gso_size, csum_start, csum_offset, (hdr_len, num_buffers)): (
+        u8,
+        u8,
+        u16,
+        u16,
+        u16,
+        (u16, u16),
+    ),
+) -> VirtioNetHdr {
+    VirtioNetHdr {
+        flags,
+        gso_type,
+        hdr_len,
+        gso_size,
+        csum_start,
+        csum_offset,
+        num_buffers,
+    }
 }
 
 /// The header a guest would send with `spec` as a GSO burst, each field replaced by a lie
@@ -79,19 +89,7 @@ fn lying_hdr(spec: &FrameSpec) -> impl Strategy<Value = VirtioNetHdr> {
         1 => any::<u16>(),
     ];
     let rest = (any::<u16>(), any::<u16>());
-    (flags, gso_type, gso_size, csum_start, csum_offset, rest).prop_map(
-        |(flags, gso_type, gso_size, csum_start, csum_offset, (hdr_len, num_buffers))| {
-            VirtioNetHdr {
-                flags,
-                gso_type,
-                hdr_len,
-                gso_size,
-                csum_start,
-                csum_offset,
-                num_buffers,
-            }
-        },
-    )
+    (flags, gso_type, gso_size, csum_start, csum_offset, rest).prop_map(hdr_of)
 }
 
 /// Carries out an accepted request the way the datapath will, checking only what holds for
