@@ -10,7 +10,8 @@
 //! ports that need no privileges: [`mem`], an in-memory port pair for tests, and [`fault`], a
 //! seeded fault injector; [`afxdp`] (AF_XDP uplinks with our own XDP program) and [`tap`]
 //! (kernel tap interfaces, batched with io_uring); [`link`], what sysfs says of a kernel
-//! interface (MAC, MTU, rx queue count).
+//! interface (MAC, MTU, rx queue count); [`offload`], the virtio-net header a frame carries
+//! through the switch and the offloads an output takes unfinished.
 //!
 //! Layering: depends on `flowtable` only for shared newtypes; knows nothing of the pipeline.
 #![deny(missing_docs)]
@@ -24,6 +25,7 @@ pub mod afxdp;
 pub mod fault;
 pub mod link;
 pub mod mem;
+pub mod offload;
 pub mod packet;
 pub mod port;
 pub mod tap;
@@ -32,5 +34,6 @@ pub mod vhost;
 pub mod watchdog;
 
 pub use link::{LinkError, LinkFacts};
+pub use offload::{TxOffloads, VirtioNetHdr};
 pub use packet::Packet;
 pub use port::{GuestFaults, Port, PortError, RxQueue, TxQueue, BURST};

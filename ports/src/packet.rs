@@ -1,5 +1,7 @@
 //! Switch-owned frame buffers with headroom.
 
+use crate::offload::VirtioNetHdr;
+
 /// Bytes kept free in front of a received frame, so encapsulation (VLAN: 4 bytes, VXLAN: 50)
 /// prepends without moving the frame.
 pub const HEADROOM: usize = 128;
@@ -9,7 +11,8 @@ pub const DEFAULT_CAPACITY: usize = 2048;
 /// The largest frame a buffer holds (a 64 KiB TSO frame plus its Ethernet and VLAN headers).
 pub const MAX_FRAME: usize = 65_535 + 18;
 
-/// One frame in switch memory: `buf[start..end]`.
+/// One frame in switch memory: `buf[start..end]`, and the offload request its source left
+/// with it (a guest's virtio-net header; none from any other port).
 ///
 /// Buffers are allocated when a PMD starts and then reused burst after burst; moving a frame
 /// between an rx burst and a tx batch swaps buffers instead of copying bytes.
@@ -18,6 +21,7 @@ pub struct Packet {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    offload: VirtioNetHdr,
 }
 
 impl Default for Packet {
@@ -39,6 +43,26 @@ impl Packet {
             buf: vec![0; DEFAULT_CAPACITY],
             start: HEADROOM,
             end: HEADROOM,
+            offload: VirtioNetHdr::default(),
+        }
+    }
+
+    /// A packet with no buffer, which allocates nothing: a placeholder while a real one is
+    /// elsewhere. It grows a buffer the first time a frame is prepared in it.
+    pub const fn empty() -> Packet {
+        Packet {
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            offload: VirtioNetHdr {
+                flags: 0,
+                gso_type: 0,
+                hdr_len: 0,
+                gso_size: 0,
+                csum_start: 0,
+                csum_offset: 0,
+                num_buffers: 0,
+            },
         }
     }
 
@@ -66,11 +90,31 @@ impl Packet {
         self.end == self.start
     }
 
+    /// The offload request the frame's source left (none unless a port set one).
+    #[inline(always)]
+    pub fn offload(&self) -> &VirtioNetHdr {
+        &self.offload
+    }
+
+    /// Replaces the frame's offload request.
+    #[inline]
+    pub fn set_offload(&mut self, hdr: VirtioNetHdr) {
+        self.offload = hdr;
+    }
+
+    /// Forgets the offload request (the work it asked for is done).
+    #[inline]
+    pub fn clear_offload(&mut self) {
+        self.offload = VirtioNetHdr::default();
+    }
+
     /// Makes room for a received frame of `len` bytes at the default headroom and returns it
-    /// for the port to write into. Returns `None` (and leaves the packet empty) when `len`
-    /// exceeds [`MAX_FRAME`]. Grows the buffer only when it is too small.
+    /// for the port to write into, with no offload request. Returns `None` (and leaves the
+    /// packet empty) when `len` exceeds [`MAX_FRAME`]. Grows the buffer only when it is too
+    /// small.
     #[inline]
     pub fn prepare(&mut self, len: usize) -> Option<&mut [u8]> {
+        self.offload = VirtioNetHdr::default();
         if len > MAX_FRAME {
             self.start = HEADROOM;
             self.end = HEADROOM;
@@ -82,6 +126,24 @@ impl Packet {
         self.start = HEADROOM;
         self.end = HEADROOM + len;
         Some(&mut self.buf[self.start..self.end])
+    }
+
+    /// [`Packet::prepare`] for a frame of `len` bytes that comes behind a virtio-net header:
+    /// returns room for both, the header in the headroom just in front of the frame, so a
+    /// port copies them in one go. [`Packet::take_header`] then reads the header.
+    #[inline]
+    pub fn prepare_with_header(&mut self, len: usize) -> Option<&mut [u8]> {
+        self.prepare(len)?;
+        Some(&mut self.buf[HEADROOM - VirtioNetHdr::LEN..self.end])
+    }
+
+    /// Takes the virtio-net header a port wrote in front of the frame
+    /// ([`Packet::prepare_with_header`]) as the frame's offload request.
+    #[inline]
+    pub fn take_header(&mut self) {
+        if let Some(bytes) = self.buf[..self.start].last_chunk::<{ VirtioNetHdr::LEN }>() {
+            self.offload = VirtioNetHdr::from_bytes(bytes);
+        }
     }
 
     /// Replaces the frame with a copy of `frame`; false (packet left empty) if it is too large.
@@ -96,6 +158,44 @@ impl Packet {
         }
     }
 
+    /// Replaces the frame and its offload request with copies of `other`'s; false (packet
+    /// left empty) if it is too large.
+    #[inline]
+    pub fn copy_packet(&mut self, other: &Packet) -> bool {
+        let copied = self.copy_from(other.data());
+        if copied {
+            self.offload = other.offload;
+        }
+        copied
+    }
+
+    /// Moves the offsets of the offload request (a partial checksum's start, the header
+    /// length of a segmentation request) with the bytes they point at: `n` bytes were added
+    /// (`grew`) or removed in front of `off`.
+    #[inline]
+    fn shift_offload(&mut self, off: usize, n: usize, grew: bool) {
+        if !self.offload.requests() {
+            return;
+        }
+        let shift = |at: &mut u16| {
+            let v = usize::from(*at);
+            if v < off {
+                return;
+            }
+            let moved = if grew { v + n } else { v.saturating_sub(n) };
+            // Past u16 only for a frame of more than 64 KiB of headers: the request no longer
+            // describes the frame, and an output checks it against the frame again.
+            *at = u16::try_from(moved).unwrap_or(u16::MAX);
+        };
+        let o = &mut self.offload;
+        if o.flags & VirtioNetHdr::F_NEEDS_CSUM != 0 {
+            shift(&mut o.csum_start);
+        }
+        if o.hdr_len != 0 {
+            shift(&mut o.hdr_len);
+        }
+    }
+
     /// Shortens the frame to `len` bytes (no-op if already shorter).
     pub fn truncate(&mut self, len: usize) {
         self.end = self.start + len.min(self.len());
@@ -104,11 +204,13 @@ impl Packet {
     /// Opens a gap of `n` bytes at offset `off` of the frame by moving the first `off` bytes
     /// towards the headroom, and returns the gap. Used to push a VLAN tag (`off` = 12) or,
     /// with `off` = 0, to prepend an outer header. Returns `None` if `off` is past the end of
-    /// the frame; moves the whole frame back only when the headroom is used up.
+    /// the frame; moves the whole frame back only when the headroom is used up. The offload
+    /// request's offsets at or after `off` move with their bytes.
     pub fn insert(&mut self, off: usize, n: usize) -> Option<&mut [u8]> {
         if off > self.len() || self.len() + n > MAX_FRAME {
             return None;
         }
+        self.shift_offload(off, n, true);
         if self.start < n {
             // Headroom exhausted (rare: nested encapsulation): shift the frame right.
             let len = self.len();
@@ -130,11 +232,13 @@ impl Packet {
 
     /// Removes `n` bytes at offset `off` by moving the first `off` bytes towards the end.
     /// Used to pop a VLAN tag (`off` = 12, `n` = 4) or, with `off` = 0, to strip an outer
-    /// header. Returns false (frame unchanged) if the range is not inside the frame.
+    /// header. Returns false (frame unchanged) if the range is not inside the frame. The
+    /// offload request's offsets after the range move with their bytes.
     pub fn remove(&mut self, off: usize, n: usize) -> bool {
         if off.checked_add(n).is_none_or(|e| e > self.len()) {
             return false;
         }
+        self.shift_offload(off + n, n, false);
         self.buf
             .copy_within(self.start..self.start + off, self.start + n);
         self.start += n;
@@ -176,6 +280,64 @@ mod test {
         assert_eq!(p.data(), &frame[..]);
         assert!(!p.remove(18, 4));
         assert!(p.insert(21, 1).is_none());
+    }
+
+    #[test]
+    fn the_header_lands_in_the_headroom_and_becomes_the_request() {
+        let mut p = Packet::new();
+        let hdr = VirtioNetHdr {
+            flags: VirtioNetHdr::F_NEEDS_CSUM,
+            csum_start: 34,
+            csum_offset: 16,
+            ..Default::default()
+        };
+        let dst = p.prepare_with_header(60).unwrap();
+        assert_eq!(dst.len(), VirtioNetHdr::LEN + 60);
+        dst[..VirtioNetHdr::LEN].copy_from_slice(&hdr.to_bytes());
+        dst[VirtioNetHdr::LEN..].fill(7);
+        p.take_header();
+        assert_eq!(*p.offload(), hdr);
+        assert_eq!(p.data(), &[7; 60]);
+        // A copy carries it; a frame prepared anew has none.
+        let mut q = Packet::new();
+        assert!(q.copy_packet(&p));
+        assert_eq!(*q.offload(), hdr);
+        assert!(q.copy_from(&[1, 2, 3]));
+        assert!(!q.offload().requests());
+        assert!(p.prepare(10).is_some());
+        assert!(!p.offload().requests());
+        // The placeholder grows a buffer when used.
+        let mut e = Packet::empty();
+        assert!(e.is_empty());
+        assert!(e.copy_from(&[5; 100]));
+        assert_eq!(e.data(), &[5; 100]);
+    }
+
+    #[test]
+    fn a_vlan_tag_moves_the_request_offsets_with_the_headers() {
+        let mut p = Packet::new();
+        p.copy_from(&[0; 100]);
+        let hdr = VirtioNetHdr {
+            flags: VirtioNetHdr::F_NEEDS_CSUM,
+            gso_type: VirtioNetHdr::GSO_TCPV4,
+            gso_size: 10,
+            hdr_len: 54,
+            csum_start: 34,
+            csum_offset: 16,
+            num_buffers: 0,
+        };
+        p.set_offload(hdr);
+        p.insert(12, 4).unwrap();
+        assert_eq!((p.offload().csum_start, p.offload().hdr_len), (38, 58));
+        assert!(p.remove(12, 4));
+        assert_eq!(*p.offload(), hdr);
+        // Bytes added behind the checksum's start leave it where it is.
+        p.insert(40, 4).unwrap();
+        assert_eq!((p.offload().csum_start, p.offload().hdr_len), (34, 58));
+        // No request: nothing to move.
+        p.clear_offload();
+        p.insert(0, 50).unwrap();
+        assert_eq!(*p.offload(), VirtioNetHdr::default());
     }
 
     #[test]

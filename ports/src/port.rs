@@ -2,6 +2,7 @@
 
 use std::os::fd::BorrowedFd;
 
+use crate::offload::TxOffloads;
 use crate::packet::Packet;
 
 /// The largest burst a queue is asked to move at once.
@@ -38,7 +39,18 @@ pub trait RxQueue: Send {
 pub trait TxQueue: Send {
     /// Transmits `pkts` in order and returns how many were taken (a prefix); the caller counts
     /// the rest as dropped. The packets stay the caller's: a port copies what it sends.
+    ///
+    /// A frame may carry an offload request ([`Packet::offload`]) only where
+    /// [`TxQueue::offloads`] takes it; a port that finds one it cannot take (its peer just
+    /// renegotiated) takes the frames before it and no more.
     fn tx_burst(&mut self, pkts: &mut [Packet]) -> usize;
+
+    /// The offload requests this queue takes unfinished, asked before each batch is filled;
+    /// the switch finishes the others first (fills checksums, segments). The default takes
+    /// none.
+    fn offloads(&self) -> TxOffloads {
+        TxOffloads::default()
+    }
 }
 
 /// A port as the control plane sees it: something that can hand out queues.

@@ -30,11 +30,14 @@ pub enum DropReason {
     /// port; this one had nowhere else to go (its destination is learned behind another
     /// vxlan port, or the only ports carrying its VLAN are vxlan ports).
     SplitHorizon,
+    /// The frame's virtio-net header asked for an offload the frame does not fit (a lying
+    /// header: see the in-port's `rx_offload_bad`).
+    BadOffload,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::Rule,
         DropReason::NoPort,
         DropReason::TxFull,
@@ -44,6 +47,7 @@ impl DropReason {
         DropReason::Vlan,
         DropReason::Tunnel,
         DropReason::SplitHorizon,
+        DropReason::BadOffload,
     ];
     /// How many reasons there are.
     pub const COUNT: usize = Self::ALL.len();
@@ -60,6 +64,7 @@ impl DropReason {
             DropReason::Vlan => "vlan",
             DropReason::Tunnel => "tunnel",
             DropReason::SplitHorizon => "split_horizon",
+            DropReason::BadOffload => "bad_offload",
         }
     }
 }
@@ -77,6 +82,17 @@ pub struct PortCounters {
     pub tx_bytes: u64,
     /// Frames the port's tx queue refused.
     pub tx_dropped: u64,
+    /// Frames received with an offload request (a partial checksum or TSO) that checked out.
+    pub rx_offload: u64,
+    /// Frames received with an offload request that lied about the frame (dropped).
+    pub rx_offload_bad: u64,
+    /// Frames the port's tx queue took with their offload request kept (a guest that
+    /// negotiated it gets the large frame as it is).
+    pub tx_offload: u64,
+    /// Segments made in software for the port (frames it could not take as they were).
+    pub tx_segments: u64,
+    /// Partial checksums filled in software for the port.
+    pub tx_csum_filled: u64,
 }
 
 impl PortCounters {
@@ -87,6 +103,11 @@ impl PortCounters {
         self.tx_packets += o.tx_packets;
         self.tx_bytes += o.tx_bytes;
         self.tx_dropped += o.tx_dropped;
+        self.rx_offload += o.rx_offload;
+        self.rx_offload_bad += o.rx_offload_bad;
+        self.tx_offload += o.tx_offload;
+        self.tx_segments += o.tx_segments;
+        self.tx_csum_filled += o.tx_csum_filled;
     }
 }
 

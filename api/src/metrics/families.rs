@@ -3,6 +3,7 @@
 //! | family | type | labels |
 //! |---|---|---|
 //! | `vswitch_port_{rx,tx}_{packets,bytes}_total`, `vswitch_port_tx_dropped_total` | counter | port |
+//! | `vswitch_port_offload_frames_total` (`rx`: frames that came with a checked offload request; `tx`: frames a port took with theirs), `vswitch_port_offload_bad_headers_total`, `vswitch_port_gso_segments_total`, `vswitch_port_csum_filled_total` | counter | port (direction) |
 //! | `vswitch_port_connected` (vhost-user: 1 while a frontend is attached) | gauge | port, type |
 //! | `vswitch_port_guest_faults_total` (vhost-user: `ring_broken`, `memory`, `chain_over_cap`, `interrupt_lost`, `refused_message`) | counter | port, fault |
 //! | `vswitch_rxq_{packets,bytes}_total` (per rx queue) | counter | port, queue, pmd |
@@ -79,13 +80,17 @@ impl View {
 /// Registers HELP text and units for every family.
 pub fn describe() {
     use Unit::{Bytes, Count};
-    let counters: [(&'static str, Unit, &'static str); 20] = [
+    let counters: [(&'static str, Unit, &'static str); 24] = [
         ("vswitch_port_rx_packets_total", Count, "Frames received on the port."),
         ("vswitch_port_guest_faults_total", Count, "A vhost-user tenant's faults on its port, by kind (ring_broken, memory: rings stopped by guest memory truncated under the switch, chain_over_cap, interrupt_lost, refused_message)."),
         ("vswitch_port_rx_bytes_total", Bytes, "Bytes received on the port."),
         ("vswitch_port_tx_packets_total", Count, "Frames the port's tx queues took."),
         ("vswitch_port_tx_bytes_total", Bytes, "Bytes the port's tx queues took."),
         ("vswitch_port_tx_dropped_total", Count, "Frames the port's tx queues refused (full)."),
+        ("vswitch_port_offload_frames_total", Count, "Frames with a guest offload request (partial checksum, TSO): rx, received and checked; tx, taken by the port with the request kept (a guest that negotiated it)."),
+        ("vswitch_port_offload_bad_headers_total", Count, "Frames from the port dropped because their virtio-net header lied about them."),
+        ("vswitch_port_gso_segments_total", Count, "Segments made in software for frames sent to the port (it could not take them whole)."),
+        ("vswitch_port_csum_filled_total", Count, "Partial checksums filled in software for frames sent to the port."),
         ("vswitch_rxq_packets_total", Count, "Frames received on one rx queue of a port."),
         ("vswitch_rxq_bytes_total", Bytes, "Bytes received on one rx queue of a port."),
         ("vswitch_txq_packets_total", Count, "Frames one PMD's tx queue to the port took."),
@@ -159,6 +164,16 @@ fn record_ports(view: &View) {
         counter!("vswitch_port_tx_packets_total", "port" => port.clone()).absolute(sum.tx_packets);
         counter!("vswitch_port_tx_bytes_total", "port" => port.clone()).absolute(sum.tx_bytes);
         counter!("vswitch_port_tx_dropped_total", "port" => port.clone()).absolute(sum.tx_dropped);
+        for (direction, n) in [("rx", sum.rx_offload), ("tx", sum.tx_offload)] {
+            counter!("vswitch_port_offload_frames_total", "port" => port.clone(), "direction" => direction)
+                .absolute(n);
+        }
+        counter!("vswitch_port_offload_bad_headers_total", "port" => port.clone())
+            .absolute(sum.rx_offload_bad);
+        counter!("vswitch_port_gso_segments_total", "port" => port.clone())
+            .absolute(sum.tx_segments);
+        counter!("vswitch_port_csum_filled_total", "port" => port.clone())
+            .absolute(sum.tx_csum_filled);
         if let Some(f) = p.guest_faults {
             for (fault, n) in [
                 ("ring_broken", f.rings_broken),

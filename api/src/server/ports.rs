@@ -84,6 +84,16 @@ pub struct Counters {
     pub tx_bytes: u64,
     /// Frames the port's tx queue refused.
     pub tx_dropped: u64,
+    /// Frames received with a guest offload request (partial checksum, TSO) that checked out.
+    pub rx_offload: u64,
+    /// Frames received whose virtio-net header lied about them (dropped).
+    pub rx_offload_bad: u64,
+    /// Frames sent with their offload request kept (to a guest that negotiated it).
+    pub tx_offload: u64,
+    /// Segments made in software for this port.
+    pub tx_segments: u64,
+    /// Partial checksums filled in software for this port.
+    pub tx_csum_filled: u64,
 }
 
 fn view(app: &App, p: PortInfo) -> PortView {
@@ -119,6 +129,11 @@ fn view(app: &App, p: PortInfo) -> PortView {
             tx_packets: total.tx_packets,
             tx_bytes: total.tx_bytes,
             tx_dropped: total.tx_dropped,
+            rx_offload: total.rx_offload,
+            rx_offload_bad: total.rx_offload_bad,
+            tx_offload: total.tx_offload,
+            tx_segments: total.tx_segments,
+            tx_csum_filled: total.tx_csum_filled,
         },
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use super::virtq::QueueError;
 use super::vring::{Notified, Vring, VringRun};
 use super::PortShared;
+use crate::offload::TxOffloads;
 use crate::packet::Packet;
 use crate::port::{RxQueue, TxQueue};
 
@@ -107,6 +108,11 @@ impl RxQueue for VhostRxq {
         let was_broken = ring.fault().is_some();
         let over_cap = run.counters.guest_errors;
         let (n, wanted) = ring.dequeue(pkts, &mut run.counters);
+        if !run.host_offloads {
+            // Without VIRTIO_NET_F_CSUM the header asks for nothing (§5.1.6.2), whatever the
+            // driver wrote into it.
+            pkts[..n].iter_mut().for_each(Packet::clear_offload);
+        }
         if wanted {
             notify(&self.shared, v, run);
         }
@@ -172,6 +178,15 @@ impl VhostTxq {
         };
         let run = &mut *g;
         let mrg = run.mrg;
+        // Requests the guest does not take (it renegotiated after this batch was filled): the
+        // frames before the first such one go, the rest are refused.
+        let pkts = match pkts
+            .iter()
+            .position(|p| p.offload().requests() && !run.guest_offloads.takes(p.offload()))
+        {
+            Some(cut) => &pkts[..cut],
+            None => pkts,
+        };
         let ring = run.ring.as_mut()?;
         let was_broken = ring.fault().is_some();
         if was_broken {
@@ -196,5 +211,9 @@ impl TxQueue for VhostTxq {
             return self.burst_into(0, pkts).unwrap_or(0);
         }
         0
+    }
+
+    fn offloads(&self) -> TxOffloads {
+        self.shared.guest_offloads()
     }
 }

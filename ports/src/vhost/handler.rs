@@ -7,9 +7,10 @@
 //! [`Virtqueue`] (split, or packed when VIRTIO_F_RING_PACKED was negotiated), moves a running
 //! one onto a new memory table, or stops it and remembers where it stopped.
 //!
-//! Offered: VERSION_1, MRG_RXBUF, EVENT_IDX, INDIRECT_DESC, IN_ORDER, RING_PACKED (unless
-//! the port's options say not to), MQ (with more than one queue pair), PROTOCOL_FEATURES,
-//! LOG_ALL; protocol features MQ, REPLY_ACK and LOG_SHMFD (dirty-page
+//! Offered: VERSION_1, MRG_RXBUF, EVENT_IDX, INDIRECT_DESC, IN_ORDER, MQ (with more than
+//! one queue pair), PROTOCOL_FEATURES, LOG_ALL; unless the port's options say not to,
+//! RING_PACKED and the offloads (CSUM, GUEST_CSUM, HOST_TSO4/6, GUEST_TSO4/6, HOST_ECN,
+//! GUEST_ECN: [`crate::offload`]); protocol features MQ, REPLY_ACK and LOG_SHMFD (dirty-page
 //! logging for live migration: while LOG_ALL is acked, every byte written into guest memory is
 //! marked in the frontend's log). Not offered, because the messages they enable are refused
 //! here or by the crate: CONFIG, RARP, MTU, STATUS, INBAND_NOTIFICATIONS, ACCESS_PLATFORM,
@@ -32,8 +33,35 @@ use vhost::VhostUserMemoryRegionBase;
 use super::fds::{self, FdError};
 use super::memory::{DirtyLog, GuestMemoryTable, LogError, MemoryError};
 use super::virtq::{QueueError, RingConfig, Virtqueue};
-use super::{warn_limited, PortShared};
+use super::{warn_limited, PortShared, VhostOptions};
+use crate::offload::TxOffloads;
 
+/// VIRTIO_NET_F_CSUM (virtio 1.2 §5.1.3): the device takes frames with a partial checksum.
+pub const VIRTIO_NET_F_CSUM: u64 = 1 << 0;
+/// VIRTIO_NET_F_GUEST_CSUM: the driver takes frames with a partial checksum.
+pub const VIRTIO_NET_F_GUEST_CSUM: u64 = 1 << 1;
+/// VIRTIO_NET_F_GUEST_TSO4: the driver takes TCP over IPv4 frames larger than the MTU.
+pub const VIRTIO_NET_F_GUEST_TSO4: u64 = 1 << 7;
+/// VIRTIO_NET_F_GUEST_TSO6: the same over IPv6.
+pub const VIRTIO_NET_F_GUEST_TSO6: u64 = 1 << 8;
+/// VIRTIO_NET_F_GUEST_ECN: the driver takes TSO frames with the ECN bit.
+pub const VIRTIO_NET_F_GUEST_ECN: u64 = 1 << 9;
+/// VIRTIO_NET_F_HOST_TSO4: the device takes TCP over IPv4 frames larger than the MTU.
+pub const VIRTIO_NET_F_HOST_TSO4: u64 = 1 << 11;
+/// VIRTIO_NET_F_HOST_TSO6: the same over IPv6.
+pub const VIRTIO_NET_F_HOST_TSO6: u64 = 1 << 12;
+/// VIRTIO_NET_F_HOST_ECN: the device takes TSO frames with the ECN bit.
+pub const VIRTIO_NET_F_HOST_ECN: u64 = 1 << 13;
+/// The checksum and TSO features, both directions, offered together
+/// ([`super::VhostOptions::offloads`]).
+pub const OFFLOAD_FEATURES: u64 = VIRTIO_NET_F_CSUM
+    | VIRTIO_NET_F_GUEST_CSUM
+    | VIRTIO_NET_F_GUEST_TSO4
+    | VIRTIO_NET_F_GUEST_TSO6
+    | VIRTIO_NET_F_GUEST_ECN
+    | VIRTIO_NET_F_HOST_TSO4
+    | VIRTIO_NET_F_HOST_TSO6
+    | VIRTIO_NET_F_HOST_ECN;
 /// VIRTIO_NET_F_MRG_RXBUF (virtio 1.1 §5.1.3).
 pub const VIRTIO_NET_F_MRG_RXBUF: u64 = 1 << 15;
 /// VIRTIO_NET_F_MQ (§5.1.3).
@@ -135,11 +163,18 @@ impl Handler {
         }
     }
 
-    /// Virtio features offered to the frontend (`packed`: with VIRTIO_F_RING_PACKED).
-    pub fn offered_features(queue_pairs: u16, packed: bool) -> u64 {
+    /// Virtio features offered to the frontend: VIRTIO_F_RING_PACKED and the offloads as the
+    /// port's options say.
+    pub fn offered_features(queue_pairs: u16, opts: &VhostOptions) -> u64 {
         let mq = if queue_pairs > 1 { VIRTIO_NET_F_MQ } else { 0 };
-        let packed = if packed { VIRTIO_F_RING_PACKED } else { 0 };
+        let packed = if opts.packed_ring {
+            VIRTIO_F_RING_PACKED
+        } else {
+            0
+        };
+        let offloads = if opts.offloads { OFFLOAD_FEATURES } else { 0 };
         VIRTIO_F_VERSION_1
+            | offloads
             | VIRTIO_NET_F_MRG_RXBUF
             | VIRTIO_F_RING_EVENT_IDX
             | VIRTIO_F_RING_INDIRECT_DESC
@@ -175,6 +210,7 @@ impl Handler {
         self.log = None;
         self.features = 0;
         self.protocol = 0;
+        self.shared.set_guest_offloads(TxOffloads::default());
     }
 
     fn refuse(&mut self, e: HandlerError) -> ProtoError {
@@ -221,6 +257,8 @@ impl Handler {
         let event_idx = self.features & VIRTIO_F_RING_EVENT_IDX != 0;
         let packed = self.features & VIRTIO_F_RING_PACKED != 0;
         let mrg = self.features & VIRTIO_NET_F_MRG_RXBUF != 0;
+        let host_offloads = self.features & VIRTIO_NET_F_CSUM != 0;
+        let guest_offloads = guest_offloads(self.features);
         let logging = self.features & VhostUserVirtioFeatures::LOG_ALL.bits() != 0;
         let log = self.log.clone().filter(|_| logging);
         let target = match (&self.mem, want) {
@@ -230,6 +268,8 @@ impl Handler {
         let v = &self.shared.vrings[i];
         let mut run = v.run();
         run.mrg = mrg;
+        run.host_offloads = host_offloads;
+        run.guest_offloads = guest_offloads;
         let old = run.ring.take();
         let old_avail = old.as_ref().map(Virtqueue::last_avail);
         let mut stopped_at = None;
@@ -336,6 +376,21 @@ impl Handler {
     }
 }
 
+/// What a driver that acked `features` takes on its receive queues unfinished.
+fn guest_offloads(features: u64) -> TxOffloads {
+    let csum = features & VIRTIO_NET_F_GUEST_CSUM != 0;
+    // §5.1.3.1: the TSO features require GUEST_CSUM (a frame too large to send is also one
+    // whose checksum the device leaves partial), ECN requires TSO.
+    let tso4 = csum && features & VIRTIO_NET_F_GUEST_TSO4 != 0;
+    let tso6 = csum && features & VIRTIO_NET_F_GUEST_TSO6 != 0;
+    TxOffloads {
+        csum,
+        tso4,
+        tso6,
+        ecn: (tso4 || tso6) && features & VIRTIO_NET_F_GUEST_ECN != 0,
+    }
+}
+
 impl VhostUserBackendReqHandlerMut for Handler {
     fn set_owner(&mut self) -> ProtoResult<()> {
         Ok(())
@@ -354,17 +409,17 @@ impl VhostUserBackendReqHandlerMut for Handler {
     fn get_features(&mut self) -> ProtoResult<u64> {
         Ok(Handler::offered_features(
             self.shared.queue_pairs,
-            self.shared.opts.packed_ring,
+            &self.shared.opts,
         ))
     }
 
     fn set_features(&mut self, features: u64) -> ProtoResult<()> {
-        let offered =
-            Handler::offered_features(self.shared.queue_pairs, self.shared.opts.packed_ring);
+        let offered = Handler::offered_features(self.shared.queue_pairs, &self.shared.opts);
         if features & !offered != 0 || features & VIRTIO_F_VERSION_1 == 0 {
             return Err(self.refuse(HandlerError::BadFeatures(features)));
         }
         self.features = features;
+        self.shared.set_guest_offloads(guest_offloads(features));
         if !self.features_logged {
             self.features_logged = true;
             tracing::info!(
@@ -372,6 +427,10 @@ impl VhostUserBackendReqHandlerMut for Handler {
                 ring = if features & VIRTIO_F_RING_PACKED != 0 { "packed" } else { "split" },
                 mrg_rxbuf = features & VIRTIO_NET_F_MRG_RXBUF != 0,
                 event_idx = features & VIRTIO_F_RING_EVENT_IDX != 0,
+                csum = features & VIRTIO_NET_F_CSUM != 0,
+                tso = features & (VIRTIO_NET_F_HOST_TSO4 | VIRTIO_NET_F_HOST_TSO6) != 0,
+                guest_csum = features & VIRTIO_NET_F_GUEST_CSUM != 0,
+                guest_tso = features & (VIRTIO_NET_F_GUEST_TSO4 | VIRTIO_NET_F_GUEST_TSO6) != 0,
                 "vhost-user features acked: {features:#x}"
             );
         }

@@ -46,11 +46,12 @@ mod vring;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use crate::offload::TxOffloads;
 use crate::port::{GuestFaults, Port, PortError, RxQueue, TxQueue};
 pub use net::RingCounters;
 pub use virtq::Virtqueue;
@@ -139,6 +140,10 @@ pub struct VhostOptions {
     /// The port offers it by default; the switch only when configured to
     /// (`switch.packed_ring`), until its packed ring is measured faster end to end than its split one.
     pub packed_ring: bool,
+    /// Offer the checksum and TSO offloads in both directions ([`crate::offload`]): a guest
+    /// may then send 64 KiB TCP frames with partial checksums, and receive them where it
+    /// negotiated the same.
+    pub offloads: bool,
 }
 
 impl Default for VhostOptions {
@@ -146,6 +151,7 @@ impl Default for VhostOptions {
         VhostOptions {
             max_guest_memory: memory::DEFAULT_MAX_GUEST_MEMORY,
             packed_ring: true,
+            offloads: true,
         }
     }
 }
@@ -174,6 +180,9 @@ pub(crate) struct PortShared {
     pub memory_faults: AtomicU64,
     pub chains_over_cap: AtomicU64,
     pub interrupts_lost: AtomicU64,
+    /// What the connected guest takes unfinished on its receive rings ([`TxOffloads`] as
+    /// bits), read by transmit handles once per batch.
+    guest_offloads: AtomicU8,
     rxq_taken: Mutex<Vec<bool>>,
     /// The socket path, naming the port in logs.
     pub socket: PathBuf,
@@ -188,6 +197,25 @@ pub(crate) struct PortShared {
 impl PortShared {
     fn lock_taken(&self) -> MutexGuard<'_, Vec<bool>> {
         self.rxq_taken.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records what the connected guest takes unfinished (set with its features, cleared
+    /// when it goes).
+    pub fn set_guest_offloads(&self, o: TxOffloads) {
+        let bits =
+            u8::from(o.csum) | u8::from(o.tso4) << 1 | u8::from(o.tso6) << 2 | u8::from(o.ecn) << 3;
+        self.guest_offloads.store(bits, Ordering::Relaxed);
+    }
+
+    /// What the connected guest takes unfinished.
+    pub fn guest_offloads(&self) -> TxOffloads {
+        let bits = self.guest_offloads.load(Ordering::Relaxed);
+        TxOffloads {
+            csum: bits & 1 != 0,
+            tso4: bits & 2 != 0,
+            tso6: bits & 4 != 0,
+            ecn: bits & 8 != 0,
+        }
     }
 
     /// Called when a receive queue handle is dropped: the queue can be taken again.
@@ -348,6 +376,7 @@ fn new_shared(
         memory_faults: AtomicU64::new(0),
         chains_over_cap: AtomicU64::new(0),
         interrupts_lost: AtomicU64::new(0),
+        guest_offloads: AtomicU8::new(0),
         rxq_taken: Mutex::new(vec![false; usize::from(queue_pairs)]),
         socket: path.to_path_buf(),
         connect_log: RateLimit::new(),

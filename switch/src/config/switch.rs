@@ -50,6 +50,13 @@ pub struct SwitchConfig {
     /// a frontend that asks for it falls back to split.
     #[serde(default)]
     pub packed_ring: bool,
+    /// Offer vhost-user frontends checksum and TCP segmentation offloads (VIRTIO_NET_F_CSUM,
+    /// GUEST_CSUM, HOST_TSO4/6, GUEST_TSO4/6, HOST_ECN, GUEST_ECN). On by default: a guest
+    /// hands the switch 64 KiB TCP frames, which go to a guest that takes them as they are
+    /// and are segmented in software for every other output. A frontend connected before a
+    /// change keeps what it negotiated until it reconnects.
+    #[serde(default = "default_offloads")]
+    pub offloads: bool,
 }
 
 fn default_pmd_cores() -> Vec<usize> {
@@ -103,6 +110,9 @@ fn default_pmd_sleep_after_us() -> u64 {
 fn default_max_guest_memory() -> u64 {
     ports::vhost::memory::DEFAULT_MAX_GUEST_MEMORY
 }
+fn default_offloads() -> bool {
+    true
+}
 fn default_socket_dir() -> PathBuf {
     PathBuf::from(DEFAULT_SOCKET_DIR)
 }
@@ -119,6 +129,7 @@ impl Default for SwitchConfig {
             socket_dir: default_socket_dir(),
             max_guest_memory: default_max_guest_memory(),
             packed_ring: false,
+            offloads: default_offloads(),
         }
     }
 }

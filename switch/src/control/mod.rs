@@ -127,6 +127,7 @@ impl Switch {
             vhost: VhostOptions {
                 max_guest_memory: cfg.max_guest_memory,
                 packed_ring: cfg.packed_ring,
+                offloads: cfg.offloads,
             },
         };
         sw.barrier()?;

@@ -221,4 +221,20 @@ pub enum SegmentError {
     /// The frame is not the one the request was checked against.
     #[error(transparent)]
     FrameMismatch(#[from] FrameMismatch),
+    /// A segment past the last one was asked for.
+    #[error("segment {index} asked for, the request makes {count}")]
+    NoSuchSegment {
+        /// The segment asked for.
+        index: usize,
+        /// [`super::Gso::segment_count`].
+        count: usize,
+    },
+    /// The buffer for one segment is not exactly [`super::Gso::segment_len`] bytes.
+    #[error("a buffer of {have} bytes for a segment of {needed}")]
+    WrongSegmentBuffer {
+        /// [`super::Gso::segment_len`] of the segment.
+        needed: usize,
+        /// The buffer's length.
+        have: usize,
+    },
 }

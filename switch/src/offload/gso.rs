@@ -50,8 +50,7 @@ pub fn segment<F>(
 where
     F: FnMut(&[u8]) -> ControlFlow<()>,
 {
-    let headers = gso.headers();
-    headers.check_frame(frame)?;
+    gso.headers().check_frame(frame)?;
     let needed = gso.max_segment_len();
     if scratch.len() < needed {
         return Err(SegmentError::ScratchTooSmall {
@@ -59,29 +58,53 @@ where
             have: scratch.len(),
         });
     }
-
-    let (frame_headers, payload) = frame.split_at(headers.header_len());
     let mut emitted = 0;
-    let mut sent = 0;
-    for (index, chunk) in payload.chunks(usize::from(gso.size())).enumerate() {
-        let position = Position {
-            index,
-            payload_offset: sent,
-            last: sent + chunk.len() == payload.len(),
-        };
-        let len = frame_headers.len() + chunk.len();
-        let segment = &mut scratch[..len];
-        segment[..frame_headers.len()].copy_from_slice(frame_headers);
-        segment[frame_headers.len()..].copy_from_slice(chunk);
-        write_headers(segment, headers, position);
-
+    for index in 0..gso.segment_count() {
+        let segment = &mut scratch[..gso.segment_len(index)];
+        write_segment(frame, gso, index, segment)?;
         emitted += 1;
-        sent += chunk.len();
         if emit(segment).is_break() {
             break;
         }
     }
     Ok(emitted)
+}
+
+/// Builds segment `index` (of [`Gso::segment_count`]) of `frame` in `dst`, which must be
+/// exactly [`Gso::segment_len`]`(index)` bytes: the headers, edited for the segment's place,
+/// then its payload. `frame` must be the frame `gso` was checked against. Lets a caller build
+/// each segment straight into the buffer it sends.
+pub fn write_segment(
+    frame: &[u8],
+    gso: &Gso,
+    index: usize,
+    dst: &mut [u8],
+) -> Result<(), SegmentError> {
+    let headers = gso.headers();
+    headers.check_frame(frame)?;
+    let count = gso.segment_count();
+    if index >= count {
+        return Err(SegmentError::NoSuchSegment { index, count });
+    }
+    let len = gso.segment_len(index);
+    if dst.len() != len {
+        return Err(SegmentError::WrongSegmentBuffer {
+            needed: len,
+            have: dst.len(),
+        });
+    }
+    let header_len = headers.header_len();
+    let payload_offset = index * usize::from(gso.size());
+    let chunk = &frame[header_len + payload_offset..header_len + payload_offset + len - header_len];
+    dst[..header_len].copy_from_slice(&frame[..header_len]);
+    dst[header_len..].copy_from_slice(chunk);
+    let position = Position {
+        index,
+        payload_offset,
+        last: index + 1 == count,
+    };
+    write_headers(dst, headers, position);
+    Ok(())
 }
 
 /// Where a segment is in the burst.

@@ -7,7 +7,7 @@
 //! cannot take such a frame as it is (an AF_XDP or tap uplink, VXLAN encapsulation, a guest
 //! that did not negotiate the offload), the switch finishes the guest's work in software:
 //!
-//! 1. [`VirtioNetHdr::offload_request`] (or [`OffloadRequest::parse`]) checks the header
+//! 1. [`CheckOffload::offload_request`] (or [`OffloadRequest::parse`]) checks the header
 //!    against the frame, which the switch has already copied into its own memory, and returns
 //!    an [`OffloadRequest`], or an [`OffloadError`] naming the lie. The frame's own headers
 //!    are parsed ([`Headers`]); `hdr_len` is ignored and `csum_start` is only accepted where
@@ -70,8 +70,8 @@ use std::fmt;
 use std::num::NonZeroU16;
 
 pub use error::{FrameMismatch, OffloadError, SegmentError};
-pub use gso::segment;
-pub use hdr::VirtioNetHdr;
+pub use gso::{segment, write_segment};
+pub use hdr::{CheckOffload, VirtioNetHdr};
 pub use headers::{Headers, IpVersion, Layer, Transport};
 
 /// The longest frame an offload request may describe: an Ethernet header with two VLAN
@@ -97,9 +97,12 @@ pub struct OffloadRequest {
 
 impl OffloadRequest {
     /// Reads a virtio-net header from `hdr` (at least [`VirtioNetHdr::LEN`] bytes) and checks
-    /// it against `frame`, the bytes after it: [`VirtioNetHdr::offload_request`].
+    /// it against `frame`, the bytes after it: [`CheckOffload::offload_request`].
     pub fn parse(hdr: &[u8], frame: &[u8]) -> Result<Self, OffloadError> {
-        VirtioNetHdr::from_bytes(hdr)?.offload_request(frame)
+        let Some(bytes) = hdr.first_chunk::<{ VirtioNetHdr::LEN }>() else {
+            return Err(OffloadError::HeaderTooShort { len: hdr.len() });
+        };
+        VirtioNetHdr::from_bytes(bytes).offload_request(frame)
     }
 }
 
@@ -156,7 +159,7 @@ impl fmt::Display for GsoKind {
 }
 
 /// A checked segmentation request: the kind, the segment size and the frame's parsed
-/// headers. Only [`VirtioNetHdr::offload_request`] makes one, so its lengths are those of the
+/// headers. Only [`CheckOffload::offload_request`] makes one, so its lengths are those of the
 /// frame it was checked against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Gso {
@@ -194,6 +197,18 @@ impl Gso {
         self.headers
             .payload_len()
             .div_ceil(usize::from(self.size()))
+    }
+
+    /// The length of segment `index` (of [`Gso::segment_count`]), all headers included: the
+    /// last one carries what is left of the payload. 0 past the last segment.
+    pub fn segment_len(&self, index: usize) -> usize {
+        let size = usize::from(self.size());
+        let payload = self.headers.payload_len();
+        let sent = index.saturating_mul(size).min(payload);
+        match (payload - sent).min(size) {
+            0 => 0,
+            chunk => self.headers.header_len() + chunk,
+        }
     }
 
     /// The longest segment, all headers included: the scratch buffer [`segment`] needs.

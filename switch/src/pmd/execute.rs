@@ -12,6 +12,7 @@ use flowtable::{Action, FlowKey, MacAddr, MacTable, PortNo, Vni};
 use ports::Packet;
 
 use super::normal::{self, Forward, Ports};
+use super::offload::{self, Finish};
 use crate::datapath::tx::TxCtx;
 use crate::datapath::vlan::{self, PortVlan};
 use crate::stats::DropReason;
@@ -35,6 +36,8 @@ pub(crate) struct Out<'a> {
     pub fdb: &'a mut MacTable,
     /// What `normal` learned, for the peer PMDs.
     pub announce: &'a mut Vec<(L2Domain, MacAddr, PortNo)>,
+    /// Where software segmentation builds each segment.
+    pub segment: &'a mut Packet,
 }
 
 impl Out<'_> {
@@ -156,6 +159,10 @@ fn emit(
         out.cx.stats.drop(DropReason::InPort);
         return;
     }
+    if pkt.offload().requests() && !out.cx.tx.takes(port, pkt.offload()) {
+        emit_finished(out, in_port, port, key, tun, pkt, mv);
+        return;
+    }
     let port_vlan = out.vlans.get(port.index()).unwrap_or(&PortVlan::Untagged);
     if out.tunnel.vxlan_port(port).is_some() {
         emit_vxlan(out, port, port_vlan, key, tun, pkt, mv);
@@ -169,7 +176,7 @@ fn emit(
     if mv {
         std::mem::swap(buf, pkt);
     } else {
-        buf.copy_from(pkt.data());
+        buf.copy_packet(pkt);
     }
     if !vlan::egress(buf, key, port_vlan) {
         // Not committed: the slot is reused.
@@ -177,6 +184,42 @@ fn emit(
         return;
     }
     slot.commit();
+}
+
+/// [`emit`] of a frame whose offload request `port` does not take (an uplink, a guest that
+/// did not negotiate it, a vxlan port): its checksum filled, then sent as usual; or cut into
+/// segments, each sent as a frame of its own (the frame itself is left for later outputs).
+#[inline(never)]
+fn emit_finished(
+    out: &mut Out<'_>,
+    in_port: PortNo,
+    port: PortNo,
+    key: &FlowKey,
+    tun: Option<Vni>,
+    pkt: &mut Packet,
+    mv: bool,
+) {
+    match offload::finish(pkt) {
+        Finish::Filled => {
+            out.cx.stats.port_mut(port).tx_csum_filled += 1;
+            emit(out, in_port, port, key, tun, pkt, mv);
+        }
+        Finish::Segment(gso) => {
+            // Each segment is moved into a batch; the buffer it swaps for becomes the next
+            // segment's. `Packet::empty` holds the place without allocating.
+            let mut seg = std::mem::replace(out.segment, Packet::empty());
+            for index in 0..gso.segment_count() {
+                if !offload::build_segment(pkt.data(), &gso, index, &mut seg) {
+                    out.cx.stats.drop(DropReason::BadOffload);
+                    break;
+                }
+                out.cx.stats.port_mut(port).tx_segments += 1;
+                emit(out, in_port, port, key, tun, &mut seg, true);
+            }
+            *out.segment = seg;
+        }
+        Finish::Unfit => out.cx.stats.drop(DropReason::BadOffload),
+    }
 }
 
 /// [`emit`] to a vxlan port: encapsulated towards the uplink (kept out of line, so the plain

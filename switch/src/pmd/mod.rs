@@ -13,6 +13,7 @@ mod execute;
 mod idle;
 mod lookup;
 mod normal;
+mod offload;
 mod pipeline;
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,7 @@ use tracing::{info, warn};
 pub(crate) use crate::datapath::vlan;
 pub(crate) use command::{PmdCmd, RuleOp, RULE_OPS_PER_ITERATION};
 
+use crate::datapath::log_limit::LogLimit;
 use crate::datapath::tx::TxBatches;
 use crate::stats::{PmdSnapshot, PmdStats, RxqCounters, StatsMirror};
 use crate::tunnel::Tunnel;
@@ -103,6 +105,10 @@ pub(crate) struct Pmd {
     keys: Vec<FlowKey>,
     decisions: Vec<Decision>,
     misses: Box<Misses>,
+    /// Where software segmentation builds each segment before it joins a tx batch.
+    segment: Packet,
+    /// Frames dropped for a lying virtio-net header, logged at most every few seconds.
+    offload_log: LogLimit,
     stats: PmdStats,
 }
 
@@ -139,6 +145,8 @@ impl Pmd {
             keys: vec![FlowKey::ZERO; BURST],
             decisions: vec![None; BURST],
             misses: Misses::new(),
+            segment: Packet::new(),
+            offload_log: LogLimit::default(),
             stats: PmdStats::default(),
         }
     }

@@ -21,7 +21,7 @@ use ports::BURST;
 
 use super::execute::{execute, Out, NORMAL};
 use super::lookup::{self, decided_for, PortDecision};
-use super::Pmd;
+use super::{offload, Pmd};
 use crate::datapath::vlan;
 use crate::tunnel::decap;
 
@@ -51,8 +51,8 @@ impl Pmd {
     pub(super) fn process(&mut self, in_port: PortNo, n: usize, now: Instant) -> u64 {
         // A port whose frames all take one decision skips the cache and the classifier.
         let decided = decided_for(&self.port_decisions, &self.tunnel, in_port);
-        let bytes = self.rx(in_port, n, decided.is_some_and(|d| d.l2_only));
-        let n = self.ingress(in_port, n, now);
+        let (bytes, offloads) = self.rx(in_port, n, decided.is_some_and(|d| d.l2_only));
+        let n = self.ingress(in_port, n, offloads, now);
         self.decide(n, decided);
         self.execute(n, now);
         self.flush();
@@ -60,10 +60,12 @@ impl Pmd {
     }
 
     /// Step 1: the keys of the burst's `n` frames (only their L2 fields when `l2_only`), and
-    /// the rx counters. Returns the burst's bytes.
+    /// the rx counters. Returns the burst's bytes, and whether any frame carries an offload
+    /// request.
     #[inline]
-    fn rx(&mut self, in_port: PortNo, n: usize, l2_only: bool) -> u64 {
+    fn rx(&mut self, in_port: PortNo, n: usize, l2_only: bool) -> (u64, bool) {
         let mut bytes = 0;
+        let mut offloads = false;
         for (pkt, key) in self.burst[..n].iter().zip(self.keys.iter_mut()) {
             // `pkt` is switch memory: the port copied the frame out of the guest (or NIC)
             // before we look at it, so no decision below can be raced.
@@ -73,19 +75,21 @@ impl Pmd {
                 extract_into(pkt.data(), in_port, key);
             }
             bytes += pkt.len();
+            offloads |= pkt.offload().requests();
         }
         self.stats.rx_packets += n as u64;
         let pc = self.stats.port_mut(in_port);
         pc.rx_packets += n as u64;
         pc.rx_bytes += bytes as u64;
-        bytes as u64
+        (bytes as u64, offloads)
     }
 
     /// Step 2, the overlay hook: the underlay's frames are consumed (ARP) or decapsulated,
-    /// each then with its vxlan port as in-port; other ports apply their VLAN mode. Either
-    /// way the frames left are moved to the front; returns how many there are.
+    /// each then with its vxlan port as in-port; other ports check their frames' offload
+    /// requests (when `offloads` says there are any) and apply their VLAN mode. Either way
+    /// the frames left are moved to the front; returns how many there are.
     #[inline]
-    fn ingress(&mut self, in_port: PortNo, n: usize, now: Instant) -> usize {
+    fn ingress(&mut self, in_port: PortNo, n: usize, offloads: bool, now: Instant) -> usize {
         let Pmd {
             burst,
             keys,
@@ -93,12 +97,19 @@ impl Pmd {
             tunnel,
             tx,
             stats,
+            offload_log,
             ..
         } = self;
         if tunnel.is_underlay(in_port) {
             let mut cx = tx.cx(stats, now);
             decap::underlay_rx(tunnel, &mut burst[..n], &mut keys[..n], vlans, &mut cx)
         } else {
+            let n = if offloads {
+                let (burst, keys) = (&mut burst[..n], &mut keys[..n]);
+                offload::ingress_burst(in_port, burst, keys, stats, offload_log, now)
+            } else {
+                n
+            };
             match vlans.get(in_port.index()) {
                 Some(v) => vlan::ingress_burst(v, &mut burst[..n], &mut keys[..n], stats),
                 None => n,
@@ -143,6 +154,7 @@ impl Pmd {
             tunnel,
             fdb,
             announce,
+            segment,
             ..
         } = self;
         let mut out = Out {
@@ -152,6 +164,7 @@ impl Pmd {
             tunnel,
             fdb,
             announce,
+            segment,
         };
         for i in 0..n {
             let actions = match decisions[i] {

@@ -22,13 +22,13 @@ pub mod stats;
 mod tests;
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
 
 use flowtable::wire::{ethernet, ipv4, udp, vxlan};
 use flowtable::{MacAddr, PortNo, Vni};
 use ports::Packet;
 
 use crate::config::{PortConfig, PortType};
+use crate::datapath::log_limit::LogLimit;
 use crate::datapath::tx::TxCtx;
 use crate::stats::DropReason;
 use neigh::NeighCache;
@@ -140,31 +140,6 @@ pub(crate) struct VxlanPort {
 /// of bursts). More in one round (a flood of ARP) are not announced: a peer waiting for one
 /// of them asks again, and the answer to that is announced.
 pub(crate) const MAX_ANNOUNCE: usize = 64;
-
-/// At most one line per this interval per log site; the rest are counted.
-const LOG_EVERY: Duration = Duration::from_secs(5);
-
-/// A per-site log limiter.
-#[derive(Default)]
-pub(crate) struct LogLimit {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl LogLimit {
-    /// `Some(lines suppressed since the last one)` if a line may be logged now.
-    pub fn allow(&mut self, now: Instant) -> Option<u64> {
-        if self
-            .last
-            .is_some_and(|l| now.saturating_duration_since(l) < LOG_EVERY)
-        {
-            self.suppressed += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.suppressed))
-    }
-}
 
 /// One PMD's overlay state.
 pub(crate) struct Tunnel {

@@ -1,6 +1,6 @@
 //! The virtio-net device's two datapaths over a virtqueue (virtio 1.1 §5.1.6): what the
-//! switch takes from a guest's transmit queue (`tx`: `dequeue`, header stripped, frame copied
-//! once) and what it writes into a guest's receive queue (`rx`: `enqueue`, header, frame,
+//! switch takes from a guest's transmit queue (`tx`: `dequeue`, header and frame copied
+//! once, the header kept as the frame's offload request) and what it writes into a guest's receive queue (`rx`: `enqueue`, header, frame,
 //! mergeable buffers). They are written once over the ring primitives both formats offer
 //! (`Virtq`, [`crate::vhost::virtq`]) and compiled for each: [`SplitRing::dequeue`],
 //! [`PackedRing::dequeue`] and their `enqueue`s.
@@ -19,6 +19,7 @@
 mod rx;
 mod tx;
 
+use crate::offload::VirtioNetHdr;
 use crate::packet::Packet;
 use crate::vhost::packed::PackedRing;
 use crate::vhost::split::SplitRing;
@@ -30,9 +31,9 @@ macro_rules! net_paths {
     ($ring:ty) => {
         impl $ring {
             /// Takes up to `pkts.len()` frames from a guest transmit ring into `pkts[..n]`,
-            /// strips the virtio-net header, completes the chains (used length 0) and returns
-            /// `n` and whether the driver must be notified. Bad chains are dropped and counted;
-            /// ring faults break the ring.
+            /// each with its virtio-net header as its offload request, completes the chains
+            /// (used length 0) and returns `n` and whether the driver must be notified. Bad
+            /// chains are dropped and counted; ring faults break the ring.
             pub fn dequeue(
                 &mut self,
                 pkts: &mut [Packet],
@@ -41,10 +42,11 @@ macro_rules! net_paths {
                 tx::dequeue(self, pkts, cnt)
             }
 
-            /// Writes `pkts` (header + frame) into a guest receive ring, with or without
-            /// mergeable buffers. Returns how many frames were taken (sent, or dropped and
-            /// counted because a chain was too small) and whether the driver must be notified.
-            /// Stops early when the ring has no buffers left or breaks.
+            /// Writes `pkts` (each frame behind a header made from its offload request) into a
+            /// guest receive ring, with or without mergeable buffers. Returns how many frames
+            /// were taken (sent, or dropped and counted because a chain was too small) and
+            /// whether the driver must be notified. Stops early when the ring has no buffers
+            /// left or breaks.
             pub fn enqueue(
                 &mut self,
                 pkts: &[Packet],
@@ -62,16 +64,18 @@ net_paths!(PackedRing);
 
 /// `struct virtio_net_hdr_mrg_rxbuf` (§5.1.6): with VERSION_1 the header is always 12 bytes,
 /// whether or not MRG_RXBUF was negotiated.
-pub const NET_HDR_LEN: usize = 12;
-/// Offset of `num_buffers` in the header (§5.1.6).
-const NUM_BUFFERS_OFF: usize = 10;
+pub const NET_HDR_LEN: usize = VirtioNetHdr::LEN;
 
-/// The virtio-net header we write on receive: no checksum or GSO information (none offered),
-/// `num_buffers` set (1 without MRG_RXBUF, §5.1.6.4).
-fn header(num_buffers: u16) -> [u8; NET_HDR_LEN] {
-    let mut h = [0u8; NET_HDR_LEN];
-    h[NUM_BUFFERS_OFF..].copy_from_slice(&num_buffers.to_le_bytes());
-    h
+/// The virtio-net header written in front of a frame for the guest: the frame's offload
+/// request (none unless the switch passes a partial checksum or a TSO frame on to a guest
+/// that negotiated it), `num_buffers` set (1 without MRG_RXBUF, §5.1.6.4).
+#[inline(always)]
+fn header(pkt: &Packet, num_buffers: u16) -> [u8; NET_HDR_LEN] {
+    VirtioNetHdr {
+        num_buffers,
+        ..*pkt.offload()
+    }
+    .to_bytes()
 }
 
 /// Per-vring counters, updated by the PMD that owns the ring.

@@ -34,7 +34,7 @@ pub(crate) fn enqueue<Q: Virtq>(
     for pkt in pkts {
         if let Some(head) = q.next_chain() {
             // One descriptor, not counted (as on transmit).
-            if let Some(written) = write_rx_fast(q, &head, pkt.data()) {
+            if let Some(written) = write_rx_fast(q, &head, pkt) {
                 q.push_used(&head, written);
                 q.consume(&head);
                 cnt.packets += 1;
@@ -88,7 +88,8 @@ pub(crate) fn enqueue<Q: Virtq>(
 /// hands the chain to the general path, which reads the descriptor again and decides on its
 /// own read (this one only picks the path).
 #[inline(always)]
-fn write_rx_fast<Q: Virtq>(q: &Q, head: &Q::Head, frame: &[u8]) -> Option<u32> {
+fn write_rx_fast<Q: Virtq>(q: &Q, head: &Q::Head, pkt: &Packet) -> Option<u32> {
+    let frame = pkt.data();
     let d = q.head_desc(head)?;
     if d.flags & (DESC_F_NEXT | DESC_F_INDIRECT | DESC_F_WRITE) != DESC_F_WRITE {
         return None;
@@ -98,7 +99,7 @@ fn write_rx_fast<Q: Virtq>(q: &Q, head: &Q::Head, frame: &[u8]) -> Option<u32> {
     if (d.len as usize) < total {
         return None;
     }
-    if !q.write_buf2(&header(1), frame, d.addr) {
+    if !q.write_buf2(&header(pkt, 1), frame, d.addr) {
         return None;
     }
     Some(total as u32)
@@ -126,7 +127,7 @@ fn enqueue_single<Q: Virtq>(q: &mut Q, pkt: &Packet) -> Result<Option<bool>, Que
         q.push_used(&head, 0);
         return Ok(Some(false));
     }
-    let mut src = Src::new(header(1), pkt.data());
+    let mut src = Src::new(header(pkt, 1), pkt.data());
     let written = write_segs(q, 0, q.segs().len(), &mut src)?;
     q.push_used(&head, written);
     Ok(Some(true))
@@ -165,7 +166,7 @@ fn enqueue_mergeable<Q: Virtq>(q: &mut Q, pkt: &Packet) -> Result<Option<bool>, 
     }
     // chains.len() <= MAX_CHAIN_DESCS, so it fits num_buffers (u16).
     let n = q.chains().len();
-    let mut src = Src::new(header(n as u16), pkt.data());
+    let mut src = Src::new(header(pkt, n as u16), pkt.data());
     let mut start = 0;
     for i in 0..n {
         let c = q.chains()[i];

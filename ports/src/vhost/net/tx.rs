@@ -1,6 +1,7 @@
 //! The guest's transmit queue (virtio-net `transmitq`, §5.1.6.2): the device reads frames out
-//! of it. [`dequeue`] takes a burst of chains, strips the virtio-net header, copies each
-//! frame once into a switch buffer and hands every chain back with used length 0.
+//! of it. [`dequeue`] takes a burst of chains, copies each frame and the virtio-net header in
+//! front of it once into a switch buffer (the header becomes the packet's offload request)
+//! and hands every chain back with used length 0.
 //!
 //! The common chain, one read-only descriptor holding header and frame, takes a fast path
 //! with the same checks as the general walk; whatever it declines, the general walk (the
@@ -66,10 +67,11 @@ pub(crate) fn dequeue<Q: Virtq>(
 }
 
 /// The common transmit chain: one read-only descriptor holding header and frame, in the
-/// region of the last buffer. True when the frame was copied into `pkt`; false hands the
-/// chain to [`read_tx_chain`], which reads the descriptor again and checks and reports
-/// everything (this one only picks the path, so that is no double fetch: every decision is
-/// made on one read).
+/// region of the last buffer. True when both were copied into `pkt` (the header as its
+/// offload request, checked by the switch before anything acts on it); false hands the chain
+/// to [`read_tx_chain`], which reads the descriptor again and checks and reports everything
+/// (this one only picks the path, so that is no double fetch: every decision is made on one
+/// read).
 #[inline(always)]
 fn read_tx_fast<Q: Virtq>(q: &Q, head: &Q::Head, pkt: &mut Packet) -> bool {
     let Some(d) = q.head_desc(head) else {
@@ -81,17 +83,18 @@ fn read_tx_fast<Q: Virtq>(q: &Q, head: &Q::Head, pkt: &mut Packet) -> bool {
     let Some(frame_len) = (d.len as usize).checked_sub(NET_HDR_LEN) else {
         return false;
     };
-    let Some(addr) = d.addr.checked_add(NET_HDR_LEN as u64) else {
-        return false;
-    };
-    match pkt.prepare(frame_len) {
-        Some(dst) => q.read_buf(dst, addr),
+    let read = match pkt.prepare_with_header(frame_len) {
+        Some(dst) => q.read_buf(dst, d.addr),
         None => false,
+    };
+    if read {
+        pkt.take_header();
     }
+    read
 }
 
-/// Gathers one transmit chain into `pkt` (one copy, header skipped). `Ok(false)`: the chain's
-/// length is unusable and it is dropped.
+/// Gathers one transmit chain into `pkt` (one copy: header and frame). `Ok(false)`: the
+/// chain's length is unusable and it is dropped.
 fn read_tx_chain<Q: Virtq>(
     q: &mut Q,
     head: &mut Q::Head,
@@ -99,36 +102,31 @@ fn read_tx_chain<Q: Virtq>(
 ) -> Result<bool, QueueError> {
     q.start_gather();
     let total = q.collect(head, false)?;
-    // The header is not interpreted: no offload feature is offered, so it carries nothing the
-    // switch needs (§5.1.6.2).
     let Some(frame_len) = total.checked_sub(NET_HDR_LEN as u64) else {
         return Ok(false);
     };
     if frame_len > MAX_FRAME as u64 {
         return Ok(false);
     }
-    let Some(dst) = pkt.prepare(frame_len as usize) else {
+    let Some(dst) = pkt.prepare_with_header(frame_len as usize) else {
         return Ok(false);
     };
-    let mut skip = NET_HDR_LEN as u64;
     let mut off = 0usize;
     for seg in q.segs() {
-        let s = skip.min(seg.len);
-        skip -= s;
-        let len = seg.len - s;
-        if len == 0 {
+        if seg.len == 0 {
             continue;
         }
-        let addr = seg.addr_at(s)?;
-        // len <= frame_len - off by construction (the segments add up to `total`).
-        let end = off + len as usize;
-        // Double-fetch note: this is the only read of these bytes; the frame is switch memory
-        // from here on, so a guest rewriting its buffer cannot change what the pipeline parses
-        // (the TOCTOU Firecracker documents does not arise).
+        let addr = seg.addr_at(0)?;
+        // seg.len <= total - off by construction (the segments add up to `total`).
+        let end = off + seg.len as usize;
+        // Double-fetch note: this is the only read of these bytes; header and frame are
+        // switch memory from here on, so a guest rewriting its buffer cannot change what the
+        // pipeline parses (the TOCTOU Firecracker documents does not arise).
         if !q.read_buf(&mut dst[off..end], addr) {
-            return Err(QueueError::BufferOutsideMemory { addr, len });
+            return Err(QueueError::BufferOutsideMemory { addr, len: seg.len });
         }
         off = end;
     }
+    pkt.take_header();
     Ok(true)
 }

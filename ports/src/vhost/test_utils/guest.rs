@@ -25,6 +25,7 @@ use crate::vhost::split::layout::USED_F_NO_NOTIFY;
 
 /// The packed ring's `RING_EVENT_FLAGS_DISABLE` (§2.8.10).
 const EVENT_FLAGS_DISABLE: u16 = 1;
+use crate::offload::VirtioNetHdr;
 use crate::vhost::handler::VIRTIO_F_VERSION_1;
 use crate::vhost::net::NET_HDR_LEN;
 use crate::vhost::split::layout::Descriptor;
@@ -355,10 +356,15 @@ impl Guest {
 
     /// Writes a transmit buffer: 12-byte zero header then `frame`; returns its address.
     pub fn tx_buffer(&mut self, frame: &[u8]) -> (u64, u32) {
+        self.tx_buffer_with(&VirtioNetHdr::default(), frame)
+    }
+
+    /// Writes a transmit buffer: `hdr` then `frame`; returns its address.
+    pub fn tx_buffer_with(&mut self, hdr: &VirtioNetHdr, frame: &[u8]) -> (u64, u32) {
         let len = (NET_HDR_LEN + frame.len()) as u64;
         let a = self.alloc(len);
         self.mem
-            .write_slice(&[0u8; NET_HDR_LEN], GuestAddress(a))
+            .write_slice(&hdr.to_bytes(), GuestAddress(a))
             .unwrap();
         self.mem
             .write_slice(frame, GuestAddress(a + NET_HDR_LEN as u64))

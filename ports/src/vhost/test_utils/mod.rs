@@ -40,6 +40,8 @@ pub const EVENT_IDX: u64 = crate::vhost::handler::VIRTIO_F_RING_EVENT_IDX;
 pub const INDIRECT: u64 = crate::vhost::handler::VIRTIO_F_RING_INDIRECT_DESC;
 /// In-order use of buffers.
 pub const IN_ORDER: u64 = crate::vhost::handler::VIRTIO_F_IN_ORDER;
+/// Checksum and TSO offloads, both directions ([`crate::offload`]).
+pub const OFFLOADS: u64 = crate::vhost::handler::OFFLOAD_FEATURES;
 /// The packed ring layout: [`Guest`] drives every vring with a [`PackedDriverRing`].
 pub const PACKED: u64 = crate::vhost::handler::VIRTIO_F_RING_PACKED;
 

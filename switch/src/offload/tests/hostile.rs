@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use super::frames::{frame_spec, FrameSpec};
 use super::reference::{check_segments, dissect, raw_checksums_ok, same_tcp_checksum};
-use crate::offload::{csum, segment, OffloadRequest, Transport, VirtioNetHdr};
+use crate::offload::{csum, segment, CheckOffload, OffloadRequest, Transport, VirtioNetHdr};
 
 /// Header fields a hostile guest might write: anything, with values a parser would look at
 /// twice (valid kinds, the usual checksum offsets, starts near an untagged IPv4 transport

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use super::frames::{frame_spec, FrameSpec, TCP_ACK, TCP_CWR, TCP_ECE, TCP_FIN, TCP_PSH};
 use super::reference::{check_segments, dissect, L4};
 use crate::offload::{
-    segment, FrameMismatch, Gso, IpVersion, SegmentError, Transport, MAX_UDP_SEGMENTS,
+    segment, CheckOffload, FrameMismatch, Gso, IpVersion, SegmentError, Transport, MAX_UDP_SEGMENTS,
 };
 
 /// The checked GSO request for `spec` cut at `gso_size`.

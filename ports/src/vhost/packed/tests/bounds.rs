@@ -211,10 +211,10 @@ fn chains_the_driver_got_wrong_break_the_ring() {
                 addr: 1 << 40,
                 ..buf(72, 0)
             }],
-            // Read past the header: the frame's 60 bytes.
+            // Header and frame are read together: the whole buffer.
             QueueError::BufferOutsideMemory {
-                addr: (1 << 40) + 12,
-                len: 60,
+                addr: 1 << 40,
+                len: 72,
             },
         ),
         (
