@@ -8,7 +8,8 @@ use proptest::prelude::*;
 use super::frames::{frame_spec, FrameSpec, TCP_ACK, TCP_CWR, TCP_ECE, TCP_FIN, TCP_PSH};
 use super::reference::{check_segments, dissect, L4};
 use crate::offload::{
-    segment, CheckOffload, FrameMismatch, Gso, IpVersion, SegmentError, Transport, MAX_UDP_SEGMENTS,
+    segment, write_segment, CheckOffload, FrameMismatch, Gso, IpVersion, SegmentError, Transport,
+    MAX_UDP_SEGMENTS,
 };
 
 /// The checked GSO request for `spec` cut at `gso_size`.
@@ -20,7 +21,8 @@ fn gso_of(spec: &FrameSpec, frame: &[u8], gso_size: u16) -> Gso {
     request.gso.expect("a GSO request")
 }
 
-/// Every segment of `frame`, copied out.
+/// Every segment of `frame`, copied out; each one also built alone with `write_segment`
+/// (what the datapath does, straight into a tx buffer), which must give the same bytes.
 fn segments_of(frame: &[u8], gso: &Gso) -> Vec<Vec<u8>> {
     let mut scratch = vec![0; gso.max_segment_len()];
     let mut segments = Vec::new();
@@ -31,6 +33,13 @@ fn segments_of(frame: &[u8], gso: &Gso) -> Vec<Vec<u8>> {
     .expect("segmentation");
     assert_eq!(count, segments.len());
     assert_eq!(count, gso.segment_count());
+    for (index, want) in segments.iter().enumerate() {
+        assert_eq!(gso.segment_len(index), want.len());
+        let mut alone = vec![0xee; want.len()];
+        write_segment(frame, gso, index, &mut alone).expect("one segment");
+        assert_eq!(&alone, want, "segment {index} built alone");
+    }
+    assert_eq!(gso.segment_len(count), 0, "nothing past the last");
     segments
 }
 
@@ -72,6 +81,31 @@ proptest! {
     ) {
         segment_and_check(&spec, gso_size);
     }
+}
+
+#[test]
+fn one_segment_alone_needs_its_exact_buffer() {
+    let spec = FrameSpec::simple(IpVersion::V4, Transport::Tcp, 3000);
+    let frame = spec.guest_frame();
+    let gso = gso_of(&spec, &frame, 1000);
+    assert_eq!(gso.segment_count(), 3);
+    let len = gso.segment_len(2);
+    assert_eq!(len, spec.header_len() + 1000);
+    assert_eq!(
+        write_segment(&frame, &gso, 3, &mut vec![0; len]),
+        Err(SegmentError::NoSuchSegment { index: 3, count: 3 })
+    );
+    assert_eq!(
+        write_segment(&frame, &gso, 0, &mut vec![0; len + 1]),
+        Err(SegmentError::WrongSegmentBuffer {
+            needed: len,
+            have: len + 1
+        })
+    );
+    assert!(matches!(
+        write_segment(&frame[..frame.len() - 1], &gso, 0, &mut vec![0; len]),
+        Err(SegmentError::FrameMismatch(_))
+    ));
 }
 
 #[test]
