@@ -34,6 +34,6 @@ pub mod vhost;
 pub mod watchdog;
 
 pub use link::{LinkError, LinkFacts};
-pub use offload::{TxOffloads, VirtioNetHdr};
+pub use offload::{Offload, TxOffloads, VirtioNetHdr};
 pub use packet::Packet;
 pub use port::{GuestFaults, Port, PortError, RxQueue, TxQueue, BURST};

@@ -91,9 +91,72 @@ impl VirtioNetHdr {
 
     /// True when the header asks for something: a partial checksum or segmentation (other
     /// flags and fields describe nothing to finish).
+    pub fn requests(&self) -> bool {
+        Offload::from_header(self).requests()
+    }
+}
+
+/// A frame's offload request as it travels with the frame in its [`crate::Packet`]: the
+/// fields of the [`VirtioNetHdr`] that ask for work, in 8 bytes (the header's `hdr_len` is a
+/// hint no receiver relies on, `num_buffers` belongs to the receive queue).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+// `flags` and `gso_type` side by side for [`Offload::requests`], asked of every frame.
+#[repr(C)]
+pub struct Offload {
+    /// `VIRTIO_NET_HDR_F_*` bits.
+    pub flags: u8,
+    /// `VIRTIO_NET_HDR_GSO_*`, possibly with [`VirtioNetHdr::GSO_ECN`].
+    pub gso_type: u8,
+    /// Payload bytes per segment, with a `gso_type`.
+    pub gso_size: u16,
+    /// Where the partial checksum's summing starts, from the start of the frame.
+    pub csum_start: u16,
+    /// Where the checksum field is from `csum_start`.
+    pub csum_offset: u16,
+}
+
+impl Offload {
+    /// No request.
+    pub const NONE: Offload = Offload {
+        flags: 0,
+        gso_type: 0,
+        gso_size: 0,
+        csum_start: 0,
+        csum_offset: 0,
+    };
+
+    /// The request fields of `hdr`.
+    #[inline]
+    pub fn from_header(hdr: &VirtioNetHdr) -> Offload {
+        Offload {
+            flags: hdr.flags,
+            gso_type: hdr.gso_type,
+            gso_size: hdr.gso_size,
+            csum_start: hdr.csum_start,
+            csum_offset: hdr.csum_offset,
+        }
+    }
+
+    /// The header that carries this request to a guest (`hdr_len` 0), with `num_buffers`.
+    #[inline]
+    pub fn header(&self, num_buffers: u16) -> VirtioNetHdr {
+        VirtioNetHdr {
+            flags: self.flags,
+            gso_type: self.gso_type,
+            hdr_len: 0,
+            gso_size: self.gso_size,
+            csum_start: self.csum_start,
+            csum_offset: self.csum_offset,
+            num_buffers,
+        }
+    }
+
+    /// True when this asks for something: a partial checksum (`F_NEEDS_CSUM`) or
+    /// segmentation; other flags ask for nothing. One 16-bit test.
     #[inline(always)]
     pub fn requests(&self) -> bool {
-        self.flags & Self::F_NEEDS_CSUM != 0 || self.gso_type != Self::GSO_NONE
+        let both = u16::from_le_bytes([self.flags, self.gso_type]);
+        both & (u16::from(VirtioNetHdr::F_NEEDS_CSUM) | 0xff00) != 0
     }
 }
 
@@ -123,7 +186,7 @@ impl TxOffloads {
 
     /// True when a frame with this (checked) request can go to the output as it is.
     #[inline]
-    pub fn takes(&self, hdr: &VirtioNetHdr) -> bool {
+    pub fn takes(&self, hdr: &Offload) -> bool {
         if hdr.flags & VirtioNetHdr::F_NEEDS_CSUM != 0 && !self.csum {
             return false;
         }
@@ -167,26 +230,61 @@ mod tests {
     }
 
     #[test]
-    fn an_output_takes_what_it_negotiated() {
-        let csum = VirtioNetHdr {
+    fn the_request_travels_in_eight_bytes_and_back() {
+        assert_eq!(std::mem::size_of::<Offload>(), 8);
+        let hdr = VirtioNetHdr {
             flags: VirtioNetHdr::F_NEEDS_CSUM,
-            ..Default::default()
+            gso_type: VirtioNetHdr::GSO_TCPV6,
+            hdr_len: 74,
+            gso_size: 1428,
+            csum_start: 54,
+            csum_offset: 16,
+            num_buffers: 0,
         };
-        let tso4 = VirtioNetHdr {
+        let o = Offload::from_header(&hdr);
+        assert!(o.requests());
+        assert_eq!(
+            o.header(2),
+            VirtioNetHdr {
+                hdr_len: 0,
+                num_buffers: 2,
+                ..hdr
+            }
+        );
+        let gso_only = Offload {
+            gso_type: VirtioNetHdr::GSO_TCPV4,
+            ..Offload::NONE
+        };
+        assert!(gso_only.requests());
+        let valid_only = Offload {
+            flags: VirtioNetHdr::F_DATA_VALID | VirtioNetHdr::F_RSC_INFO,
+            ..Offload::NONE
+        };
+        assert!(!valid_only.requests());
+        assert!(!Offload::NONE.requests());
+    }
+
+    #[test]
+    fn an_output_takes_what_it_negotiated() {
+        let csum = Offload {
+            flags: VirtioNetHdr::F_NEEDS_CSUM,
+            ..Offload::NONE
+        };
+        let tso4 = Offload {
             gso_type: VirtioNetHdr::GSO_TCPV4,
             gso_size: 1448,
             ..csum
         };
-        let tso6_ecn = VirtioNetHdr {
+        let tso6_ecn = Offload {
             gso_type: VirtioNetHdr::GSO_TCPV6 | VirtioNetHdr::GSO_ECN,
             ..tso4
         };
-        let uso = VirtioNetHdr {
+        let uso = Offload {
             gso_type: VirtioNetHdr::GSO_UDP_L4,
             ..tso4
         };
         let none = TxOffloads::default();
-        assert!(none.takes(&VirtioNetHdr::default()));
+        assert!(none.takes(&Offload::NONE));
         assert!(!none.takes(&csum));
         let csum_only = TxOffloads { csum: true, ..none };
         assert!(csum_only.takes(&csum));

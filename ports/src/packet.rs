@@ -1,6 +1,6 @@
 //! Switch-owned frame buffers with headroom.
 
-use crate::offload::VirtioNetHdr;
+use crate::offload::{Offload, VirtioNetHdr};
 
 /// Bytes kept free in front of a received frame, so encapsulation (VLAN: 4 bytes, VXLAN: 50)
 /// prepends without moving the frame.
@@ -19,9 +19,11 @@ pub const MAX_FRAME: usize = 65_535 + 18;
 #[derive(Clone)]
 pub struct Packet {
     buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    offload: VirtioNetHdr,
+    // u32 (a frame is at most MAX_FRAME bytes): with the 8-byte request the packet stays 40
+    // bytes, which every move between a burst and a tx batch swaps.
+    start: u32,
+    end: u32,
+    offload: Offload,
 }
 
 impl Default for Packet {
@@ -41,9 +43,9 @@ impl Packet {
     pub fn new() -> Packet {
         Packet {
             buf: vec![0; DEFAULT_CAPACITY],
-            start: HEADROOM,
-            end: HEADROOM,
-            offload: VirtioNetHdr::default(),
+            start: HEADROOM as u32,
+            end: HEADROOM as u32,
+            offload: Offload::NONE,
         }
     }
 
@@ -54,34 +56,26 @@ impl Packet {
             buf: Vec::new(),
             start: 0,
             end: 0,
-            offload: VirtioNetHdr {
-                flags: 0,
-                gso_type: 0,
-                hdr_len: 0,
-                gso_size: 0,
-                csum_start: 0,
-                csum_offset: 0,
-                num_buffers: 0,
-            },
+            offload: Offload::NONE,
         }
     }
 
     /// The frame.
     #[inline]
     pub fn data(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        &self.buf[self.start as usize..self.end as usize]
     }
 
     /// The frame, writable.
     #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.start..self.end]
+        &mut self.buf[self.start as usize..self.end as usize]
     }
 
     /// Frame length in bytes.
     #[inline]
     pub fn len(&self) -> usize {
-        self.end - self.start
+        (self.end - self.start) as usize
     }
 
     /// True when the packet holds no frame.
@@ -92,20 +86,20 @@ impl Packet {
 
     /// The offload request the frame's source left (none unless a port set one).
     #[inline(always)]
-    pub fn offload(&self) -> &VirtioNetHdr {
+    pub fn offload(&self) -> &Offload {
         &self.offload
     }
 
     /// Replaces the frame's offload request.
     #[inline]
-    pub fn set_offload(&mut self, hdr: VirtioNetHdr) {
-        self.offload = hdr;
+    pub fn set_offload(&mut self, offload: Offload) {
+        self.offload = offload;
     }
 
     /// Forgets the offload request (the work it asked for is done).
     #[inline]
     pub fn clear_offload(&mut self) {
-        self.offload = VirtioNetHdr::default();
+        self.offload = Offload::NONE;
     }
 
     /// Makes room for a received frame of `len` bytes at the default headroom and returns it
@@ -114,18 +108,16 @@ impl Packet {
     /// small.
     #[inline]
     pub fn prepare(&mut self, len: usize) -> Option<&mut [u8]> {
-        self.offload = VirtioNetHdr::default();
+        self.offload = Offload::NONE;
         if len > MAX_FRAME {
-            self.start = HEADROOM;
-            self.end = HEADROOM;
+            self.set_range(HEADROOM, HEADROOM);
             return None;
         }
         if self.buf.len() < HEADROOM + len {
             self.buf.resize(HEADROOM + len, 0);
         }
-        self.start = HEADROOM;
-        self.end = HEADROOM + len;
-        Some(&mut self.buf[self.start..self.end])
+        self.set_range(HEADROOM, HEADROOM + len);
+        Some(&mut self.buf[HEADROOM..HEADROOM + len])
     }
 
     /// [`Packet::prepare`] for a frame of `len` bytes that comes behind a virtio-net header:
@@ -134,15 +126,15 @@ impl Packet {
     #[inline]
     pub fn prepare_with_header(&mut self, len: usize) -> Option<&mut [u8]> {
         self.prepare(len)?;
-        Some(&mut self.buf[HEADROOM - VirtioNetHdr::LEN..self.end])
+        Some(&mut self.buf[HEADROOM - VirtioNetHdr::LEN..self.end as usize])
     }
 
     /// Takes the virtio-net header a port wrote in front of the frame
     /// ([`Packet::prepare_with_header`]) as the frame's offload request.
     #[inline]
     pub fn take_header(&mut self) {
-        if let Some(bytes) = self.buf[..self.start].last_chunk::<{ VirtioNetHdr::LEN }>() {
-            self.offload = VirtioNetHdr::from_bytes(bytes);
+        if let Some(bytes) = self.buf[..self.start as usize].last_chunk::<{ VirtioNetHdr::LEN }>() {
+            self.offload = Offload::from_header(&VirtioNetHdr::from_bytes(bytes));
         }
     }
 
@@ -169,36 +161,37 @@ impl Packet {
         copied
     }
 
-    /// Moves the offsets of the offload request (a partial checksum's start, the header
-    /// length of a segmentation request) with the bytes they point at: `n` bytes were added
+    /// The frame's place in the buffer (both at most `buf.len()`, which a frame of at most
+    /// [`MAX_FRAME`] bytes behind the headroom keeps far below `u32::MAX`).
+    #[inline(always)]
+    fn set_range(&mut self, start: usize, end: usize) {
+        self.start = start as u32;
+        self.end = end as u32;
+    }
+
+    /// Moves a partial checksum's start with the bytes it points at: `n` bytes were added
     /// (`grew`) or removed in front of `off`.
     #[inline]
     fn shift_offload(&mut self, off: usize, n: usize, grew: bool) {
-        if !self.offload.requests() {
+        let o = &mut self.offload;
+        if o.flags & VirtioNetHdr::F_NEEDS_CSUM == 0 || usize::from(o.csum_start) < off {
             return;
         }
-        let shift = |at: &mut u16| {
-            let v = usize::from(*at);
-            if v < off {
-                return;
-            }
-            let moved = if grew { v + n } else { v.saturating_sub(n) };
-            // Past u16 only for a frame of more than 64 KiB of headers: the request no longer
-            // describes the frame, and an output checks it against the frame again.
-            *at = u16::try_from(moved).unwrap_or(u16::MAX);
+        let start = usize::from(o.csum_start);
+        let moved = if grew {
+            start + n
+        } else {
+            start.saturating_sub(n)
         };
-        let o = &mut self.offload;
-        if o.flags & VirtioNetHdr::F_NEEDS_CSUM != 0 {
-            shift(&mut o.csum_start);
-        }
-        if o.hdr_len != 0 {
-            shift(&mut o.hdr_len);
-        }
+        // Past u16 only for a frame of more than 64 KiB of headers: the request no longer
+        // describes the frame, and an output checks it against the frame again.
+        o.csum_start = u16::try_from(moved).unwrap_or(u16::MAX);
     }
 
     /// Shortens the frame to `len` bytes (no-op if already shorter).
     pub fn truncate(&mut self, len: usize) {
-        self.end = self.start + len.min(self.len());
+        let start = self.start as usize;
+        self.set_range(start, start + len.min(self.len()));
     }
 
     /// Opens a gap of `n` bytes at offset `off` of the frame by moving the first `off` bytes
@@ -211,23 +204,21 @@ impl Packet {
             return None;
         }
         self.shift_offload(off, n, true);
-        if self.start < n {
+        let (mut start, mut end) = (self.start as usize, self.end as usize);
+        if start < n {
             // Headroom exhausted (rare: nested encapsulation): shift the frame right.
-            let len = self.len();
-            let shift = HEADROOM.max(n) - self.start;
-            if self.buf.len() < self.end + shift {
-                self.buf.resize(self.end + shift, 0);
+            let shift = HEADROOM.max(n) - start;
+            if self.buf.len() < end + shift {
+                self.buf.resize(end + shift, 0);
             }
-            self.buf
-                .copy_within(self.start..self.end, self.start + shift);
-            self.start += shift;
-            self.end = self.start + len;
+            self.buf.copy_within(start..end, start + shift);
+            start += shift;
+            end += shift;
         }
-        let new_start = self.start - n;
-        self.buf
-            .copy_within(self.start..self.start + off, new_start);
-        self.start = new_start;
-        Some(&mut self.buf[self.start + off..self.start + off + n])
+        let new_start = start - n;
+        self.buf.copy_within(start..start + off, new_start);
+        self.set_range(new_start, end);
+        Some(&mut self.buf[new_start + off..new_start + off + n])
     }
 
     /// Removes `n` bytes at offset `off` by moving the first `off` bytes towards the end.
@@ -239,9 +230,9 @@ impl Packet {
             return false;
         }
         self.shift_offload(off + n, n, false);
-        self.buf
-            .copy_within(self.start..self.start + off, self.start + n);
-        self.start += n;
+        let start = self.start as usize;
+        self.buf.copy_within(start..start + off, start + n);
+        self.start += n as u32;
         true
     }
 }
@@ -284,24 +275,27 @@ mod test {
 
     #[test]
     fn the_header_lands_in_the_headroom_and_becomes_the_request() {
+        assert_eq!(std::mem::size_of::<Packet>(), 40, "what a swap moves");
         let mut p = Packet::new();
         let hdr = VirtioNetHdr {
             flags: VirtioNetHdr::F_NEEDS_CSUM,
+            hdr_len: 54,
             csum_start: 34,
             csum_offset: 16,
             ..Default::default()
         };
+        let want = Offload::from_header(&hdr);
         let dst = p.prepare_with_header(60).unwrap();
         assert_eq!(dst.len(), VirtioNetHdr::LEN + 60);
         dst[..VirtioNetHdr::LEN].copy_from_slice(&hdr.to_bytes());
         dst[VirtioNetHdr::LEN..].fill(7);
         p.take_header();
-        assert_eq!(*p.offload(), hdr);
+        assert_eq!(*p.offload(), want);
         assert_eq!(p.data(), &[7; 60]);
         // A copy carries it; a frame prepared anew has none.
         let mut q = Packet::new();
         assert!(q.copy_packet(&p));
-        assert_eq!(*q.offload(), hdr);
+        assert_eq!(*q.offload(), want);
         assert!(q.copy_from(&[1, 2, 3]));
         assert!(!q.offload().requests());
         assert!(p.prepare(10).is_some());
@@ -317,27 +311,25 @@ mod test {
     fn a_vlan_tag_moves_the_request_offsets_with_the_headers() {
         let mut p = Packet::new();
         p.copy_from(&[0; 100]);
-        let hdr = VirtioNetHdr {
+        let o = Offload {
             flags: VirtioNetHdr::F_NEEDS_CSUM,
             gso_type: VirtioNetHdr::GSO_TCPV4,
             gso_size: 10,
-            hdr_len: 54,
             csum_start: 34,
             csum_offset: 16,
-            num_buffers: 0,
         };
-        p.set_offload(hdr);
+        p.set_offload(o);
         p.insert(12, 4).unwrap();
-        assert_eq!((p.offload().csum_start, p.offload().hdr_len), (38, 58));
+        assert_eq!(p.offload().csum_start, 38);
         assert!(p.remove(12, 4));
-        assert_eq!(*p.offload(), hdr);
+        assert_eq!(*p.offload(), o);
         // Bytes added behind the checksum's start leave it where it is.
         p.insert(40, 4).unwrap();
-        assert_eq!((p.offload().csum_start, p.offload().hdr_len), (34, 58));
+        assert_eq!(p.offload().csum_start, 34);
         // No request: nothing to move.
         p.clear_offload();
         p.insert(0, 50).unwrap();
-        assert_eq!(*p.offload(), VirtioNetHdr::default());
+        assert_eq!(*p.offload(), Offload::NONE);
     }
 
     #[test]

@@ -86,8 +86,8 @@ pub struct PortCounters {
     pub rx_offload: u64,
     /// Frames received with an offload request that lied about the frame (dropped).
     pub rx_offload_bad: u64,
-    /// Frames the port's tx queue took with their offload request kept (a guest that
-    /// negotiated it gets the large frame as it is).
+    /// Frames handed to the port with their offload request kept (a guest that negotiated
+    /// it gets the large frame as it is); a full ring may still refuse some (`tx_dropped`).
     pub tx_offload: u64,
     /// Segments made in software for the port (frames it could not take as they were).
     pub tx_segments: u64,

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use flowtable::PortNo;
-use ports::{Packet, TxQueue, VirtioNetHdr, BURST};
+use ports::{Offload, Packet, TxQueue, BURST};
 
 use crate::stats::{DropReason, PmdStats};
 
@@ -52,17 +52,12 @@ impl TxPort {
         let n = self.len;
         self.len = 0;
         let sent = self.queue.tx_burst(&mut self.batch[..n]).min(n);
-        let (mut bytes, mut offloaded) = (0, 0);
-        for pkt in &self.batch[..sent] {
-            bytes += pkt.len();
-            offloaded += u64::from(pkt.offload().requests());
-        }
+        let bytes: usize = self.batch[..sent].iter().map(Packet::len).sum();
         let refused = (n - sent) as u64;
         let pc = stats.port_mut(self.port);
         pc.tx_packets += sent as u64;
         pc.tx_bytes += bytes as u64;
         pc.tx_dropped += refused;
-        pc.tx_offload += offloaded;
         stats.drops[DropReason::TxFull as usize] += refused;
     }
 }
@@ -92,14 +87,14 @@ impl TxBatches {
         self.ports[port.index()] = Some(TxPort::new(port, queue));
     }
 
-    /// True when `port`'s queue takes a frame with offload request `hdr` as it is; false for
+    /// True when `port`'s queue takes a frame with offload request `request` as it is; false for
     /// a port this PMD has no queue for (a vxlan port encapsulates: the frame must be
     /// finished first). Asked per frame that carries a request (a guest's peer may have
     /// connected or renegotiated since the last one), never for the others.
     #[inline]
-    pub fn takes(&self, port: PortNo, hdr: &VirtioNetHdr) -> bool {
+    pub fn takes(&self, port: PortNo, request: &Offload) -> bool {
         match self.ports.get(port.index()) {
-            Some(Some(tx)) => tx.queue.offloads().takes(hdr),
+            Some(Some(tx)) => tx.queue.offloads().takes(request),
             _ => false,
         }
     }

@@ -38,6 +38,9 @@ pub(crate) struct Out<'a> {
     pub announce: &'a mut Vec<(L2Domain, MacAddr, PortNo)>,
     /// Where software segmentation builds each segment.
     pub segment: &'a mut Packet,
+    /// Some frame of the burst carries an offload request (checked at ingress): without
+    /// one, outputs skip the per-frame question.
+    pub offloads: bool,
 }
 
 impl Out<'_> {
@@ -159,9 +162,12 @@ fn emit(
         out.cx.stats.drop(DropReason::InPort);
         return;
     }
-    if pkt.offload().requests() && !out.cx.tx.takes(port, pkt.offload()) {
-        emit_finished(out, in_port, port, key, tun, pkt, mv);
-        return;
+    if out.offloads && pkt.offload().requests() {
+        if !out.cx.tx.takes(port, pkt.offload()) {
+            emit_finished(out, in_port, port, key, tun, pkt, mv);
+            return;
+        }
+        out.cx.stats.port_mut(port).tx_offload += 1;
     }
     let port_vlan = out.vlans.get(port.index()).unwrap_or(&PortVlan::Untagged);
     if out.tunnel.vxlan_port(port).is_some() {

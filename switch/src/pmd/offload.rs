@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use flowtable::{FlowKey, PortNo};
-use ports::{Packet, VirtioNetHdr};
+use ports::{Offload, Packet, VirtioNetHdr};
 use tracing::warn;
 
 use crate::datapath::log_limit::LogLimit;
@@ -35,10 +35,10 @@ pub(super) fn ingress_burst(
     for i in 0..n {
         let pkt = &mut burst[i];
         if pkt.offload().requests() {
-            match pkt.offload().offload_request(pkt.data()) {
+            match pkt.offload().header(0).offload_request(pkt.data()) {
                 Ok(request) => {
-                    let hdr = normalized(pkt.offload(), &request);
-                    pkt.set_offload(hdr);
+                    let checked = normalized(pkt.offload(), &request);
+                    pkt.set_offload(checked);
                     accepted += 1;
                 }
                 Err(e) => {
@@ -68,20 +68,18 @@ pub(super) fn ingress_burst(
     w
 }
 
-/// The header an output gets for a checked request: `NEEDS_CSUM` with the checksum's place,
-/// and the segmentation type and size; `hdr_len` the length of the headers a segment
-/// repeats (DPDK's vhost library sets it so), 0 without segmentation; nothing else.
-fn normalized(hdr: &VirtioNetHdr, request: &OffloadRequest) -> VirtioNetHdr {
-    let mut out = VirtioNetHdr::default();
+/// The request as an output gets it once checked: `NEEDS_CSUM` with the checksum's place,
+/// and the segmentation type and size; nothing else (`DATA_VALID` asks for nothing).
+fn normalized(asked: &Offload, request: &OffloadRequest) -> Offload {
+    let mut out = Offload::NONE;
     if let Some(c) = request.csum {
         out.flags = VirtioNetHdr::F_NEEDS_CSUM;
         out.csum_start = c.start;
         out.csum_offset = c.offset;
     }
     if let Some(gso) = &request.gso {
-        out.gso_type = hdr.gso_type;
+        out.gso_type = asked.gso_type;
         out.gso_size = gso.size();
-        out.hdr_len = gso.headers().header_len() as u16;
     }
     out
 }
@@ -103,7 +101,7 @@ pub(super) enum Finish {
 /// request was checked when the frame came in; it is checked again here because actions
 /// (VLAN push and pop) may have moved the headers since.
 pub(super) fn finish(pkt: &mut Packet) -> Finish {
-    let Ok(request) = pkt.offload().offload_request(pkt.data()) else {
+    let Ok(request) = pkt.offload().header(0).offload_request(pkt.data()) else {
         return Finish::Unfit;
     };
     if let Some(gso) = request.gso {

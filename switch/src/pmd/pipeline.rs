@@ -54,7 +54,7 @@ impl Pmd {
         let (bytes, offloads) = self.rx(in_port, n, decided.is_some_and(|d| d.l2_only));
         let n = self.ingress(in_port, n, offloads, now);
         self.decide(n, decided);
-        self.execute(n, now);
+        self.execute(n, offloads, now);
         self.flush();
         bytes
     }
@@ -139,9 +139,10 @@ impl Pmd {
         }
     }
 
-    /// Step 4: each frame's actions (its rule's, or `normal`), into the tx batches.
+    /// Step 4: each frame's actions (its rule's, or `normal`), into the tx batches;
+    /// `offloads`: some frame carries an offload request.
     #[inline]
-    fn execute(&mut self, n: usize, now: Instant) {
+    fn execute(&mut self, n: usize, offloads: bool, now: Instant) {
         let Pmd {
             burst,
             keys,
@@ -165,6 +166,7 @@ impl Pmd {
             fdb,
             announce,
             segment,
+            offloads,
         };
         for i in 0..n {
             let actions = match decisions[i] {
