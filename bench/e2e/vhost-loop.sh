@@ -70,32 +70,18 @@ fi
 HUGEPAGES_WANTED=1024
 GUEST_CPU=0
 SWITCH_CPU=1
-OVS_VSWITCHD_DPDK=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
-OVS_SCHEMA=/usr/share/openvswitch/vswitch.ovsschema
-
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=bench/e2e/lib.sh
+source "$REPO/bench/e2e/lib.sh"
 VSWITCHD_GIVEN=${VSWITCHD:+1}
 VSWITCHD=${VSWITCHD:-${CARGO_TARGET_DIR:-$REPO/target}/release/vswitchd}
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 [[ $(id -u) -eq 0 ]] || die "run as root (hugepages, packages, DPDK)"
 [[ $SECONDS_MEASURE =~ ^[0-9]+$ && $SECONDS_MEASURE -ge 2 ]] || die "SECONDS must be an integer >= 2"
 (( $(nproc) >= 2 )) || die "needs 2 CPUs (guest on CPU $GUEST_CPU, switch PMD on CPU $SWITCH_CPU)"
 
 # ---------------------------------------------------------------- packages and build
-install_missing() {
-    local missing=() p
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-    done
-    ((${#missing[@]})) || return 0
-    log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
-        { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
-}
 install_missing dpdk-dev coreutils util-linux procps curl
 OVS_OK=1 OVS_WHY=""
 if [[ " $ONLY " == *" ovs-dpdk "* ]]; then
@@ -107,13 +93,7 @@ if [[ " $ONLY " == *" ovs-dpdk "* ]]; then
         OVS_OK=0 OVS_WHY="$OVS_VSWITCHD_DPDK missing after installing openvswitch-switch-dpdk"
     fi
 fi
-if [[ " $ONLY " == *" vswitchd"* && -z $VSWITCHD_GIVEN ]]; then
-    if [[ ! -x $VSWITCHD ]] || [[ -n $(find "$REPO"/{api,switch,ports,flowtable}/src "$REPO"/Cargo.lock \
-            -newer "$VSWITCHD" -print -quit 2>/dev/null) ]]; then
-        log "building vswitchd (release)"
-        (cd "$REPO" && nice -n 10 cargo build --release -p api --locked -q) || die "cargo build failed"
-    fi
-fi
+[[ " $ONLY " == *" vswitchd"* && -z $VSWITCHD_GIVEN ]] && build_vswitchd
 
 # The host-state probe (bench/examples/vhost_probe.rs, mode c2c): the time of one cache-line
 # transfer between the two CPUs, read before and after each run. This host switches between
@@ -137,23 +117,6 @@ PIDS=()              # every process we started and have not reaped yet
 HP_ORIG=$(cat /proc/sys/vm/nr_hugepages)
 HP_MOUNTED=0
 
-stop_pid() {         # stop_pid PID [grace-seconds]: SIGTERM, then SIGKILL; only our own PIDs
-    local pid=$1 grace=${2:-10} i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < grace * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && { log "pid $pid ignored SIGTERM; SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; }
-    wait "$pid" 2>/dev/null || true
-}
-forget_pid() { local p=$1 k; for k in "${!PIDS[@]}"; do [[ ${PIDS[k]} == "$p" ]] && unset 'PIDS[k]'; done; return 0; }
-stop_all() { local p; for p in "${PIDS[@]}"; do stop_pid "$p" 5; done; PIDS=(); }
-dpdk_leftovers() {   # hugepage files and runtime dirs of our DPDK prefixes
-    rm -f /dev/hugepages/"$TAG"-* 2>/dev/null || true
-    rm -rf /var/run/dpdk/"$TAG"-* 2>/dev/null || true
-}
 cleanup() {
     local rc=$?
     set +e
@@ -184,25 +147,6 @@ HP_FREE=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
 log "hugepages: nr=$(cat /proc/sys/vm/nr_hugepages) (was $HP_ORIG) free=$HP_FREE; work dir $WORK"
 
 # ---------------------------------------------------------------- helpers
-# running PID: the process exists and is not a zombie (an exited child we have not reaped
-# yet still answers kill -0).
-running() {
-    local st
-    st=$(sed 's/.*) //' /proc/"$1"/stat 2>/dev/null | cut -d' ' -f1)
-    [[ -n $st && $st != Z ]]
-}
-# wait_for FILE PATTERN TIMEOUT [MIN_COUNT [PID]]: until FILE has >= MIN_COUNT lines matching
-# PATTERN; gives up early when PID (the process writing FILE) has exited.
-wait_for() {
-    local file=$1 pat=$2 timeout=$3 want=${4:-1} pid=${5:-} i n
-    for ((i = 0; i < timeout * 10; i++)); do
-        n=$(grep -c -- "$pat" "$file" 2>/dev/null || true)
-        ((${n:-0} >= want)) && return 0
-        [[ -n $pid ]] && ! running "$pid" && return 1
-        sleep 0.1
-    done
-    return 1
-}
 cpu_busy() {         # non-idle jiffies of CPUs 0 and 1 summed, and their steal, from /proc/stat
     awk '/^cpu[01] / {for (i = 2; i <= NF; i++) t += $i; idle += $5 + $6; st += $9} END {print t - idle, st}' /proc/stat
 }
@@ -425,59 +369,19 @@ run_dpdk_vhost() {
 }
 
 run_ovs() {
-    local label=ovs-dpdk d=$WORK/r$ROUND-ovs db_pid vs_pid r
+    local label=ovs-dpdk d=$WORK/r$ROUND-ovs r=""
     if ((!OVS_OK)); then log "$label: SKIPPED: $OVS_WHY"; return 1; fi
     mkdir -p "$d"
-    # A private OVS: its own db, run and log dirs (the system instance, if any, is untouched).
-    export OVS_RUNDIR=$d OVS_DBDIR=$d OVS_LOGDIR=$d OVS_SYSCONFDIR=$d
-    local vsctl=(ovs-vsctl --db="unix:$d/db.sock" --timeout=60)
-    ovsdb-tool create "$d/conf.db" "$OVS_SCHEMA" >/dev/null
-    taskset -c "$GUEST_CPU" ovsdb-server "$d/conf.db" --remote="punix:$d/db.sock" \
-        --unixctl="$d/ovsdb-server.ctl" --log-file="$d/ovsdb-server.log" >/dev/null 2>&1 &
-    db_pid=$!
-    PIDS+=("$db_pid")
-    local i; for ((i = 0; i < 100; i++)); do [[ -S $d/db.sock ]] && break; sleep 0.1; done
-    if ! "${vsctl[@]}" --no-wait init; then
-        OVS_WHY="ovsdb-server did not start: $(tail -3 "$d/ovsdb-server.log" 2>/dev/null)"
-        log "$label: $OVS_WHY"; stop_pid "$db_pid"; forget_pid "$db_pid"; unset OVS_RUNDIR OVS_DBDIR OVS_LOGDIR OVS_SYSCONFDIR; return 1
-    fi
-    "${vsctl[@]}" --no-wait set Open_vSwitch . \
-        other_config:dpdk-init=true \
-        other_config:dpdk-lcore-mask=0x$((1 << GUEST_CPU)) \
-        other_config:pmd-cpu-mask=0x$((1 << SWITCH_CPU)) \
-        other_config:dpdk-socket-mem=512 \
-        other_config:dpdk-extra="--no-pci --iova-mode=va --file-prefix=$TAG-ovs"
-    # The DPDK main lcore (dpdk-lcore-mask) pins the main thread to CPU 0; handler and
-    # revalidator threads inherit that; the PMD pins itself to CPU 1 (pmd-cpu-mask).
-    "$OVS_VSWITCHD_DPDK" "unix:$d/db.sock" --unixctl="$d/ovs-vswitchd.ctl" \
-        --log-file="$d/ovs-vswitchd.log" >/dev/null 2>&1 &
-    vs_pid=$!
-    PIDS+=("$vs_pid")
-    r=""
-    if ! "${vsctl[@]}" add-br br0 -- set bridge br0 datapath_type=netdev \
-        -- add-port br0 p0 -- set Interface p0 type=dpdkvhostuser ofport_request=1 \
-        -- add-port br0 p1 -- set Interface p1 type=dpdkvhostuser ofport_request=2 >"$d/vsctl.err" 2>&1; then
-        OVS_WHY="ovs-vsctl add-br/add-port failed: $(tr '\n' ' ' <"$d/vsctl.err") $(grep -E 'ERR|EMER|WARN' "$d/ovs-vswitchd.log" | tail -3 | tr '\n' ' ')"
-    elif ! kill -0 "$vs_pid" 2>/dev/null; then
-        OVS_WHY="ovs-vswitchd-dpdk exited: $(tail -3 "$d/ovs-vswitchd.log" | tr '\n' ' ')"
-    else
-        for ((i = 0; i < 100; i++)); do [[ -S $d/p0 && -S $d/p1 ]] && break; sleep 0.1; done
-        if [[ ! -S $d/p0 || ! -S $d/p1 ]]; then
-            OVS_WHY="no vhost-user sockets $d/p0, $d/p1: $(grep -E 'ERR|WARN' "$d/ovs-vswitchd.log" | tail -3 | tr '\n' ' ')"
-        else
-            ovs-ofctl del-flows br0
-            ovs-ofctl add-flow br0 "in_port=1$OVS_MATCH,actions=output:2"
-            ovs-ofctl add-flow br0 "in_port=2$OVS_MATCH,actions=output:1"
-            measure_guest "$label" "$d/p0" "$d/p1" "$vs_pid" || OVS_WHY="guest measurement failed"; r=$RESULT
-            ovs-appctl -t "$d/ovs-vswitchd.ctl" dpif-netdev/pmd-rxq-show 2>/dev/null | sed "s/^/[$label] /" >&2 || true
-            ovs-ofctl dump-flows br0 2>/dev/null | grep -o 'n_packets=[0-9]*.*actions=.*' | sed "s/^/[$label] /" >&2 || true
-        fi
+    if ovs_start "$d" && ovs_add_vhost_ports "$d"; then
+        ovs-ofctl del-flows br0
+        ovs-ofctl add-flow br0 "in_port=1$OVS_MATCH,actions=output:2"
+        ovs-ofctl add-flow br0 "in_port=2$OVS_MATCH,actions=output:1"
+        measure_guest "$label" "$d/p0" "$d/p1" "$OVS_VS_PID" || OVS_WHY="guest measurement failed"; r=$RESULT
+        ovs-appctl -t "$d/ovs-vswitchd.ctl" dpif-netdev/pmd-rxq-show 2>/dev/null | sed "s/^/[$label] /" >&2 || true
+        ovs-ofctl dump-flows br0 2>/dev/null | grep -o 'n_packets=[0-9]*.*actions=.*' | sed "s/^/[$label] /" >&2 || true
     fi
     [[ -z $r ]] && log "$label: FAILED: $OVS_WHY"
-    stop_pid "$vs_pid" 20; forget_pid "$vs_pid"
-    stop_pid "$db_pid" 10; forget_pid "$db_pid"
-    unset OVS_RUNDIR OVS_DBDIR OVS_LOGDIR OVS_SYSCONFDIR
-    dpdk_leftovers
+    ovs_stop
     RESULT=$r
     [[ -n $r ]]
 }

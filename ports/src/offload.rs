@@ -137,6 +137,38 @@ impl Offload {
         }
     }
 
+    /// The request fields of a header as it is on the queue (what [`VirtioNetHdr::from_bytes`]
+    /// and [`Offload::from_header`] give, read straight from the bytes: every frame a guest
+    /// sends comes with one).
+    #[inline(always)]
+    pub fn from_header_bytes(bytes: &[u8; VirtioNetHdr::LEN]) -> Offload {
+        let le16 = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]);
+        Offload {
+            flags: bytes[0],
+            gso_type: bytes[1],
+            gso_size: le16(4),
+            csum_start: le16(6),
+            csum_offset: le16(8),
+        }
+    }
+
+    /// The header as it is on the queue for a guest: this request (`hdr_len` 0) and
+    /// `num_buffers`. Every frame for a guest gets one; without a request it is all zeros
+    /// but `num_buffers`.
+    #[inline(always)]
+    pub fn header_bytes(&self, num_buffers: u16) -> [u8; VirtioNetHdr::LEN] {
+        let mut h = [0u8; VirtioNetHdr::LEN];
+        if self.requests() {
+            h[0] = self.flags;
+            h[1] = self.gso_type;
+            h[4..6].copy_from_slice(&self.gso_size.to_le_bytes());
+            h[6..8].copy_from_slice(&self.csum_start.to_le_bytes());
+            h[8..10].copy_from_slice(&self.csum_offset.to_le_bytes());
+        }
+        h[10..].copy_from_slice(&num_buffers.to_le_bytes());
+        h
+    }
+
     /// The header that carries this request to a guest (`hdr_len` 0), with `num_buffers`.
     #[inline]
     pub fn header(&self, num_buffers: u16) -> VirtioNetHdr {
@@ -243,13 +275,17 @@ mod tests {
         };
         let o = Offload::from_header(&hdr);
         assert!(o.requests());
+        assert_eq!(Offload::from_header_bytes(&hdr.to_bytes()), o);
+        let back = VirtioNetHdr {
+            hdr_len: 0,
+            num_buffers: 2,
+            ..hdr
+        };
+        assert_eq!(o.header(2), back);
+        assert_eq!(o.header_bytes(2), back.to_bytes());
         assert_eq!(
-            o.header(2),
-            VirtioNetHdr {
-                hdr_len: 0,
-                num_buffers: 2,
-                ..hdr
-            }
+            Offload::NONE.header_bytes(7),
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0]
         );
         let gso_only = Offload {
             gso_type: VirtioNetHdr::GSO_TCPV4,

@@ -108,6 +108,24 @@ impl Packet {
     /// small.
     #[inline]
     pub fn prepare(&mut self, len: usize) -> Option<&mut [u8]> {
+        self.make_room(len)?;
+        Some(&mut self.buf[HEADROOM..HEADROOM + len])
+    }
+
+    /// [`Packet::prepare`] for a frame of `len` bytes that comes behind a virtio-net header:
+    /// returns room for both, the header in the headroom just in front of the frame, so a
+    /// port copies them in one go and then sets the request the header holds
+    /// ([`Packet::set_offload`], [`Offload::from_header_bytes`]).
+    #[inline]
+    pub fn prepare_with_header(&mut self, len: usize) -> Option<&mut [u8]> {
+        self.make_room(len)?;
+        Some(&mut self.buf[HEADROOM - VirtioNetHdr::LEN..HEADROOM + len])
+    }
+
+    /// The frame placed at `HEADROOM..HEADROOM + len`, the buffer grown if needed, no offload
+    /// request; `None` (packet left empty) past [`MAX_FRAME`].
+    #[inline(always)]
+    fn make_room(&mut self, len: usize) -> Option<()> {
         self.offload = Offload::NONE;
         if len > MAX_FRAME {
             self.set_range(HEADROOM, HEADROOM);
@@ -117,25 +135,7 @@ impl Packet {
             self.buf.resize(HEADROOM + len, 0);
         }
         self.set_range(HEADROOM, HEADROOM + len);
-        Some(&mut self.buf[HEADROOM..HEADROOM + len])
-    }
-
-    /// [`Packet::prepare`] for a frame of `len` bytes that comes behind a virtio-net header:
-    /// returns room for both, the header in the headroom just in front of the frame, so a
-    /// port copies them in one go. [`Packet::take_header`] then reads the header.
-    #[inline]
-    pub fn prepare_with_header(&mut self, len: usize) -> Option<&mut [u8]> {
-        self.prepare(len)?;
-        Some(&mut self.buf[HEADROOM - VirtioNetHdr::LEN..self.end as usize])
-    }
-
-    /// Takes the virtio-net header a port wrote in front of the frame
-    /// ([`Packet::prepare_with_header`]) as the frame's offload request.
-    #[inline]
-    pub fn take_header(&mut self) {
-        if let Some(bytes) = self.buf[..self.start as usize].last_chunk::<{ VirtioNetHdr::LEN }>() {
-            self.offload = Offload::from_header(&VirtioNetHdr::from_bytes(bytes));
-        }
+        Some(())
     }
 
     /// Replaces the frame with a copy of `frame`; false (packet left empty) if it is too large.
@@ -289,7 +289,8 @@ mod test {
         assert_eq!(dst.len(), VirtioNetHdr::LEN + 60);
         dst[..VirtioNetHdr::LEN].copy_from_slice(&hdr.to_bytes());
         dst[VirtioNetHdr::LEN..].fill(7);
-        p.take_header();
+        let header = *dst.first_chunk().unwrap();
+        p.set_offload(Offload::from_header_bytes(&header));
         assert_eq!(*p.offload(), want);
         assert_eq!(p.data(), &[7; 60]);
         // A copy carries it; a frame prepared anew has none.

@@ -108,11 +108,6 @@ impl RxQueue for VhostRxq {
         let was_broken = ring.fault().is_some();
         let over_cap = run.counters.guest_errors;
         let (n, wanted) = ring.dequeue(pkts, &mut run.counters);
-        if !run.host_offloads {
-            // Without VIRTIO_NET_F_CSUM the header asks for nothing (§5.1.6.2), whatever the
-            // driver wrote into it.
-            pkts[..n].iter_mut().for_each(Packet::clear_offload);
-        }
         if wanted {
             notify(&self.shared, v, run);
         }

@@ -268,7 +268,6 @@ impl Handler {
         let v = &self.shared.vrings[i];
         let mut run = v.run();
         run.mrg = mrg;
-        run.host_offloads = host_offloads;
         run.guest_offloads = guest_offloads;
         let old = run.ring.take();
         let old_avail = old.as_ref().map(Virtqueue::last_avail);
@@ -296,6 +295,7 @@ impl Handler {
                 match built {
                     Ok(mut ring) => {
                         ring.set_log(log);
+                        ring.set_tx_offloads(host_offloads);
                         Some(ring)
                     }
                     Err(e) => {

@@ -37,9 +37,6 @@ pub(crate) struct VringRun {
     pub kick: Option<File>,
     /// VIRTIO_NET_F_MRG_RXBUF was negotiated (receive rings only).
     pub mrg: bool,
-    /// VIRTIO_NET_F_CSUM was negotiated: the guest's transmit headers carry offload requests
-    /// (without it they are ignored).
-    pub host_offloads: bool,
     /// What the guest takes unfinished on its receive rings (`GUEST_CSUM`, `GUEST_TSO4/6`,
     /// `GUEST_ECN`).
     pub guest_offloads: TxOffloads,

@@ -71,7 +71,7 @@ pub const NET_HDR_LEN: usize = VirtioNetHdr::LEN;
 /// that negotiated it), `num_buffers` set (1 without MRG_RXBUF, §5.1.6.4).
 #[inline(always)]
 fn header(pkt: &Packet, num_buffers: u16) -> [u8; NET_HDR_LEN] {
-    pkt.offload().header(num_buffers).to_bytes()
+    pkt.offload().header_bytes(num_buffers)
 }
 
 /// Per-vring counters, updated by the PMD that owns the ring.

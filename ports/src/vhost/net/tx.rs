@@ -8,6 +8,7 @@
 //! ring's `collect`) reads again and decides on its own read.
 
 use super::{RingCounters, NET_HDR_LEN};
+use crate::offload::Offload;
 use crate::packet::{Packet, MAX_FRAME};
 use crate::vhost::split::layout::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
 use crate::vhost::virtq::{QueueError, Virtq};
@@ -25,6 +26,7 @@ pub(crate) fn dequeue<Q: Virtq>(
         return (0, false);
     }
     let over_cap = cnt.guest_errors;
+    let offloads = q.io().tx_offloads;
     let mut got = 0;
     for _ in 0..pkts.len() {
         let Some(mut head) = q.next_chain() else {
@@ -33,13 +35,13 @@ pub(crate) fn dequeue<Q: Virtq>(
         let pkt = &mut pkts[got];
         // The fast path reads one descriptor (at most 32 a burst) and is not counted; the
         // general walk spends the budget.
-        let r = if read_tx_fast(q, &head, pkt) {
+        let r = if read_tx_fast(q, &head, pkt, offloads) {
             Ok(true)
         } else if !q.can_walk() {
             // The rest waits for the next burst: the driver made this one expensive.
             break;
         } else {
-            read_tx_chain(q, &mut head, pkt)
+            read_tx_chain(q, &mut head, pkt, offloads)
         };
         match r {
             Ok(true) => {
@@ -67,13 +69,13 @@ pub(crate) fn dequeue<Q: Virtq>(
 }
 
 /// The common transmit chain: one read-only descriptor holding header and frame, in the
-/// region of the last buffer. True when both were copied into `pkt` (the header as its
-/// offload request, checked by the switch before anything acts on it); false hands the chain
-/// to [`read_tx_chain`], which reads the descriptor again and checks and reports everything
-/// (this one only picks the path, so that is no double fetch: every decision is made on one
-/// read).
+/// region of the last buffer. True when the frame was copied into `pkt` (with `offloads`,
+/// header and frame in one copy, the header's request kept as the packet's, checked by the
+/// switch before anything acts on it); false hands the chain to [`read_tx_chain`], which
+/// reads the descriptor again and checks and reports everything (this one only picks the
+/// path, so that is no double fetch: every decision is made on one read).
 #[inline(always)]
-fn read_tx_fast<Q: Virtq>(q: &Q, head: &Q::Head, pkt: &mut Packet) -> bool {
+fn read_tx_fast<Q: Virtq>(q: &Q, head: &Q::Head, pkt: &mut Packet, offloads: bool) -> bool {
     let Some(d) = q.head_desc(head) else {
         return false;
     };
@@ -83,22 +85,47 @@ fn read_tx_fast<Q: Virtq>(q: &Q, head: &Q::Head, pkt: &mut Packet) -> bool {
     let Some(frame_len) = (d.len as usize).checked_sub(NET_HDR_LEN) else {
         return false;
     };
-    let read = match pkt.prepare_with_header(frame_len) {
-        Some(dst) => q.read_buf(dst, d.addr),
-        None => false,
-    };
-    if read {
-        pkt.take_header();
+    if !offloads {
+        let Some(addr) = d.addr.checked_add(NET_HDR_LEN as u64) else {
+            return false;
+        };
+        return match pkt.prepare(frame_len) {
+            Some(dst) => q.read_buf(dst, addr),
+            None => false,
+        };
     }
-    read
+    let Some(dst) = pkt.prepare_with_header(frame_len) else {
+        return false;
+    };
+    if !q.read_buf(dst, d.addr) {
+        return false;
+    }
+    let hdr = dst_header(dst);
+    set_request(pkt, hdr);
+    true
 }
 
-/// Gathers one transmit chain into `pkt` (one copy: header and frame). `Ok(false)`: the
-/// chain's length is unusable and it is dropped.
+/// The header at the front of what [`Packet::prepare_with_header`] returned.
+#[inline(always)]
+fn dst_header(dst: &[u8]) -> Option<[u8; NET_HDR_LEN]> {
+    dst.first_chunk().copied()
+}
+
+/// Keeps the request of the header read in front of the frame.
+#[inline(always)]
+fn set_request(pkt: &mut Packet, hdr: Option<[u8; NET_HDR_LEN]>) {
+    if let Some(hdr) = hdr {
+        pkt.set_offload(Offload::from_header_bytes(&hdr));
+    }
+}
+
+/// Gathers one transmit chain into `pkt` (one copy: header and frame; the header's request
+/// kept with `offloads`). `Ok(false)`: the chain's length is unusable and it is dropped.
 fn read_tx_chain<Q: Virtq>(
     q: &mut Q,
     head: &mut Q::Head,
     pkt: &mut Packet,
+    offloads: bool,
 ) -> Result<bool, QueueError> {
     q.start_gather();
     let total = q.collect(head, false)?;
@@ -127,6 +154,9 @@ fn read_tx_chain<Q: Virtq>(
         }
         off = end;
     }
-    pkt.take_header();
+    if offloads {
+        let hdr = dst_header(dst);
+        set_request(pkt, hdr);
+    }
     Ok(true)
 }

@@ -139,6 +139,12 @@ impl SplitRing {
         self.io.log = log;
     }
 
+    /// Reads (`true`) or skips the offload request in the header of each frame the driver
+    /// sends ([`GuestIo::tx_offloads`]).
+    pub fn set_tx_offloads(&mut self, on: bool) {
+        self.io.tx_offloads = on;
+    }
+
     /// True when the ring reads and writes through `mem`.
     pub fn uses(&self, mem: &Arc<GuestMemoryTable>) -> bool {
         Arc::ptr_eq(&self.io.mem, mem)

@@ -9,6 +9,7 @@ use vm_memory::{Bytes, GuestAddress};
 
 use super::layout::{avail, desc, used, Descriptor, DESC_F_WRITE};
 use super::{QueueError, RingConfig, SplitRing, MAX_QUEUE_SIZE};
+use crate::offload::{Offload, VirtioNetHdr};
 use crate::packet::{Packet, MAX_FRAME};
 use crate::vhost::memory::GuestMemoryTable;
 use crate::vhost::net::{RingCounters, NET_HDR_LEN};
@@ -120,6 +121,65 @@ fn buffers_in_two_regions() {
     }
     assert!(txr.fault().is_none());
     assert_eq!(cnt.dropped_bad_length + cnt.dropped_too_small, 0);
+}
+
+/// The virtio-net header in front of each transmitted frame becomes the packet's offload
+/// request only when the driver acked `VIRTIO_NET_F_CSUM` (the handler sets the ring so),
+/// on the one-descriptor fast path and on the general walk alike; the receive path writes a
+/// packet's request back as the guest's header.
+#[test]
+fn transmit_headers_are_read_only_with_csum_and_written_back_on_receive() {
+    let hdr = VirtioNetHdr {
+        flags: VirtioNetHdr::F_NEEDS_CSUM,
+        gso_type: VirtioNetHdr::GSO_TCPV4,
+        hdr_len: 54,
+        gso_size: 1448,
+        csum_start: 34,
+        csum_offset: 16,
+        num_buffers: 0,
+    };
+    let frame: Vec<u8> = (0..100u8).collect();
+    for offloads in [false, true] {
+        let mem = table();
+        let m = mem.mem();
+        let mut tx = DriverRing::at(1, 16, 0);
+        let mut chain = hdr.to_bytes().to_vec();
+        chain.extend_from_slice(&frame);
+        m.write_slice(&chain, GuestAddress(0x40000)).unwrap();
+        // One descriptor (the fast path), then header and frame apart (the general walk).
+        tx.add_chain(m, &[(0x40000, chain.len() as u32, 0)]);
+        tx.add_chain(
+            m,
+            &[
+                (0x40000, NET_HDR_LEN as u32, 0),
+                (0x40000 + NET_HDR_LEN as u64, frame.len() as u32, 0),
+            ],
+        );
+        tx.publish(m);
+        let mut txr = SplitRing::new(mem.clone(), tx.config(false), 0).unwrap();
+        txr.set_tx_offloads(offloads);
+        let mut pkts = vec![Packet::new(); 4];
+        let mut cnt = RingCounters::default();
+        assert_eq!(txr.dequeue(&mut pkts, &mut cnt).0, 2, "{:?}", txr.fault());
+        let want = if offloads {
+            Offload::from_header(&hdr)
+        } else {
+            Offload::NONE
+        };
+        for p in &pkts[..2] {
+            assert_eq!(p.data(), &frame[..]);
+            assert_eq!(*p.offload(), want, "tx_offloads {offloads}");
+        }
+        // Back to a guest: the request is its header (hdr_len 0, num_buffers 1).
+        let mut rx = DriverRing::at(0, 16, 0x8000);
+        rx.add_chain(m, &[(0x60000, 2048, DESC_F_WRITE)]);
+        rx.publish(m);
+        let mut rxr = SplitRing::new(mem.clone(), rx.config(false), 0).unwrap();
+        assert_eq!(rxr.enqueue(&pkts[..1], false, &mut cnt).0, 1);
+        let mut written = [0u8; NET_HDR_LEN];
+        m.read_slice(&mut written, GuestAddress(0x60000)).unwrap();
+        assert_eq!(written, want.header_bytes(1));
+    }
 }
 
 /// A tiny xorshift generator: reproducible garbage without a dependency.

@@ -16,6 +16,10 @@ pub(crate) struct GuestIo {
     buf_hint: Cell<usize>,
     /// The dirty log, while the frontend logs.
     pub log: Option<Arc<DirtyLog>>,
+    /// The driver acked `VIRTIO_NET_F_CSUM`: the virtio-net header in front of each frame it
+    /// sends carries an offload request, read with the frame into the packet. Without it the
+    /// header asks for nothing (§5.1.6.2) and is skipped.
+    pub tx_offloads: bool,
 }
 
 impl GuestIo {
@@ -25,6 +29,7 @@ impl GuestIo {
             mem,
             buf_hint: Cell::new(first),
             log: None,
+            tx_offloads: false,
         }
     }
 

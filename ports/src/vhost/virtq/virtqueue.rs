@@ -59,6 +59,12 @@ impl Virtqueue {
         each!(self, r => r.set_log(log))
     }
 
+    /// Reads or skips the offload request in each transmitted frame's header (the driver
+    /// acked `VIRTIO_NET_F_CSUM` or not).
+    pub fn set_tx_offloads(&mut self, on: bool) {
+        each!(self, r => r.set_tx_offloads(on))
+    }
+
     /// True when the ring reads and writes through `mem`.
     pub fn uses(&self, mem: &Arc<GuestMemoryTable>) -> bool {
         each!(self, r => r.uses(mem))
