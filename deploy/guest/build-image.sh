@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds the test guest for QEMU from Debian packages only: OUTDIR/vmlinuz (the Debian 12
 # kernel that linux-image-amd64 currently depends on) and OUTDIR/initramfs.gz (busybox-static,
-# the virtio-net modules and deploy/guest/init as /init, a gzip'd newc cpio).
+# Debian's ethtool with the shared libraries and dynamic loader it needs, the virtio-net
+# modules and deploy/guest/init as /init, a gzip'd newc cpio).
 #
 #   deploy/guest/build-image.sh OUTDIR
 #
-# Idempotent: OUTDIR/inputs records the kernel package version, busybox version and the
-# hashes of this script and the init; when they match, nothing is done. Run as root (it
-# installs busybox-static, cpio and kmod with apt-get when they are missing).
+# Idempotent: OUTDIR/inputs records the kernel package version, the busybox and ethtool
+# versions, the hash of the libraries ethtool loads, and the hashes of this script and the
+# init; when they match, nothing is done. Run as root (it installs busybox-static, ethtool,
+# cpio and kmod with apt-get when they are missing).
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -21,7 +23,7 @@ log() { echo "build-image: $*" >&2; }
 
 # --- tools -------------------------------------------------------------------------------
 need=()
-for p in busybox-static cpio kmod; do
+for p in busybox-static ethtool cpio kmod; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if ((${#need[@]})); then
@@ -50,8 +52,25 @@ kver=${pkg#linux-image-}
 pkgver=$(apt-cache policy "$pkg" | awk '$1 == "Candidate:" { print $2 }')
 [[ -n $pkgver && $pkgver != "(none)" ]] || { log "no candidate version for $pkg"; exit 1; }
 
+# ethtool is dynamically linked: it goes into the image with every shared object ldd says
+# it loads (the dynamic loader included), each at the same path as on this host, where the
+# guest's loader finds them without an ld.so.cache (Debian's glibc searches the multiarch
+# directories by default). "not found" fails the build.
+ethtool=$(dpkg -L ethtool | awk '/\/sbin\/ethtool$/ { print; exit }')
+[[ -x $ethtool ]] || { log "the ethtool package has no sbin/ethtool"; exit 1; }
+ethtool_libs() {
+    ldd "$ethtool" | awk '
+        /not found/ { print "MISSING:" $1; next }
+        { for (i = 1; i <= NF; i++) if ($i ~ /^\//) { print $i; break } }'
+}
+libs=$(ethtool_libs)
+[[ -n $libs && $libs != *MISSING:* ]] ||
+    { log "cannot resolve the libraries of $ethtool: $(ldd "$ethtool" 2>&1)"; exit 1; }
+
 inputs="kernel=$pkg=$pkgver
 busybox=$(dpkg-query -W -f='${Version}' busybox-static)
+ethtool=$(dpkg-query -W -f='${Version}' ethtool)
+ethtool-libs=$(for l in $libs; do sha256sum < "$l"; done | sha256sum | cut -d' ' -f1)
 build-image.sh=$(sha256sum < "$here/build-image.sh" | cut -d' ' -f1)
 init=$(sha256sum < "$here/init" | cut -d' ' -f1)"
 
@@ -113,6 +132,18 @@ cp /bin/busybox "$root/bin/busybox"
 for applet in $("$root/bin/busybox" --list); do
     [[ $applet == busybox ]] || ln -s busybox "$root/bin/$applet"
 done
+install -m 0755 "$ethtool" "$root/sbin/ethtool"
+for l in $libs; do
+    mkdir -p "$root$(dirname "$l")"
+    cp -L "$l" "$root$l"
+done
+log "ethtool $(dpkg-query -W -f='${Version}' ethtool) with $(echo $libs)"
+# The loader and libraries must be enough inside the image: run it there (chroot needs root,
+# which installing packages needed too; without root, the guest's own report shows it).
+if [[ $(id -u) -eq 0 ]]; then
+    chroot "$root" /sbin/ethtool --version > /dev/null ||
+        { log "ethtool does not run inside the image root"; exit 1; }
+fi
 install -m 0755 "$here/init" "$root/init"
 # /dev/console must exist before devtmpfs is mounted: the kernel opens it for PID 1.
 mknod -m 600 "$root/dev/console" c 5 1
