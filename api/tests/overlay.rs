@@ -14,6 +14,9 @@ mod common;
 // The full-mesh tests, in a file of their own (a crate root finds its modules beside it).
 #[path = "overlay/mesh.rs"]
 mod mesh;
+// Guest offloads through the overlay (issue 13): a QEMU guest's TCP stream to the kernel VTEP.
+#[path = "overlay/offload.rs"]
+mod offload;
 
 use std::path::Path;
 use std::process::Command;

@@ -113,3 +113,100 @@ pub fn verdict(log: &str) -> Option<&str> {
         .map(str::trim)
         .find(|l| l.starts_with("VSWITCH-TEST: PASS") || l.starts_with("VSWITCH-TEST: FAIL"))
 }
+
+/// The fields after `VSWITCH-TEST: WHAT ` on the guest's first such line, split on spaces.
+pub fn report<'a>(log: &'a str, what: &str) -> Option<Vec<&'a str>> {
+    let prefix = format!("VSWITCH-TEST: {what} ");
+    log.lines()
+        .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
+        .map(|rest| rest.split_whitespace().collect())
+}
+
+/// What one end of a stream (`vs.role=source` or `sink`) reports about its data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEnd {
+    /// Bytes sent or received.
+    pub bytes: u64,
+    /// Their md5, in hex.
+    pub md5: String,
+    /// Seconds the transfer took (the source's `SENT` line; `None` for the sink).
+    pub secs: Option<f64>,
+}
+
+/// The stream line `what` of a guest's log (`SENT` from the source, `RECEIVED` from the
+/// sink), once there is one.
+pub fn stream_end(log: &str, what: &str) -> Option<StreamEnd> {
+    let f = report(log, what)?;
+    Some(StreamEnd {
+        bytes: f.first()?.parse().ok()?,
+        md5: f.get(1)?.to_string(),
+        secs: f.get(2).and_then(|s| s.parse().ok()),
+    })
+}
+
+/// The state of offload `name` (e.g. `tx-checksumming`) as the guest's `ethtool -k eth0`
+/// printed it: `"on"` or `"off"`, without a `[fixed]` note.
+pub fn ethtool<'a>(log: &'a str, name: &str) -> Option<&'a str> {
+    report(log, &format!("ethtool {name}:"))?.first().copied()
+}
+
+/// The virtio feature bits the guest's driver negotiated (its `features` line, a string of
+/// 0s and 1s with bit 0 first), as a mask.
+pub fn features(log: &str) -> Option<u64> {
+    let bits = *report(log, "features")?.first()?;
+    bits.chars()
+        .take(64)
+        .enumerate()
+        .try_fold(0u64, |m, (i, c)| match c {
+            '0' => Some(m),
+            '1' => Some(m | 1 << i),
+            _ => None,
+        })
+}
+
+/// The counters of the guest's `stats eth0 key=value ...` line (`rx_packets`, `rx_bytes`,
+/// `tx_packets`, `tx_bytes`), as (key, value) pairs.
+pub fn eth0_stats(log: &str) -> Vec<(String, u64)> {
+    report(log, "stats eth0")
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "\
+[    1.0] virtio_net virtio0 eth0: renamed
+VSWITCH-TEST: features 1100000000010000000000000000000010000000000000000000000000000000
+VSWITCH-TEST: ethtool rx-checksumming: on [fixed]
+VSWITCH-TEST: ethtool tx-checksumming: off
+VSWITCH-TEST: SENT 16777216 0123456789abcdef0123456789abcdef 3.07
+VSWITCH-TEST: stats eth0 rx_packets=10 rx_bytes=700 tx_packets=300 tx_bytes=17000000
+VSWITCH-TEST: PASS sent 16777216 bytes
+";
+
+    #[test]
+    fn reads_the_guest_lines() {
+        assert_eq!(ethtool(LOG, "rx-checksumming"), Some("on"));
+        assert_eq!(ethtool(LOG, "tx-checksumming"), Some("off"));
+        assert_eq!(ethtool(LOG, "tcp-segmentation-offload"), None);
+        assert_eq!(features(LOG), Some(1 | 1 << 1 | 1 << 11 | 1 << 32));
+        assert_eq!(
+            stream_end(LOG, "SENT"),
+            Some(StreamEnd {
+                bytes: 16 << 20,
+                md5: "0123456789abcdef0123456789abcdef".into(),
+                secs: Some(3.07),
+            })
+        );
+        assert_eq!(stream_end(LOG, "RECEIVED"), None);
+        assert_eq!(eth0_stats(LOG)[3], ("tx_bytes".to_string(), 17_000_000));
+        assert_eq!(verdict(LOG), Some("VSWITCH-TEST: PASS sent 16777216 bytes"));
+    }
+}

@@ -4,6 +4,8 @@
 //! each test's `use common::*` has them.
 #![allow(dead_code)]
 
+pub mod offload;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
@@ -382,4 +384,33 @@ pub fn learned_vlan_switch_with_token(token: Option<&str>) -> InProcess {
     }
     sw.wait_learned(5);
     sw
+}
+
+/// `GET /metrics` from a vswitchd whose API listens on unix socket `sock`: the exposition.
+pub fn scrape_unix(sock: &std::path::Path) -> String {
+    let r = api::ctl::http::Endpoint::Unix(sock.to_path_buf())
+        .request("GET", "/metrics", None, None)
+        .unwrap_or_else(|e| panic!("GET /metrics on {}: {e}", sock.display()));
+    assert_eq!(r.status, 200, "GET /metrics: {}", r.body);
+    r.body
+}
+
+/// The value of sample `name` with exactly `labels` (in any order) in a Prometheus text
+/// exposition, or `None` when the switch exports no such series.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    want.sort_unstable();
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        let (n, rest) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.strip_suffix('}')?),
+            None => (series, ""),
+        };
+        if n != name {
+            return None;
+        }
+        let mut got: Vec<&str> = rest.split(',').filter(|s| !s.is_empty()).collect();
+        got.sort_unstable();
+        (got == want).then(|| value.parse().ok()).flatten()
+    })
 }
