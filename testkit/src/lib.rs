@@ -13,6 +13,7 @@
 //! - [`ptrace`]: one thread of another process, stopped and resumed.
 //! - [`logs`]: capture of what `tracing` logs, per call or for the whole test process.
 //! - [`testpmd`] and [`qemu`]: the real vhost-user frontends the end-to-end tests drive.
+//! - [`pcap`]: pcap files of frames, for testpmd's `net_pcap` port to send.
 //!
 //! Helpers panic with a message saying what failed (and which Debian package to install
 //! when a tool is missing): they run inside tests, where a panic is a failure report.
@@ -24,6 +25,7 @@ pub mod frames;
 pub mod logs;
 pub mod netns;
 pub mod packet_socket;
+pub mod pcap;
 pub mod process;
 pub mod ptrace;
 pub mod qemu;

@@ -125,6 +125,20 @@ impl PacketSocket {
     /// Receives frames with [`TEST_ETHERTYPE`] until `want` arrived or `limit` passed (a
     /// guard against hanging, not a timing assertion).
     pub fn recv_test_frames(&self, want: usize, limit: Duration) -> Vec<Vec<u8>> {
+        self.recv_frames(want, limit, |f| {
+            f.len() > 14 && f[12..14] == TEST_ETHERTYPE.to_be_bytes()
+        })
+    }
+
+    /// Receives the frames `keep` accepts, in the order they arrive, until `want` arrived or
+    /// `limit` passed (a guard against hanging, not a timing assertion). The socket sees
+    /// every frame the interface sends or receives; `keep` picks the test's own.
+    pub fn recv_frames(
+        &self,
+        want: usize,
+        limit: Duration,
+        keep: impl Fn(&[u8]) -> bool,
+    ) -> Vec<Vec<u8>> {
         let deadline = Instant::now() + limit;
         let mut got = Vec::new();
         let mut buf = vec![0u8; 65536];
@@ -132,7 +146,7 @@ impl PacketSocket {
             // SAFETY: `buf` is a live buffer of the length given.
             let n =
                 unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n > 14 && buf[12..14] == TEST_ETHERTYPE.to_be_bytes() {
+            if n > 0 && keep(&buf[..n as usize]) {
                 got.push(buf[..n as usize].to_vec());
             }
         }
