@@ -7,6 +7,8 @@
 # interleaved rounds:
 #   vswitchd          offloads on both sides (the switch offers CSUM/TSO, QEMU's defaults)
 #   vswitchd-off      the same switch, QEMU's virtio-net offload properties off in both guests
+#   vswitchd-busy, vswitchd-off-busy (not by default) the same two with the PMD busy-polling
+#                     (pmd_sleep_after_us = 0), as OVS-DPDK's always does
 #   ovs-dpdk          OVS-DPDK 3.1 (Debian's openvswitch-switch-dpdk), userspace-tso-enable=false
 #   ovs-dpdk-tso      the same with userspace-tso-enable=true
 # Each switch forwards with `normal` (MAC learning), no rules. Prints MB/s (10^6 bytes) per
@@ -131,11 +133,12 @@ stream() {
 }
 
 # ---------------------------------------------------------------- the switches
-run_vswitchd() {     # run_vswitchd LABEL QEMU_PROPS
-    local label=$1 props=$2 d=$WORK/r$ROUND-$1 pid r t
+run_vswitchd() {     # run_vswitchd LABEL QEMU_PROPS [SLEEP_US]
+    local label=$1 props=$2 sleep_us=${3:-} d=$WORK/r$ROUND-$1 pid r t
     mkdir -p "$d"
     {
         printf '[switch]\npmd_cores = [%s]\nsocket_dir = "%s"\n' "$SWITCH_CPU" "$d"
+        [[ -n $sleep_us ]] && printf 'pmd_sleep_after_us = %s\n' "$sleep_us"
         for p in p0 p1; do
             printf '\n[[port]]\nname = "%s"\ntype = "vhost-user"\nsocket = "%s/%s.sock"\nmode = "server"\n' "$p" "$d" "$p"
         done
@@ -155,7 +158,7 @@ run_vswitchd() {     # run_vswitchd LABEL QEMU_PROPS
     done
     stream "$label" "$d/p1.sock" "$d/p0.sock" "$props" || true; r=$RESULT
     curl -s --unix-socket "$d/api.sock" http://localhost/metrics 2>/dev/null |
-        grep -E '^vswitch_port_(offload_frames|gso_segments|csum_filled)_total' |
+        grep -E '^vswitch_port_(offload_frames|gso_segments|csum_filled|tx_dropped|tx_packets)_total' |
         sed "s/^/[$label] /" >&2 || true
     stop_pid "$pid" 20; forget_pid "$pid"
     RESULT=$r
@@ -180,6 +183,8 @@ run_one() {
     case $1 in
         vswitchd) run_vswitchd vswitchd "" ;;
         vswitchd-off) run_vswitchd vswitchd-off "$OFFLOADS_OFF" ;;
+        vswitchd-busy) run_vswitchd vswitchd-busy "" 0 ;;
+        vswitchd-off-busy) run_vswitchd vswitchd-off-busy "$OFFLOADS_OFF" 0 ;;
         ovs-dpdk) run_ovs ovs-dpdk false ;;
         ovs-dpdk-tso) run_ovs ovs-dpdk-tso true ;;
         *) die "unknown case $1" ;;
@@ -202,7 +207,7 @@ for ((ROUND = 1; ROUND <= REPEAT; ROUND++)); do
     done
 done
 
-median() { tr ' ' '\n' | grep -v '^-\?$' | sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+median() { tr ' ' '\n' | { grep -v '^-\?$' || true; } | sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 declare -A MED
 echo
 echo "| case | MB/s per round | median |"

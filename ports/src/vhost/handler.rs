@@ -142,10 +142,15 @@ pub(crate) struct Handler {
     log: Option<Arc<DirtyLog>>,
     vrings: Vec<VringConfig>,
     refused: bool,
-    /// The acked features were logged (once per connection: the frontend controls how often
-    /// it sends SET_FEATURES).
-    features_logged: bool,
+    /// Feature sets logged on this connection: each new one is (DPDK's virtio-user acks a
+    /// first set at setup and the offloads when its port starts), up to
+    /// [`FEATURE_LOGS_PER_CONNECTION`] (the frontend controls how often it sends
+    /// SET_FEATURES).
+    features_logged: Vec<u64>,
 }
+
+/// How many distinct feature sets one connection gets logged.
+const FEATURE_LOGS_PER_CONNECTION: usize = 4;
 
 impl Handler {
     /// A fresh handler for a new connection.
@@ -159,7 +164,7 @@ impl Handler {
             log: None,
             vrings: vec![VringConfig::default(); n],
             refused: false,
-            features_logged: false,
+            features_logged: Vec::new(),
         }
     }
 
@@ -420,8 +425,10 @@ impl VhostUserBackendReqHandlerMut for Handler {
         }
         self.features = features;
         self.shared.set_guest_offloads(guest_offloads(features));
-        if !self.features_logged {
-            self.features_logged = true;
+        if !self.features_logged.contains(&features)
+            && self.features_logged.len() < FEATURE_LOGS_PER_CONNECTION
+        {
+            self.features_logged.push(features);
             tracing::info!(
                 socket = %self.shared.socket.display(),
                 ring = if features & VIRTIO_F_RING_PACKED != 0 { "packed" } else { "split" },
