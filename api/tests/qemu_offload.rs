@@ -57,6 +57,12 @@ struct Stream {
 /// properties); the source sends [`MIB`] MiB to the sink. Asserts that the stream arrived
 /// whole through both ports and that nobody complained; returns the logs and the metrics.
 fn stream(tag: &str, source_device: &str, sink_device: &str) -> Stream {
+    stream_with(tag, source_device, sink_device, "")
+}
+
+/// [`stream`] with more kernel parameters for both guests (`params`, starting with a space:
+/// `" vs.mtu=9000"`).
+fn stream_with(tag: &str, source_device: &str, sink_device: &str, params: &str) -> Stream {
     let image = qemu::image();
     let t = Instant::now();
     let dir = Scratch::new(tag);
@@ -79,7 +85,7 @@ fn stream(tag: &str, source_device: &str, sink_device: &str) -> Stream {
             &s_sink,
             false,
             "52:54:00:13:00:02",
-            "vs.role=sink vs.ip=198.18.0.2/24",
+            &format!("vs.role=sink vs.ip=198.18.0.2/24{params}"),
             sink_device,
         ),
     );
@@ -92,7 +98,7 @@ fn stream(tag: &str, source_device: &str, sink_device: &str) -> Stream {
             "52:54:00:13:00:01",
             &format!(
                 "vs.role=source vs.ip=198.18.0.1/24 vs.peer=198.18.0.2 vs.mib={MIB} \
-                 vs.wait={PEER_WAIT_SECS}"
+                 vs.wait={PEER_WAIT_SECS}{params}"
             ),
             source_device,
         ),
@@ -323,6 +329,30 @@ fn the_switch_segments_for_a_guest_that_cannot_take_tso() {
         &[("port", "source"), ("direction", "rx")],
         Want::Positive,
     );
+    c.counter(
+        &s.metrics,
+        "vswitch_port_gso_segments_total",
+        &[("port", "sink")],
+        Want::Positive,
+    );
+    common_rows(&mut c, &s);
+    c.finish();
+}
+
+/// (d) Jumbo frames: both guests at MTU 9000, the sink without TSO: the switch cuts the
+/// source's TSO frames into 9000-byte segments, which reach the sink through mergeable
+/// receive buffers.
+#[test]
+fn jumbo_segments_reach_a_guest_through_mergeable_buffers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !require_qemu() {
+        return;
+    }
+    let s = stream_with("qo-jumbo", "", QEMU_NO_RX_OFFLOADS, " vs.mtu=9000");
+    let mut c = Checks::new("(d) MTU 9000, the sink takes no TSO frames: jumbo segments");
+    c.ethtool("source", &s.source_log, "tcp-segmentation-offload", "on");
+    c.feature("sink", &s.sink_log, "GUEST_TSO4", false);
+    c.rx_frames_above_mtu("sink", &s.sink_log, true);
     c.counter(
         &s.metrics,
         "vswitch_port_gso_segments_total",
