@@ -99,6 +99,9 @@ start_guest() {
     PIDS+=("$LAST_PID")
 }
 
+# cpu_ticks PID: utime + stime of a process, all threads (0 once it is gone).
+cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' /proc/"$1"/stat 2>/dev/null || echo 0; }
+
 # stream LABEL SOCK_SINK SOCK_SOURCE PROPS: the sink on SOCK_SINK, the source on SOCK_SOURCE;
 # sets RESULT to "MB/s" ("" on failure or timeout) and logs what the guests negotiated.
 stream() {
@@ -111,7 +114,16 @@ stream() {
     start_guest "r$ROUND-$label-source" "$src_sock" 52:54:00:12:00:01 \
         "vs.role=source vs.ip=198.18.0.1/24 vs.peer=198.18.0.2 vs.mib=$MIB vs.wait=120" "$props"
     src=$LAST_PID
+    # Where the time goes: each guest's CPU time (both share CPU 0) while the data moves,
+    # from the source's DATA line (generated, about to send) to its verdict.
+    local t0 t1 src0 src1 sink0 sink1
+    wait_for "$src_log.log" "VSWITCH-TEST: DATA" "$TIMEOUT" 1 "$src" || true
+    t0=$(date +%s.%N) src0=$(cpu_ticks "$src") sink0=$(cpu_ticks "$sink")
     if wait_for "$src_log.log" "VSWITCH-TEST: \(PASS\|FAIL\)" "$TIMEOUT" 1 "$src"; then
+        t1=$(date +%s.%N) src1=$(cpu_ticks "$src") sink1=$(cpu_ticks "$sink")
+        log "$label: CPU 0 over the send: $(awk -v w="$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" \
+            -v s=$((src1 - src0)) -v k=$((sink1 - sink0)) -v hz="$(getconf CLK_TCK)" \
+            'BEGIN {printf "source guest %.0f%%, sink guest %.0f%% of %.1f s", 100 * s / hz / w, 100 * k / hz / w, w}')"
         line=$(grep -m1 "VSWITCH-TEST: SENT" "$src_log.log" || true)
         bytes=$(awk '{print $3}' <<<"$line") secs=$(awk '{print $5}' <<<"$line")
         if [[ -n $bytes && -n $secs ]] && wait_for "$sink_log.log" "VSWITCH-TEST: RECEIVED" 30 1 "$sink"; then
@@ -158,7 +170,7 @@ run_vswitchd() {     # run_vswitchd LABEL QEMU_PROPS [SLEEP_US]
     done
     stream "$label" "$d/p1.sock" "$d/p0.sock" "$props" || true; r=$RESULT
     curl -s --unix-socket "$d/api.sock" http://localhost/metrics 2>/dev/null |
-        grep -E '^vswitch_port_(offload_frames|gso_segments|csum_filled|tx_dropped|tx_packets)_total' |
+        grep -E '^vswitch_port_(offload_frames|gso_segments|csum_filled|tx_dropped|tx_packets)_total|^vswitch_pmd_(busy|idle)_seconds_total' |
         sed "s/^/[$label] /" >&2 || true
     stop_pid "$pid" 20; forget_pid "$pid"
     RESULT=$r

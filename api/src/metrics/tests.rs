@@ -241,10 +241,11 @@ fn every_family_has_help_and_type_and_counters_end_in_total() {
         );
         families += 1;
     }
-    // 19 + 2 counter families, 9 gauge families less `vswitch_port_connected` (no vhost-user
-    // port here), the iteration histogram: 30 datapath families and one per tunnel counter.
+    // 23 + 2 counter families (4 of them guest offloads), 9 gauge families less
+    // `vswitch_port_connected` (no vhost-user port here), the iteration histogram: 34
+    // datapath families and one per tunnel counter.
     let tunnel = switch::tunnel::stats::TunnelStats::default().fields().len();
-    assert_eq!(families, 30 + tunnel, "families:\n{text}");
+    assert_eq!(families, 34 + tunnel, "families:\n{text}");
     sw.shutdown();
 }
 
