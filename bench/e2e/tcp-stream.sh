@@ -121,9 +121,11 @@ stream() {
     t0=$(date +%s.%N) src0=$(cpu_ticks "$src") sink0=$(cpu_ticks "$sink")
     if wait_for "$src_log.log" "VSWITCH-TEST: \(PASS\|FAIL\)" "$TIMEOUT" 1 "$src"; then
         t1=$(date +%s.%N) src1=$(cpu_ticks "$src") sink1=$(cpu_ticks "$sink")
+        # The source may have powered off already (its share then reads "-").
         log "$label: CPU 0 over the send: $(awk -v w="$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" \
-            -v s=$((src1 - src0)) -v k=$((sink1 - sink0)) -v hz="$(getconf CLK_TCK)" \
-            'BEGIN {printf "source guest %.0f%%, sink guest %.0f%% of %.1f s", 100 * s / hz / w, 100 * k / hz / w, w}')"
+            -v s=$((src1 - src0)) -v k=$((sink1 - sink0)) -v hz="$(getconf CLK_TCK)" '
+            function pct(t) { return t < 0 ? "-" : sprintf("%.0f%%", 100 * t / hz / w) }
+            BEGIN {printf "source guest %s, sink guest %s of %.1f s", pct(s), pct(k), w}')"
         line=$(grep -m1 "VSWITCH-TEST: SENT" "$src_log.log" || true)
         bytes=$(awk '{print $3}' <<<"$line") secs=$(awk '{print $5}' <<<"$line")
         if [[ -n $bytes && -n $secs ]] && wait_for "$sink_log.log" "VSWITCH-TEST: RECEIVED" 30 1 "$sink"; then
