@@ -353,8 +353,10 @@ fn send_raw(sock: &UnixStream, mut bytes: &[u8], fds: &[RawFd]) -> bool {
 fn setup(fe: &mut Frontend<'_>, features: u64, memory: &[u8]) -> bool {
     use ports::vhost::handler::*;
     // What the port offers (`Handler::offered_features`): LOG_ALL is bit 26,
-    // PROTOCOL_FEATURES bit 30; MQ with more than one queue pair.
+    // PROTOCOL_FEATURES bit 30; MQ with more than one queue pair; the offloads (with CSUM
+    // the transmit path reads each frame's header).
     let offered = VIRTIO_F_VERSION_1
+        | OFFLOAD_FEATURES
         | VIRTIO_NET_F_MRG_RXBUF
         | VIRTIO_F_RING_EVENT_IDX
         | VIRTIO_F_RING_INDIRECT_DESC

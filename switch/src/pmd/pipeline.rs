@@ -4,11 +4,12 @@
 //! 1. [`Pmd::rx`]: each frame's [`FlowKey`] (from the switch's private copy), and the rx
 //!    counters;
 //! 2. [`Pmd::ingress`]: the underlay's frames are consumed (ARP) or decapsulated, each then
-//!    with its vxlan port as in-port; other ports apply their VLAN mode. The frames left are
-//!    moved to the front;
+//!    with its vxlan port as in-port; other ports check their frames' offload requests
+//!    (`offload.rs`) and apply their VLAN mode. The frames left are moved to the front;
 //! 3. [`Pmd::decide`]: the port's own decision when the rules give it one, else
 //!    [`lookup::decide`] (EMC, then the classifier on a miss, `normal` when nothing matches);
-//! 4. [`Pmd::execute`]: each frame's actions, into per-output-port tx batches;
+//! 4. [`Pmd::execute`]: each frame's actions, into per-output-port tx batches (a frame whose
+//!    offload request an output does not take is finished for it first);
 //! 5. [`Pmd::flush`]: each tx batch with frames waiting, once.
 //!
 //! Nothing here allocates, locks or makes a blocking call; every table is this PMD's own.

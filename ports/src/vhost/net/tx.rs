@@ -1,7 +1,8 @@
 //! The guest's transmit queue (virtio-net `transmitq`, §5.1.6.2): the device reads frames out
-//! of it. [`dequeue`] takes a burst of chains, copies each frame and the virtio-net header in
-//! front of it once into a switch buffer (the header becomes the packet's offload request)
-//! and hands every chain back with used length 0.
+//! of it. [`dequeue`] takes a burst of chains, copies each frame once into a switch buffer
+//! (with the virtio-net header in front of it when the guest acked `VIRTIO_NET_F_CSUM`: the
+//! header becomes the packet's offload request) and hands every chain back with used
+//! length 0.
 //!
 //! The common chain, one read-only descriptor holding header and frame, takes a fast path
 //! with the same checks as the general walk; whatever it declines, the general walk (the
