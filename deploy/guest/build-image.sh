@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Builds the test guest for QEMU from Debian packages only: OUTDIR/vmlinuz (the Debian 12
 # kernel that linux-image-amd64 currently depends on) and OUTDIR/initramfs.gz (busybox-static,
-# Debian's ethtool with the shared libraries and dynamic loader it needs, the virtio-net
-# modules and deploy/guest/init as /init, a gzip'd newc cpio).
+# Debian's ethtool and iperf3 with the shared libraries and dynamic loader they need, the
+# virtio-net modules and deploy/guest/init as /init, a gzip'd newc cpio).
 #
 #   deploy/guest/build-image.sh OUTDIR
 #
-# Idempotent: OUTDIR/inputs records the kernel package version, the busybox and ethtool
-# versions, the hash of the libraries ethtool loads, and the hashes of this script and the
-# init; when they match, nothing is done. Run as root (it installs busybox-static, ethtool,
-# cpio and kmod with apt-get when they are missing).
+# Idempotent: OUTDIR/inputs records the kernel package version, the busybox, ethtool and
+# iperf3 versions, the hash of the libraries they load, and the hashes of this script and
+# the init; when they match, nothing is done. Run as root (it installs busybox-static,
+# ethtool, iperf3, cpio and kmod with apt-get when they are missing).
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -23,7 +23,7 @@ log() { echo "build-image: $*" >&2; }
 
 # --- tools -------------------------------------------------------------------------------
 need=()
-for p in busybox-static ethtool cpio kmod; do
+for p in busybox-static ethtool iperf3 cpio kmod; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if ((${#need[@]})); then
@@ -58,18 +58,22 @@ pkgver=$(apt-cache policy "$pkg" | awk '$1 == "Candidate:" { print $2 }')
 # directories by default). "not found" fails the build.
 ethtool=$(dpkg -L ethtool | awk '/\/sbin\/ethtool$/ { print; exit }')
 [[ -x $ethtool ]] || { log "the ethtool package has no sbin/ethtool"; exit 1; }
-ethtool_libs() {
-    ldd "$ethtool" | awk '
+# iperf3 (the TCP throughput benchmark, bench/e2e/tcp-stream.sh) goes in the same way.
+iperf3=$(dpkg -L iperf3 | awk '/\/bin\/iperf3$/ { print; exit }')
+[[ -x $iperf3 ]] || { log "the iperf3 package has no bin/iperf3"; exit 1; }
+tool_libs() {
+    ldd "$1" | awk '
         /not found/ { print "MISSING:" $1; next }
         { for (i = 1; i <= NF; i++) if ($i ~ /^\//) { print $i; break } }'
 }
-libs=$(ethtool_libs)
+libs=$( (tool_libs "$ethtool"; tool_libs "$iperf3") | sort -u)
 [[ -n $libs && $libs != *MISSING:* ]] ||
-    { log "cannot resolve the libraries of $ethtool: $(ldd "$ethtool" 2>&1)"; exit 1; }
+    { log "cannot resolve the libraries of $ethtool and $iperf3: $(ldd "$ethtool" "$iperf3" 2>&1)"; exit 1; }
 
 inputs="kernel=$pkg=$pkgver
 busybox=$(dpkg-query -W -f='${Version}' busybox-static)
 ethtool=$(dpkg-query -W -f='${Version}' ethtool)
+iperf3=$(dpkg-query -W -f='${Version}' iperf3)
 ethtool-libs=$(for l in $libs; do sha256sum < "$l"; done | sha256sum | cut -d' ' -f1)
 build-image.sh=$(sha256sum < "$here/build-image.sh" | cut -d' ' -f1)
 init=$(sha256sum < "$here/init" | cut -d' ' -f1)"
@@ -133,16 +137,19 @@ for applet in $("$root/bin/busybox" --list); do
     [[ $applet == busybox ]] || ln -s busybox "$root/bin/$applet"
 done
 install -m 0755 "$ethtool" "$root/sbin/ethtool"
+install -m 0755 "$iperf3" "$root/bin/iperf3"
 for l in $libs; do
     mkdir -p "$root$(dirname "$l")"
     cp -L "$l" "$root$l"
 done
-log "ethtool $(dpkg-query -W -f='${Version}' ethtool) with $(echo $libs)"
+log "ethtool $(dpkg-query -W -f='${Version}' ethtool), iperf3 $(dpkg-query -W -f='${Version}' iperf3) with $(tr '\n' ' ' <<<"$libs")"
 # The loader and libraries must be enough inside the image: run it there (chroot needs root,
 # which installing packages needed too; without root, the guest's own report shows it).
 if [[ $(id -u) -eq 0 ]]; then
     chroot "$root" /sbin/ethtool --version > /dev/null ||
         { log "ethtool does not run inside the image root"; exit 1; }
+    chroot "$root" /bin/iperf3 --version > /dev/null ||
+        { log "iperf3 does not run inside the image root"; exit 1; }
 fi
 install -m 0755 "$here/init" "$root/init"
 # /dev/console must exist before devtmpfs is mounted: the kernel opens it for PID 1.
