@@ -19,7 +19,8 @@ fi
 # Debian packages the tests use. The Rust toolchain itself (cargo 1.95, rustup) is part of
 # the machine image.
 # dpdk-dev: dpdk-testpmd, whose net_virtio_user is a real vhost-user frontend the tests drive;
-# qemu-system-x86 busybox-static cpio kmod: real Linux guests (deploy/guest/build-image.sh).
+# qemu-system-x86 busybox-static cpio kmod ethtool iperf3: real Linux guests
+# (deploy/guest/build-image.sh puts ethtool and iperf3 into the guest image).
 # prometheus: promtool lints /metrics, and a real Prometheus scrapes the switch
 # (api/tests/metrics.rs).
 # iputils-ping procps: the overlay namespace tests (api/tests/overlay.rs) ping and sysctl;
@@ -27,7 +28,7 @@ fi
 # iproute2 the schemathesis test's network namespace too.
 # g++: libfuzzer-sys builds libFuzzer (the fuzz smoke, deploy/fuzz.sh).
 packages=(ca-certificates gcc g++ libc6-dev pkg-config iproute2 coreutils dpdk-dev
-          qemu-system-x86 busybox-static cpio kmod prometheus iputils-ping procps)
+          qemu-system-x86 busybox-static cpio kmod ethtool iperf3 prometheus iputils-ping procps)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -152,11 +152,16 @@ fn l4() -> impl Strategy<Value = L4> {
             }
         ),
         (any::<u16>(), any::<u16>()).prop_map(|(src, dst)| L4::Udp { src, dst }),
-        (any::<u8>(), any::<u8>(), any::<[u8; 4]>()).prop_map(|(ty, code, rest)| L4::Icmp {
-            ty,
-            code,
-            rest
-        }),
+        (any::<u8>(), any::<u8>(), any::<[u8; 4]>())
+            // ICMPv4 timestamp request and reply (types 13 and 14, code 0) are 20 bytes by
+            // definition: etherparse writes them raw from any payload but refuses to slice
+            // one shorter than that, so the oracle could not read its own frame. (Type 13/14
+            // with another code, and every ICMPv6 type, stay in.)
+            .prop_filter(
+                "an ICMPv4 timestamp etherparse cannot slice",
+                |(ty, code, _)| { !matches!((ty, code), (13 | 14, 0)) }
+            )
+            .prop_map(|(ty, code, rest)| L4::Icmp { ty, code, rest }),
     ]
 }
 
