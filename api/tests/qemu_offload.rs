@@ -168,13 +168,7 @@ fn stream_with(tag: &str, source_device: &str, sink_device: &str, params: &str) 
         "{tag}: the sink received (bytes, md5); the source sent {} bytes\n{all}",
         sent.bytes
     );
-    let secs = sent.secs.unwrap_or(f64::NAN);
-    eprintln!(
-        "{tag}: {} bytes intact in {secs:.2} s ({:.1} MB/s), {:.1?} from start",
-        sent.bytes,
-        sent.bytes as f64 / secs / 1e6,
-        t.elapsed()
-    );
+    eprintln!("{tag}: {}, {:.1?} from start", sent.summary(), t.elapsed());
 
     // The stream crossed the switch: read from the source's port, sent to the sink's.
     for (name, port) in [
@@ -234,12 +228,7 @@ fn common_rows(c: &mut Checks, s: &Stream) {
     c.totals_info(&s.switch_log);
     c.no_csum_errors("sink", &s.sink_log);
     for port in ["source", "sink"] {
-        c.counter(
-            &s.metrics,
-            "vswitch_port_offload_bad_headers_total",
-            &[("port", port)],
-            Want::Zero,
-        );
+        c.no_bad_headers(&s.metrics, port);
     }
 }
 
@@ -266,18 +255,8 @@ fn tso_frames_pass_whole_between_offloading_guests() {
         c.feature("sink", &s.sink_log, name, true);
     }
     c.rx_frames_above_mtu("sink", &s.sink_log, true);
-    c.counter(
-        &s.metrics,
-        "vswitch_port_offload_frames_total",
-        &[("port", "source"), ("direction", "rx")],
-        Want::Positive,
-    );
-    c.counter(
-        &s.metrics,
-        "vswitch_port_offload_frames_total",
-        &[("port", "sink"), ("direction", "tx")],
-        Want::Positive,
-    );
+    c.offload_frames(&s.metrics, "source", "rx", Want::Positive);
+    c.offload_frames(&s.metrics, "sink", "tx", Want::Positive);
     common_rows(&mut c, &s);
     c.finish();
 }
@@ -297,12 +276,7 @@ fn a_guest_without_offloads_streams_to_one_with_them() {
     for name in ["CSUM", "GUEST_CSUM", "HOST_TSO4", "GUEST_TSO4"] {
         c.feature("source", &s.source_log, name, false);
     }
-    c.counter(
-        &s.metrics,
-        "vswitch_port_offload_frames_total",
-        &[("port", "source"), ("direction", "rx")],
-        Want::Zero,
-    );
+    c.offload_frames(&s.metrics, "source", "rx", Want::Zero);
     common_rows(&mut c, &s);
     c.finish();
 }
@@ -323,18 +297,8 @@ fn the_switch_segments_for_a_guest_that_cannot_take_tso() {
         c.feature("sink", &s.sink_log, name, false);
     }
     c.rx_frames_above_mtu("sink", &s.sink_log, false);
-    c.counter(
-        &s.metrics,
-        "vswitch_port_offload_frames_total",
-        &[("port", "source"), ("direction", "rx")],
-        Want::Positive,
-    );
-    c.counter(
-        &s.metrics,
-        "vswitch_port_gso_segments_total",
-        &[("port", "sink")],
-        Want::Positive,
-    );
+    c.offload_frames(&s.metrics, "source", "rx", Want::Positive);
+    c.gso_segments(&s.metrics, "sink", Want::Positive);
     common_rows(&mut c, &s);
     c.finish();
 }
@@ -353,12 +317,7 @@ fn jumbo_segments_reach_a_guest_through_mergeable_buffers() {
     c.ethtool("source", &s.source_log, "tcp-segmentation-offload", "on");
     c.feature("sink", &s.sink_log, "GUEST_TSO4", false);
     c.rx_frames_above_mtu("sink", &s.sink_log, true);
-    c.counter(
-        &s.metrics,
-        "vswitch_port_gso_segments_total",
-        &[("port", "sink")],
-        Want::Positive,
-    );
+    c.gso_segments(&s.metrics, "sink", Want::Positive);
     common_rows(&mut c, &s);
     c.finish();
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+use ports::mem::MemPeer;
 use ports::vhost::test_utils::{wait_for, Guest, SockDir, OFFLOADS};
 use ports::VirtioNetHdr;
 use switch::config::{Config, PortConfig, PortType};
@@ -156,26 +157,41 @@ fn send(g: &mut Guest, hdr: &VirtioNetHdr, frame: &[u8]) {
     g.publish(1);
 }
 
+/// A switch on the last CPU with its sockets in `dir`, `ports`, and one rule: everything
+/// from port `src` to `outputs`, in that order.
+fn start(dir: &SockDir, ports: Vec<PortConfig>, outputs: &[&str]) -> Switch {
+    let mut switch = switch_cfg(&[last_cpu()]);
+    switch.socket_dir = dir.dir.path().to_path_buf();
+    let actions: Vec<String> = outputs.iter().map(|o| format!("output:{o}")).collect();
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+    let cfg = Config {
+        switch,
+        ports,
+        flows: vec![flow(100, &[("in_port", "src")], &actions)],
+    };
+    Switch::start(&cfg).expect("switch starts")
+}
+
+/// The next `n` frames at memory port `peer` (`what` names them if they do not come).
+fn recv_n(peer: &MemPeer, n: usize, what: &str) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|_| {
+            peer.recv_timeout(Duration::from_secs(5))
+                .unwrap_or_else(|| panic!("{what} at the memory port"))
+        })
+        .collect()
+}
+
 #[test]
 fn a_tso_frame_goes_whole_to_a_guest_that_takes_it_and_segmented_elsewhere() {
     let dir = SockDir::new();
-    let mut switch = switch_cfg(&[last_cpu()]);
-    switch.socket_dir = dir.dir.path().to_path_buf();
-    let cfg = Config {
-        switch,
-        ports: vec![
-            vhost_port(&dir, "src"),
-            vhost_port(&dir, "tso"),
-            vhost_port(&dir, "plain"),
-            mem_port("up"),
-        ],
-        flows: vec![flow(
-            100,
-            &[("in_port", "src")],
-            &["output:tso", "output:plain", "output:up"],
-        )],
-    };
-    let sw = Switch::start(&cfg).expect("switch starts");
+    let ports = vec![
+        vhost_port(&dir, "src"),
+        vhost_port(&dir, "tso"),
+        vhost_port(&dir, "plain"),
+        mem_port("up"),
+    ];
+    let sw = start(&dir, ports, &["tso", "plain", "up"]);
     let up = sw.mem_peer("up").unwrap();
     let mut src = Guest::connect(&dir.path("src.sock"), 1, OFFLOADS);
     let mut tso = Guest::connect(&dir.path("tso.sock"), 1, OFFLOADS);
@@ -213,13 +229,7 @@ fn a_tso_frame_goes_whole_to_a_guest_that_takes_it_and_segmented_elsewhere() {
     assert_eq!(reassemble(&frames, 1000, MSS), payload);
 
     // The uplink's stand-in: the same segments.
-    let mut up_frames = Vec::new();
-    while up_frames.len() < segments {
-        let f = up
-            .recv_timeout(Duration::from_secs(5))
-            .expect("a segment at the memory port");
-        up_frames.push(f);
-    }
+    let up_frames = recv_n(&up, segments, "a segment");
     assert_eq!(reassemble(&up_frames, 1000, MSS), payload);
 
     sw.barrier().unwrap();
@@ -234,22 +244,12 @@ fn a_tso_frame_goes_whole_to_a_guest_that_takes_it_and_segmented_elsewhere() {
 #[test]
 fn a_partial_checksum_is_filled_for_an_output_that_cannot_take_it() {
     let dir = SockDir::new();
-    let mut switch = switch_cfg(&[last_cpu()]);
-    switch.socket_dir = dir.dir.path().to_path_buf();
-    let cfg = Config {
-        switch,
-        ports: vec![
-            vhost_port(&dir, "src"),
-            vhost_port(&dir, "csum"),
-            mem_port("up"),
-        ],
-        flows: vec![flow(
-            100,
-            &[("in_port", "src")],
-            &["output:csum", "output:up"],
-        )],
-    };
-    let sw = Switch::start(&cfg).expect("switch starts");
+    let ports = vec![
+        vhost_port(&dir, "src"),
+        vhost_port(&dir, "csum"),
+        mem_port("up"),
+    ];
+    let sw = start(&dir, ports, &["csum", "up"]);
     let up = sw.mem_peer("up").unwrap();
     let mut src = Guest::connect(&dir.path("src.sock"), 1, OFFLOADS);
     let mut csum = Guest::connect(&dir.path("csum.sock"), 1, OFFLOADS);
@@ -263,10 +263,8 @@ fn a_partial_checksum_is_filled_for_an_output_that_cannot_take_it() {
     let got = received(&mut csum, &bufs);
     assert_eq!(got[0].1, frame, "a guest with GUEST_CSUM gets it partial");
     assert_eq!(got[0].0.flags, VirtioNetHdr::F_NEEDS_CSUM);
-    let f = up
-        .recv_timeout(Duration::from_secs(5))
-        .expect("the frame at the memory port");
-    assert_eq!(checked_tcp(&f), (payload, 5));
+    let f = recv_n(&up, 1, "the frame");
+    assert_eq!(checked_tcp(&f[0]), (payload, 5));
     sw.barrier().unwrap();
     assert_eq!(counters(&sw, "up").tx_csum_filled, 1);
     assert_eq!(counters(&sw, "csum").tx_offload, 1);
@@ -275,14 +273,7 @@ fn a_partial_checksum_is_filled_for_an_output_that_cannot_take_it() {
 #[test]
 fn a_lying_header_costs_its_frame_and_nothing_else() {
     let dir = SockDir::new();
-    let mut switch = switch_cfg(&[last_cpu()]);
-    switch.socket_dir = dir.dir.path().to_path_buf();
-    let cfg = Config {
-        switch,
-        ports: vec![vhost_port(&dir, "src"), mem_port("up")],
-        flows: vec![flow(100, &[("in_port", "src")], &["output:up"])],
-    };
-    let sw = Switch::start(&cfg).expect("switch starts");
+    let sw = start(&dir, vec![vhost_port(&dir, "src"), mem_port("up")], &["up"]);
     let up = sw.mem_peer("up").unwrap();
     let mut src = Guest::connect(&dir.path("src.sock"), 1, OFFLOADS);
 
@@ -319,13 +310,7 @@ fn a_lying_header_costs_its_frame_and_nothing_else() {
     // The same frame told truthfully still goes.
     send(&mut src, &good, &frame);
     let segments = payload.len().div_ceil(usize::from(MSS));
-    let mut got = Vec::new();
-    while got.len() < segments {
-        got.push(
-            up.recv_timeout(Duration::from_secs(5))
-                .expect("the good frame's segments"),
-        );
-    }
+    let got = recv_n(&up, segments, "the good frame's segments");
     assert_eq!(reassemble(&got, 0, MSS), payload);
     sw.barrier().unwrap();
     let c = counters(&sw, "src");
@@ -355,39 +340,30 @@ fn a_tso_frame_to_a_vxlan_port_is_segmented_then_encapsulated() {
     const REMOTE_MAC: [u8; 6] = [0x02, 0xee, 0, 0, 0, 2];
 
     let dir = SockDir::new();
-    let mut switch = switch_cfg(&[last_cpu()]);
-    switch.socket_dir = dir.dir.path().to_path_buf();
-    let cfg = Config {
-        switch,
-        ports: vec![
-            PortConfig {
-                ip: Some("198.18.0.1/24".into()),
-                ..mem_port("uplink")
-            },
-            vhost_port(&dir, "src"),
-            PortConfig {
-                kind: PortType::Vxlan,
-                vni: Some(100),
-                remote_ip: Some(REMOTE.into()),
-                ..mem_port("vx100")
-            },
-        ],
-        flows: vec![flow(100, &[("in_port", "src")], &["output:vx100"])],
-    };
-    let sw = Switch::start(&cfg).expect("switch starts");
+    let ports = vec![
+        PortConfig {
+            ip: Some("198.18.0.1/24".into()),
+            ..mem_port("uplink")
+        },
+        vhost_port(&dir, "src"),
+        PortConfig {
+            kind: PortType::Vxlan,
+            vni: Some(100),
+            remote_ip: Some(REMOTE.into()),
+            ..mem_port("vx100")
+        },
+    ];
+    let sw = start(&dir, ports, &["vx100"]);
     let up = sw.mem_peer("uplink").unwrap();
     let mut src = Guest::connect(&dir.path("src.sock"), 1, OFFLOADS);
 
     // Resolve the remote VTEP first: a small frame asks, the reply lets it go.
     let (_, small) = partial_tcp(b"hello", None, 0);
     send(&mut src, &VirtioNetHdr::default(), &small);
-    let request = up
-        .recv_timeout(Duration::from_secs(5))
-        .expect("an ARP request");
-    assert_eq!(&request[12..14], &[0x08, 0x06]);
+    let request = recv_n(&up, 1, "an ARP request");
+    assert_eq!(&request[0][12..14], &[0x08, 0x06]);
     up.inject(&arp(Reply, REMOTE_MAC, REMOTE, LOCAL_MAC, LOCAL));
-    up.recv_timeout(Duration::from_secs(5))
-        .expect("the small frame, encapsulated");
+    recv_n(&up, 1, "the small frame, encapsulated");
 
     // A guest behind VXLAN runs an MTU of 1450 (the underlay's 1500 less the 50 bytes of
     // encapsulation), so its MSS is 1398.
@@ -398,10 +374,7 @@ fn a_tso_frame_to_a_vxlan_port_is_segmented_then_encapsulated() {
     let segments = PAYLOAD.div_ceil(usize::from(VXLAN_MSS));
     let mut inner = Vec::new();
     let mut ids = Vec::new();
-    while inner.len() < segments {
-        let f = up
-            .recv_timeout(Duration::from_secs(5))
-            .expect("an encapsulated segment");
+    for f in recv_n(&up, segments, "an encapsulated segment") {
         let outer = SlicedPacket::from_ethernet(&f).expect("outer headers");
         let Some(NetSlice::Ipv4(ip)) = &outer.net else {
             panic!("outer not IPv4")

@@ -133,6 +133,18 @@ pub struct StreamEnd {
     pub secs: Option<f64>,
 }
 
+impl StreamEnd {
+    /// "N bytes intact in S s (R MB/s)", for a test's log.
+    pub fn summary(&self) -> String {
+        let secs = self.secs.unwrap_or(f64::NAN);
+        format!(
+            "{} bytes intact in {secs:.2} s ({:.1} MB/s)",
+            self.bytes,
+            self.bytes as f64 / secs / 1e6
+        )
+    }
+}
+
 /// The stream line `what` of a guest's log (`SENT` from the source, `RECEIVED` from the
 /// sink), once there is one.
 pub fn stream_end(log: &str, what: &str) -> Option<StreamEnd> {

@@ -96,6 +96,28 @@ impl Checks {
         }
     }
 
+    /// `vswitch_port_offload_frames_total{port, direction}` is as `want` says.
+    pub fn offload_frames(&mut self, metrics: &str, port: &str, direction: &str, want: Want) {
+        let labels = [("port", port), ("direction", direction)];
+        self.counter(metrics, "vswitch_port_offload_frames_total", &labels, want);
+    }
+
+    /// `vswitch_port_gso_segments_total{port}` is as `want` says.
+    pub fn gso_segments(&mut self, metrics: &str, port: &str, want: Want) {
+        self.counter(
+            metrics,
+            "vswitch_port_gso_segments_total",
+            &[("port", port)],
+            want,
+        );
+    }
+
+    /// No frame from `port` was dropped for a lying virtio-net header.
+    pub fn no_bad_headers(&mut self, metrics: &str, port: &str) {
+        let name = "vswitch_port_offload_bad_headers_total";
+        self.counter(metrics, name, &[("port", port)], Want::Zero);
+    }
+
     /// Counter `name{labels}` on `metrics` is as `want` says.
     pub fn counter(&mut self, metrics: &str, name: &str, labels: &[(&str, &str)], want: Want) {
         let series = format!(
