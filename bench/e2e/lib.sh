@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # OVS_* results are read by the scripts that source this.
-# Shared by the end-to-end scripts that start their own processes (vhost-loop.sh,
-# tcp-stream.sh): logging, packages, processes by PID, waiting on logs, a private OVS-DPDK.
-# Source it after setting WORK, TAG, PIDS=(), GUEST_CPU and SWITCH_CPU.
+# Shared by the scripts that start their own processes (bench/e2e/vhost-loop.sh,
+# tcp-stream.sh, bench/soak/soak.sh): logging, packages, processes by PID and their CPU time,
+# waiting on logs, hugepages, a private OVS-DPDK. Its functions read WORK, TAG, PIDS,
+# GUEST_CPU and SWITCH_CPU when called.
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -21,7 +22,7 @@ install_missing() {
 
 stop_pid() {         # stop_pid PID [grace-seconds]: SIGTERM, then SIGKILL; only our own PIDs
     local pid=$1 grace=${2:-10} i
-    kill -0 "$pid" 2>/dev/null || return 0
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < grace * 10; i++)); do
         kill -0 "$pid" 2>/dev/null || break
@@ -57,6 +58,26 @@ wait_for() {
     return 1
 }
 
+# proc_ticks PID [threads]: utime+stime of a process (all threads; 0 once it is gone), or
+# of each thread: "tid ticks".
+proc_ticks() {
+    local pid=$1 t
+    if [[ ${2:-} == threads ]]; then
+        for t in /proc/"$pid"/task/*; do
+            awk -v tid="${t##*/}" '{sub(/.*\) /, ""); print tid, $12 + $13}' "$t/stat" 2>/dev/null
+        done
+    else
+        awk '{sub(/.*\) /, ""); print $12 + $13}' /proc/"$pid"/stat 2>/dev/null || echo 0
+    fi
+}
+
+# mount_hugepages: mounts hugetlbfs on /dev/hugepages unless it is; sets HP_MOUNTED=1 when
+# it did (the caller unmounts it on its way out).
+mount_hugepages() {
+    grep -qs '^[^ ]* /dev/hugepages hugetlbfs' /proc/mounts && return 0
+    mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages && HP_MOUNTED=1
+}
+
 # build_vswitchd: builds $VSWITCHD (release) from $REPO when it is missing or older than the
 # sources.
 build_vswitchd() {
@@ -69,6 +90,18 @@ build_vswitchd() {
 
 OVS_VSWITCHD_DPDK=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
 OVS_SCHEMA=/usr/share/openvswitch/vswitch.ovsschema
+
+# ovs_install: installs Debian's openvswitch-switch-dpdk (its postinst tries to start the
+# service; policy-rc.d or no systemd simply skips it: we never use the system instance). Sets
+# OVS_OK (1 or 0) and, when 0, the reason in OVS_WHY.
+ovs_install() {
+    OVS_OK=1 OVS_WHY=""
+    if ! install_missing openvswitch-switch-dpdk; then
+        OVS_OK=0 OVS_WHY="apt-get could not install openvswitch-switch-dpdk"
+    elif [[ ! -x $OVS_VSWITCHD_DPDK ]]; then
+        OVS_OK=0 OVS_WHY="$OVS_VSWITCHD_DPDK missing after installing openvswitch-switch-dpdk"
+    fi
+}
 
 # ovs_start DIR [other_config:KEY=VALUE ...]: a private OVS-DPDK (its own db, run and log dirs
 # in DIR; the system instance, if any, is untouched): ovsdb-server and ovs-vswitchd-dpdk with

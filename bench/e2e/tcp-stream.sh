@@ -47,14 +47,8 @@ if ! [[ $MIB =~ ^[1-9][0-9]*$ ]] || ((MIB > 100)); then die "MIB must be 1..100 
 [[ $TOOL == iperf3 || $TOOL == nc ]] || die "TOOL must be iperf3 or nc"
 
 install_missing qemu-system-x86 coreutils util-linux procps curl
-OVS_OK=1 OVS_WHY=""
-if [[ " $ONLY " == *" ovs-dpdk"* ]]; then
-    if ! install_missing openvswitch-switch-dpdk; then
-        OVS_OK=0 OVS_WHY="apt-get could not install openvswitch-switch-dpdk"
-    elif [[ ! -x $OVS_VSWITCHD_DPDK ]]; then
-        OVS_OK=0 OVS_WHY="$OVS_VSWITCHD_DPDK missing after installing openvswitch-switch-dpdk"
-    fi
-fi
+OVS_OK=0 OVS_WHY="not asked for"
+[[ " $ONLY " == *" ovs-dpdk"* ]] && ovs_install
 [[ " $ONLY " == *" vswitchd"* && -z $VSWITCHD_GIVEN ]] && build_vswitchd
 "$REPO/deploy/guest/build-image.sh" "$IMAGE" || die "building the guest image failed"
 
@@ -81,9 +75,7 @@ trap 'exit 130' INT TERM
 
 if [[ " $ONLY " == *" ovs-dpdk"* ]]; then
     # OVS-DPDK's 512 MB of socket memory; the guests use shared memfd memory, not hugepages.
-    grep -qs '^[^ ]* /dev/hugepages hugetlbfs' /proc/mounts || {
-        mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages && HP_MOUNTED=1
-    }
+    mount_hugepages
     ((HP_ORIG >= 300)) || echo 300 >/proc/sys/vm/nr_hugepages
 fi
 
@@ -104,9 +96,6 @@ start_guest() {
     PIDS+=("$LAST_PID")
 }
 
-# cpu_ticks PID: utime + stime of a process, all threads (0 once it is gone).
-cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' /proc/"$1"/stat 2>/dev/null || echo 0; }
-
 # stream LABEL SOCK_SINK SOCK_SOURCE PROPS: the sink on SOCK_SINK, the source on SOCK_SOURCE;
 # sets RESULT to "MB/s" ("" on failure or timeout) and logs what the guests negotiated.
 stream() {
@@ -123,9 +112,9 @@ stream() {
     # from the source's DATA line (generated, about to send) to its verdict.
     local t0 t1 src0 src1 sink0 sink1
     wait_for "$src_log.log" "VSWITCH-TEST: DATA" "$TIMEOUT" 1 "$src" || true
-    t0=$(date +%s.%N) src0=$(cpu_ticks "$src") sink0=$(cpu_ticks "$sink")
+    t0=$(date +%s.%N) src0=$(proc_ticks "$src") sink0=$(proc_ticks "$sink")
     if wait_for "$src_log.log" "VSWITCH-TEST: \(PASS\|FAIL\)" "$TIMEOUT" 1 "$src"; then
-        t1=$(date +%s.%N) src1=$(cpu_ticks "$src") sink1=$(cpu_ticks "$sink")
+        t1=$(date +%s.%N) src1=$(proc_ticks "$src") sink1=$(proc_ticks "$sink")
         # The source may have powered off already (its share then reads "-").
         log "$label: CPU 0 over the send: $(awk -v w="$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" \
             -v s=$((src1 - src0)) -v k=$((sink1 - sink0)) -v hz="$(getconf CLK_TCK)" '

@@ -83,16 +83,8 @@ VSWITCHD=${VSWITCHD:-${CARGO_TARGET_DIR:-$REPO/target}/release/vswitchd}
 
 # ---------------------------------------------------------------- packages and build
 install_missing dpdk-dev coreutils util-linux procps curl
-OVS_OK=1 OVS_WHY=""
-if [[ " $ONLY " == *" ovs-dpdk "* ]]; then
-    # Debian's postinst tries to start the service; policy-rc.d or no systemd simply skips it.
-    # We never use the system instance: our own ovsdb-server/ovs-vswitchd run from a scratch dir.
-    if ! install_missing openvswitch-switch-dpdk; then
-        OVS_OK=0 OVS_WHY="apt-get could not install openvswitch-switch-dpdk"
-    elif [[ ! -x $OVS_VSWITCHD_DPDK ]]; then
-        OVS_OK=0 OVS_WHY="$OVS_VSWITCHD_DPDK missing after installing openvswitch-switch-dpdk"
-    fi
-fi
+OVS_OK=0 OVS_WHY="not asked for"
+[[ " $ONLY " == *" ovs-dpdk "* ]] && ovs_install
 [[ " $ONLY " == *" vswitchd"* && -z $VSWITCHD_GIVEN ]] && build_vswitchd
 
 # The host-state probe (bench/examples/vhost_probe.rs, mode c2c): the time of one cache-line
@@ -135,9 +127,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- hugepages
-grep -qs '^[^ ]* /dev/hugepages hugetlbfs' /proc/mounts || {
-    mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages && HP_MOUNTED=1
-}
+mount_hugepages
 if ((HP_ORIG < HUGEPAGES_WANTED)); then
     echo "$HUGEPAGES_WANTED" >/proc/sys/vm/nr_hugepages
 fi
@@ -149,16 +139,6 @@ log "hugepages: nr=$(cat /proc/sys/vm/nr_hugepages) (was $HP_ORIG) free=$HP_FREE
 # ---------------------------------------------------------------- helpers
 cpu_busy() {         # non-idle jiffies of CPUs 0 and 1 summed, and their steal, from /proc/stat
     awk '/^cpu[01] / {for (i = 2; i <= NF; i++) t += $i; idle += $5 + $6; st += $9} END {print t - idle, st}' /proc/stat
-}
-proc_ticks() {       # utime+stime of a process (all threads), or of each thread: "tid ticks"
-    local pid=$1 t
-    if [[ ${2:-} == threads ]]; then
-        for t in /proc/"$pid"/task/*; do
-            awk -v tid="${t##*/}" '{sub(/.*\) /, ""); print tid, $12 + $13}' "$t/stat" 2>/dev/null
-        done
-    else
-        awk '{sub(/.*\) /, ""); print $12 + $13}' /proc/"$pid"/stat 2>/dev/null || echo 0
-    fi
 }
 threads_on() {       # busy threads of PID with the CPU they last ran on: "name@cpu ..."
     ps -L -o comm=,psr=,pcpu= -p "$1" 2>/dev/null |

@@ -64,8 +64,8 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$REPO/target}
 VSWITCHD=$TARGET/release/vswitchd
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=bench/e2e/lib.sh
+source "$REPO/bench/e2e/lib.sh"   # log, die, install_missing, stop_pid, forget_pid, wait_for
 
 [[ $(id -u) -eq 0 ]] || die "run as root (DPDK testpmd, pinning)"
 [[ $DURATION =~ ^[0-9]+$ && $WARMUP =~ ^[0-9]+$ ]] || die "DURATION and WARMUP are whole seconds"
@@ -73,17 +73,6 @@ die() { log "ERROR: $*"; exit 1; }
 (($(nproc) >= 2)) || die "needs 2 CPUs (testpmd on CPU $GUEST_CPU, the switch's PMD on CPU $SWITCH_CPU)"
 
 # ---------------------------------------------------------------- packages and build
-install_missing() {
-    local missing=() p
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-    done
-    ((${#missing[@]})) || return 0
-    log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
-        { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
-}
 install_missing dpdk-dev curl jq coreutils util-linux procps
 COMMIT=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?')   # what is built and run
 log "building vswitchd (release) in $TARGET"
@@ -99,18 +88,6 @@ PIDS=()              # every process we started and have not reaped yet
 PREFIXES=()          # DPDK --file-prefix values we used
 mkdir -p "$SOCK" "$WORK/state" "$WORK/guests"
 
-stop_pid() {         # stop_pid PID [grace-seconds]: SIGTERM, then SIGKILL; only our own PIDs
-    local pid=$1 grace=${2:-10} i
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < grace * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && { log "pid $pid ignored SIGTERM; SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; }
-    wait "$pid" 2>/dev/null || true
-}
-forget_pid() { local p=$1 k; for k in "${!PIDS[@]}"; do [[ ${PIDS[k]} == "$p" ]] && unset 'PIDS[k]'; done; return 0; }
 save_results() {
     [[ -n ${RESULTS_SAVED:-} ]] && return 0
     RESULTS_SAVED=1
@@ -272,14 +249,6 @@ start_testpmd() {    # start_testpmd PREFIX LOG FIFO MEM-MB ARGS...: sets LAST_P
         <"$fifo" >"$logf" 2>&1 &
     LAST_PID=$!
     PIDS+=("$LAST_PID")
-}
-wait_for() {         # wait_for FILE REGEX SECONDS [COUNT]
-    local f=$1 re=$2 s=$3 n=${4:-1} i
-    for ((i = 0; i < s * 10; i++)); do
-        (($(grep -c -- "$re" "$f" 2>/dev/null || true) >= n)) && return 0
-        sleep 0.1
-    done
-    return 1
 }
 # port_stats LOG PORT: "rx_packets rx_missed rx_errors tx_packets tx_errors" from the last
 # `show port stats all` in LOG.
