@@ -179,17 +179,6 @@ impl Switchd {
     }
 }
 
-/// Packets dropped for `reason`, from the totals `vswitchd` logs when it stops.
-fn drop_total(log: &str, reason: &str) -> u64 {
-    // tracing writes `reason="tunnel"` (a &str field) or `reason=tunnel`.
-    let (quoted, bare) = (format!("reason=\"{reason}\""), format!("reason={reason} "));
-    let line = log
-        .lines()
-        .find(|l| l.contains("drop totals") && (l.contains(&quoted) || l.contains(&bare)))
-        .unwrap_or_else(|| panic!("no drop totals for {reason} in the log:\n{log}"));
-    number_after(line, "packets=")
-}
-
 /// Overlay counter `counter`, from the `tunnel totals: name=N ...` line `vswitchd` logs
 /// when it stops (summed over its PMDs).
 fn tunnel_total(log: &str, counter: &str) -> u64 {
@@ -395,7 +384,7 @@ fn first_frame_to_unresolved_vtep_is_delivered_after_arp() {
         replies, 1,
         "the first echo request was lost; vswitchd log:\n{log}"
     );
-    assert_eq!(drop_total(&log, "tunnel"), 0, "overlay drops:\n{log}");
+    assert_eq!(drops_for(&log, "tunnel"), 0, "overlay drops:\n{log}");
     let queued = tunnel_total(&log, "neigh_queued");
     assert!(
         queued >= 1,

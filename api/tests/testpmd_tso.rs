@@ -261,16 +261,6 @@ fn counter(c: &serde_json::Value, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no counter {name} in {c}"))
 }
 
-/// Frames dropped for `reason`, from the totals vswitchd logs when it stops.
-fn drops_for(log: &str, reason: &str) -> u64 {
-    let (quoted, bare) = (format!("reason=\"{reason}\""), format!("reason={reason} "));
-    let line = log
-        .lines()
-        .find(|l| l.contains("drop totals") && (l.contains(&quoted) || l.contains(&bare)))
-        .unwrap_or_else(|| panic!("no drop totals for {reason} in the log:\n{log}"));
-    number_after(line, "packets=")
-}
-
 #[test]
 fn testpmd_tso_segmented_for_the_uplink_and_a_plain_guest_whole_for_a_tso_guest() {
     if !require_peer(TESTPMD, "dpdk-dev", "VSWITCH_SKIP_DPDK") {

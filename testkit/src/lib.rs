@@ -14,6 +14,7 @@
 //! - [`logs`]: capture of what `tracing` logs, per call or for the whole test process.
 //! - [`testpmd`] and [`qemu`]: the real vhost-user frontends the end-to-end tests drive.
 //! - [`pcap`]: pcap files of frames, for testpmd's `net_pcap` port to send.
+//! - [`prometheus`]: one sample read out of a `/metrics` text.
 //!
 //! Helpers panic with a message saying what failed (and which Debian package to install
 //! when a tool is missing): they run inside tests, where a panic is a failure report.
@@ -27,6 +28,7 @@ pub mod netns;
 pub mod packet_socket;
 pub mod pcap;
 pub mod process;
+pub mod prometheus;
 pub mod ptrace;
 pub mod qemu;
 pub mod scratch;

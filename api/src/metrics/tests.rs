@@ -7,6 +7,7 @@ use ports::mem::MemPeer;
 use switch::config::{Config, PortConfig};
 use switch::Switch;
 use testkit::config::{memory_ports, switch_table};
+use testkit::prometheus::sample;
 
 use super::render;
 
@@ -49,29 +50,6 @@ fn settle(sw: &Switch, peers: &[&MemPeer]) {
     }
     sw.barrier().unwrap();
     sw.barrier().unwrap();
-}
-
-/// The value of the sample `series` (name and labels exactly as rendered, labels in any
-/// order), or `None`.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().find_map(|l| {
-        if l.starts_with('#') {
-            return None;
-        }
-        let (series, value) = l.rsplit_once(' ')?;
-        let (n, rest) = match series.split_once('{') {
-            Some((n, rest)) => (n, rest.strip_suffix('}')?),
-            None => (series, ""),
-        };
-        if n != name {
-            return None;
-        }
-        let mut got: Vec<&str> = rest.split(',').filter(|s| !s.is_empty()).collect();
-        let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-        got.sort_unstable();
-        want.sort_unstable();
-        (got == want).then(|| value.parse().unwrap())
-    })
 }
 
 fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {

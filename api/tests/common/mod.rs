@@ -52,6 +52,17 @@ pub fn drop_total(vswitchd_log: &str) -> u64 {
         .sum()
 }
 
+/// Frames dropped for `reason`, from the totals vswitchd logs when it stops.
+pub fn drops_for(vswitchd_log: &str, reason: &str) -> u64 {
+    // tracing writes `reason="tunnel"` (a &str field) or `reason=tunnel`.
+    let (quoted, bare) = (format!("reason=\"{reason}\""), format!("reason={reason} "));
+    let line = vswitchd_log
+        .lines()
+        .find(|l| l.contains("drop totals") && (l.contains(&quoted) || l.contains(&bare)))
+        .unwrap_or_else(|| panic!("no drop totals for {reason} in the log:\n{vswitchd_log}"));
+    number_after(line, "packets=")
+}
+
 /// Flags that put a test's vswitchd API on a free TCP port (read it back with [`api_addr`]).
 pub const API_ANY_PORT: [&str; 2] = ["--api-listen", "127.0.0.1:0"];
 
@@ -397,20 +408,4 @@ pub fn scrape_unix(sock: &std::path::Path) -> String {
 
 /// The value of sample `name` with exactly `labels` (in any order) in a Prometheus text
 /// exposition, or `None` when the switch exports no such series.
-pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-    want.sort_unstable();
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (series, value) = l.rsplit_once(' ')?;
-        let (n, rest) = match series.split_once('{') {
-            Some((n, rest)) => (n, rest.strip_suffix('}')?),
-            None => (series, ""),
-        };
-        if n != name {
-            return None;
-        }
-        let mut got: Vec<&str> = rest.split(',').filter(|s| !s.is_empty()).collect();
-        got.sort_unstable();
-        (got == want).then(|| value.parse().ok()).flatten()
-    })
-}
+pub use testkit::prometheus::sample as metric;
