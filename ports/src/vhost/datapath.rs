@@ -175,9 +175,10 @@ impl VhostTxq {
         let mrg = run.mrg;
         // Requests the guest does not take (it renegotiated after this batch was filled): the
         // frames before the first such one go, the rest are refused.
+        let guest = self.shared.guest_offloads();
         let pkts = match pkts
             .iter()
-            .position(|p| p.offload().requests() && !run.guest_offloads.takes(p.offload()))
+            .position(|p| p.offload().requests() && !guest.takes(p.offload()))
         {
             Some(cut) => &pkts[..cut],
             None => pkts,

@@ -263,7 +263,6 @@ impl Handler {
         let packed = self.features & VIRTIO_F_RING_PACKED != 0;
         let mrg = self.features & VIRTIO_NET_F_MRG_RXBUF != 0;
         let host_offloads = self.features & VIRTIO_NET_F_CSUM != 0;
-        let guest_offloads = guest_offloads(self.features);
         let logging = self.features & VhostUserVirtioFeatures::LOG_ALL.bits() != 0;
         let log = self.log.clone().filter(|_| logging);
         let target = match (&self.mem, want) {
@@ -273,7 +272,6 @@ impl Handler {
         let v = &self.shared.vrings[i];
         let mut run = v.run();
         run.mrg = mrg;
-        run.guest_offloads = guest_offloads;
         let old = run.ring.take();
         let old_avail = old.as_ref().map(Virtqueue::last_avail);
         let mut stopped_at = None;

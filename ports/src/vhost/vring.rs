@@ -24,7 +24,6 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::net::RingCounters;
 use super::virtq::Virtqueue;
-use crate::offload::TxOffloads;
 
 /// What the PMD touches per burst.
 #[derive(Debug, Default)]
@@ -37,9 +36,6 @@ pub(crate) struct VringRun {
     pub kick: Option<File>,
     /// VIRTIO_NET_F_MRG_RXBUF was negotiated (receive rings only).
     pub mrg: bool,
-    /// What the guest takes unfinished on its receive rings (`GUEST_CSUM`, `GUEST_TSO4/6`,
-    /// `GUEST_ECN`).
-    pub guest_offloads: TxOffloads,
     /// Counters of this vring, across restarts.
     pub counters: RingCounters,
     /// How many times the ring broke or was refused at start.
