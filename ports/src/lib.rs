@@ -36,4 +36,4 @@ pub mod watchdog;
 pub use link::{LinkError, LinkFacts};
 pub use offload::{Offload, TxOffloads, VirtioNetHdr};
 pub use packet::Packet;
-pub use port::{GuestFaults, Port, PortError, RxQueue, TxQueue, BURST};
+pub use port::{GuestFaults, Port, PortError, RxQueue, TxQueue, BURST, BURST_WORK, SEGMENT_WORK};

@@ -183,6 +183,17 @@ impl Offload {
         }
     }
 
+    /// At most how many segments this request asks for on a frame of `len` bytes, headers
+    /// included (0 when it asks for none): what the request may cost before it is checked,
+    /// for [`crate::BURST_WORK`].
+    #[inline]
+    pub fn segments_asked(&self, len: usize) -> usize {
+        if self.gso_type == VirtioNetHdr::GSO_NONE || self.gso_size == 0 {
+            return 0;
+        }
+        len.div_ceil(usize::from(self.gso_size))
+    }
+
     /// True when this asks for something: a partial checksum (`F_NEEDS_CSUM`) or
     /// segmentation; other flags ask for nothing. One 16-bit test.
     #[inline(always)]

@@ -5,7 +5,9 @@
 //! keep forwarding, each frame within 10 ms of their normal latency, while the attack goes on.
 //!
 //! Attacks: receive and transmit rings of 32768 entries made of zero-length descriptors, a
-//! call eventfd made blocking again and full, guest memory truncated under the PMD.
+//! call eventfd made blocking again and full, guest memory truncated under the PMD, a
+//! transmit ring full of 64 KiB TSO frames asking for the most segments a request may make
+//! (and for more).
 
 mod common;
 
@@ -15,10 +17,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use driver::{frame, Guest, SockDir, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, MEM_SIZE, MRG};
+use flowtable::PortNo;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use ports::mem::MemPeer;
 use ports::vhost::test_utils as driver;
 use switch::config::{Config, PortConfig, PortType};
+use switch::stats::PortCounters;
 use switch::Switch;
 use vhost::vhost_user::VhostUserFrontend;
 use vhost::VhostBackend;
@@ -40,8 +44,13 @@ struct Rig {
 }
 
 fn rig(memory: std::fs::File) -> Rig {
-    let (dir, sw, peers) = start(|_| {});
-    let guest = Guest::connect_with_memory(&dir.path("vm.sock"), 1, MRG, memory);
+    rig_with(memory, MRG, "drop")
+}
+
+/// [`rig`] with the guest acking `features` and its frames going to `vm_action`.
+fn rig_with(memory: std::fs::File, features: u64, vm_action: &str) -> Rig {
+    let (dir, sw, peers) = start(|_| {}, vm_action);
+    let guest = Guest::connect_with_memory(&dir.path("vm.sock"), 1, features, memory);
     Rig {
         _dir: dir,
         sw,
@@ -51,8 +60,12 @@ fn rig(memory: std::fs::File) -> Rig {
 }
 
 /// The switch: one PMD on the last CPU, the witnesses, `src` and the vhost-user port `vm`
-/// (socket `vm.sock` in the returned directory); `tune` adjusts the switch settings.
-fn start(tune: impl FnOnce(&mut switch::config::SwitchConfig)) -> (SockDir, Switch, Vec<MemPeer>) {
+/// (socket `vm.sock` in the returned directory), whose frames go to `vm_action`; `tune`
+/// adjusts the switch settings.
+fn start(
+    tune: impl FnOnce(&mut switch::config::SwitchConfig),
+    vm_action: &str,
+) -> (SockDir, Switch, Vec<MemPeer>) {
     let dir = SockDir::new();
     let vm = PortConfig {
         kind: PortType::VhostUser,
@@ -72,7 +85,7 @@ fn start(tune: impl FnOnce(&mut switch::config::SwitchConfig)) -> (SockDir, Swit
             flow(100, &[("in_port", "w1")], &["output:w2"]),
             flow(100, &[("in_port", "w3")], &["output:w4"]),
             flow(100, &[("in_port", "src")], &["output:vm"]),
-            flow(100, &[("in_port", "vm")], &["drop"]),
+            flow(100, &[("in_port", "vm")], &[vm_action]),
         ],
     };
     let sw = Switch::start(&cfg).expect("switch starts");
@@ -224,6 +237,68 @@ fn rings_of_empty_chains_do_not_hold_up_the_witnesses() {
     r.sw.shutdown();
 }
 
+/// The largest TCP payload one IPv4 frame holds.
+const MAX_TCP4_PAYLOAD: usize = 65_535 - 20 - 20;
+
+/// Replaces the guest's transmit ring with one of 32768 entries, every entry the same
+/// 64 KiB TSO frame asking for segments of `gso_size` bytes, and publishes them all.
+fn tso_flood(g: &mut Guest, gso_size: u16) {
+    let (hdr, tcp) = partial_tcp(&vec![0x5a; MAX_TCP4_PAYLOAD], Some(gso_size), 1);
+    let (buf, len) = g.tx_buffer_with(&hdr, &tcp);
+    let size: u16 = 32768;
+    let ring = driver::DriverRing::at(1, size, 2 << 20);
+    g.rings[1] = ring.clone();
+    let va = driver::VA_BASE;
+    g.start_vring_at(&ring, va + ring.desc, va + ring.avail, va + ring.used)
+        .unwrap();
+    for _ in 0..size {
+        g.add_chain(1, &[(buf, len, 0)]);
+    }
+    g.publish(1);
+}
+
+/// A guest may ask for up to `MAX_TCP_SEGMENTS` segments per frame (a 64 KiB frame at an
+/// MSS of 64), which the switch cuts for a memory port: a ring full of such frames costs
+/// the PMD about what as many full-size segments would, never a stall; a frame asking for
+/// more (an MSS of 1: 65,495 segments) is refused whole, unsegmented. Segments go to the
+/// memory port `src`, whose queue toward the test fills and then refuses them.
+#[test]
+fn tso_frames_asking_for_the_most_segments_do_not_hold_up_the_witnesses() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let features = MRG | driver::OFFLOADS;
+    let mut r = rig_with(driver::memfd(MEM_SIZE), features, "output:src");
+    under_attack(&mut r, "TSO frames of 1024 segments", |g| tso_flood(g, 64));
+    let vm = r.sw.port_no("vm").unwrap();
+    let src = r.sw.port_no("src").unwrap();
+    let (rx, tx) = totals(&r.sw, vm, src);
+    assert!(rx.rx_offload > 0, "{rx:?}");
+    assert_eq!(rx.rx_offload_bad, 0, "{rx:?}");
+    assert!(tx.tx_segments >= 1024, "{tx:?}");
+    r.sw.shutdown();
+
+    let mut r = rig_with(driver::memfd(MEM_SIZE), features, "output:src");
+    under_attack(&mut r, "TSO frames of 65,495 segments", |g| tso_flood(g, 1));
+    let (rx, tx) = totals(&r.sw, vm, src);
+    assert!(rx.rx_offload_bad > 0, "{rx:?}");
+    assert_eq!(rx.rx_offload, 0, "{rx:?}");
+    assert_eq!(tx.tx_segments, 0, "{tx:?}");
+    r.sw.shutdown();
+}
+
+/// The counters of ports `a` and `b`, summed over the PMDs.
+fn totals(sw: &Switch, a: PortNo, b: PortNo) -> (PortCounters, PortCounters) {
+    let (mut ca, mut cb) = (PortCounters::default(), PortCounters::default());
+    for s in sw.stats() {
+        if let Some(c) = s.stats.ports.get(a.index()) {
+            ca.add(c);
+        }
+        if let Some(c) = s.stats.ports.get(b.index()) {
+            cb.add(c);
+        }
+    }
+    (ca, cb)
+}
+
 #[test]
 fn a_blocking_call_eventfd_does_not_hold_up_the_witnesses() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -288,7 +363,7 @@ fn guest_memory_truncated_under_the_pmd_costs_only_its_port() {
 #[test]
 fn a_memory_table_over_max_guest_memory_is_refused() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (dir, sw, peers) = start(|s| s.max_guest_memory = 2 << 20);
+    let (dir, sw, peers) = start(|s| s.max_guest_memory = 2 << 20, "drop");
     let mut fe = vhost::vhost_user::Frontend::connect(dir.path("vm.sock"), 2).unwrap();
     fe.set_hdr_flags(vhost::vhost_user::message::VhostUserHeaderFlag::NEED_REPLY);
     let features = fe.get_features().unwrap();

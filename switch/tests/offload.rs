@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use ports::mem::MemPeer;
 use ports::vhost::test_utils::{wait_for, Guest, SockDir, OFFLOADS};
 use ports::VirtioNetHdr;
@@ -30,49 +30,6 @@ fn vhost_port(dir: &SockDir, name: &str) -> PortConfig {
         socket: Some(dir.path(&format!("{name}.sock"))),
         ..mem_port(name)
     }
-}
-
-/// A TCP/IPv4 frame from host 1 to host 2 with `payload`, its checksum left partial (the
-/// pseudo-header sum, as a guest's stack leaves it), and the header asking the switch to
-/// finish it (and to cut it into `mss` segments when `mss` is given).
-fn partial_tcp(payload: &[u8], mss: Option<u16>, seq: u32) -> (VirtioNetHdr, Vec<u8>) {
-    let mut frame = Vec::new();
-    PacketBuilder::ethernet2(mac(1), mac(2))
-        .ipv4(ip(1), ip(2), 64)
-        .tcp(40000, 5001, seq, 65535)
-        .ack(7)
-        .psh()
-        .write(&mut frame, payload)
-        .unwrap();
-    let tcp_len = (frame.len() - 34) as u32;
-    let words = [ip(1), ip(2)]
-        .iter()
-        .flat_map(|a| {
-            [
-                u16::from_be_bytes([a[0], a[1]]),
-                u16::from_be_bytes([a[2], a[3]]),
-            ]
-        })
-        .map(u32::from)
-        .sum::<u32>()
-        + 6
-        + tcp_len;
-    let folded = (words & 0xffff) + (words >> 16);
-    let folded = ((folded & 0xffff) + (folded >> 16)) as u16;
-    frame[50..52].copy_from_slice(&folded.to_be_bytes());
-    let hdr = VirtioNetHdr {
-        flags: VirtioNetHdr::F_NEEDS_CSUM,
-        csum_start: 34,
-        csum_offset: 16,
-        gso_type: if mss.is_some() {
-            VirtioNetHdr::GSO_TCPV4
-        } else {
-            0
-        },
-        gso_size: mss.unwrap_or(0),
-        ..Default::default()
-    };
-    (hdr, frame)
 }
 
 /// The TCP payload and sequence number of `frame`, after checking that its IPv4 header and

@@ -186,12 +186,15 @@ pub enum OffloadError {
     /// Segmentation of a frame with nothing after its transport header.
     #[error("segmentation requested on a frame with no payload")]
     GsoWithoutPayload,
-    /// A USO request that would make more datagrams than Linux allows.
-    #[error("{segments} UDP segments, more than {max}")]
-    TooManyUdpSegments {
+    /// A request that would make more segments than its kind allows
+    /// ([`GsoKind::max_segments`]).
+    #[error("gso_type {kind} asks for {segments} segments, more than {max}")]
+    TooManySegments {
+        /// The requested kind.
+        kind: GsoKind,
         /// Segments the request would make.
         segments: usize,
-        /// [`super::MAX_UDP_SEGMENTS`].
+        /// [`GsoKind::max_segments`].
         max: usize,
     },
 }

@@ -7,7 +7,7 @@ pub use ports::VirtioNetHdr;
 
 use super::error::OffloadError;
 use super::headers::{parse_link, parse_network, parse_transport, Headers};
-use super::{Csum, Gso, GsoKind, OffloadRequest, MAX_FRAME_LEN, MAX_UDP_SEGMENTS};
+use super::{Csum, Gso, GsoKind, OffloadRequest, MAX_FRAME_LEN};
 
 /// Bytes after the IP header that flow rules may match for a protocol other than TCP and
 /// UDP: SCTP's ports, ICMP's type and code.
@@ -188,10 +188,11 @@ fn check_gso(frame: &[u8], csum: Csum, request: GsoRequest) -> Result<Gso, Offlo
         ecn: request.ecn,
         headers,
     };
-    if kind == GsoKind::UdpL4 && gso.segment_count() > MAX_UDP_SEGMENTS {
-        return Err(OffloadError::TooManyUdpSegments {
+    if gso.segment_count() > kind.max_segments() {
+        return Err(OffloadError::TooManySegments {
+            kind,
             segments: gso.segment_count(),
-            max: MAX_UDP_SEGMENTS,
+            max: kind.max_segments(),
         });
     }
     Ok(gso)

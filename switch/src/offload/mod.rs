@@ -44,7 +44,9 @@
 //!   with any `gso_type`; Linux probes the headers without it), `gso_size > 0`, a `gso_type` that matches the IP version
 //!   and transport protocol, `csum_start` at the transport header and `csum_offset` at its
 //!   checksum field (16 for TCP, 6 for UDP), IPv6 without extension headers, and a payload;
-//! - USO: no ECN bit and at most [`MAX_UDP_SEGMENTS`] segments, as Linux;
+//! - USO: no ECN bit and at most [`MAX_UDP_SEGMENTS`] segments, as Linux; TSO: at most
+//!   [`MAX_TCP_SEGMENTS`] (stricter than Linux, which sets no bound: the work one frame may
+//!   ask of a PMD shared with other tenants is bounded);
 //! - flags: `NEEDS_CSUM` is acted on, `DATA_VALID` is ignored (as Linux and DPDK do, though
 //!   5.1.6.2.1 says a driver must not set it), `RSC_INFO` (which redefines the checksum
 //!   fields) and any unknown bit are refused. 5.1.6.2.2 says a device must ignore flags it
@@ -81,6 +83,13 @@ pub const MAX_FRAME_LEN: usize = 14 + 2 * 4 + 40 + 65_535;
 
 /// The most segments a USO request may make, Linux's `UDP_MAX_SEGMENTS`.
 pub const MAX_UDP_SEGMENTS: usize = 128;
+
+/// The most segments a TSO request may make: a 64 KiB frame cut at an MSS of 64, the
+/// smallest Intel's ice NICs encode (`ICE_TXD_CTX_MIN_MSS`). Linux sets no such bound (a
+/// `gso_size` of 1 asks for 65,495 segments, about 2 ms of a PMD's time), and a Linux guest
+/// cuts at least at its `tcp_min_snd_mss` (48) less options, so only a peer that advertised
+/// an MSS under about 76 leads a real guest past it.
+pub const MAX_TCP_SEGMENTS: usize = 1024;
 
 /// What a guest asked the switch to finish for one frame, checked against that frame.
 ///
@@ -135,6 +144,15 @@ impl GsoKind {
         match self {
             GsoKind::Tcp4 | GsoKind::Tcp6 => Transport::Tcp,
             GsoKind::UdpL4 => Transport::Udp,
+        }
+    }
+
+    /// The most segments one request of this kind may make: [`MAX_TCP_SEGMENTS`],
+    /// [`MAX_UDP_SEGMENTS`].
+    pub fn max_segments(self) -> usize {
+        match self.transport() {
+            Transport::Tcp => MAX_TCP_SEGMENTS,
+            Transport::Udp => MAX_UDP_SEGMENTS,
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use etherparse::PacketBuilder;
 use ports::mem::MemPeer;
+use ports::VirtioNetHdr;
 use switch::config::{Config, FlowConfig, MatchValue, PortConfig, PortType, SwitchConfig};
 use switch::Switch;
 
@@ -32,6 +33,36 @@ pub fn udp_frame(src: u8, dst: [u8; 6], dst_ip: u8, vlan: Option<u16>, seq: u32)
             .unwrap(),
     }
     out
+}
+
+/// A TCP/IPv4 frame from host 1 to host 2 with `payload`, its checksum left partial (the
+/// pseudo-header sum, as a guest's stack leaves it), and the virtio-net header asking the
+/// switch to finish it (and to cut it into `mss` segments when `mss` is given).
+pub fn partial_tcp(payload: &[u8], mss: Option<u16>, seq: u32) -> (VirtioNetHdr, Vec<u8>) {
+    let mut frame = Vec::new();
+    PacketBuilder::ethernet2(mac(1), mac(2))
+        .ipv4(ip(1), ip(2), 64)
+        .tcp(40000, 5001, seq, 65535)
+        .ack(7)
+        .psh()
+        .write(&mut frame, payload)
+        .unwrap();
+    let tcp_len = u16::try_from(frame.len() - 34).expect("an IPv4 packet");
+    let partial = switch::offload::csum::pseudo_header_v4(ip(1), ip(2), 6, tcp_len);
+    frame[50..52].copy_from_slice(&partial.to_be_bytes());
+    let hdr = VirtioNetHdr {
+        flags: VirtioNetHdr::F_NEEDS_CSUM,
+        csum_start: 34,
+        csum_offset: 16,
+        gso_type: if mss.is_some() {
+            VirtioNetHdr::GSO_TCPV4
+        } else {
+            0
+        },
+        gso_size: mss.unwrap_or(0),
+        ..Default::default()
+    };
+    (hdr, frame)
 }
 
 /// Unicast frame from host `src` to host `dst`.

@@ -11,6 +11,7 @@
 use super::{RingCounters, NET_HDR_LEN};
 use crate::offload::Offload;
 use crate::packet::{Packet, MAX_FRAME};
+use crate::port::{BURST_WORK, SEGMENT_WORK};
 use crate::vhost::split::layout::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
 use crate::vhost::virtq::{QueueError, Virtq};
 
@@ -28,6 +29,9 @@ pub(crate) fn dequeue<Q: Virtq>(
     }
     let over_cap = cnt.guest_errors;
     let offloads = q.io().tx_offloads;
+    // The burst's work so far (BURST_WORK): bytes taken, and the segments they ask for.
+    let bytes_before = cnt.bytes;
+    let mut segment_work = 0;
     let mut got = 0;
     for _ in 0..pkts.len() {
         let Some(mut head) = q.next_chain() else {
@@ -46,8 +50,12 @@ pub(crate) fn dequeue<Q: Virtq>(
         };
         match r {
             Ok(true) => {
+                let pkt = &pkts[got];
                 cnt.packets += 1;
-                cnt.bytes += pkts[got].len() as u64;
+                cnt.bytes += pkt.len() as u64;
+                if offloads {
+                    segment_work += pkt.offload().segments_asked(pkt.len()) * SEGMENT_WORK;
+                }
                 got += 1;
             }
             Ok(false) => cnt.dropped_bad_length += 1,
@@ -60,6 +68,10 @@ pub(crate) fn dequeue<Q: Virtq>(
         }
         q.push_used(&head, 0);
         q.consume(&head);
+        if (cnt.bytes - bytes_before) as usize + segment_work >= BURST_WORK {
+            // The rest waits: this guest had its share of the PMD for this turn.
+            break;
+        }
     }
     // Frames read from a repaired page are zeros, not the guest's: none goes on.
     let Some(notify) = q.end_burst(cnt.guest_errors != over_cap) else {

@@ -182,6 +182,64 @@ fn transmit_headers_are_read_only_with_csum_and_written_back_on_receive() {
     }
 }
 
+/// A transmit burst stops once its frames amount to `BURST_WORK` (bytes, and `SEGMENT_WORK`
+/// per segment a request asks for); the rest stay on the ring for the next bursts, in order.
+#[test]
+fn a_transmit_burst_stops_at_its_work_budget() {
+    const LEN: usize = 64 * 1024;
+    let tso = |gso_size| VirtioNetHdr {
+        flags: VirtioNetHdr::F_NEEDS_CSUM,
+        gso_type: VirtioNetHdr::GSO_TCPV4,
+        gso_size,
+        csum_start: 34,
+        csum_offset: 16,
+        ..Default::default()
+    };
+    // (header, frame length, whether the ring reads headers, frames per burst)
+    let cases = [
+        (VirtioNetHdr::default(), LEN, false, 8),
+        (tso(1448), LEN, false, 8),
+        (tso(1448), LEN, true, 6),
+        (tso(1), LEN, true, 1),
+        (tso(1), 60, true, 18),
+        (VirtioNetHdr::default(), 9000, true, 32),
+    ];
+    for (hdr, len, offloads, per_burst) in cases {
+        let mem = table();
+        let m = mem.mem();
+        let mut chain = hdr.to_bytes().to_vec();
+        chain.extend((0..len).map(|b| b as u8));
+        m.write_slice(&chain, GuestAddress(0x40000)).unwrap();
+        let mut tx = DriverRing::at(1, 64, 0);
+        for _ in 0..64 {
+            tx.add_chain(m, &[(0x40000, chain.len() as u32, 0)]);
+        }
+        tx.publish(m);
+        let mut txr = SplitRing::new(mem.clone(), tx.config(false), 0).unwrap();
+        txr.set_tx_offloads(offloads);
+        let mut pkts = vec![Packet::new(); 32];
+        let mut cnt = RingCounters::default();
+        let what = format!(
+            "gso_size {}, {len} bytes, offloads {offloads}",
+            hdr.gso_size
+        );
+        let mut taken = 0;
+        while taken < 64 {
+            let (got, _) = txr.dequeue(&mut pkts, &mut cnt);
+            assert_eq!(
+                got,
+                per_burst.min(64 - taken),
+                "{what}: burst after {taken}"
+            );
+            assert!(pkts[..got].iter().all(|p| p.len() == len), "{what}");
+            taken += got;
+        }
+        assert_eq!(txr.dequeue(&mut pkts, &mut cnt).0, 0, "{what}");
+        assert!(txr.fault().is_none(), "{what}: {:?}", txr.fault());
+        assert_eq!(cnt.packets, 64, "{what}");
+    }
+}
+
 /// A tiny xorshift generator: reproducible garbage without a dependency.
 struct Rng(u64);
 impl Rng {

@@ -9,7 +9,7 @@ use super::frames::{frame_spec, FrameSpec, TCP_ACK, TCP_CWR, TCP_ECE, TCP_FIN, T
 use super::reference::{check_segments, dissect, L4};
 use crate::offload::{
     segment, write_segment, CheckOffload, FrameMismatch, Gso, IpVersion, SegmentError, Transport,
-    MAX_UDP_SEGMENTS,
+    MAX_TCP_SEGMENTS, MAX_UDP_SEGMENTS,
 };
 
 /// The checked GSO request for `spec` cut at `gso_size`.
@@ -53,12 +53,11 @@ fn segment_and_check(spec: &FrameSpec, gso_size: u16) -> Vec<Vec<u8>> {
 }
 
 /// Segment sizes for a payload of `len` bytes: around the payload length (one segment, or
-/// just two), typical MSS values, and anything that keeps the count reasonable (and within
-/// USO's limit).
+/// just two), typical MSS values, and anything within the kind's segment limit.
 fn gso_size_for(spec: &FrameSpec) -> impl Strategy<Value = u16> {
     let len = spec.payload_len;
     let max_segments = match spec.transport {
-        Transport::Tcp => 2048,
+        Transport::Tcp => MAX_TCP_SEGMENTS,
         Transport::Udp => MAX_UDP_SEGMENTS,
     };
     let min = len.div_ceil(max_segments).max(1) as u16;
@@ -187,14 +186,16 @@ fn uso_segments_are_datagrams() {
 }
 
 #[test]
-fn mss_of_one_byte_over_64k() {
-    // The most segments a request can make: one per payload byte.
-    let spec = FrameSpec::simple(IpVersion::V4, Transport::Tcp, 65_535 - 40);
-    let frame = spec.guest_frame();
-    let gso = gso_of(&spec, &frame, 1);
-    let segments = segments_of(&frame, &gso);
-    assert_eq!(segments.len(), 65_495);
-    check_segments(&frame, &segments, 1);
+fn the_most_segments_a_tso_request_may_make() {
+    // The largest IPv4 frame at an MSS of 64, and an MSS of 1: one segment per payload byte.
+    for (payload, mss) in [(65_535 - 40, 64), (MAX_TCP_SEGMENTS, 1)] {
+        let spec = FrameSpec::simple(IpVersion::V4, Transport::Tcp, payload);
+        let frame = spec.guest_frame();
+        let gso = gso_of(&spec, &frame, mss);
+        let segments = segments_of(&frame, &gso);
+        assert_eq!(segments.len(), MAX_TCP_SEGMENTS);
+        check_segments(&frame, &segments, usize::from(mss));
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use super::frames::FrameSpec;
 use crate::offload::{
     CheckOffload, Csum, GsoKind, IpVersion, Layer, OffloadError, OffloadRequest, Transport,
-    VirtioNetHdr, MAX_FRAME_LEN, MAX_UDP_SEGMENTS,
+    VirtioNetHdr, MAX_FRAME_LEN, MAX_TCP_SEGMENTS, MAX_UDP_SEGMENTS,
 };
 
 fn tcp4(payload_len: usize) -> FrameSpec {
@@ -227,11 +227,48 @@ fn uso_takes_up_to_128_segments() {
     assert_eq!(gso.segment_count(), MAX_UDP_SEGMENTS);
     assert_eq!(
         error(spec.gso_hdr(99), &frame),
-        OffloadError::TooManyUdpSegments {
+        OffloadError::TooManySegments {
+            kind: GsoKind::UdpL4,
             segments: 130,
             max: MAX_UDP_SEGMENTS
         }
     );
+}
+
+#[test]
+fn tso_takes_up_to_1024_segments() {
+    let payload = (MAX_TCP_SEGMENTS - 1) * 64 + 1;
+    for (spec, kind) in [
+        (tcp4(payload), GsoKind::Tcp4),
+        (tcp6(payload), GsoKind::Tcp6),
+    ] {
+        let frame = spec.guest_frame();
+        let gso = spec
+            .gso_hdr(64)
+            .offload_request(&frame)
+            .unwrap()
+            .gso
+            .unwrap();
+        assert_eq!(gso.segment_count(), MAX_TCP_SEGMENTS);
+        assert_eq!(
+            error(spec.gso_hdr(63), &frame),
+            OffloadError::TooManySegments {
+                kind,
+                segments: payload.div_ceil(63),
+                max: MAX_TCP_SEGMENTS
+            }
+        );
+        // The largest frame at an MSS of 1: refused, whatever it would cost.
+        let big = FrameSpec::simple(spec.ip, Transport::Tcp, 65_535 - 40);
+        assert_eq!(
+            error(big.gso_hdr(1), &big.guest_frame()),
+            OffloadError::TooManySegments {
+                kind,
+                segments: 65_495,
+                max: MAX_TCP_SEGMENTS
+            }
+        );
+    }
 }
 
 // The virtio-net header's own fields.
