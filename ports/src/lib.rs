@@ -16,9 +16,10 @@
 //! Layering: depends on `flowtable` only for shared newtypes; knows nothing of the pipeline.
 #![deny(missing_docs)]
 // `unsafe` is denied everywhere but the modules that need it for speed or syscalls, which
-// allow it explicitly (`vhost::hostmem`; `afxdp::{umem, socket, xdp_prog}` for the kernel
-// rings, the UMEM and bpf(2); `tap::{dev, uring}`; `watchdog` and `vhost::sigbus` for signals);
-// each block there has a `// SAFETY:` comment.
+// allow it explicitly (`vhost::hostmem` and `vhost::packed::ring` for guest memory;
+// `afxdp::{umem, socket, xdp_prog}` for the kernel rings, the UMEM and bpf(2);
+// `tap::{dev, uring}`; `watchdog` and `vhost::sigbus` for signals); each block there has a
+// `// SAFETY:` comment.
 #![deny(unsafe_code)]
 
 pub mod afxdp;

@@ -1,5 +1,6 @@
-//! Raw, bounds-checked access to one mapped guest memory region: the only `unsafe` on the
-//! vhost-user packet path.
+//! Raw, bounds-checked access to one mapped guest memory region: with the packed ring's
+//! descriptor view (`packed::ring`), built on it, the only `unsafe` on the vhost-user
+//! packet path.
 //!
 //! vm-memory's accessors are safe but cost 40-70 instructions per call (a region iterator or
 //! slice construction, bitmap hooks, an alignment-dispatched loop for small copies); the split
@@ -66,6 +67,20 @@ impl HostRegion {
     #[inline]
     pub fn gpa(&self) -> u64 {
         self.gpa
+    }
+
+    /// Bytes in the view.
+    #[inline]
+    pub fn byte_len(&self) -> u64 {
+        self.len
+    }
+
+    /// Host address of the view's first byte, for a view with a fixed layout of its own that
+    /// checks it once and then reaches records by index (the packed descriptor ring,
+    /// `packed::ring`). Valid for [`HostRegion::byte_len`] bytes while the memory table lives.
+    #[inline]
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.base.as_ptr()
     }
 
     /// The offset of `gpa` in this region if all of `[gpa, gpa + len)` lies inside it.

@@ -25,7 +25,8 @@ pub const WRAP_BIT: u16 = 1 << 15;
 /// lap whose wrap counter is `wrap` (§2.7.1: AVAIL equals the wrap counter, USED does not).
 #[inline(always)]
 pub const fn is_avail(flags: u16, wrap: bool) -> bool {
-    ((flags & DESC_F_AVAIL != 0) == wrap) && ((flags & DESC_F_USED != 0) != wrap)
+    let want = if wrap { DESC_F_AVAIL } else { DESC_F_USED };
+    flags & (DESC_F_AVAIL | DESC_F_USED) == want
 }
 
 /// The wrap bits the device writes into a used descriptor in the lap whose wrap counter is

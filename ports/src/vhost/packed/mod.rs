@@ -6,6 +6,7 @@
 //!   structures;
 //! - `chain`: the chain walk (ring descriptors, then at most one indirect table), every step
 //!   bounded and checked;
+//! - `ring`: the descriptors, reached by index after one check of the ring's placement;
 //! - `queue`: the ring ([`PackedRing`]): placed and validated once, then a burst at a time.
 //!
 //! One array holds what the split ring keeps in three: the driver makes a descriptor
@@ -21,6 +22,8 @@
 mod chain;
 pub mod layout;
 mod queue;
+#[allow(unsafe_code)]
+mod ring;
 #[cfg(test)]
 mod tests;
 

@@ -16,9 +16,8 @@ use std::cell::Cell;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
-use super::layout::{
-    desc, event, is_avail, used_flags, PackedDesc, DESC_F_WRITE, MAX_QUEUE_SIZE, WRAP_BIT,
-};
+use super::layout::{desc, event, used_flags, PackedDesc, DESC_F_WRITE, MAX_QUEUE_SIZE, WRAP_BIT};
+use super::ring::DescRing;
 use crate::vhost::hostmem::HostRegion;
 use crate::vhost::memory::{DirtyLog, GuestMemoryTable};
 use crate::vhost::virtq::{
@@ -89,7 +88,7 @@ pub struct PackedRing {
     pub(super) size: u16,
     /// The descriptor ring, the driver's and the device's event suppression structures, each
     /// a view of exactly its own bytes (validated in `new`).
-    desc: HostRegion,
+    desc: DescRing,
     driver: HostRegion,
     device: HostRegion,
     /// Region of the last indirect table read.
@@ -146,6 +145,10 @@ impl PackedRing {
                 ("device event", cfg.used, event::ALIGN, event::SIZE),
             ],
         )?;
+        let desc = DescRing::new(desc, size).ok_or(QueueError::Misaligned {
+            ring: "descriptor",
+            addr: cfg.desc.0,
+        })?;
         let mut ring = PackedRing {
             io: GuestIo::new(mem, first_region),
             cfg,
@@ -261,30 +264,23 @@ impl PackedRing {
 
     // ----- ring primitives -----
 
-    /// The descriptor at `at` if the driver made it available in `at`'s lap: its flags are
-    /// loaded with Acquire (pairs with the driver's barrier before it flips them, §2.7.13.3),
-    /// then the rest is copied; the copy keeps the flags that were checked.
+    /// The descriptor at `at` if the driver made it available in `at`'s lap
+    /// ([`DescRing::avail`]).
     #[inline(always)]
     fn avail_at(&self, at: Pos) -> Option<PackedDesc> {
-        let off = desc::entry(at.idx);
-        let flags = self
-            .desc
-            .load_u16(off + desc::FLAGS as u64, Ordering::Acquire);
-        if !is_avail(flags, at.wrap) {
-            return None;
-        }
-        let mut d = self.ring_desc(at.idx);
-        d.flags = flags;
-        Some(d)
+        self.desc.avail(at.idx, at.wrap)
     }
 
     /// Copies descriptor `idx` (below the queue size) out of the ring.
     #[inline(always)]
     pub(super) fn ring_desc(&self, idx: u16) -> PackedDesc {
-        let mut b = [0u8; desc::SIZE as usize];
-        // Inside the ring, validated in `new`: cannot fail.
-        let _ = self.desc.read(desc::entry(idx), &mut b);
-        PackedDesc::from_bytes(&b)
+        // Positions stay below the size: never the empty descriptor (which ends a chain).
+        self.desc.read(idx).unwrap_or(PackedDesc {
+            addr: 0,
+            len: 0,
+            id: 0,
+            flags: 0,
+        })
     }
 
     /// Stores a field of the device event suppression structure and marks it dirty.
@@ -415,23 +411,17 @@ impl Virtq for PackedRing {
     /// ignore it). The burst's first one's flags wait for `end_burst`.
     #[inline(always)]
     fn push_used(&mut self, head: &PackedHead, len: u32) {
-        let off = desc::entry(self.used.idx);
-        let mut b = [0u8; 6];
-        b[..4].copy_from_slice(&len.to_le_bytes());
-        b[4..].copy_from_slice(&head.id.to_le_bytes());
-        // `len` and `id` are adjacent (bytes 8-13), inside the ring: cannot fail.
-        let _ = self.desc.write(off + desc::LEN as u64, &b);
+        let idx = self.used.idx;
         let written = if len > 0 { DESC_F_WRITE } else { 0 };
         let flags = used_flags(self.used.wrap) | written;
-        if self.held.is_none() {
-            self.held = Some((self.used.idx, flags));
-        } else {
-            // Release: id and len (and the buffer's bytes) before the flags that hand the
-            // descriptor back.
-            self.desc
-                .store_u16(off + desc::FLAGS as u64, flags, Ordering::Release);
+        let first = self.held.is_none();
+        if first {
+            self.held = Some((idx, flags));
         }
-        self.io.mark(self.desc.gpa() + off, desc::SIZE);
+        // The flags (Release: after id, len and the buffer's bytes) now, but the first's.
+        self.desc
+            .put_used(idx, head.id, len, (!first).then_some(flags));
+        self.io.mark(self.desc.gpa(idx), desc::SIZE);
         self.used = self.used.advance(head.ndescs, self.size);
     }
 
@@ -445,11 +435,10 @@ impl Virtq for PackedRing {
         let Some((idx, flags)) = self.held.take() else {
             return Some(false);
         };
-        let field = desc::entry(idx) + desc::FLAGS as u64;
         // Release: every used descriptor of the burst, and what was written into the
         // buffers, before the flags the driver waits on.
-        self.desc.store_u16(field, flags, Ordering::Release);
-        self.io.mark(self.desc.gpa() + field, 2);
+        self.desc.store_flags(idx, flags);
+        self.io.mark(self.desc.gpa(idx) + desc::FLAGS as u64, 2);
         Some(self.need_notify())
     }
 
