@@ -232,17 +232,19 @@ fn bench_vring_packed(c: &mut Criterion) {
     g.throughput(Throughput::Elements(u64::from(BURST)));
     // Bursts the ring holds: the driver refills it whenever the device has emptied it.
     let per_fill = QSIZE / BURST;
-    for mrg in [true, false] {
+    // (mergeable buffers, VIRTIO_F_IN_ORDER: one used descriptor per transmit burst)
+    for (mrg, in_order) in [(true, false), (false, false), (false, true)] {
         let (mem, mut txd, mut rxd) = packed_guest();
         let mut tx = PackedRing::new(mem.clone(), txd.config(true), 0x8000).expect("tx ring");
         let mut rx = PackedRing::new(mem.clone(), rxd.config(true), 0x8000).expect("rx ring");
+        tx.set_batch_used(in_order);
         let mut pkts = vec![Packet::new(); usize::from(BURST)];
         let mut cnt = RingCounters::default();
         let mut left = 0;
-        let name = if mrg {
-            "guest_to_guest_64B_mrg"
-        } else {
-            "guest_to_guest_64B"
+        let name = match (mrg, in_order) {
+            (true, _) => "guest_to_guest_64B_mrg",
+            (false, false) => "guest_to_guest_64B",
+            (false, true) => "guest_to_guest_64B_in_order",
         };
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {

@@ -191,7 +191,7 @@ log "all cases done in $T_TOTAL (m:ss)"
 REPORT_AWK=$SORT_AWK'
 function mpps(x) { return x == "" ? "-" : sprintf("%.2f", x / 1e6) }
 function ratio(x, y) { return (x == "" || y == "" || y == 0) ? "-" : sprintf("%.2f", x / y) }
-function ringname(r) { return r == "split,split" ? "split" : r == "packed,packed" ? "packed" : r }
+function ringname(r) { split(r, p, ","); return p[1] == p[2] ? p[1] : r }
 function header(first, extra,    k) {
     printf "| %s |", first; for (k = 1; k <= nsw; k++) printf " %s |", name[SW[k]]; printf "%s\n", extra
 }

@@ -193,10 +193,13 @@ measure_guest_inner() {
         log "$label: guest reported errors:"; grep -i "error\|fail" "$glog" | grep -v "promiscuous mode" | grep -v -- "-FAILED: 0" | tail -5 >&2
     fi
     # The ring each guest port runs: VIRTIO_F_RING_PACKED (bit 34) in the features the
-    # frontend and the switch agreed on; "split,split" unless both sides did packed.
+    # frontend and the switch agreed on; "split,split" unless both sides did packed; with
+    # "+in-order" when they agreed on VIRTIO_F_IN_ORDER (bit 35) too.
     RING=""
     while read -r f; do
-        if (( (0x$f >> 34) & 1 )); then RING+="packed,"; else RING+="split,"; fi
+        if (( (0x$f >> 34) & 1 )); then RING+="packed"; else RING+="split"; fi
+        if (( (0x$f >> 35) & 1 )); then RING+="+in-order"; fi
+        RING+=","
     done < <(grep -o "features after negotiate = [0-9a-fA-F]*" "$glog" | awk '{print $NF}')
     RING=${RING%,}; RING=${RING:-unknown}
     log "$label: guest rings (port0,port1): $RING"

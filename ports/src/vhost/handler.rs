@@ -263,6 +263,8 @@ impl Handler {
         let packed = self.features & VIRTIO_F_RING_PACKED != 0;
         let mrg = self.features & VIRTIO_NET_F_MRG_RXBUF != 0;
         let host_offloads = self.features & VIRTIO_NET_F_CSUM != 0;
+        // Transmit queues are the odd vrings (virtio-net §5.1.2).
+        let batch_used = self.features & VIRTIO_F_IN_ORDER != 0 && i % 2 == 1;
         let logging = self.features & VhostUserVirtioFeatures::LOG_ALL.bits() != 0;
         let log = self.log.clone().filter(|_| logging);
         let target = match (&self.mem, want) {
@@ -299,6 +301,7 @@ impl Handler {
                     Ok(mut ring) => {
                         ring.set_log(log);
                         ring.set_tx_offloads(host_offloads);
+                        ring.set_batch_used(batch_used);
                         Some(ring)
                     }
                     Err(e) => {

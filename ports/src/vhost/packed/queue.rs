@@ -101,6 +101,12 @@ pub struct PackedRing {
     used: Pos,
     /// The burst's first used descriptor, index and flags, whose flags `end_burst` stores.
     held: Option<(u16, u16)>,
+    /// One used descriptor per burst (VIRTIO_F_IN_ORDER on a transmit ring, see
+    /// [`PackedRing::set_batch_used`]): the burst's chains are returned by one used
+    /// descriptor at the first one's place, carrying the last one's buffer id.
+    batch_used: bool,
+    /// The buffer id of the burst's last chain, for the batch's used descriptor.
+    last_id: u16,
     /// The used position at the last notify decision; `None` until the first (§2.7.10).
     signalled: Option<Pos>,
     fault: Option<QueueError>,
@@ -161,6 +167,8 @@ impl PackedRing {
             peek: start,
             used: start,
             held: None,
+            batch_used: false,
+            last_id: 0,
             signalled: None,
             fault: None,
             bounds: Bounds::default(),
@@ -195,6 +203,17 @@ impl PackedRing {
     /// sends ([`GuestIo::tx_offloads`]).
     pub fn set_tx_offloads(&mut self, on: bool) {
         self.io.tx_offloads = on;
+    }
+
+    /// Returns each burst's chains with one used descriptor (`true`) or one each. §2.7.9:
+    /// with VIRTIO_F_IN_ORDER "devices [can] notify the use of a batch of buffers to the
+    /// driver by only writing out a single used descriptor with the Buffer ID corresponding to
+    /// the last descriptor in the batch"; the driver walks its chains up to that id (DPDK's
+    /// `virtio_xmit_cleanup_inorder_packed`; DPDK's vhost does the same on dequeue). Only for
+    /// a transmit ring: every chain there is returned with length 0, where a receive ring's
+    /// driver needs each chain's length.
+    pub fn set_batch_used(&mut self, on: bool) {
+        self.batch_used = on;
     }
 
     /// True when the ring reads and writes through `mem`.
@@ -418,6 +437,13 @@ impl Virtq for PackedRing {
         if first {
             self.held = Some((idx, flags));
         }
+        if self.batch_used {
+            // A transmit ring's chains all go back with length 0: one used descriptor for
+            // the whole burst, written by `end_burst`.
+            self.last_id = head.id;
+            self.used = self.used.advance(head.ndescs, self.size);
+            return;
+        }
         // The flags (Release: after id, len and the buffer's bytes) now, but the first's.
         self.desc
             .put_used(idx, head.id, len, (!first).then_some(flags));
@@ -437,8 +463,13 @@ impl Virtq for PackedRing {
         };
         // Release: every used descriptor of the burst, and what was written into the
         // buffers, before the flags the driver waits on.
-        self.desc.store_flags(idx, flags);
-        self.io.mark(self.desc.gpa(idx) + desc::FLAGS as u64, 2);
+        if self.batch_used {
+            self.desc.put_used(idx, self.last_id, 0, Some(flags));
+            self.io.mark(self.desc.gpa(idx), desc::SIZE);
+        } else {
+            self.desc.store_flags(idx, flags);
+            self.io.mark(self.desc.gpa(idx) + desc::FLAGS as u64, 2);
+        }
         Some(self.need_notify())
     }
 

@@ -6,6 +6,7 @@
 //! wrap counter, its used position and wrap counter, and how many ring descriptors each
 //! outstanding buffer id spans.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{fence, Ordering};
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -50,6 +51,11 @@ pub struct PackedDriverRing {
     pub chain_len: Vec<u16>,
     /// Chains written but not yet made available: their first descriptor and its flags.
     unpublished: Vec<(u16, u16)>,
+    /// Buffer ids of the chains added and not yet used, in the order they were added.
+    outstanding: VecDeque<u16>,
+    /// Chains the used descriptors polled so far completed: (buffer id, length), one each;
+    /// an in-order batch's earlier chains get length 0 (§2.7.9).
+    completed: Vec<(u32, u32)>,
 }
 
 impl PackedDriverRing {
@@ -74,6 +80,8 @@ impl PackedDriverRing {
             next_id: 0,
             chain_len: vec![0; usize::from(size)],
             unpublished: Vec::new(),
+            outstanding: VecDeque::new(),
+            completed: Vec::new(),
         }
     }
 
@@ -146,6 +154,12 @@ impl PackedDriverRing {
         if let Some(n) = self.chain_len.get_mut(usize::from(id)) {
             *n = descs.len() as u16;
         }
+        // At most a ring's worth: a driver that overwrites chains it never took back used
+        // (benchmarks refilling the ring) forgets the oldest.
+        if self.outstanding.len() >= usize::from(self.size) {
+            self.outstanding.pop_front();
+        }
+        self.outstanding.push_back(id);
         self.unpublished.push((head, head_flags));
         head
     }
@@ -206,7 +220,9 @@ impl PackedDriverRing {
     }
 
     /// The next used descriptor, if the device has written it (its flags loaded with Acquire,
-    /// §2.7.9); moves the used position past its chain.
+    /// §2.7.9); moves the used position past its chain, or, as an in-order driver does, past
+    /// every chain added before it too when the device returned a batch with one descriptor
+    /// (the chains it completed are what [`PackedDriverRing::take_used`] reports).
     pub fn poll_used(&mut self, mem: &GuestMemoryMmap) -> Option<PackedDesc> {
         let flags = self.read_flags(mem, self.next_used);
         let used = (flags & DESC_F_USED != 0) == self.used_wrap
@@ -215,9 +231,23 @@ impl PackedDriverRing {
             return None;
         }
         let d = self.read_desc(mem, self.next_used);
-        let n = self.chain_len[usize::from(d.id)];
+        let mut n = 0u32;
+        if self.outstanding.contains(&d.id) {
+            while let Some(id) = self.outstanding.pop_front() {
+                n += u32::from(self.chain_len[usize::from(id)]);
+                let len = if id == d.id { d.len } else { 0 };
+                self.completed.push((u32::from(id), len));
+                if id == d.id {
+                    break;
+                }
+            }
+        } else {
+            // A descriptor the test wrote by hand: its own chain only.
+            n = u32::from(self.chain_len[usize::from(d.id)]);
+            self.completed.push((u32::from(d.id), d.len));
+        }
         assert!(n > 0, "used id {} names no chain", d.id);
-        let next = u32::from(self.next_used) + u32::from(n);
+        let next = u32::from(self.next_used) + n;
         if next >= u32::from(self.size) {
             self.used_wrap = !self.used_wrap;
         }
@@ -230,13 +260,13 @@ impl PackedDriverRing {
         std::iter::from_fn(|| self.poll_used(mem)).collect()
     }
 
-    /// New used descriptors (buffer id, length) since the last call (the split driver's
+    /// The chains the used descriptors written since the last poll completed (buffer id,
+    /// length), one each, also those an in-order batch returned with one used descriptor (the split driver's
     /// [`super::DriverRing::take_used`] shape).
     pub fn take_used(&mut self, mem: &GuestMemoryMmap) -> Vec<(u32, u32)> {
-        self.take_used_descs(mem)
-            .iter()
-            .map(|d| (u32::from(d.id), d.len))
-            .collect()
+        self.completed.clear();
+        self.take_used_descs(mem);
+        std::mem::take(&mut self.completed)
     }
 
     /// Writes the driver event suppression area: `off_wrap` (read with `FLAG_DESC` only),

@@ -65,6 +65,15 @@ impl Virtqueue {
         each!(self, r => r.set_tx_offloads(on))
     }
 
+    /// On a transmit ring with VIRTIO_F_IN_ORDER: returns each burst's chains with one used
+    /// descriptor ([`PackedRing::set_batch_used`]). The split ring writes every used element
+    /// (DPDK's in-order split driver reads each one's id).
+    pub fn set_batch_used(&mut self, on: bool) {
+        if let Virtqueue::Packed(r) = self {
+            r.set_batch_used(on);
+        }
+    }
+
     /// True when the ring reads and writes through `mem`.
     pub fn uses(&self, mem: &Arc<GuestMemoryTable>) -> bool {
         each!(self, r => r.uses(mem))
