@@ -87,6 +87,7 @@ pub fn extract(frame: &[u8], in_port: PortNo) -> FlowKey {
 /// [`extract`] into `k` (all of it overwritten): the PMD fills its burst's key array in
 /// place instead of copying each returned 104-byte key into it.
 pub fn extract_into(frame: &[u8], in_port: PortNo, k: &mut FlowKey) {
+    *k = FlowKey::ZERO;
     let Some((eth_type, rest)) = l2(frame, in_port, k) else {
         return;
     };
@@ -103,14 +104,16 @@ pub fn extract_into(frame: &[u8], in_port: PortNo, k: &mut FlowKey) {
 /// nothing more (a port whose rule outputs every frame to plain ports: the VLAN edits on the
 /// way are all that looks at the frame).
 pub fn extract_l2_into(frame: &[u8], in_port: PortNo, k: &mut FlowKey) {
-    let _ = l2(frame, in_port, k);
+    // Built in a local and stored once (4 instructions a frame fewer than filling `k`).
+    let mut key = FlowKey::ZERO;
+    let _ = l2(frame, in_port, &mut key);
+    *k = key;
 }
 
-/// Resets `k` and fills its L2 fields; returns the EtherType and what follows the L2 headers
-/// when there is an L3 header to parse.
+/// Fills the L2 fields of `k` (all zero before); returns the EtherType and what follows the
+/// L2 headers when there is an L3 header to parse.
 #[inline(always)]
 fn l2<'a>(frame: &'a [u8], in_port: PortNo, k: &mut FlowKey) -> Option<(u16, &'a [u8])> {
-    *k = FlowKey::ZERO;
     k.set_in_port(in_port);
 
     let (eth, mut rest) = frame.split_first_chunk::<14>()?;
