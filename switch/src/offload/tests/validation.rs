@@ -214,52 +214,43 @@ fn payload_within_one_segment_is_still_a_gso_request() {
     assert_eq!(gso.max_segment_len(), spec.header_len() + 100);
 }
 
+/// Each kind takes requests up to its segment limit (USO: Linux's 128; TSO: 1,024, a 64 KiB
+/// frame at an MSS of 64) and refuses one segment size smaller.
 #[test]
-fn uso_takes_up_to_128_segments() {
-    let spec = udp4(MAX_UDP_SEGMENTS * 100);
-    let frame = spec.guest_frame();
-    let gso = spec
-        .gso_hdr(100)
-        .offload_request(&frame)
-        .unwrap()
-        .gso
-        .unwrap();
-    assert_eq!(gso.segment_count(), MAX_UDP_SEGMENTS);
-    assert_eq!(
-        error(spec.gso_hdr(99), &frame),
-        OffloadError::TooManySegments {
-            kind: GsoKind::UdpL4,
-            segments: 130,
-            max: MAX_UDP_SEGMENTS
-        }
-    );
-}
-
-#[test]
-fn tso_takes_up_to_1024_segments() {
-    let payload = (MAX_TCP_SEGMENTS - 1) * 64 + 1;
-    for (spec, kind) in [
-        (tcp4(payload), GsoKind::Tcp4),
-        (tcp6(payload), GsoKind::Tcp6),
+fn requests_take_up_to_their_kinds_segment_limit() {
+    let udp = MAX_UDP_SEGMENTS * 100;
+    let tcp = (MAX_TCP_SEGMENTS - 1) * 64 + 1;
+    for (spec, kind, size) in [
+        (udp4(udp), GsoKind::UdpL4, 100),
+        (tcp4(tcp), GsoKind::Tcp4, 64),
+        (tcp6(tcp), GsoKind::Tcp6, 64),
     ] {
         let frame = spec.guest_frame();
+        let max = kind.max_segments();
         let gso = spec
-            .gso_hdr(64)
+            .gso_hdr(size)
             .offload_request(&frame)
             .unwrap()
             .gso
             .unwrap();
-        assert_eq!(gso.segment_count(), MAX_TCP_SEGMENTS);
+        assert_eq!(gso.segment_count(), max, "{kind}");
         assert_eq!(
-            error(spec.gso_hdr(63), &frame),
+            error(spec.gso_hdr(size - 1), &frame),
             OffloadError::TooManySegments {
                 kind,
-                segments: payload.div_ceil(63),
-                max: MAX_TCP_SEGMENTS
+                segments: spec.payload_len.div_ceil(usize::from(size - 1)),
+                max
             }
         );
-        // The largest frame at an MSS of 1: refused, whatever it would cost.
-        let big = FrameSpec::simple(spec.ip, Transport::Tcp, 65_535 - 40);
+    }
+    assert_eq!(GsoKind::UdpL4.max_segments(), 128);
+    assert_eq!(GsoKind::Tcp4.max_segments(), 1024);
+    // The largest TCP frames at an MSS of 1: refused, whatever they would cost.
+    for (ip, kind) in [
+        (IpVersion::V4, GsoKind::Tcp4),
+        (IpVersion::V6, GsoKind::Tcp6),
+    ] {
+        let big = FrameSpec::simple(ip, Transport::Tcp, 65_535 - 40);
         assert_eq!(
             error(big.gso_hdr(1), &big.guest_frame()),
             OffloadError::TooManySegments {
