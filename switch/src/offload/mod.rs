@@ -86,7 +86,7 @@ pub const MAX_UDP_SEGMENTS: usize = 128;
 
 /// The most segments a TSO request may make: a 64 KiB frame cut at an MSS of 64, the
 /// smallest Intel's ice NICs encode (`ICE_TXD_CTX_MIN_MSS`). Linux sets no such bound (a
-/// `gso_size` of 1 asks for 65,495 segments, about 2 ms of a PMD's time), and a Linux guest
+/// `gso_size` of 1 asks for 65,495 segments, about 2.5 ms of a PMD's time), and a Linux guest
 /// cuts at least at its `tcp_min_snd_mss` (48) less options, so only a peer that advertised
 /// an MSS under about 76 leads a real guest past it.
 pub const MAX_TCP_SEGMENTS: usize = 1024;
