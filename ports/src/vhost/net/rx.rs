@@ -35,8 +35,7 @@ pub(crate) fn enqueue<Q: Virtq>(
         if let Some(head) = q.next_chain() {
             // One descriptor, not counted (as on transmit).
             if let Some(written) = write_rx_fast(q, &head, pkt) {
-                q.push_used(&head, written);
-                q.consume(&head);
+                q.complete(&head, written);
                 cnt.packets += 1;
                 cnt.bytes += pkt.len() as u64;
                 taken += 1;
@@ -113,8 +112,7 @@ fn enqueue_single<Q: Virtq>(q: &mut Q, pkt: &Packet) -> Result<Option<bool>, Que
     q.start_gather();
     let cap = match q.collect(&mut head, true) {
         Err(QueueError::ChainOverCap) => {
-            q.push_used(&head, 0);
-            q.consume(&head);
+            q.complete(&head, 0);
             return Err(QueueError::ChainOverCap);
         }
         r => r?,

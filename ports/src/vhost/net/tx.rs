@@ -66,8 +66,7 @@ pub(crate) fn dequeue<Q: Virtq>(
                 break;
             }
         }
-        q.push_used(&head, 0);
-        q.consume(&head);
+        q.complete(&head, 0);
         if (cnt.bytes - bytes_before) as usize + segment_work >= BURST_WORK {
             // The rest waits: this guest had its share of the PMD for this turn.
             break;

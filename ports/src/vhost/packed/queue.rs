@@ -283,6 +283,30 @@ impl PackedRing {
 
     // ----- ring primitives -----
 
+    /// Writes the used descriptor for `head` at the used position, without moving it (see
+    /// `push_used`): the burst's first one's flags wait for `end_burst`, and with
+    /// `batch_used` nothing is written until then.
+    #[inline(always)]
+    fn write_used(&mut self, head: &PackedHead, len: u32) {
+        let idx = self.used.idx;
+        let written = if len > 0 { DESC_F_WRITE } else { 0 };
+        let flags = used_flags(self.used.wrap) | written;
+        let first = self.held.is_none();
+        if first {
+            self.held = Some((idx, flags));
+        }
+        if self.batch_used {
+            // A transmit ring's chains all go back with length 0: one used descriptor for
+            // the whole burst, written by `end_burst`.
+            self.last_id = head.id;
+            return;
+        }
+        // The flags (Release: after id, len and the buffer's bytes) now, but the first's.
+        self.desc
+            .put_used(idx, head.id, len, (!first).then_some(flags));
+        self.io.mark(self.desc.gpa(idx), desc::SIZE);
+    }
+
     /// The descriptor at `at` if the driver made it available in `at`'s lap
     /// ([`DescRing::avail`]).
     #[inline(always)]
@@ -430,25 +454,21 @@ impl Virtq for PackedRing {
     /// ignore it). The burst's first one's flags wait for `end_burst`.
     #[inline(always)]
     fn push_used(&mut self, head: &PackedHead, len: u32) {
-        let idx = self.used.idx;
-        let written = if len > 0 { DESC_F_WRITE } else { 0 };
-        let flags = used_flags(self.used.wrap) | written;
-        let first = self.held.is_none();
-        if first {
-            self.held = Some((idx, flags));
-        }
-        if self.batch_used {
-            // A transmit ring's chains all go back with length 0: one used descriptor for
-            // the whole burst, written by `end_burst`.
-            self.last_id = head.id;
-            self.used = self.used.advance(head.ndescs, self.size);
-            return;
-        }
-        // The flags (Release: after id, len and the buffer's bytes) now, but the first's.
-        self.desc
-            .put_used(idx, head.id, len, (!first).then_some(flags));
-        self.io.mark(self.desc.gpa(idx), desc::SIZE);
+        self.write_used(head, len);
         self.used = self.used.advance(head.ndescs, self.size);
+    }
+
+    /// `push_used` then `consume`, with the position past the chain computed once: a chain
+    /// taken alone is completed where it starts (chains are completed in order, so the used
+    /// position is the chain's own), and all three positions move past it together.
+    #[inline(always)]
+    fn complete(&mut self, head: &PackedHead, len: u32) {
+        debug_assert_eq!(self.used, head.at, "completed in order");
+        self.write_used(head, len);
+        let next = head.at.advance(head.ndescs, self.size);
+        self.used = next;
+        self.peek = next;
+        self.avail = next;
     }
 
     #[inline(always)]

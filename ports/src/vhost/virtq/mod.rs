@@ -132,6 +132,13 @@ pub(crate) trait Virtq {
     }
     /// Completes a taken chain with `len` bytes written (published by `end_burst`).
     fn push_used(&mut self, head: &Self::Head, len: u32);
+    /// Completes `head` with `len` bytes written and takes it (`push_used` then `consume`):
+    /// a chain taken alone, as every transmit chain and every single-chain receive is.
+    #[inline(always)]
+    fn complete(&mut self, head: &Self::Head, len: u32) {
+        self.push_used(head, len);
+        self.consume(head);
+    }
     /// Ends a burst: publishes the used chains and says whether to notify the driver;
     /// `hostile` (the burst returned chains over the cap) makes the ring sit out the next
     /// bursts. `None`, with nothing published and the ring broken, when guest memory or the
