@@ -148,7 +148,8 @@ pub struct PmdStats {
     pub port_decided: u64,
     /// Exact-match cache hits.
     pub emc_hits: u64,
-    /// Exact-match cache misses (each one a classifier lookup).
+    /// Exact-match cache misses (each one a classifier lookup), frames decided while the
+    /// cache sits out for hitting too rarely included (`pmd::lookup::EmcGate`).
     pub emc_misses: u64,
     /// Classifier lookups that matched a rule.
     pub classifier_hits: u64,

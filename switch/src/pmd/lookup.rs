@@ -62,19 +62,88 @@ impl Misses {
     }
 }
 
+/// Lookups the exact-match cache is judged on at a time ([`EmcGate`]).
+const GATE_WINDOW: u32 = 4096;
+/// Hits in a window below which the cache sits out: 1 in 10. A hit saves a classifier
+/// lookup (about 250 instructions with one subtable), a lookup costs the key's hash and a
+/// probe of two ways (about 110) whether it hits or not; at a tenth the cache costs more
+/// than it saves.
+const GATE_MIN_HITS: u32 = GATE_WINDOW / 10;
+/// Frames decided without the cache after a window it did not earn, before it is asked
+/// again for another window (so it comes back within ~64k frames when the flows change).
+const GATE_SIT_OUT: u32 = 15 * GATE_WINDOW;
+
+/// Asks the exact-match cache only while it earns its cost. With many more flows than it has
+/// entries (a million flows over 8192) it hits a frame in a hundred; its lookup, insert and
+/// the burst's repeat filter are then a quarter of the miss path, for nothing. The cache's hit
+/// rate is judged over windows of [`GATE_WINDOW`] lookups; after a window under
+/// [`GATE_MIN_HITS`], frames go straight to the classifier for [`GATE_SIT_OUT`] frames, then
+/// the cache is asked for another window (its entries stay, still valid until the rules
+/// change).
+#[derive(Default)]
+pub(crate) struct EmcGate {
+    lookups: u32,
+    hits: u32,
+    sit_out: u32,
+}
+
+impl EmcGate {
+    /// True when a burst of `n` frames is to skip the cache (and counts it against the
+    /// sit-out).
+    #[inline]
+    fn skips(&mut self, n: usize) -> bool {
+        if self.sit_out == 0 {
+            return false;
+        }
+        self.sit_out = self.sit_out.saturating_sub(n as u32);
+        true
+    }
+
+    /// Counts a burst's `lookups` of which `hits` hit; closes the window when it is full.
+    #[inline]
+    fn record(&mut self, lookups: usize, hits: usize) {
+        self.lookups += lookups as u32;
+        self.hits += hits as u32;
+        if self.lookups >= GATE_WINDOW {
+            if self.hits < GATE_MIN_HITS {
+                self.sit_out = GATE_SIT_OUT;
+            }
+            self.lookups = 0;
+            self.hits = 0;
+        }
+    }
+
+    /// True while the cache sits out.
+    #[cfg(test)]
+    pub fn sitting_out(&self) -> bool {
+        self.sit_out > 0
+    }
+}
+
 /// Looks up `keys` (at most [`BURST`]), writing one decision per key. EMC misses are looked
 /// up in the classifier together and their results cached. A frame repeating an earlier miss
 /// of the same burst (same flow) takes that miss's result and counts as a cache hit, as it
-/// would have had the misses been looked up one by one.
+/// would have had the misses been looked up one by one. While the cache does not earn its
+/// cost ([`EmcGate`]) every frame goes to the classifier, counted as a cache miss.
 pub(crate) fn decide(
     keys: &[FlowKey],
     out: &mut [Decision],
     emc: &mut Emc<Decision>,
+    gate: &mut EmcGate,
     classifier: &mut Classifier,
     misses: &mut Misses,
     stats: &mut PmdStats,
 ) {
     let n = keys.len().min(BURST).min(out.len());
+    if gate.skips(n) {
+        classifier.lookup_batch(&keys[..n], &mut out[..n]);
+        let matched = out[..n].iter().filter(|d| d.is_some()).count() as u64;
+        stats.emc_misses += n as u64;
+        stats.classifier_hits += matched;
+        stats.classifier_misses += n as u64 - matched;
+        return;
+    }
+    let hits_before = stats.emc_hits;
     let mut m = 0;
     // The misses so far, as a 256-bit filter on 8 bits of their hashes: a miss whose bit is
     // clear repeats none of them, without a scan (with many flows most frames miss, and the
@@ -107,6 +176,7 @@ pub(crate) fn decide(
         misses.pos[m] = i as u8;
         m += 1;
     }
+    gate.record(n, (stats.emc_hits - hits_before) as usize);
     if m == 0 {
         return;
     }

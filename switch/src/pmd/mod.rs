@@ -40,7 +40,7 @@ use crate::tunnel::Tunnel;
 use clock::Clock;
 use command::Flow;
 use idle::Sleeper;
-use lookup::{Decision, Misses, PortDecision};
+use lookup::{Decision, EmcGate, Misses, PortDecision};
 use vlan::PortVlan;
 
 /// How often a PMD copies its counters into its mirror.
@@ -98,6 +98,8 @@ pub(crate) struct Pmd {
     /// in-port alone (recomputed on every rule or port change), else `None`.
     port_decisions: Vec<Option<PortDecision>>,
     emc: Emc<Decision>,
+    /// Whether the cache is asked at all (it sits out while it hits too rarely).
+    emc_gate: EmcGate,
     fdb: MacTable,
     announce: Vec<(L2Domain, MacAddr, PortNo)>,
 
@@ -145,6 +147,7 @@ impl Pmd {
             keys: vec![FlowKey::ZERO; BURST],
             decisions: vec![None; BURST],
             misses: Misses::new(),
+            emc_gate: EmcGate::default(),
             segment: Packet::new(),
             offload_log: LogLimit::default(),
             stats: PmdStats::default(),

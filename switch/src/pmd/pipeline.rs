@@ -133,6 +133,7 @@ impl Pmd {
                 &self.keys[..n],
                 &mut self.decisions[..n],
                 &mut self.emc,
+                &mut self.emc_gate,
                 &mut self.classifier,
                 &mut self.misses,
                 &mut self.stats,
