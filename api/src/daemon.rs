@@ -266,12 +266,7 @@ fn keep_off_pmd_cores(pmd_cores: &[usize]) {
 fn log_totals(sw: &Switch) {
     let stats = sw.stats();
     for port in sw.ports() {
-        let mut total = switch::stats::PortCounters::default();
-        for s in &stats {
-            if let Some(c) = s.stats.ports.get(port.no.index()) {
-                total.add(c);
-            }
-        }
+        let total = switch::stats::PortCounters::total(&stats, port.no);
         info!(
             port = %port.config.name,
             rx_packets = total.rx_packets,

@@ -109,6 +109,18 @@ impl PortCounters {
         self.tx_segments += o.tx_segments;
         self.tx_csum_filled += o.tx_csum_filled;
     }
+
+    /// Port `port`'s counters summed over the PMDs' snapshots `pmds` (each PMD counts the
+    /// frames it moved).
+    pub fn total(pmds: &[PmdSnapshot], port: PortNo) -> PortCounters {
+        let mut total = PortCounters::default();
+        for s in pmds {
+            if let Some(c) = s.stats.ports.get(port.index()) {
+                total.add(c);
+            }
+        }
+        total
+    }
 }
 
 /// One rx queue's counters, kept by the PMD polling it.

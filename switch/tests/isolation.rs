@@ -287,16 +287,8 @@ fn tso_frames_asking_for_the_most_segments_do_not_hold_up_the_witnesses() {
 
 /// The counters of ports `a` and `b`, summed over the PMDs.
 fn totals(sw: &Switch, a: PortNo, b: PortNo) -> (PortCounters, PortCounters) {
-    let (mut ca, mut cb) = (PortCounters::default(), PortCounters::default());
-    for s in sw.stats() {
-        if let Some(c) = s.stats.ports.get(a.index()) {
-            ca.add(c);
-        }
-        if let Some(c) = s.stats.ports.get(b.index()) {
-            cb.add(c);
-        }
-    }
-    (ca, cb)
+    let pmds = sw.stats();
+    (PortCounters::total(&pmds, a), PortCounters::total(&pmds, b))
 }
 
 #[test]

@@ -86,19 +86,7 @@ fn received(g: &mut Guest, posted: &[(u16, u64)]) -> Vec<(VirtioNetHdr, Vec<u8>)
 }
 
 fn counters(sw: &Switch, name: &str) -> PortCounters {
-    let no = sw
-        .ports()
-        .into_iter()
-        .find(|p| p.config.name == name)
-        .unwrap()
-        .no;
-    let mut total = PortCounters::default();
-    for s in sw.stats() {
-        if let Some(c) = s.stats.ports.get(no.index()) {
-            total.add(c);
-        }
-    }
-    total
+    PortCounters::total(&sw.stats(), sw.port_no(name).unwrap())
 }
 
 /// Posts `n` receive buffers on a guest's vring 0 and publishes them.

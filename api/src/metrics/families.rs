@@ -152,12 +152,7 @@ pub fn record(view: &View) {
 /// Per-port totals (summed over PMDs) and connection state.
 fn record_ports(view: &View) {
     for p in &view.ports {
-        let mut sum = PortCounters::default();
-        for snap in &view.pmds {
-            if let Some(c) = snap.stats.ports.get(p.no.index()) {
-                sum.add(c);
-            }
-        }
+        let sum = PortCounters::total(&view.pmds, p.no);
         let port = p.name.clone();
         counter!("vswitch_port_rx_packets_total", "port" => port.clone()).absolute(sum.rx_packets);
         counter!("vswitch_port_rx_bytes_total", "port" => port.clone()).absolute(sum.rx_bytes);

@@ -110,12 +110,7 @@ fn view(app: &App, p: PortInfo) -> PortView {
         .find(|&(no, _)| no == p.no)
         .and_then(|(_, f)| f)
         .map(GuestFaultsView::from);
-    let mut total = PortCounters::default();
-    for s in app.switch.stats() {
-        if let Some(c) = s.stats.ports.get(p.no.index()) {
-            total.add(c);
-        }
-    }
+    let total = PortCounters::total(&app.switch.stats(), p.no);
     PortView {
         name: p.config.name.clone(),
         port_no: p.no.0,
